@@ -1,0 +1,131 @@
+//! Command submission with bounded waits (xHCI 1.2 §4.6), command ring
+//! abort/reset (§4.6.1.2) and endpoint restart (§4.6.8, §4.6.10, §4.8.3).
+#![forbid(unsafe_code)]
+
+use crate::context::{EP_STATE_HALTED, EP_STATE_STOPPED};
+use crate::controller::{CommandDone, Controller, PendingCommand, WAIT_STEP_US};
+use crate::error::Error;
+use crate::hal::Hal;
+use crate::regs::*;
+use crate::ring::ProducerRing;
+use crate::trb::{CompletionCode, command};
+
+/// How long a command may take before we abort it.
+const COMMAND_TIMEOUT_US: u64 = 500_000;
+
+impl<H: Hal> Controller<H> {
+    /// Places a command on the ring, rings doorbell 0 and waits (draining
+    /// events through the dispatcher) for its completion.
+    pub(crate) fn command(
+        &mut self,
+        trb: [u32; 4],
+        name: &'static str,
+    ) -> Result<CommandDone, Error> {
+        if self.dead {
+            return Err(Error::Dead);
+        }
+        if self.pending_command.is_some() {
+            // a previous command never completed: get a clean ring first
+            self.abort_and_reset_command_ring()?;
+        }
+        let phys = self.command_ring.push(&mut self.mem.command_ring, trb);
+        self.command_done = None;
+        self.pending_command = Some(PendingCommand { trb: phys, name });
+        self.regs.ring_doorbell(0, 0);
+        let result = self.wait_for(COMMAND_TIMEOUT_US, name, |c| {
+            c.health()?;
+            c.process_events();
+            Ok(c.command_done.is_some_and(|d| d.trb == phys))
+        });
+        match result {
+            Ok(()) => {
+                let done = self
+                    .command_done
+                    .take()
+                    .ok_or(Error::Timeout { what: name })?;
+                match done.code {
+                    Ok(CompletionCode::Success) => Ok(done),
+                    code => Err(Error::CommandFailed {
+                        command: name,
+                        code,
+                    }),
+                }
+            }
+            Err(e) => {
+                if matches!(e, Error::Timeout { .. }) {
+                    // best effort; the command's own timeout is the error to report
+                    let _ = self.abort_and_reset_command_ring();
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Stops the command ring (CRCR.CA, §4.6.1.2), waits for CRR to clear,
+    /// drains the resulting events and rewinds the ring to a clean state.
+    pub(crate) fn abort_and_reset_command_ring(&mut self) -> Result<bool, Error> {
+        let mut aborted = false;
+        if self.regs.op(OP_CRCR) & CRCR_CRR != 0 {
+            // Only the low dword: writing the high dword would be taken as a new pointer.
+            self.regs.set_op(OP_CRCR, CRCR_CA);
+            aborted = true;
+            // CRR stays set until the abort is done; give the controller a moment first.
+            self.hal.delay_us(WAIT_STEP_US);
+            self.wait_for(COMMAND_TIMEOUT_US, "command ring stop (CRCR.CRR)", |c| {
+                c.process_events();
+                Ok(c.regs.op(OP_CRCR) & CRCR_CRR == 0)
+            })?;
+        }
+        self.process_events();
+        self.pending_command = None;
+        self.command_done = None;
+        self.command_ring = ProducerRing::reset(&mut self.mem.command_ring);
+        self.regs
+            .set_op64(OP_CRCR, self.mem.command_ring.phys() | u64::from(CRCR_RCS));
+        Ok(aborted)
+    }
+
+    /// Brings endpoint `dci` of a slot back to a clean, empty ring: Reset
+    /// Endpoint if halted, Stop Endpoint if running, re-initialise the ring,
+    /// Set TR Dequeue Pointer (§4.6.10). The caller re-arms transfers.
+    pub(crate) fn restart_endpoint(&mut self, index: usize, dci: u8) -> Result<(), Error> {
+        let slot = index as u8 + 1;
+        let context = self.caps.context;
+        let state = context.endpoint_state(&self.devices[index].mem.device_context, dci);
+        if state == EP_STATE_HALTED {
+            self.command(command::reset_endpoint(slot, dci), "Reset Endpoint")?;
+        } else if state != EP_STATE_STOPPED {
+            match self.command(command::stop_endpoint(slot, dci), "Stop Endpoint") {
+                // already stopped/halted by the time the command ran
+                Err(Error::CommandFailed {
+                    code: Ok(CompletionCode::ContextStateError),
+                    ..
+                }) => {
+                    let now = context.endpoint_state(&self.devices[index].mem.device_context, dci);
+                    if now == EP_STATE_HALTED {
+                        self.command(command::reset_endpoint(slot, dci), "Reset Endpoint")?;
+                    }
+                }
+                other => {
+                    other?;
+                }
+            }
+        }
+        let device = &mut self.devices[index];
+        let (phys, cycle) = if dci == 1 {
+            device.ep0 = ProducerRing::reset(&mut device.mem.ep0_ring);
+            device.control_status_trb = None;
+            device.control_done = None;
+            (device.mem.ep0_ring.phys(), device.ep0.cycle())
+        } else {
+            device.intr = ProducerRing::reset(&mut device.mem.intr_ring);
+            device.intr_outstanding = None;
+            (device.mem.intr_ring.phys(), device.intr.cycle())
+        };
+        self.command(
+            command::set_tr_dequeue(slot, dci, phys, cycle),
+            "Set TR Dequeue Pointer",
+        )?;
+        Ok(())
+    }
+}

@@ -1,0 +1,173 @@
+//! Device, input, slot and endpoint contexts (xHCI 1.2 §6.2), 32- or 64-byte.
+//!
+//! Contexts live in DMA memory and are written field by field through
+//! [`DmaBuf`]; reads of controller-owned contexts return raw, masked values
+//! (never a panicking enum conversion, unlike the `xhci` crate's getters).
+#![forbid(unsafe_code)]
+
+use crate::dma::DmaBuf;
+
+/// A 32-byte context as laid out in memory, 64-byte aligned (§6.2.1: device
+/// and input contexts must be 64-byte aligned).
+#[repr(C, align(64))]
+#[allow(
+    dead_code,
+    reason = "documents the hardware layout; sizes are asserted"
+)]
+pub(crate) struct Context32(pub(crate) [u32; 8]);
+/// A 64-byte context (HCCPARAMS1.CSZ = 1).
+#[repr(C, align(64))]
+#[allow(
+    dead_code,
+    reason = "documents the hardware layout; sizes are asserted"
+)]
+pub(crate) struct Context64(pub(crate) [u32; 16]);
+
+const _: () = assert!(core::mem::size_of::<[u32; 8]>() == 32);
+const _: () = assert!(core::mem::size_of::<[u32; 16]>() == 64);
+const _: () = assert!(core::mem::align_of::<Context32>() == 64);
+const _: () = assert!(core::mem::align_of::<Context64>() == 64);
+
+/// Number of contexts in a device context (slot + 31 endpoints).
+pub(crate) const DEVICE_CONTEXTS: usize = 32;
+/// Number of contexts in an input context (input control + device context).
+pub(crate) const INPUT_CONTEXTS: usize = 33;
+/// Bytes to reserve for a device context at the largest context size.
+pub(crate) const DEVICE_CONTEXT_BYTES: usize = DEVICE_CONTEXTS * 64;
+/// Bytes to reserve for an input context at the largest context size.
+pub(crate) const INPUT_CONTEXT_BYTES: usize = INPUT_CONTEXTS * 64;
+
+/// Endpoint types (§6.2.3, Table 6-9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EndpointType {
+    /// Control, bidirectional.
+    Control = 4,
+    /// Interrupt IN.
+    InterruptIn = 7,
+}
+
+/// Endpoint states (§6.2.3, Table 6-8), raw.
+pub(crate) const EP_STATE_HALTED: u8 = 2;
+/// Stopped.
+pub(crate) const EP_STATE_STOPPED: u8 = 3;
+
+/// Slot context fields we program (§6.2.2).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct SlotFields {
+    /// Route string (hub tiers below the root port).
+    pub(crate) route: u32,
+    /// PORTSC speed ID.
+    pub(crate) speed: u8,
+    /// Last valid endpoint context index (DCI).
+    pub(crate) context_entries: u8,
+    /// Root hub port number (1-based).
+    pub(crate) root_port: u8,
+}
+
+/// Endpoint context fields we program (§6.2.3).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EndpointFields {
+    /// Endpoint type.
+    pub(crate) ep_type: EndpointType,
+    /// Max packet size.
+    pub(crate) max_packet: u16,
+    /// Interval as 2^n × 125 µs.
+    pub(crate) interval: u8,
+    /// TR dequeue pointer (16-byte aligned).
+    pub(crate) dequeue: u64,
+    /// Dequeue cycle state.
+    pub(crate) dcs: bool,
+    /// Average TRB length.
+    pub(crate) average_trb_length: u16,
+    /// Max ESIT payload (periodic endpoints).
+    pub(crate) max_esit_payload: u16,
+}
+
+/// Context size and helpers that locate contexts inside a region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ContextLayout {
+    /// 32 or 64.
+    pub(crate) size: usize,
+}
+
+impl ContextLayout {
+    /// Zeroes an input context and sets its Add/Drop flags (§6.2.5.1).
+    pub(crate) fn input_control(&self, input: &DmaBuf, add: u32, drop: u32) {
+        input.zero();
+        input.write32(0, drop);
+        input.write32(4, add);
+    }
+
+    /// Offset of the slot context in an input context.
+    fn input_slot(&self) -> usize {
+        self.size
+    }
+
+    /// Offset of endpoint `dci` in an input context.
+    fn input_endpoint(&self, dci: u8) -> usize {
+        self.size * (1 + usize::from(dci))
+    }
+
+    /// Writes the slot context of an input context.
+    pub(crate) fn write_slot(&self, input: &DmaBuf, f: SlotFields) {
+        let o = self.input_slot();
+        input.write32(
+            o,
+            (f.route & 0xf_ffff)
+                | (u32::from(f.speed & 0xf) << 20)
+                | (u32::from(f.context_entries & 0x1f) << 27),
+        );
+        input.write32(o + 4, u32::from(f.root_port) << 16);
+        input.write32(o + 8, 0);
+        input.write32(o + 12, 0);
+    }
+
+    /// Writes endpoint context `dci` of an input context.
+    pub(crate) fn write_endpoint(&self, input: &DmaBuf, dci: u8, f: EndpointFields) {
+        let o = self.input_endpoint(dci);
+        input.write32(o, u32::from(f.interval) << 16);
+        // CErr = 3 (§4.8.2.1 recommendation), EP type, max packet size.
+        input.write32(
+            o + 4,
+            (3 << 1) | ((f.ep_type as u32) << 3) | (u32::from(f.max_packet) << 16),
+        );
+        input.write64(o + 8, (f.dequeue & !0xf) | u64::from(f.dcs));
+        input.write32(
+            o + 16,
+            u32::from(f.average_trb_length) | (u32::from(f.max_esit_payload) << 16),
+        );
+    }
+
+    /// Raw endpoint state (3 bits) of `dci` in an output device context.
+    pub(crate) fn endpoint_state(&self, device: &DmaBuf, dci: u8) -> u8 {
+        (device.read32(self.size * usize::from(dci)) & 0x7) as u8
+    }
+}
+
+/// Interval field for an interrupt endpoint (§6.2.3.6): full/low speed
+/// `bInterval` is in 1 ms frames, high/super speed is 2^(bInterval-1) × 125 µs.
+pub(crate) fn interrupt_interval(speed: u8, b_interval: u8) -> u8 {
+    match speed {
+        1 | 2 => {
+            // frames → 125 µs units, rounded down to a power of two, 3..=10.
+            let micro = u32::from(b_interval.max(1)) * 8;
+            let log = 31 - micro.leading_zeros();
+            log.clamp(3, 10) as u8
+        }
+        _ => b_interval.clamp(1, 16) - 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals() {
+        assert_eq!(interrupt_interval(1, 10), 6); // 80 → 64 = 2^6 × 125µs = 8 ms
+        assert_eq!(interrupt_interval(2, 1), 3);
+        assert_eq!(interrupt_interval(1, 255), 10);
+        assert_eq!(interrupt_interval(3, 4), 3);
+        assert_eq!(interrupt_interval(4, 0), 0);
+    }
+}

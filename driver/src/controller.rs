@@ -1,0 +1,529 @@
+//! The controller: bring-up (xHCI 1.2 §4.2), the one event-drain `poll()`,
+//! interrupt acknowledgement and introspection.
+
+use core::ptr::NonNull;
+
+use pc_keyboard::DecodedKey;
+
+use crate::context::ContextLayout;
+use crate::device::{DEVICE_REGION_BYTES, Device, DeviceMemory};
+use crate::dma::DmaBuf;
+use crate::error::Error;
+use crate::hal::Hal;
+use crate::hid::{KeyboardState, Layout, Repeat};
+use crate::regs::*;
+use crate::ring::{EventRing, ProducerRing};
+use crate::types::*;
+
+/// TRBs in the command ring.
+pub(crate) const COMMAND_RING_TRBS: usize = 64;
+/// TRBs in the (single-segment) event ring.
+pub(crate) const EVENT_RING_TRBS: usize = 256;
+/// Scratchpad buffers we are willing to provide (the spec allows 1023).
+const MAX_SCRATCHPADS: usize = 1023;
+/// Step of every busy-wait loop.
+pub(crate) const WAIT_STEP_US: u64 = 10;
+
+/// Controller-level DMA memory, allocated once in [`Controller::new`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ControllerMemory {
+    pub(crate) dcbaa: DmaBuf,
+    pub(crate) scratchpad_array: Option<DmaBuf>,
+    pub(crate) erst: DmaBuf,
+    pub(crate) command_ring: DmaBuf,
+    pub(crate) event_ring: DmaBuf,
+}
+
+/// Facts read from the capability registers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Capabilities {
+    pub(crate) version: u16,
+    pub(crate) ports: u8,
+    pub(crate) slots: u8,
+    pub(crate) context: ContextLayout,
+    pub(crate) scratchpads: u16,
+    pub(crate) port_power_control: bool,
+    pub(crate) usb3_ports: u32,
+    pub(crate) slot_types: [u8; MAX_PORTS],
+}
+
+/// What we track per root port.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct PortState {
+    /// Slot of the device on this port (0 = none).
+    pub(crate) slot: u8,
+    /// A Port Status Change event (or a rescan) asked us to look at it.
+    pub(crate) changed: bool,
+    /// Enumeration failed; wait for a disconnect before trying again.
+    pub(crate) failed: bool,
+}
+
+/// A command in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PendingCommand {
+    pub(crate) trb: u64,
+    pub(crate) name: &'static str,
+}
+
+/// A command completion picked up by the dispatcher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CommandDone {
+    pub(crate) trb: u64,
+    pub(crate) code: Result<crate::trb::CompletionCode, u8>,
+    pub(crate) slot: u8,
+}
+
+/// Counters kept by the controller.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Counters {
+    pub(crate) rejected_events: u32,
+    pub(crate) event_ring_full: u32,
+    pub(crate) stale_completions: u32,
+    pub(crate) errors_this_poll: u32,
+    pub(crate) last_error: Option<Error>,
+}
+
+/// An xHCI controller driving USB boot keyboards.
+///
+/// Create it with [`Controller::new`], call [`Controller::poll`] whenever an
+/// interrupt arrived (or in a loop when polled), read keys with
+/// [`Controller::next_key`]. All memory is allocated in `new`.
+pub struct Controller<H: Hal> {
+    pub(crate) hal: H,
+    pub(crate) regs: Registers,
+    pub(crate) caps: Capabilities,
+    pub(crate) mem: ControllerMemory,
+    pub(crate) command_ring: ProducerRing,
+    pub(crate) event_ring: EventRing,
+    pub(crate) pending_command: Option<PendingCommand>,
+    pub(crate) command_done: Option<CommandDone>,
+    pub(crate) devices: [Device; MAX_DEVICES],
+    pub(crate) ports: [PortState; MAX_PORTS],
+    pub(crate) keyboard: KeyboardState,
+    pub(crate) leds_dirty: bool,
+    pub(crate) interrupts: bool,
+    pub(crate) dead: bool,
+    pub(crate) counters: Counters,
+    /// Depth of nested waits, so enumeration is never started from inside one.
+    pub(crate) in_wait: bool,
+    pub(crate) interrupt_moderation: u16,
+}
+
+impl<H: Hal> Controller<H> {
+    /// Takes over and initialises the controller whose BAR0 is at `mmio_phys`.
+    ///
+    /// Does the USB legacy handoff (§4.22.1), halts and resets the controller,
+    /// allocates every DMA buffer the driver will ever need (including
+    /// per-device resources for [`MAX_DEVICES`] slots), programs the command
+    /// and event rings, starts it and scans the ports (devices already plugged
+    /// in are enumerated by the first [`poll`](Self::poll)).
+    ///
+    /// # Safety
+    ///
+    /// `mmio_phys` must be the physical address of an xHCI controller's BAR0
+    /// with memory decoding and bus mastering enabled, and no other code may
+    /// drive this controller while the returned value exists.
+    pub unsafe fn new(hal: H, mmio_phys: u64, config: Config) -> Result<Self, Error> {
+        let probe = hal.map_mmio(mmio_phys, 0x1000);
+        // SAFETY: the HAL maps 4 KiB of the BAR (caller guarantees it is an xHCI BAR0,
+        // whose capability registers fit in 4 KiB).
+        let probe = Registers::new(unsafe { Mmio::new(probe, 0x1000) });
+        let hcs1 = probe.cap(CAP_HCSPARAMS1);
+        if hcs1 == u32::MAX || probe.cap(CAP_CAPLENGTH) == u32::MAX {
+            return Err(Error::ControllerGone);
+        }
+        let max_slots = (hcs1 & 0xff) as u8;
+        let max_ports = (hcs1 >> 24) as u8;
+        let hcc1 = probe.cap(CAP_HCCPARAMS1);
+        let xecp = ((hcc1 >> 16) as usize) * 4;
+        let size = probe
+            .required_size(max_ports, max_slots)
+            .max(xecp + 0x1000)
+            .max(0x1000)
+            .next_multiple_of(0x1000);
+        let base: NonNull<u8> = hal.map_mmio(mmio_phys, size);
+        // SAFETY: as above, now with the size covering every register block we use.
+        let regs = Registers::new(unsafe { Mmio::new(base, size) });
+
+        let mut caps = Capabilities {
+            version: (regs.cap(CAP_CAPLENGTH) >> 16) as u16,
+            ports: max_ports.min(MAX_PORTS as u8),
+            slots: max_slots.clamp(1, MAX_DEVICES as u8),
+            context: ContextLayout {
+                size: if hcc1 & HCCPARAMS1_CSZ != 0 { 64 } else { 32 },
+            },
+            scratchpads: 0,
+            port_power_control: hcc1 & (1 << 3) != 0,
+            usb3_ports: 0,
+            slot_types: [0; MAX_PORTS],
+        };
+        if max_slots == 0 {
+            return Err(Error::Unsupported {
+                what: "controller with no device slots",
+            });
+        }
+        crate::extcaps::legacy_handoff(&regs, &hal, xecp);
+        crate::extcaps::supported_protocols(&regs, xecp, &mut caps);
+
+        let hcs2 = regs.cap(CAP_HCSPARAMS2);
+        let scratchpads = ((((hcs2 >> 21) & 0x1f) << 5) | ((hcs2 >> 27) & 0x1f)) as usize;
+        let scratchpads = scratchpads.min(MAX_SCRATCHPADS);
+        caps.scratchpads = scratchpads as u16;
+        let page_bits = regs.op(OP_PAGESIZE) & 0xffff;
+        let page_size = if page_bits == 0 || page_bits == 0xffff {
+            4096
+        } else {
+            4096usize << page_bits.trailing_zeros()
+        };
+
+        let alloc = |size: usize, align: usize| {
+            hal.dma_alloc(size, align)
+                .map(DmaBuf::from_region)
+                .ok_or(Error::NoMemory)
+        };
+        let dcbaa = alloc((MAX_DEVICES + 1) * 8, 64)?;
+        let scratchpad_array = if scratchpads > 0 {
+            let array = alloc(scratchpads * 8, 64)?;
+            for i in 0..scratchpads {
+                let page = alloc(page_size, page_size)?;
+                array.write64(i * 8, page.phys());
+            }
+            Some(array)
+        } else {
+            None
+        };
+        let mem = ControllerMemory {
+            dcbaa,
+            scratchpad_array,
+            erst: alloc(64, 64)?,
+            command_ring: alloc(COMMAND_RING_TRBS * 16, 64)?,
+            event_ring: alloc(EVENT_RING_TRBS * 16, 64)?,
+        };
+        let mut regions = [None; MAX_DEVICES];
+        for region in regions.iter_mut() {
+            *region = Some(
+                DeviceMemory::carve(alloc(DEVICE_REGION_BYTES, 4096)?).ok_or(Error::NoMemory)?,
+            );
+        }
+        let devices = regions.map(|m| Device::new(m.expect("allocated above")));
+
+        let mut controller = Self {
+            hal,
+            regs,
+            caps,
+            mem,
+            command_ring: ProducerRing::new(COMMAND_RING_TRBS),
+            event_ring: EventRing::new(EVENT_RING_TRBS),
+            pending_command: None,
+            command_done: None,
+            devices,
+            ports: [PortState::default(); MAX_PORTS],
+            keyboard: KeyboardState::new(config.layout, config.repeat),
+            leds_dirty: false,
+            interrupts: config.interrupts,
+            dead: false,
+            counters: Counters::default(),
+            in_wait: false,
+            interrupt_moderation: config.interrupt_moderation,
+        };
+        controller.initialize()?;
+        Ok(controller)
+    }
+}
+
+impl<H: Hal> Controller<H> {
+    /// Bounded busy-wait: `done` is checked every [`WAIT_STEP_US`] until
+    /// `timeout_us` passed on the HAL clock (and at most that many steps, in
+    /// case the clock does not move).
+    pub(crate) fn wait_for(
+        &mut self,
+        timeout_us: u64,
+        what: &'static str,
+        mut done: impl FnMut(&mut Self) -> Result<bool, Error>,
+    ) -> Result<(), Error> {
+        let start = self.hal.now_us();
+        let max_steps = timeout_us / WAIT_STEP_US + 2;
+        for _ in 0..max_steps {
+            if done(self)? {
+                return Ok(());
+            }
+            if self.hal.now_us().saturating_sub(start) > timeout_us {
+                break;
+            }
+            self.hal.delay_us(WAIT_STEP_US);
+        }
+        if done(self)? {
+            Ok(())
+        } else {
+            Err(Error::Timeout { what })
+        }
+    }
+
+    /// Checks USBSTS for a dead or failed controller.
+    pub(crate) fn health(&self) -> Result<u32, Error> {
+        let sts = self.regs.op(OP_USBSTS);
+        if sts == u32::MAX {
+            return Err(Error::ControllerGone);
+        }
+        if sts & USBSTS_HSE != 0 {
+            return Err(Error::HostSystemError);
+        }
+        if sts & USBSTS_HCE != 0 {
+            return Err(Error::HostControllerError);
+        }
+        Ok(sts)
+    }
+
+    /// Halts, resets and programs the controller using the memory allocated
+    /// in `new` (also the full-reset path of the takeover: no allocation).
+    pub(crate) fn initialize(&mut self) -> Result<(), Error> {
+        if self.regs.op(OP_USBSTS) == u32::MAX {
+            return Err(Error::ControllerGone);
+        }
+        // Halt (§4.2, §5.4.1: clear R/S, HCH within 16 ms).
+        let cmd = self.regs.op(OP_USBCMD);
+        self.regs
+            .set_op(OP_USBCMD, cmd & !(USBCMD_RUN | USBCMD_INTE));
+        self.wait_for(50_000, "controller halt (USBSTS.HCH)", |c| {
+            Ok(c.regs.op(OP_USBSTS) & USBSTS_HCH != 0)
+        })?;
+        // Reset (§4.2: HCRST, then wait for HCRST and CNR to clear).
+        self.regs.set_op(OP_USBCMD, USBCMD_HCRST);
+        self.hal.delay_us(1000);
+        self.wait_for(1_000_000, "controller reset (USBCMD.HCRST)", |c| {
+            Ok(c.regs.op(OP_USBCMD) & USBCMD_HCRST == 0)
+        })?;
+        self.wait_for(1_000_000, "controller ready (USBSTS.CNR)", |c| {
+            Ok(c.regs.op(OP_USBSTS) & USBSTS_CNR == 0)
+        })
+        .map_err(|_| Error::ControllerNotReady)?;
+
+        // Software state back to a clean slate; the keyboard state survives.
+        self.pending_command = None;
+        self.command_done = None;
+        for device in self.devices.iter_mut() {
+            device.reset();
+        }
+        self.ports = [PortState::default(); MAX_PORTS];
+
+        // MaxSlotsEn (§5.4.7): slot IDs are then 1..=slots, one per preallocated device.
+        let config = self.regs.op(OP_CONFIG);
+        self.regs
+            .set_op(OP_CONFIG, (config & !0xff) | u32::from(self.caps.slots));
+        // DCBAA (§6.1): entry 0 is the scratchpad buffer array.
+        self.mem.dcbaa.zero();
+        if let Some(array) = self.mem.scratchpad_array {
+            self.mem.dcbaa.write64(0, array.phys());
+        }
+        self.regs.set_op64(OP_DCBAAP, self.mem.dcbaa.phys());
+        // Command ring (§4.9.3).
+        self.command_ring = ProducerRing::reset(&mut self.mem.command_ring);
+        self.regs
+            .set_op64(OP_CRCR, self.mem.command_ring.phys() | u64::from(CRCR_RCS));
+        // Event ring, one segment (§4.9.4, §6.5): ERSTSZ, ERDP, then ERSTBA.
+        self.mem.event_ring.zero();
+        self.event_ring = EventRing::new(EVENT_RING_TRBS);
+        self.mem.erst.zero();
+        self.mem.erst.write64(0, self.mem.event_ring.phys());
+        self.mem.erst.write32(8, EVENT_RING_TRBS as u32);
+        self.regs.set_intr(INTR_ERSTSZ, 1);
+        self.regs
+            .set_intr64(INTR_ERDP, self.mem.event_ring.phys() | ERDP_EHB);
+        self.regs.set_intr64(INTR_ERSTBA, self.mem.erst.phys());
+        self.regs
+            .set_intr(INTR_IMOD, u32::from(self.interrupt_moderation));
+        self.set_interrupter(self.interrupts);
+        // Run (§4.2).
+        let inte = if self.interrupts { USBCMD_INTE } else { 0 };
+        self.regs.set_op(OP_USBCMD, USBCMD_RUN | inte | USBCMD_HSEE);
+        self.wait_for(50_000, "controller start (USBSTS.HCH clear)", |c| {
+            Ok(c.regs.op(OP_USBSTS) & USBSTS_HCH == 0)
+        })?;
+        // Port power (§5.4.8: PP is RW only when HCCPARAMS1.PPC = 1).
+        if self.caps.port_power_control {
+            for port in 1..=self.caps.ports {
+                if self.regs.portsc(port) & PORTSC_PP == 0 {
+                    self.regs.write_portsc(port, PORTSC_PP);
+                }
+            }
+            self.hal.delay_us(20_000);
+        }
+        for p in self.ports.iter_mut().take(usize::from(self.caps.ports)) {
+            p.changed = true;
+        }
+        Ok(())
+    }
+
+    /// Sets or clears IMAN.IE (and acknowledges a pending IP).
+    pub(crate) fn set_interrupter(&self, enable: bool) {
+        let iman = self.regs.intr(INTR_IMAN);
+        let ie = if enable { IMAN_IE } else { 0 };
+        self.regs
+            .set_intr(INTR_IMAN, (iman & !(IMAN_IE | IMAN_IP)) | ie | IMAN_IP);
+    }
+
+    /// Acknowledges an interrupt (USBSTS.EINT then IMAN.IP, both RW1C,
+    /// §4.17.2). Returns whether this controller had interrupted. Does not
+    /// touch the rings: call [`poll`](Self::poll) afterwards.
+    pub fn ack_interrupt(&mut self) -> bool {
+        let sts = self.regs.op(OP_USBSTS);
+        if sts == u32::MAX {
+            return false;
+        }
+        let iman = self.regs.intr(INTR_IMAN);
+        let pending = iman & IMAN_IP != 0 || sts & USBSTS_EINT != 0;
+        if sts & USBSTS_EINT != 0 {
+            // Only EINT is written as 1; the other RW1C bits are written as 0.
+            self.regs.set_op(OP_USBSTS, USBSTS_EINT);
+        }
+        if iman & IMAN_IP != 0 {
+            self.regs.set_intr(INTR_IMAN, (iman & !IMAN_IP) | IMAN_IP);
+        }
+        pending
+    }
+
+    /// THE event-drain routine, for interrupt mode (after `ack_interrupt`) and
+    /// panic mode alike: drains the event ring, handles attach/detach
+    /// (enumerating new devices with bounded waits), restarts halted keyboard
+    /// endpoints, sends LED reports, runs key repeat and queues keys.
+    pub fn poll(&mut self) -> PollSummary {
+        let mut summary = PollSummary::default();
+        self.counters.errors_this_poll = 0;
+        self.counters.last_error = None;
+        if self.dead {
+            return summary;
+        }
+        let keys_before = self.keyboard.queue.total;
+        if let Err(e) = self.health() {
+            self.note_error(e);
+            self.recover_or_die(e);
+            summary.errors = self.counters.errors_this_poll;
+            summary.last_error = self.counters.last_error;
+            return summary;
+        }
+        summary.events = self.process_events();
+        for index in 0..usize::from(self.caps.ports) {
+            if self.ports[index].changed {
+                self.ports[index].changed = false;
+                let (attached, detached) = self.port_changed(index as u8 + 1);
+                summary.attached += attached;
+                summary.detached += detached;
+            }
+        }
+        self.restart_halted_endpoints();
+        if self.leds_dirty {
+            self.leds_dirty = false;
+            self.send_leds();
+        }
+        let now = self.hal.now_us();
+        self.keyboard.tick(now);
+        summary.events += self.process_events();
+        summary.keys = self.keyboard.queue.total.wrapping_sub(keys_before);
+        summary.errors = self.counters.errors_this_poll;
+        summary.last_error = self.counters.last_error;
+        summary
+    }
+
+    /// Records an error for the poll summary.
+    pub(crate) fn note_error(&mut self, e: Error) {
+        self.counters.errors_this_poll = self.counters.errors_this_poll.saturating_add(1);
+        self.counters.last_error = Some(e);
+    }
+
+    /// A failed controller: try one full re-initialisation, else mark it dead.
+    pub(crate) fn recover_or_die(&mut self, _cause: Error) {
+        if let Err(e) = self.initialize() {
+            self.note_error(e);
+            self.dead = true;
+        }
+    }
+
+    /// The next decoded key, if any. Modifier and lock keys are not queued;
+    /// arrows, F-keys etc. come as `DecodedKey::RawKey`.
+    pub fn next_key(&mut self) -> Option<DecodedKey> {
+        self.keyboard.queue.pop()
+    }
+
+    /// Changes key repeat (0 disables it).
+    pub fn set_repeat(&mut self, delay_ms: u32, rate_hz: u32) {
+        self.keyboard.set_repeat(Repeat { delay_ms, rate_hz });
+    }
+
+    /// Changes the keyboard layout.
+    pub fn set_layout(&mut self, layout: Layout) {
+        self.keyboard.set_layout(layout);
+    }
+
+    /// The devices we know of, for `lsusb`.
+    pub fn devices(&self) -> impl Iterator<Item = DeviceInfo> + '_ {
+        self.devices.iter().enumerate().filter_map(|(i, d)| {
+            let state = d.state?;
+            Some(DeviceInfo {
+                port: d.port,
+                speed: d.speed,
+                slot: i as u8 + 1,
+                vendor: d.descriptor.vendor,
+                product: d.descriptor.product,
+                class: d.class,
+                state,
+                is_keyboard: d.keyboard.is_some() && state == DeviceState::Keyboard,
+                reports: d.reports,
+                errors: d.errors,
+            })
+        })
+    }
+
+    /// Controller facts.
+    pub fn info(&self) -> ControllerInfo {
+        ControllerInfo {
+            version: self.caps.version,
+            ports: self.caps.ports,
+            slots: self.caps.slots,
+            context_size: self.caps.context.size as u8,
+            scratchpad_buffers: self.caps.scratchpads,
+            interrupt_mode: self.interrupts,
+            dead: self.dead,
+            rejected_events: self.counters.rejected_events,
+            usb3_ports: self.caps.usb3_ports,
+        }
+    }
+
+    /// Keyboard settings and counters.
+    pub fn keyboard_stats(&self) -> KeyboardStats {
+        let mut stats = KeyboardStats {
+            layout: self.keyboard.layout(),
+            repeat: self.keyboard.repeat(),
+            leds: self.keyboard.leds(),
+            keyboards: 0,
+            reports: 0,
+            rollover_reports: 0,
+            transfer_errors: 0,
+            keys_queued: self.keyboard.queue.total,
+            keys_dropped: self.keyboard.queue.dropped,
+            keys_pending: self.keyboard.queue.len() as u32,
+        };
+        for d in self
+            .devices
+            .iter()
+            .filter(|d| d.keyboard.is_some() && d.state.is_some())
+        {
+            stats.keyboards += 1;
+            stats.reports = stats.reports.wrapping_add(d.reports);
+            stats.rollover_reports = stats.rollover_reports.wrapping_add(d.rollover);
+            stats.transfer_errors = stats.transfer_errors.wrapping_add(d.errors);
+        }
+        stats
+    }
+
+    /// Is a key held that will repeat? In interrupt mode the kernel should
+    /// then call [`poll`](Self::poll) from a timer (every 10-20 ms), since
+    /// repeats come from the clock, not from the device.
+    pub fn repeat_pending(&self) -> bool {
+        self.keyboard.repeat_pending()
+    }
+
+    /// Is the controller still usable?
+    pub fn is_dead(&self) -> bool {
+        self.dead
+    }
+}

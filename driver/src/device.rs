@@ -1,0 +1,140 @@
+//! Per-slot resources, preallocated at attach time so hot-plug never allocates.
+#![forbid(unsafe_code)]
+
+use crate::descriptor::DeviceDescriptor;
+use crate::dma::DmaBuf;
+use crate::ring::ProducerRing;
+use crate::trb::CompletionCode;
+use crate::types::{DeviceState, Speed};
+
+/// Bytes of DMA memory per device slot, carved as below (all 64-aligned).
+pub(crate) const DEVICE_REGION_BYTES: usize = 8192;
+const DEVICE_CONTEXT_OFFSET: usize = 0; // 2048 bytes (32 × 64)
+const INPUT_CONTEXT_OFFSET: usize = 2048; // 2112 bytes (33 × 64)
+const EP0_RING_OFFSET: usize = 4224;
+/// TRBs in the control endpoint ring.
+pub(crate) const EP0_RING_TRBS: usize = 32;
+const INTR_RING_OFFSET: usize = EP0_RING_OFFSET + EP0_RING_TRBS * 16; // 4736
+/// TRBs in the interrupt IN ring.
+pub(crate) const INTR_RING_TRBS: usize = 16;
+const REPORT_OFFSET: usize = INTR_RING_OFFSET + INTR_RING_TRBS * 16; // 4992
+/// Bytes of the interrupt IN buffer.
+pub(crate) const REPORT_BYTES: usize = 64;
+const CONTROL_BUFFER_OFFSET: usize = 5120;
+/// Bytes of the control transfer data buffer.
+pub(crate) const CONTROL_BUFFER_BYTES: usize = 1024;
+
+const _: () =
+    assert!(INPUT_CONTEXT_OFFSET >= DEVICE_CONTEXT_OFFSET + crate::context::DEVICE_CONTEXT_BYTES);
+const _: () =
+    assert!(EP0_RING_OFFSET >= INPUT_CONTEXT_OFFSET + crate::context::INPUT_CONTEXT_BYTES);
+const _: () = assert!(
+    EP0_RING_OFFSET.is_multiple_of(64)
+        && INTR_RING_OFFSET.is_multiple_of(64)
+        && REPORT_OFFSET.is_multiple_of(64)
+);
+const _: () = assert!(REPORT_OFFSET + REPORT_BYTES <= CONTROL_BUFFER_OFFSET);
+const _: () = assert!(CONTROL_BUFFER_OFFSET + CONTROL_BUFFER_BYTES <= DEVICE_REGION_BYTES);
+
+/// The interrupt IN endpoint of a boot keyboard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct KeyboardEndpoint {
+    pub(crate) interface: u8,
+    pub(crate) dci: u8,
+    pub(crate) max_packet: u16,
+}
+
+/// A completed control transfer as seen by the event dispatcher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ControlDone {
+    pub(crate) code: Result<CompletionCode, u8>,
+}
+
+/// Memory windows of one slot.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DeviceMemory {
+    pub(crate) device_context: DmaBuf,
+    pub(crate) input_context: DmaBuf,
+    pub(crate) ep0_ring: DmaBuf,
+    pub(crate) intr_ring: DmaBuf,
+    pub(crate) report: DmaBuf,
+    pub(crate) control: DmaBuf,
+}
+
+impl DeviceMemory {
+    /// Carves a [`DEVICE_REGION_BYTES`] region.
+    pub(crate) fn carve(region: DmaBuf) -> Option<Self> {
+        Some(Self {
+            device_context: region
+                .sub(DEVICE_CONTEXT_OFFSET, crate::context::DEVICE_CONTEXT_BYTES)?,
+            input_context: region.sub(INPUT_CONTEXT_OFFSET, crate::context::INPUT_CONTEXT_BYTES)?,
+            ep0_ring: region.sub(EP0_RING_OFFSET, EP0_RING_TRBS * 16)?,
+            intr_ring: region.sub(INTR_RING_OFFSET, INTR_RING_TRBS * 16)?,
+            report: region.sub(REPORT_OFFSET, REPORT_BYTES)?,
+            control: region.sub(CONTROL_BUFFER_OFFSET, CONTROL_BUFFER_BYTES)?,
+        })
+    }
+}
+
+/// One device slot: preallocated memory plus what we know about the device.
+pub(crate) struct Device {
+    pub(crate) mem: DeviceMemory,
+    /// `None`: the slot is free.
+    pub(crate) state: Option<DeviceState>,
+    pub(crate) port: u8,
+    pub(crate) speed: Speed,
+    pub(crate) descriptor: DeviceDescriptor,
+    pub(crate) class: u8,
+    pub(crate) ep0: ProducerRing,
+    pub(crate) intr: ProducerRing,
+    pub(crate) keyboard: Option<KeyboardEndpoint>,
+    /// Physical address of the outstanding interrupt IN TRB.
+    pub(crate) intr_outstanding: Option<u64>,
+    /// The interrupt endpoint halted and needs Reset Endpoint / Set TR Dequeue.
+    pub(crate) intr_needs_restart: bool,
+    /// Status TRB of the control transfer in flight.
+    pub(crate) control_status_trb: Option<u64>,
+    pub(crate) control_done: Option<ControlDone>,
+    pub(crate) control_residual: u32,
+    pub(crate) previous_report: [u8; 8],
+    pub(crate) reports: u32,
+    pub(crate) errors: u32,
+    pub(crate) rollover: u32,
+}
+
+impl Device {
+    pub(crate) fn new(mem: DeviceMemory) -> Self {
+        Self {
+            mem,
+            state: None,
+            port: 0,
+            speed: Speed::Full,
+            descriptor: DeviceDescriptor::default(),
+            class: 0,
+            ep0: ProducerRing::new(EP0_RING_TRBS),
+            intr: ProducerRing::new(INTR_RING_TRBS),
+            keyboard: None,
+            intr_outstanding: None,
+            intr_needs_restart: false,
+            control_status_trb: None,
+            control_done: None,
+            control_residual: 0,
+            previous_report: [0; 8],
+            reports: 0,
+            errors: 0,
+            rollover: 0,
+        }
+    }
+
+    /// Returns the slot to the free state, zeroing its memory and rings.
+    pub(crate) fn reset(&mut self) {
+        let mem = self.mem;
+        mem.device_context.zero();
+        mem.input_context.zero();
+        *self = Self::new(mem);
+        let mut ep0 = self.mem.ep0_ring;
+        self.ep0 = ProducerRing::reset(&mut ep0);
+        let mut intr = self.mem.intr_ring;
+        self.intr = ProducerRing::reset(&mut intr);
+    }
+}

@@ -1,0 +1,352 @@
+//! Attach and detach: port reset, Enable Slot, Address Device, descriptors,
+//! configuration of a boot keyboard (xHCI 1.2 §4.3, USB 2.0 §9.1.2, HID 1.11 §7.2).
+#![forbid(unsafe_code)]
+
+use crate::context::{EndpointFields, EndpointType, SlotFields, interrupt_interval};
+use crate::controller::Controller;
+use crate::descriptor::{
+    ConfigSummary, DESC_CONFIGURATION, DESC_DEVICE, DeviceDescriptor, InterruptInterface,
+    SetupPacket, parse_config_header, parse_device_prefix,
+};
+use crate::device::{CONTROL_BUFFER_BYTES, KeyboardEndpoint};
+use crate::error::Error;
+use crate::hal::Hal;
+use crate::regs::*;
+use crate::trb::command;
+use crate::types::{DeviceState, Speed};
+
+/// Port reset completion (USB 2.0 §7.1.7.5 TDRST is 10-20 ms; be generous).
+const PORT_RESET_TIMEOUT_US: u64 = 500_000;
+/// Reset recovery before the first request (USB 2.0 §7.1.7.5 TRSTRCY).
+const RESET_RECOVERY_US: u64 = 10_000;
+
+impl<H: Hal> Controller<H> {
+    /// Handles a port whose status changed. Returns (attached, detached).
+    pub(crate) fn port_changed(&mut self, port: u8) -> (u32, u32) {
+        let portsc = self.regs.portsc(port);
+        if portsc == u32::MAX {
+            return (0, 0);
+        }
+        let changes = portsc & PORTSC_CHANGE_BITS;
+        if changes != 0 {
+            self.regs.write_portsc(port, changes);
+        }
+        let connected = portsc & PORTSC_CCS != 0;
+        let state = &mut self.ports[usize::from(port - 1)];
+        let mut detached = 0;
+        if state.slot != 0 && (!connected || portsc & PORTSC_CSC != 0) {
+            self.detach(port);
+            detached = 1;
+        }
+        let state = &mut self.ports[usize::from(port - 1)];
+        if !connected {
+            state.failed = false;
+            return (0, detached);
+        }
+        if state.slot != 0 || state.failed {
+            return (0, detached);
+        }
+        match self.attach(port) {
+            Ok(()) => (1, detached),
+            Err(e) => {
+                self.note_error(e);
+                self.ports[usize::from(port - 1)].failed = true;
+                (0, detached)
+            }
+        }
+    }
+
+    /// Resets a root port and waits for it to be enabled (§4.3.1).
+    fn reset_port(&mut self, port: u8) -> Result<(), Error> {
+        self.regs.write_portsc(port, PORTSC_PR);
+        self.wait_for(PORT_RESET_TIMEOUT_US, "port reset (PORTSC.PRC)", |c| {
+            let sc = c.regs.portsc(port);
+            Ok(sc == u32::MAX
+                || sc & PORTSC_PRC != 0
+                || sc & (PORTSC_PR | PORTSC_PED) == PORTSC_PED)
+        })?;
+        let sc = self.regs.portsc(port);
+        if sc & PORTSC_PRC != 0 {
+            self.regs.write_portsc(port, PORTSC_PRC);
+        }
+        if sc & PORTSC_PED == 0 || sc & PORTSC_CCS == 0 {
+            return Err(Error::Timeout {
+                what: "port enable after reset",
+            });
+        }
+        Ok(())
+    }
+
+    /// Enumerates the device on a root port.
+    fn attach(&mut self, port: u8) -> Result<(), Error> {
+        let is_usb3 = self.caps.usb3_ports & (1 << (port - 1)) != 0;
+        // USB 3 ports enable themselves after link training; USB 2 ports need a reset.
+        if !is_usb3 || self.regs.portsc(port) & PORTSC_PED == 0 {
+            self.reset_port(port)?;
+        }
+        self.hal.delay_us(RESET_RECOVERY_US);
+        let speed = Speed::from_id(portsc_speed(self.regs.portsc(port)));
+        let slot_type = self.caps.slot_types[usize::from(port - 1)];
+        let done = self.command(command::enable_slot(slot_type), "Enable Slot")?;
+        let Some(index) = usize::from(done.slot)
+            .checked_sub(1)
+            .filter(|&i| i < usize::from(self.caps.slots))
+        else {
+            return Err(Error::NoSlot);
+        };
+        if self.devices[index].state.is_some() {
+            // the controller handed out a slot we think is in use: refuse it
+            let _ = self.command(command::disable_slot(done.slot), "Disable Slot");
+            return Err(Error::NoSlot);
+        }
+        self.devices[index].reset();
+        let device = &mut self.devices[index];
+        device.state = Some(DeviceState::Enumerating);
+        device.port = port;
+        device.speed = speed;
+        self.ports[usize::from(port - 1)].slot = done.slot;
+        match self.configure_device(index, port, speed) {
+            Ok(state) => {
+                self.devices[index].state = Some(state);
+                if state == DeviceState::Keyboard {
+                    self.queue_interrupt(index);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                // keep it listed as failed until it is unplugged
+                self.devices[index].state = Some(DeviceState::Failed);
+                Err(e)
+            }
+        }
+    }
+
+    /// Address Device, descriptors, and for a keyboard its configuration.
+    fn configure_device(
+        &mut self,
+        index: usize,
+        port: u8,
+        speed: Speed,
+    ) -> Result<DeviceState, Error> {
+        let slot = index as u8 + 1;
+        let context = self.caps.context;
+        let mem = self.devices[index].mem;
+        let mut max_packet0 = speed.default_max_packet0();
+        // Input context: slot + EP0 (§4.3.3).
+        context.input_control(&mem.input_context, 0b11, 0);
+        let slot_fields = SlotFields {
+            route: 0,
+            speed: speed.id(),
+            context_entries: 1,
+            root_port: port,
+        };
+        context.write_slot(&mem.input_context, slot_fields);
+        context.write_endpoint(
+            &mem.input_context,
+            1,
+            EndpointFields {
+                ep_type: EndpointType::Control,
+                max_packet: max_packet0,
+                interval: 0,
+                dequeue: mem.ep0_ring.phys(),
+                dcs: self.devices[index].ep0.cycle(),
+                average_trb_length: 8,
+                max_esit_payload: 0,
+            },
+        );
+        self.mem
+            .dcbaa
+            .write64(usize::from(slot) * 8, mem.device_context.phys());
+        self.command(
+            command::address_device(mem.input_context.phys(), slot),
+            "Address Device",
+        )?;
+
+        // First 8 bytes of the device descriptor give bMaxPacketSize0 (USB 2.0 §9.6.1).
+        let n = self.control(
+            index,
+            SetupPacket::get_descriptor(DESC_DEVICE, 0, 8),
+            &[],
+            "GET_DESCRIPTOR(device, 8)",
+        )?;
+        let mut prefix = [0u8; 8];
+        mem.control.read_bytes(0, &mut prefix[..n.min(8)]);
+        let reported = parse_device_prefix(&prefix[..n.min(8)])?;
+        let actual = if matches!(speed, Speed::Super | Speed::Other(_)) {
+            1u16 << reported.min(9)
+        } else {
+            u16::from(reported).clamp(8, 64)
+        };
+        if actual != max_packet0 {
+            max_packet0 = actual;
+            context.input_control(&mem.input_context, 0b10, 0);
+            context.write_slot(&mem.input_context, slot_fields);
+            context.write_endpoint(
+                &mem.input_context,
+                1,
+                EndpointFields {
+                    ep_type: EndpointType::Control,
+                    max_packet: max_packet0,
+                    interval: 0,
+                    dequeue: mem.ep0_ring.phys(),
+                    dcs: true,
+                    average_trb_length: 8,
+                    max_esit_payload: 0,
+                },
+            );
+            self.command(
+                command::evaluate_context(mem.input_context.phys(), slot),
+                "Evaluate Context",
+            )?;
+        }
+        let n = self.control(
+            index,
+            SetupPacket::get_descriptor(DESC_DEVICE, 0, 18),
+            &[],
+            "GET_DESCRIPTOR(device)",
+        )?;
+        let mut bytes = [0u8; 18];
+        mem.control.read_bytes(0, &mut bytes[..n.min(18)]);
+        let descriptor = DeviceDescriptor::parse(&bytes[..n.min(18)])?;
+        self.devices[index].descriptor = descriptor;
+        self.devices[index].class = descriptor.class;
+
+        let n = self.control(
+            index,
+            SetupPacket::get_descriptor(DESC_CONFIGURATION, 0, 9),
+            &[],
+            "GET_DESCRIPTOR(config, 9)",
+        )?;
+        let mut header = [0u8; 9];
+        mem.control.read_bytes(0, &mut header[..n.min(9)]);
+        let (_, total) = parse_config_header(&header[..n.min(9)])?;
+        let want = usize::from(total).clamp(9, CONTROL_BUFFER_BYTES);
+        let n = self.control(
+            index,
+            SetupPacket::get_descriptor(DESC_CONFIGURATION, 0, want as u16),
+            &[],
+            "GET_DESCRIPTOR(config)",
+        )?;
+        let mut config = [0u8; CONTROL_BUFFER_BYTES];
+        mem.control
+            .read_bytes(0, &mut config[..n.min(CONTROL_BUFFER_BYTES)]);
+        let summary = ConfigSummary::parse(&config[..n.min(CONTROL_BUFFER_BYTES)])?;
+        if descriptor.class == 0 {
+            self.devices[index].class = summary.first_interface_class;
+        }
+        let Some(keyboard) = summary.keyboard else {
+            return Ok(DeviceState::Ignored);
+        };
+        self.configure_keyboard(index, port, speed, summary.value, keyboard)?;
+        Ok(DeviceState::Keyboard)
+    }
+
+    /// SET_CONFIGURATION, SET_PROTOCOL(boot), SET_IDLE(0), Configure Endpoint, LEDs.
+    fn configure_keyboard(
+        &mut self,
+        index: usize,
+        port: u8,
+        speed: Speed,
+        configuration: u8,
+        keyboard: InterruptInterface,
+    ) -> Result<(), Error> {
+        let slot = index as u8 + 1;
+        let context = self.caps.context;
+        let mem = self.devices[index].mem;
+        self.control(
+            index,
+            SetupPacket::set_configuration(configuration),
+            &[],
+            "SET_CONFIGURATION",
+        )?;
+        // Boot protocol and idle rate are optional for some devices: a STALL is tolerated.
+        if let Err(e) = self.control(
+            index,
+            SetupPacket::set_protocol(keyboard.interface, 0),
+            &[],
+            "SET_PROTOCOL(boot)",
+        ) {
+            self.note_error(e);
+        }
+        if let Err(e) = self.control(
+            index,
+            SetupPacket::set_idle(keyboard.interface),
+            &[],
+            "SET_IDLE",
+        ) {
+            self.note_error(e);
+        }
+        let dci = keyboard.endpoint * 2 + 1;
+        let max_packet = keyboard.max_packet.clamp(1, 64);
+        {
+            let device = &mut self.devices[index];
+            device.intr = crate::ring::ProducerRing::reset(&mut device.mem.intr_ring);
+        }
+        context.input_control(&mem.input_context, 1 | (1 << dci), 0);
+        context.write_slot(
+            &mem.input_context,
+            SlotFields {
+                route: 0,
+                speed: speed.id(),
+                context_entries: dci,
+                root_port: port,
+            },
+        );
+        context.write_endpoint(
+            &mem.input_context,
+            dci,
+            EndpointFields {
+                ep_type: EndpointType::InterruptIn,
+                max_packet,
+                interval: interrupt_interval(speed.id(), keyboard.interval),
+                dequeue: mem.intr_ring.phys(),
+                dcs: self.devices[index].intr.cycle(),
+                average_trb_length: 8,
+                max_esit_payload: max_packet,
+            },
+        );
+        self.command(
+            command::configure_endpoint(mem.input_context.phys(), slot),
+            "Configure Endpoint",
+        )?;
+        self.devices[index].keyboard = Some(KeyboardEndpoint {
+            interface: keyboard.interface,
+            dci,
+            max_packet,
+        });
+        let leds = self.keyboard.leds().report_byte();
+        if let Err(e) = self.control(
+            index,
+            SetupPacket::set_report_output(keyboard.interface),
+            &[leds],
+            "SET_REPORT (LEDs)",
+        ) {
+            self.note_error(e);
+        }
+        Ok(())
+    }
+
+    /// Forgets the device on a port: releases its keys, Disable Slot, frees
+    /// the slot's preallocated resources.
+    pub(crate) fn detach(&mut self, port: u8) {
+        let slot = self.ports[usize::from(port - 1)].slot;
+        self.ports[usize::from(port - 1)].slot = 0;
+        let Some(index) = usize::from(slot)
+            .checked_sub(1)
+            .filter(|&i| i < self.devices.len())
+        else {
+            return;
+        };
+        let mut previous = self.devices[index].previous_report;
+        if self.devices[index].keyboard.is_some() {
+            self.keyboard.release_all(&mut previous);
+        }
+        // Mark it free first so late events for it are rejected.
+        self.devices[index].state = None;
+        if let Err(e) = self.command(command::disable_slot(slot), "Disable Slot") {
+            self.note_error(e);
+        }
+        self.mem.dcbaa.write64(usize::from(slot) * 8, 0);
+        self.devices[index].reset();
+    }
+}

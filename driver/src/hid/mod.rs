@@ -1,0 +1,210 @@
+//! HID boot keyboard class logic: report diffing, lock keys and LEDs, key
+//! repeat from the HAL clock, decoding with `pc-keyboard` layouts.
+#![forbid(unsafe_code)]
+
+mod keymap;
+mod layout;
+mod queue;
+mod report;
+
+pub use layout::Layout;
+pub(crate) use queue::KeyQueue;
+
+use pc_keyboard::layouts::AnyLayout;
+use pc_keyboard::{DecodedKey, EventDecoder, HandleControl, KeyCode, KeyEvent, KeyState};
+
+use report::Diff;
+
+/// Keyboard LED state (HID Usage Tables §11, output report bits 0-2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Leds {
+    /// Num Lock.
+    pub num_lock: bool,
+    /// Caps Lock.
+    pub caps_lock: bool,
+    /// Scroll Lock.
+    pub scroll_lock: bool,
+}
+
+impl Leds {
+    /// The boot output report byte (HID 1.11 Appendix B.1).
+    pub fn report_byte(&self) -> u8 {
+        u8::from(self.num_lock)
+            | (u8::from(self.caps_lock) << 1)
+            | (u8::from(self.scroll_lock) << 2)
+    }
+}
+
+/// Key repeat settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Repeat {
+    /// Delay before the first repeat, in milliseconds (0 disables repeat).
+    pub delay_ms: u32,
+    /// Repeats per second (0 disables repeat).
+    pub rate_hz: u32,
+}
+
+impl Default for Repeat {
+    fn default() -> Self {
+        Self {
+            delay_ms: 500,
+            rate_hz: 20,
+        }
+    }
+}
+
+/// What one report did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct ReportOutcome {
+    /// The report was an ErrorRollOver report and was ignored.
+    pub(crate) rollover: bool,
+    /// A lock key changed the LEDs.
+    pub(crate) leds_changed: bool,
+}
+
+/// Shared keyboard state: one decoder for all keyboards, like a console.
+pub(crate) struct KeyboardState {
+    decoder: EventDecoder<AnyLayout>,
+    layout: Layout,
+    leds: Leds,
+    repeat: Repeat,
+    held: Option<(KeyCode, u64)>,
+    pub(crate) queue: KeyQueue,
+}
+
+impl KeyboardState {
+    /// New state with the given layout and repeat settings; Num Lock on
+    /// (matching `pc-keyboard`'s initial modifiers).
+    pub(crate) fn new(layout: Layout, repeat: Repeat) -> Self {
+        Self {
+            decoder: EventDecoder::new(layout.to_any(), HandleControl::MapLettersToUnicode),
+            layout,
+            leds: Leds {
+                num_lock: true,
+                ..Leds::default()
+            },
+            repeat,
+            held: None,
+            queue: KeyQueue::new(),
+        }
+    }
+
+    pub(crate) fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    pub(crate) fn set_layout(&mut self, layout: Layout) {
+        self.layout = layout;
+        self.decoder.change_layout(layout.to_any());
+    }
+
+    pub(crate) fn repeat(&self) -> Repeat {
+        self.repeat
+    }
+
+    pub(crate) fn set_repeat(&mut self, repeat: Repeat) {
+        self.repeat = repeat;
+        self.held = None;
+    }
+
+    pub(crate) fn leds(&self) -> Leds {
+        self.leds
+    }
+
+    /// Feeds one 8-byte boot report; `previous` is that keyboard's last report.
+    pub(crate) fn handle_report(
+        &mut self,
+        previous: &mut [u8; 8],
+        report: [u8; 8],
+        now_us: u64,
+    ) -> ReportOutcome {
+        let mut outcome = ReportOutcome::default();
+        let changes = match report::diff(previous, &report) {
+            Diff::Rollover => {
+                outcome.rollover = true;
+                return outcome;
+            }
+            Diff::Changes(c) => c,
+        };
+        *previous = report;
+        for event in changes.iter() {
+            let code = event.code;
+            if event.state == KeyState::Down {
+                match code {
+                    KeyCode::CapsLock => self.leds.caps_lock ^= true,
+                    KeyCode::NumpadLock => self.leds.num_lock ^= true,
+                    KeyCode::ScrollLock => self.leds.scroll_lock ^= true,
+                    _ => {}
+                }
+                if matches!(
+                    code,
+                    KeyCode::CapsLock | KeyCode::NumpadLock | KeyCode::ScrollLock
+                ) {
+                    outcome.leds_changed = true;
+                }
+                if !keymap::is_modifier_or_lock(code) {
+                    self.held = self
+                        .repeat_delay_us()
+                        .map(|d| (code, now_us.saturating_add(d)));
+                }
+            } else if self.held.is_some_and(|(held, _)| held == code) {
+                self.held = None;
+            }
+            self.decode(event.clone());
+        }
+        outcome
+    }
+
+    /// Releases every key of a keyboard that went away.
+    pub(crate) fn release_all(&mut self, previous: &mut [u8; 8]) {
+        self.handle_report(previous, [0; 8], 0);
+        self.held = None;
+    }
+
+    pub(crate) fn repeat_pending(&self) -> bool {
+        self.held.is_some()
+    }
+
+    fn repeat_delay_us(&self) -> Option<u64> {
+        (self.repeat.delay_ms != 0 && self.repeat.rate_hz != 0)
+            .then(|| u64::from(self.repeat.delay_ms) * 1000)
+    }
+
+    /// Generates repeats that are due at `now_us`. At most a few per call, so a
+    /// long gap between polls does not flood the queue.
+    pub(crate) fn tick(&mut self, now_us: u64) -> usize {
+        let Some((code, mut due)) = self.held else {
+            return 0;
+        };
+        if self.repeat.rate_hz == 0 {
+            return 0;
+        }
+        let period = 1_000_000 / u64::from(self.repeat.rate_hz);
+        let mut produced = 0;
+        while now_us >= due && produced < 4 {
+            self.decode(KeyEvent::new(code, KeyState::Down));
+            due = due.saturating_add(period.max(1));
+            produced += 1;
+        }
+        if now_us >= due {
+            // far behind (e.g. a long stall): resynchronise instead of bursting
+            due = now_us.saturating_add(period);
+        }
+        self.held = Some((code, due));
+        produced
+    }
+
+    fn decode(&mut self, event: KeyEvent) {
+        if let Some(key) = self.decoder.process_keyevent(event) {
+            if let DecodedKey::RawKey(code) = key
+                && keymap::is_modifier_or_lock(code)
+            {
+                return;
+            }
+            self.queue.push(key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

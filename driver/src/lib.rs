@@ -1,0 +1,53 @@
+//! `xhci-kbd`: a `no_std` xHCI host controller driver with a USB HID boot
+//! keyboard class driver, built to keep working after the kernel panicked.
+//!
+//! - No allocator, no statics, no locks: every DMA buffer (including the
+//!   resources of [`MAX_DEVICES`] device slots) is allocated through the
+//!   [`Hal`] in [`Controller::new`]; hot-plug never allocates.
+//! - One event-drain routine, [`Controller::poll`], serves interrupt mode
+//!   (after [`Controller::ack_interrupt`]) and panic mode.
+//! - [`Controller::enter_polled_mode`] is the one-way switch at panic time; it
+//!   re-derives ring state from memory and hardware and repairs what a
+//!   stopped CPU may have left half done.
+//! - Everything read from the controller or a device is validated: bad
+//!   events are counted and dropped, malformed descriptors are errors.
+//!
+//! References: xHCI 1.2 (sections cited as §), USB 2.0 chapter 9, HID 1.11.
+#![no_std]
+#![deny(missing_docs, unreachable_pub)]
+
+mod command;
+mod context;
+mod controller;
+mod descriptor;
+mod device;
+mod dma;
+mod enumerate;
+mod error;
+mod events;
+mod extcaps;
+mod hal;
+mod hid;
+mod regs;
+mod ring;
+mod takeover;
+mod transfer;
+mod trb;
+mod types;
+
+#[cfg(test)]
+mod testing;
+
+pub use controller::Controller;
+pub use descriptor::{
+    ConfigSummary, DescriptorError, DeviceDescriptor, HubDescriptor, InterruptInterface,
+};
+pub use error::Error;
+pub use hal::{DmaRegion, Hal};
+pub use hid::{Layout, Leds, Repeat};
+pub use pc_keyboard::{DecodedKey, KeyCode};
+pub use trb::{CompletionCode, Event, TrbParseError, TrbType};
+pub use types::{
+    Config, ControllerInfo, DeviceInfo, DeviceState, KeyboardStats, MAX_DEVICES, MAX_PORTS,
+    PollSummary, Speed, TakeoverReport,
+};

@@ -1,0 +1,683 @@
+//! The fake xHC: register semantics (RW1C, doorbells, CRCR) detected by
+//! sentinel values, rings consumed from the driver's DMA memory.
+extern crate std;
+
+use std::vec::Vec;
+
+use super::device::{ControlReply, FakeDevice};
+use super::hal::{MMIO_SIZE, Memory};
+
+pub(crate) const PORTS: usize = 4;
+const SLOTS: usize = 16;
+const OP: usize = 0x40;
+const RT: usize = 0x1000;
+const DB: usize = 0x2000;
+const XCAP: usize = 0x3000;
+const USBCMD: usize = OP;
+const USBSTS: usize = OP + 4;
+const CRCR: usize = OP + 0x18;
+const DCBAAP: usize = OP + 0x30;
+const CONFIG: usize = OP + 0x38;
+const IMAN: usize = RT + 0x20;
+const ERSTBA: usize = RT + 0x30;
+const ERDP: usize = RT + 0x38;
+const DB_SENTINEL: u32 = 0xffff_ffff;
+/// RsvdZ bits used as "published by the fake" markers: a driver write clears them.
+const USBSTS_MARK: u32 = 1 << 1;
+const PORTSC_MARK: u32 = 1 << 2;
+
+const CCS: u32 = 1;
+const PED: u32 = 2;
+const PR: u32 = 1 << 4;
+const PP: u32 = 1 << 9;
+const CSC: u32 = 1 << 17;
+const PRC: u32 = 1 << 21;
+const CHANGE: u32 = 0x7f << 17;
+
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Ep {
+    pub(crate) state: u8,
+    pub(crate) deq: u64,
+    pub(crate) ccs: bool,
+}
+
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Slot {
+    pub(crate) enabled: bool,
+    pub(crate) port: Option<usize>,
+    pub(crate) eps: [Ep; 32],
+}
+
+pub(crate) struct Machine {
+    regs: *mut u32,
+    halted: bool,
+    usbsts: u32,
+    portsc: [u32; PORTS],
+    pub(crate) ports: [Option<FakeDevice>; PORTS],
+    cmd_deq: u64,
+    cmd_ccs: bool,
+    crr: bool,
+    crcr_published: u32,
+    er_base: u64,
+    er_size: u32,
+    er_enq: u32,
+    er_pcs: bool,
+    erstba_seen: u64,
+    pub(crate) slots: [Slot; SLOTS + 1],
+    /// Command TRB types executed, in order.
+    pub(crate) commands: Vec<u8>,
+    /// Don't execute commands: they stay "in flight" until aborted.
+    pub(crate) freeze_commands: bool,
+    /// Events dropped because the event ring was full.
+    pub(crate) dropped_events: u32,
+    pub(crate) resets: u32,
+    pub(crate) context_size: usize,
+}
+
+impl Machine {
+    pub(crate) fn new(regs: *mut u32) -> Self {
+        let mut m = Self {
+            regs,
+            halted: true,
+            usbsts: 1,
+            portsc: [PP; PORTS],
+            ports: [const { None }; PORTS],
+            cmd_deq: 0,
+            cmd_ccs: true,
+            crr: false,
+            crcr_published: 0,
+            er_base: 0,
+            er_size: 0,
+            er_enq: 0,
+            er_pcs: true,
+            erstba_seen: 0,
+            slots: [Slot::default(); SLOTS + 1],
+            commands: Vec::new(),
+            freeze_commands: false,
+            dropped_events: 0,
+            resets: 0,
+            context_size: 32,
+        };
+        m.power_on();
+        m
+    }
+
+    pub(crate) fn regs_ptr(&self) -> *mut u32 {
+        self.regs
+    }
+
+    pub(crate) fn reg(&self, off: usize) -> u32 {
+        assert!(off < MMIO_SIZE);
+        // SAFETY: inside the leaked register allocation of MMIO_SIZE bytes.
+        unsafe { self.regs.add(off / 4).read_volatile() }
+    }
+
+    pub(crate) fn set_reg(&self, off: usize, v: u32) {
+        assert!(off < MMIO_SIZE);
+        // SAFETY: as in `reg`.
+        unsafe { self.regs.add(off / 4).write_volatile(v) }
+    }
+
+    /// Capability registers and extended capabilities (legacy support owned by
+    /// the "BIOS", USB 2 ports 1-2, USB 3 ports 3-4).
+    fn power_on(&mut self) {
+        for off in (0..MMIO_SIZE).step_by(4) {
+            self.set_reg(off, 0);
+        }
+        self.set_reg(0x00, 0x40 | (0x0110 << 16));
+        self.set_reg(0x04, SLOTS as u32 | (1 << 8) | ((PORTS as u32) << 24));
+        self.set_reg(0x08, 2 << 27); // two scratchpad buffers
+        let csz = if self.context_size == 64 { 1 << 2 } else { 0 };
+        self.set_reg(0x10, ((XCAP as u32 / 4) << 16) | csz);
+        self.set_reg(0x14, DB as u32);
+        self.set_reg(0x18, RT as u32);
+        self.set_reg(OP + 8, 1); // PAGESIZE 4 KiB
+        self.set_reg(XCAP, 1 | (4 << 8) | (1 << 16)); // legacy, BIOS owned
+        self.set_reg(XCAP + 4, 1 | (1 << 13));
+        self.set_reg(XCAP + 0x10, 2 | (8 << 8) | (2 << 24));
+        self.set_reg(XCAP + 0x14, u32::from_le_bytes(*b"USB "));
+        self.set_reg(XCAP + 0x18, 1 | (2 << 8));
+        self.set_reg(XCAP + 0x30, 2 | (3 << 24));
+        self.set_reg(XCAP + 0x34, u32::from_le_bytes(*b"USB "));
+        self.set_reg(XCAP + 0x38, 3 | (2 << 8));
+        self.reset_controller();
+    }
+
+    pub(crate) fn set_context_size(&mut self, size: usize) {
+        self.context_size = size;
+        let csz = if size == 64 { 1 << 2 } else { 0 };
+        self.set_reg(0x10, ((XCAP as u32 / 4) << 16) | csz);
+    }
+
+    fn reset_controller(&mut self) {
+        for off in (OP..OP + 0x400).step_by(4) {
+            if off != OP + 8 {
+                self.set_reg(off, 0);
+            }
+        }
+        for off in (RT..RT + 0x40).step_by(4) {
+            self.set_reg(off, 0);
+        }
+        for i in 0..=SLOTS {
+            self.set_reg(DB + 4 * i, DB_SENTINEL);
+        }
+        self.halted = true;
+        self.usbsts = 1;
+        self.cmd_deq = 0;
+        self.cmd_ccs = true;
+        self.crr = false;
+        self.crcr_published = 0;
+        self.er_base = 0;
+        self.er_size = 0;
+        self.er_enq = 0;
+        self.er_pcs = true;
+        self.erstba_seen = 0;
+        self.slots = [Slot::default(); SLOTS + 1];
+        for p in 0..PORTS {
+            self.portsc[p] = PP
+                | if self.ports[p].is_some() {
+                    CCS | CSC | (1 << 10) | (7 << 5)
+                } else {
+                    5 << 5
+                };
+        }
+        self.publish();
+    }
+
+    fn publish(&self) {
+        self.set_reg(USBSTS, self.usbsts | USBSTS_MARK);
+        for p in 0..PORTS {
+            self.set_reg(OP + 0x400 + 0x10 * p, self.portsc[p] | PORTSC_MARK);
+        }
+        self.set_reg(CRCR, self.crcr_published);
+        self.set_reg(CRCR + 4, 0);
+    }
+
+    pub(crate) fn plug(&mut self, mem: &Memory, port: usize, device: FakeDevice) {
+        self.ports[port - 1] = Some(device);
+        self.portsc[port - 1] = PP | CCS | CSC | (1 << 10) | (7 << 5);
+        self.publish();
+        self.post(mem, [0, 0, 1 << 24, 34 << 10], Some(port));
+    }
+
+    pub(crate) fn unplug(&mut self, mem: &Memory, port: usize) {
+        self.ports[port - 1] = None;
+        self.portsc[port - 1] = PP | CSC | (5 << 5);
+        self.publish();
+        self.post(mem, [0, 0, 1 << 24, 34 << 10], Some(port));
+    }
+
+    /// Writes an arbitrary event (the cycle bit is set correctly unless `raw`).
+    pub(crate) fn post_raw(&mut self, mem: &Memory, trb: [u32; 4], raw: bool) {
+        if raw {
+            let at = self.er_base + u64::from(self.er_enq) * 16;
+            for (i, d) in trb.iter().enumerate() {
+                mem.write32(at + 4 * i as u64, *d);
+            }
+        } else {
+            self.post(mem, trb, None);
+        }
+    }
+
+    fn post(&mut self, mem: &Memory, mut trb: [u32; 4], port: Option<usize>) {
+        if let Some(p) = port {
+            trb[0] = (p as u32) << 24;
+        }
+        if self.halted || self.er_size == 0 {
+            return;
+        }
+        let erdp = (u64::from(self.reg(ERDP)) | (u64::from(self.reg(ERDP + 4)) << 32)) & !0xf;
+        let deq_index = erdp.wrapping_sub(self.er_base) / 16;
+        if u64::from((self.er_enq + 1) % self.er_size) == deq_index {
+            self.dropped_events += 1;
+            return;
+        }
+        let at = self.er_base + u64::from(self.er_enq) * 16;
+        mem.write32(at, trb[0]);
+        mem.write32(at + 4, trb[1]);
+        mem.write32(at + 8, trb[2]);
+        mem.write32(at + 12, (trb[3] & !1) | u32::from(self.er_pcs));
+        self.er_enq += 1;
+        if self.er_enq == self.er_size {
+            self.er_enq = 0;
+            self.er_pcs = !self.er_pcs;
+        }
+        self.usbsts |= 1 << 3;
+        let iman = self.reg(IMAN);
+        if iman & 2 != 0 {
+            self.set_reg(IMAN, iman | 1);
+        }
+        self.publish();
+    }
+
+    fn complete_command(&mut self, mem: &Memory, trb: u64, code: u32, slot: u32) {
+        self.post(
+            mem,
+            [
+                trb as u32,
+                (trb >> 32) as u32,
+                code << 24,
+                (33 << 10) | (slot << 24),
+            ],
+            None,
+        );
+    }
+
+    fn transfer_event(
+        &mut self,
+        mem: &Memory,
+        trb: u64,
+        code: u32,
+        residual: u32,
+        slot: usize,
+        dci: usize,
+    ) {
+        self.post(
+            mem,
+            [
+                trb as u32,
+                (trb >> 32) as u32,
+                (code << 24) | residual,
+                (32 << 10) | ((dci as u32) << 16) | ((slot as u32) << 24),
+            ],
+            None,
+        );
+    }
+
+    /// One round of controller activity.
+    pub(crate) fn step(&mut self, mem: &Memory) {
+        // USBCMD
+        let cmd = self.reg(USBCMD);
+        if cmd & 2 != 0 {
+            self.resets += 1;
+            self.reset_controller();
+            return;
+        }
+        // USBSTS writes (RW1C)
+        let sts = self.reg(USBSTS);
+        if sts & USBSTS_MARK == 0 {
+            self.usbsts &= !(sts & ((1 << 2) | (1 << 3) | (1 << 4) | (1 << 10)));
+        }
+        // legacy handoff: the "BIOS" lets go as soon as the OS asks
+        let leg = self.reg(XCAP);
+        if leg & (1 << 24) != 0 && leg & (1 << 16) != 0 {
+            self.set_reg(XCAP, leg & !(1 << 16));
+        }
+        if cmd & 1 != 0 && self.halted {
+            self.halted = false;
+        } else if cmd & 1 == 0 {
+            self.halted = true;
+        }
+        self.usbsts = (self.usbsts & !1) | u32::from(self.halted);
+        // CRCR
+        let lo = self.reg(CRCR);
+        let hi = self.reg(CRCR + 4);
+        if lo != self.crcr_published || hi != 0 {
+            if lo & 6 != 0 && self.crr {
+                self.crr = false;
+                let pending = mem.read_trb(self.cmd_deq);
+                if self.freeze_commands
+                    && (pending[3] & 1 != 0) == self.cmd_ccs
+                    && (pending[3] >> 10) & 0x3f != 6
+                {
+                    self.complete_command(mem, self.cmd_deq, 25, 0); // Command Aborted
+                    self.cmd_deq += 16;
+                }
+                self.complete_command(mem, self.cmd_deq, 24, 0); // Command Ring Stopped
+                self.freeze_commands = false;
+            } else if !self.crr {
+                self.cmd_deq = (u64::from(hi) << 32 | u64::from(lo)) & !63;
+                self.cmd_ccs = lo & 1 != 0;
+            }
+            self.crcr_published = u32::from(self.crr) << 3;
+        }
+        // ERSTBA
+        let erstba = u64::from(self.reg(ERSTBA)) | (u64::from(self.reg(ERSTBA + 4)) << 32);
+        if erstba != self.erstba_seen && erstba != 0 {
+            self.erstba_seen = erstba;
+            self.er_base = mem.read64(erstba);
+            self.er_size = mem.read32(erstba + 8) & 0xffff;
+            self.er_enq = 0;
+            self.er_pcs = true;
+        }
+        // PORTSC writes, in the order the driver made them
+        let log = crate::regs::WRITE_LOG.with(|l| core::mem::take(&mut *l.borrow_mut()));
+        for (off, v) in log {
+            if !(OP + 0x400..OP + 0x400 + 0x10 * PORTS).contains(&off) || off % 0x10 != 0 {
+                continue;
+            }
+            let p = (off - OP - 0x400) / 0x10;
+            {
+                self.portsc[p] &= !(v & CHANGE);
+                if v & PED != 0 {
+                    self.portsc[p] &= !PED;
+                }
+                if v & PR != 0 && self.portsc[p] & CCS != 0 {
+                    self.portsc[p] = (self.portsc[p] & !(0xf << 5)) | PED | PRC;
+                    self.publish();
+                    self.post(mem, [0, 0, 1 << 24, 34 << 10], Some(p + 1));
+                }
+            }
+        }
+        self.publish();
+        if self.halted {
+            return;
+        }
+        // Doorbells
+        for i in 0..=SLOTS {
+            let v = self.reg(DB + 4 * i);
+            if v != DB_SENTINEL {
+                self.set_reg(DB + 4 * i, DB_SENTINEL);
+                if i == 0 {
+                    self.crr = true;
+                    self.crcr_published = 1 << 3;
+                    self.publish();
+                    if !self.freeze_commands {
+                        self.run_commands(mem);
+                    }
+                } else {
+                    // xHCI 1.2 §4.6.9: ringing a stopped endpoint restarts it
+                    let dci = (v & 0x1f) as usize;
+                    if self.slots[i].enabled && dci > 0 && self.slots[i].eps[dci].state == 3 {
+                        self.slots[i].eps[dci].state = 1;
+                        self.sync_ep(mem, i, dci);
+                    }
+                    if dci == 1 {
+                        self.run_ep0(mem, i);
+                    }
+                }
+            }
+        }
+        if !self.freeze_commands && self.crr {
+            self.run_commands(mem);
+        }
+        for slot in 1..=SLOTS {
+            for dci in 2..32 {
+                if self.slots[slot].enabled && self.slots[slot].eps[dci].state == 1 {
+                    self.run_interrupt(mem, slot, dci);
+                }
+            }
+        }
+    }
+
+    fn dcbaa_entry(&self, mem: &Memory, slot: usize) -> u64 {
+        let dcbaa = u64::from(self.reg(DCBAAP)) | (u64::from(self.reg(DCBAAP + 4)) << 32);
+        mem.read64(dcbaa + 8 * slot as u64)
+    }
+
+    fn sync_ep(&self, mem: &Memory, slot: usize, dci: usize) {
+        let out = self.dcbaa_entry(mem, slot);
+        if out == 0 {
+            return;
+        }
+        let at = out + (dci * self.context_size) as u64;
+        let v = mem.read32(at);
+        mem.write32(at, (v & !7) | u32::from(self.slots[slot].eps[dci].state));
+    }
+
+    fn next_trb(&mut self, mem: &Memory, slot: usize, dci: usize) -> Option<(u64, [u32; 4])> {
+        for _ in 0..4 {
+            let ep = self.slots[slot].eps[dci];
+            let trb = mem.read_trb(ep.deq);
+            if (trb[3] & 1 != 0) != ep.ccs {
+                return None;
+            }
+            if (trb[3] >> 10) & 0x3f == 6 {
+                let e = &mut self.slots[slot].eps[dci];
+                e.deq = (u64::from(trb[0]) | (u64::from(trb[1]) << 32)) & !0xf;
+                if trb[3] & 2 != 0 {
+                    e.ccs = !e.ccs;
+                }
+                continue;
+            }
+            return Some((ep.deq, trb));
+        }
+        None
+    }
+
+    fn run_commands(&mut self, mem: &Memory) {
+        for _ in 0..64 {
+            let trb = mem.read_trb(self.cmd_deq);
+            if (trb[3] & 1 != 0) != self.cmd_ccs {
+                return;
+            }
+            let kind = ((trb[3] >> 10) & 0x3f) as u8;
+            if kind == 6 {
+                self.cmd_deq = (u64::from(trb[0]) | (u64::from(trb[1]) << 32)) & !0xf;
+                if trb[3] & 2 != 0 {
+                    self.cmd_ccs = !self.cmd_ccs;
+                }
+                continue;
+            }
+            let at = self.cmd_deq;
+            self.cmd_deq += 16;
+            self.commands.push(kind);
+            let (code, slot) = self.execute(mem, kind, trb);
+            self.complete_command(mem, at, code, slot);
+        }
+    }
+
+    fn execute(&mut self, mem: &Memory, kind: u8, trb: [u32; 4]) -> (u32, u32) {
+        let slot = (trb[3] >> 24) as usize;
+        let dci = ((trb[3] >> 16) & 0x1f) as usize;
+        let ptr = u64::from(trb[0]) | (u64::from(trb[1]) << 32);
+        let valid = (1..=SLOTS).contains(&slot) && self.slots[slot].enabled;
+        let ctx = self.context_size as u64;
+        match kind {
+            9 => {
+                let max = (self.reg(CONFIG) & 0xff) as usize;
+                match (1..=max.min(SLOTS)).find(|&s| !self.slots[s].enabled) {
+                    Some(s) => {
+                        self.slots[s] = Slot {
+                            enabled: true,
+                            ..Slot::default()
+                        };
+                        (1, s as u32)
+                    }
+                    None => (9, 0),
+                }
+            }
+            10 if valid => {
+                self.slots[slot] = Slot::default();
+                (1, slot as u32)
+            }
+            11 if valid => {
+                let input = ptr & !0xf;
+                let root = ((mem.read32(input + ctx + 4) >> 16) & 0xff) as usize;
+                if root == 0 || root > PORTS || self.ports[root - 1].is_none() {
+                    return (4, slot as u32);
+                }
+                let ep0 = mem.read64(input + 2 * ctx + 8);
+                self.slots[slot].port = Some(root - 1);
+                self.slots[slot].eps[1] = Ep {
+                    state: 1,
+                    deq: ep0 & !0xf,
+                    ccs: ep0 & 1 != 0,
+                };
+                let out = self.dcbaa_entry(mem, slot);
+                for i in 0..(2 * ctx / 4) {
+                    mem.write32(out + 4 * i, mem.read32(input + ctx + 4 * i));
+                }
+                mem.write32(out + 12, 2 << 27);
+                self.sync_ep(mem, slot, 1);
+                (1, slot as u32)
+            }
+            12 if valid => {
+                let input = ptr & !0xf;
+                let add = mem.read32(input + 4);
+                let out = self.dcbaa_entry(mem, slot);
+                for d in 2..32usize {
+                    if add & (1 << d) != 0 {
+                        let e = input + (1 + d as u64) * ctx;
+                        let deq = mem.read64(e + 8);
+                        self.slots[slot].eps[d] = Ep {
+                            state: 1,
+                            deq: deq & !0xf,
+                            ccs: deq & 1 != 0,
+                        };
+                        for i in 0..(ctx / 4) {
+                            mem.write32(out + d as u64 * ctx + 4 * i, mem.read32(e + 4 * i));
+                        }
+                        self.sync_ep(mem, slot, d);
+                    }
+                }
+                mem.write32(out + 12, 3 << 27);
+                (1, slot as u32)
+            }
+            13 if valid => (1, slot as u32),
+            14 if valid && dci > 0 => {
+                if self.slots[slot].eps[dci].state == 2 {
+                    self.slots[slot].eps[dci].state = 3;
+                    self.sync_ep(mem, slot, dci);
+                    (1, slot as u32)
+                } else {
+                    (19, slot as u32)
+                }
+            }
+            15 if valid && dci > 0 => {
+                if self.slots[slot].eps[dci].state == 1 {
+                    if let Some((at, _)) = self.next_trb(mem, slot, dci) {
+                        self.transfer_event(mem, at, 26, 0, slot, dci);
+                    }
+                    self.slots[slot].eps[dci].state = 3;
+                    self.sync_ep(mem, slot, dci);
+                    (1, slot as u32)
+                } else {
+                    (19, slot as u32)
+                }
+            }
+            16 if valid && dci > 0 => {
+                let e = &mut self.slots[slot].eps[dci];
+                if e.state == 3 || e.state == 4 {
+                    e.deq = ptr & !0xf;
+                    e.ccs = ptr & 1 != 0;
+                    (1, slot as u32)
+                } else {
+                    (19, slot as u32)
+                }
+            }
+            10..=16 => (11, slot as u32),
+            23 => (1, 0),
+            _ => (5, 0),
+        }
+    }
+
+    fn run_ep0(&mut self, mem: &Memory, slot: usize) {
+        if slot > SLOTS || !self.slots[slot].enabled || self.slots[slot].eps[1].state != 1 {
+            return;
+        }
+        for _ in 0..8 {
+            let saved = self.slots[slot].eps[1];
+            let Some((setup_at, setup)) = self.next_trb(mem, slot, 1) else {
+                return;
+            };
+            if (setup[3] >> 10) & 0x3f != 2 {
+                self.transfer_event(mem, setup_at, 5, 0, slot, 1);
+                return;
+            }
+            self.slots[slot].eps[1].deq += 16;
+            let mut data = None;
+            let Some((mut at, mut trb)) = self.next_trb(mem, slot, 1) else {
+                self.slots[slot].eps[1] = saved;
+                return;
+            };
+            if (trb[3] >> 10) & 0x3f == 3 {
+                data = Some((at, trb));
+                self.slots[slot].eps[1].deq += 16;
+                let Some(next) = self.next_trb(mem, slot, 1) else {
+                    self.slots[slot].eps[1] = saved;
+                    return;
+                };
+                (at, trb) = next;
+            }
+            if (trb[3] >> 10) & 0x3f != 4 {
+                self.transfer_event(mem, at, 5, 0, slot, 1);
+                return;
+            }
+            self.slots[slot].eps[1].deq += 16;
+            let status_at = at;
+            let bytes = {
+                let mut b = [0u8; 8];
+                b[..4].copy_from_slice(&setup[0].to_le_bytes());
+                b[4..].copy_from_slice(&setup[1].to_le_bytes());
+                b
+            };
+            let out = match data {
+                Some((_, d)) if d[3] & (1 << 16) == 0 => mem.read_bytes(
+                    u64::from(d[0]) | (u64::from(d[1]) << 32),
+                    (d[2] & 0x1ffff) as usize,
+                ),
+                _ => Vec::new(),
+            };
+            let port = self.slots[slot].port;
+            let reply = match port.and_then(|p| self.ports[p].as_mut()) {
+                Some(dev) => dev.control(bytes, &out),
+                None => {
+                    self.transfer_event(mem, setup_at, 4, 0, slot, 1);
+                    self.slots[slot].eps[1].state = 2;
+                    self.sync_ep(mem, slot, 1);
+                    return;
+                }
+            };
+            match reply {
+                ControlReply::Stall => {
+                    self.transfer_event(mem, data.map_or(status_at, |d| d.0), 6, 0, slot, 1);
+                    self.slots[slot].eps[1].state = 2;
+                    self.sync_ep(mem, slot, 1);
+                    return;
+                }
+                ControlReply::Data(reply) => {
+                    if let Some((data_at, d)) = data
+                        && d[3] & (1 << 16) != 0
+                    {
+                        let len = (d[2] & 0x1ffff) as usize;
+                        let n = len.min(reply.len());
+                        mem.write_bytes(u64::from(d[0]) | (u64::from(d[1]) << 32), &reply[..n]);
+                        if n < len && d[3] & (1 << 2) != 0 {
+                            self.transfer_event(mem, data_at, 13, (len - n) as u32, slot, 1);
+                        }
+                    }
+                    self.transfer_event(mem, status_at, 1, 0, slot, 1);
+                }
+            }
+        }
+    }
+
+    fn run_interrupt(&mut self, mem: &Memory, slot: usize, dci: usize) {
+        let Some(port) = self.slots[slot].port else {
+            return;
+        };
+        for _ in 0..8 {
+            let has_report = self.ports[port]
+                .as_ref()
+                .is_some_and(|d| !d.reports.is_empty());
+            if !has_report {
+                return;
+            }
+            let Some((at, trb)) = self.next_trb(mem, slot, dci) else {
+                return;
+            };
+            let report = self.ports[port]
+                .as_mut()
+                .and_then(|d| d.reports.pop_front())
+                .unwrap_or([0; 8]);
+            let len = (trb[2] & 0x1ffff) as usize;
+            let n = len.min(8);
+            mem.write_bytes(u64::from(trb[0]) | (u64::from(trb[1]) << 32), &report[..n]);
+            self.slots[slot].eps[dci].deq += 16;
+            let code = if n < len { 13 } else { 1 };
+            self.transfer_event(mem, at, code, (len - n) as u32, slot, dci);
+        }
+    }
+
+    /// Index of the event ring's enqueue pointer (for hostile tests).
+    pub(crate) fn event_enqueue(&self) -> (u64, u32, bool) {
+        (self.er_base, self.er_enq, self.er_pcs)
+    }
+
+    /// Makes USBSTS show a Host System Error.
+    pub(crate) fn host_system_error(&mut self) {
+        self.usbsts |= 1 << 2;
+        self.publish();
+    }
+}

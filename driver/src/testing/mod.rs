@@ -1,0 +1,19 @@
+//! Fake HAL and fake xHCI controller for host tests.
+//!
+//! The fake controller lives in host memory: a register file the driver
+//! accesses through its normal volatile MMIO path, and DMA memory handed out
+//! by the fake HAL at physical addresses that differ from the virtual ones
+//! (so phys/virt mix-ups fault in tests). It runs whenever the driver busy-
+//! waits (`delay_us`) or the test calls [`FakeHandle::run`]: it consumes
+//! command TRBs and control/interrupt TRBs from the driver's rings and posts
+//! events, like QEMU's `hcd-xhci.c` does.
+
+mod device;
+mod hal;
+mod machine;
+
+pub(crate) use device::FakeDevice;
+pub(crate) use hal::{FakeHal, FakeHandle};
+
+#[cfg(test)]
+mod tests;

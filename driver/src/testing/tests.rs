@@ -1,0 +1,363 @@
+//! Enumeration, typing, hot-plug, hostile events and takeover against the fake.
+extern crate std;
+
+use std::vec::Vec;
+
+use super::hal::MMIO_PHYS;
+use super::*;
+use crate::controller::PendingCommand;
+use crate::ring::EventRing;
+use crate::trb::command;
+use crate::types::{Config, DeviceState};
+use crate::{Controller, DecodedKey, KeyCode, Layout};
+
+type Ctrl = Controller<FakeHal>;
+
+fn start(devices: Vec<(usize, FakeDevice)>, config: Config) -> (Ctrl, FakeHandle) {
+    start_with(devices, config, 32)
+}
+
+fn start_with(
+    devices: Vec<(usize, FakeDevice)>,
+    config: Config,
+    context_size: usize,
+) -> (Ctrl, FakeHandle) {
+    let (hal, handle) = FakeHandle::new();
+    handle.with(|m, mem| {
+        m.set_context_size(context_size);
+        for (port, dev) in devices {
+            m.plug(mem, port, dev);
+        }
+    });
+    // SAFETY: the fake BAR belongs to this controller alone.
+    let ctrl = unsafe { Controller::new(hal, MMIO_PHYS, config) }.expect("controller init");
+    (ctrl, handle)
+}
+
+fn press(h: &FakeHandle, port: usize, report: [u8; 8]) {
+    h.with(|m, _| {
+        m.ports[port - 1]
+            .as_mut()
+            .expect("device")
+            .reports
+            .push_back(report)
+    });
+    h.run();
+}
+
+fn keys(c: &mut Ctrl) -> Vec<DecodedKey> {
+    let mut v = Vec::new();
+    while let Some(k) = c.next_key() {
+        v.push(k);
+    }
+    v
+}
+
+fn type_hi(c: &mut Ctrl, h: &FakeHandle, port: usize) -> Vec<DecodedKey> {
+    press(h, port, [0, 0, 0x0b, 0, 0, 0, 0, 0]); // h
+    press(h, port, [0, 0, 0, 0, 0, 0, 0, 0]);
+    press(h, port, [0, 0, 0x0c, 0, 0, 0, 0, 0]); // i
+    press(h, port, [0, 0, 0, 0, 0, 0, 0, 0]);
+    for _ in 0..6 {
+        c.poll();
+        h.run();
+    }
+    keys(c)
+}
+
+fn hi() -> Vec<DecodedKey> {
+    std::vec![DecodedKey::Unicode('h'), DecodedKey::Unicode('i')]
+}
+
+#[test]
+fn enumerates_keyboard_and_types() {
+    let (mut c, h) = start(std::vec![(1, FakeDevice::keyboard())], Config::default());
+    let s = c.poll();
+    assert_eq!(s.attached, 1, "{s:?}");
+    let devices: Vec<_> = c.devices().collect();
+    assert_eq!(devices.len(), 1);
+    let d = devices[0];
+    assert!(d.is_keyboard);
+    assert_eq!(
+        (d.port, d.vendor, d.product, d.class, d.state),
+        (1, 0x0627, 1, 3, DeviceState::Keyboard)
+    );
+    h.with(|m, _| {
+        let dev = m.ports[0].as_ref().unwrap();
+        assert_eq!(dev.configured, Some(1));
+        assert_eq!(dev.protocol, Some(0), "boot protocol selected");
+        assert_eq!(dev.leds.last(), Some(&1), "num lock LED sent");
+    });
+    assert_eq!(type_hi(&mut c, &h, 1), hi());
+    let info = c.info();
+    assert_eq!(
+        (
+            info.ports,
+            info.slots,
+            info.context_size,
+            info.scratchpad_buffers
+        ),
+        (4, 8, 32, 2)
+    );
+    assert_eq!(info.usb3_ports, 0b1100);
+    assert!(info.interrupt_mode);
+    assert_eq!(c.keyboard_stats().keyboards, 1);
+    std::println!("{info}\n{}\n{d}", c.keyboard_stats());
+}
+
+#[test]
+fn sixty_four_byte_contexts() {
+    let (mut c, h) = start_with(
+        std::vec![(2, FakeDevice::keyboard())],
+        Config::default(),
+        64,
+    );
+    assert_eq!(c.poll().attached, 1);
+    assert_eq!(c.info().context_size, 64);
+    assert_eq!(type_hi(&mut c, &h, 2), hi());
+}
+
+#[test]
+fn tablet_is_listed_and_left_alone() {
+    let (mut c, h) = start(
+        std::vec![(1, FakeDevice::tablet()), (2, FakeDevice::keyboard())],
+        Config::default(),
+    );
+    let s = c.poll();
+    assert_eq!((s.attached, s.errors), (2, 0), "{s:?}");
+    let mut devices: Vec<_> = c.devices().collect();
+    devices.sort_by_key(|d| d.port);
+    assert_eq!(devices[0].state, DeviceState::Ignored);
+    assert!(!devices[0].is_keyboard);
+    assert_eq!(devices[0].class, 3);
+    assert_eq!(devices[1].state, DeviceState::Keyboard);
+    h.with(|m, _| assert_eq!(m.ports[0].as_ref().unwrap().configured, None));
+    assert_eq!(type_hi(&mut c, &h, 2), hi());
+}
+
+#[test]
+fn hotplug_unplug_replug_without_allocation() {
+    let (mut c, h) = start(std::vec![], Config::default());
+    assert_eq!(c.poll().attached, 0);
+    let allocations = h.0.borrow().allocations.len();
+    for round in 0..3 {
+        h.with(|m, mem| m.plug(mem, 1, FakeDevice::keyboard()));
+        let s = c.poll();
+        assert_eq!(s.attached, 1, "round {round}: {s:?}");
+        assert_eq!(type_hi(&mut c, &h, 1), hi());
+        // hold a key, then unplug: the key is released, no repeat afterwards
+        press(&h, 1, [0, 0, 0x04, 0, 0, 0, 0, 0]);
+        c.poll();
+        h.with(|m, mem| m.unplug(mem, 1));
+        let s = c.poll();
+        assert_eq!(s.detached, 1, "round {round}: {s:?}");
+        assert_eq!(c.devices().count(), 0);
+        h.advance_ms(2000);
+        c.poll();
+        assert_eq!(keys(&mut c), [DecodedKey::Unicode('a')]);
+        assert!(
+            h.with(|m, _| m.commands.contains(&10)),
+            "Disable Slot issued"
+        );
+    }
+    assert_eq!(
+        h.0.borrow().allocations.len(),
+        allocations,
+        "hot-plug must not allocate"
+    );
+}
+
+#[test]
+fn hostile_events_are_rejected() {
+    let (mut c, h) = start(std::vec![(1, FakeDevice::keyboard())], Config::default());
+    c.poll();
+    let before = c.info().rejected_events;
+    let hostile: [[u32; 4]; 8] = [
+        [
+            0xdead_0000,
+            0x1,
+            1 << 24,
+            (32 << 10) | (3 << 16) | (1 << 24),
+        ], // transfer, pointer outside rings
+        [0, 0, 1 << 24, (32 << 10) | (3 << 16) | (99 << 24)], // slot out of range
+        [0, 0, 1 << 24, (32 << 10) | (1 << 24)],              // endpoint 0
+        [0, 0, 1 << 24, (32 << 10) | (3 << 16) | (5 << 24)],  // slot not in use
+        [0x1234_5670, 0, 1 << 24, 33 << 10],                  // command pointer outside ring
+        [200 << 24, 0, 1 << 24, 34 << 10],                    // port out of range
+        [0, 0, 0, 50 << 10],                                  // unknown TRB type
+        [0, 0, 200 << 24, 37 << 10],                          // unknown completion code
+    ];
+    for trb in hostile {
+        h.with(|m, mem| m.post_raw(mem, trb, false));
+    }
+    let s = c.poll();
+    assert_eq!(s.events, 8);
+    assert_eq!(c.info().rejected_events - before, 8);
+    // a stuck cycle bit: an event written with the wrong cycle is never consumed
+    h.with(|m, mem| {
+        let (base, enq, pcs) = m.event_enqueue();
+        let _ = base;
+        let bad = [0, 0, 1 << 24, (34 << 10) | u32::from(!pcs)];
+        m.post_raw(mem, bad, true);
+        let _ = enq;
+    });
+    assert_eq!(c.poll().events, 0);
+    assert_eq!(type_hi(&mut c, &h, 1), hi());
+}
+
+#[test]
+fn stalled_set_idle_is_recovered() {
+    let mut kbd = FakeDevice::keyboard();
+    kbd.stall_set_idle = true;
+    let (mut c, h) = start(std::vec![(1, kbd)], Config::default());
+    let s = c.poll();
+    assert_eq!(s.attached, 1);
+    assert_eq!(s.errors, 1, "the stall is reported: {s:?}");
+    h.with(|m, _| {
+        assert!(m.commands.contains(&14), "Reset Endpoint");
+        assert!(m.commands.contains(&16), "Set TR Dequeue Pointer");
+    });
+    assert_eq!(type_hi(&mut c, &h, 1), hi());
+}
+
+#[test]
+fn caps_lock_led_and_repeat_through_controller() {
+    let (mut c, h) = start(std::vec![(1, FakeDevice::keyboard())], Config::default());
+    c.poll();
+    press(&h, 1, [0, 0, 0x39, 0, 0, 0, 0, 0]);
+    c.poll();
+    press(&h, 1, [0, 0, 0, 0, 0, 0, 0, 0]);
+    c.poll();
+    h.with(|m, _| assert_eq!(m.ports[0].as_ref().unwrap().leds.last(), Some(&0b011)));
+    assert!(c.keyboard_stats().leds.caps_lock);
+    c.set_repeat(300, 10);
+    press(&h, 1, [0, 0, 0x04, 0, 0, 0, 0, 0]);
+    c.poll();
+    assert_eq!(keys(&mut c), [DecodedKey::Unicode('A')]);
+    h.advance_ms(299);
+    c.poll();
+    assert_eq!(keys(&mut c), []);
+    h.advance_ms(1);
+    c.poll();
+    h.advance_ms(100);
+    c.poll();
+    assert_eq!(keys(&mut c), [DecodedKey::Unicode('A'); 2]);
+    press(&h, 1, [0, 0, 0, 0, 0, 0, 0, 0]);
+    c.poll();
+    h.advance_ms(1000);
+    c.poll();
+    assert_eq!(keys(&mut c), []);
+    c.set_layout(Layout::De105);
+    press(&h, 1, [0, 0, 0x52, 0, 0, 0, 0, 0]);
+    c.poll();
+    assert_eq!(keys(&mut c), [DecodedKey::RawKey(KeyCode::ArrowUp)]);
+}
+
+#[test]
+fn early_panic_polled_from_start() {
+    let config = Config {
+        interrupts: false,
+        ..Config::default()
+    };
+    let (mut c, h) = start(std::vec![(1, FakeDevice::keyboard())], config);
+    h.with(|m, _| {
+        assert_eq!(m.reg(0x1020) & 2, 0, "IMAN.IE clear");
+        assert_eq!(m.reg(0x40) & 4, 0, "USBCMD.INTE clear");
+    });
+    c.poll();
+    assert!(!c.info().interrupt_mode);
+    assert_eq!(type_hi(&mut c, &h, 1), hi());
+}
+
+#[test]
+fn ack_interrupt_reports_and_clears() {
+    let (mut c, h) = start(std::vec![(1, FakeDevice::keyboard())], Config::default());
+    c.poll();
+    c.ack_interrupt();
+    h.run();
+    press(&h, 1, [0, 0, 0x0b, 0, 0, 0, 0, 0]);
+    assert!(c.ack_interrupt());
+    h.run();
+    h.with(|m, _| assert_eq!(m.reg(0x44) & (1 << 3), 0, "USBSTS.EINT cleared"));
+    c.poll();
+    assert_eq!(keys(&mut c), [DecodedKey::Unicode('h')]);
+}
+
+#[test]
+fn takeover_with_command_in_flight_and_torn_state() {
+    let (mut c, h) = start(std::vec![(1, FakeDevice::keyboard())], Config::default());
+    c.poll();
+    let allocations = h.0.borrow().allocations.len();
+    // A CPU stopped right after ringing the doorbell for a command that the
+    // controller hasn't completed, with the event ring state torn and the
+    // keyboard's transfer bookkeeping lost.
+    h.with(|m, _| m.freeze_commands = true);
+    let trb = c
+        .command_ring
+        .push(&mut c.mem.command_ring, command::enable_slot(0));
+    c.pending_command = Some(PendingCommand {
+        trb,
+        name: "Enable Slot",
+    });
+    c.regs.ring_doorbell(0, 0);
+    h.run();
+    c.event_ring = EventRing::new(crate::controller::EVENT_RING_TRBS); // torn: back to index 0
+    c.devices[0].intr_outstanding = None;
+    // SAFETY: single-threaded test; nothing else uses the controller.
+    let report = unsafe { c.enter_polled_mode() };
+    std::println!("{report}");
+    assert!(!report.full_reset, "{report}");
+    assert!(report.command_aborted, "{report}");
+    assert!(report.command_ring_reset);
+    assert!(report.event_ring_repaired, "{report}");
+    assert_eq!(report.endpoints_restarted, 1);
+    assert!(!c.info().interrupt_mode);
+    h.with(|m, _| assert_eq!(m.reg(0x1020) & 2, 0, "IMAN.IE cleared"));
+    assert_eq!(type_hi(&mut c, &h, 1), hi());
+    assert_eq!(h.0.borrow().allocations.len(), allocations);
+}
+
+#[test]
+fn takeover_mid_enumeration_restarts_it() {
+    let (mut c, h) = start(std::vec![(1, FakeDevice::keyboard())], Config::default());
+    c.poll();
+    // pretend the CPU stopped while enumerating a second device on port 2
+    h.with(|m, mem| m.plug(mem, 2, FakeDevice::keyboard()));
+    let done = c.command(command::enable_slot(0), "Enable Slot").unwrap();
+    let index = usize::from(done.slot) - 1;
+    c.devices[index].state = Some(DeviceState::Enumerating);
+    c.devices[index].port = 2;
+    c.ports[1].slot = done.slot;
+    // SAFETY: single-threaded test.
+    let report = unsafe { c.enter_polled_mode() };
+    assert_eq!(report.enumerations_restarted, 1, "{report}");
+    let s = c.poll();
+    assert_eq!(s.attached, 1, "{s:?}");
+    assert_eq!(c.devices().filter(|d| d.is_keyboard).count(), 2);
+    assert_eq!(type_hi(&mut c, &h, 2), hi());
+    assert_eq!(type_hi(&mut c, &h, 1), hi());
+}
+
+#[test]
+fn takeover_after_host_system_error_resets_with_same_memory() {
+    let (mut c, h) = start(std::vec![(1, FakeDevice::keyboard())], Config::default());
+    c.poll();
+    let allocations = h.0.borrow().allocations.len();
+    h.with(|m, _| m.host_system_error());
+    // SAFETY: single-threaded test.
+    let report = unsafe { c.enter_polled_mode() };
+    assert!(report.full_reset && !report.dead, "{report}");
+    assert_eq!(report.reset_reason, Some(crate::Error::HostSystemError));
+    assert_eq!(c.poll().attached, 1);
+    assert_eq!(type_hi(&mut c, &h, 1), hi());
+    assert_eq!(h.0.borrow().allocations.len(), allocations);
+}
+
+#[test]
+fn out_of_memory_at_attach_is_an_error() {
+    let (hal, handle) = FakeHandle::new();
+    handle.0.borrow_mut().alloc_fail = true;
+    // SAFETY: fake BAR.
+    let r = unsafe { Controller::new(hal, MMIO_PHYS, Config::default()) };
+    assert_eq!(r.err(), Some(crate::Error::NoMemory));
+}

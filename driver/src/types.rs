@@ -1,0 +1,343 @@
+//! Public value types: configuration, poll summaries, reports and introspection.
+#![forbid(unsafe_code)]
+
+use core::fmt;
+
+use crate::error::Error;
+use crate::hid::{Layout, Leds, Repeat};
+
+/// Device slots with preallocated resources (slot IDs 1..=MAX_DEVICES).
+pub const MAX_DEVICES: usize = 8;
+/// Root hub ports we track (HCSPARAMS1.MaxPorts is capped to this).
+pub const MAX_PORTS: usize = 32;
+
+/// Attach-time configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// Key repeat delay/rate.
+    pub repeat: Repeat,
+    /// Keyboard layout.
+    pub layout: Layout,
+    /// `true`: enable interrupter 0 and USBCMD.INTE (MSI-driven).
+    /// `false`: polled from the start (early panic).
+    pub interrupts: bool,
+    /// Interrupt moderation interval in 250 ns units (IMOD.IMODI, §5.5.2.2).
+    pub interrupt_moderation: u16,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            repeat: Repeat::default(),
+            layout: Layout::Us104,
+            interrupts: true,
+            interrupt_moderation: 4000,
+        }
+    }
+}
+
+/// What one `poll()` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PollSummary {
+    /// Events consumed from the event ring.
+    pub events: u32,
+    /// Keys added to the queue.
+    pub keys: u32,
+    /// Devices that were enumerated.
+    pub attached: u32,
+    /// Devices that went away.
+    pub detached: u32,
+    /// Rejected events, failed transfers and enumeration errors.
+    pub errors: u32,
+    /// The last error seen in this poll, if any.
+    pub last_error: Option<Error>,
+}
+
+/// USB speed of a port (PORTSC Port Speed default IDs, xHCI 1.2 §7.2.2.1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Speed {
+    /// Full speed, 12 Mb/s.
+    Full,
+    /// Low speed, 1.5 Mb/s.
+    Low,
+    /// High speed, 480 Mb/s.
+    High,
+    /// SuperSpeed, 5 Gb/s.
+    Super,
+    /// SuperSpeedPlus or unknown.
+    Other(u8),
+}
+
+impl Speed {
+    pub(crate) fn from_id(id: u8) -> Self {
+        match id {
+            1 => Speed::Full,
+            2 => Speed::Low,
+            3 => Speed::High,
+            4 => Speed::Super,
+            n => Speed::Other(n),
+        }
+    }
+
+    pub(crate) fn id(self) -> u8 {
+        match self {
+            Speed::Full => 1,
+            Speed::Low => 2,
+            Speed::High => 3,
+            Speed::Super => 4,
+            Speed::Other(n) => n,
+        }
+    }
+
+    /// Default control endpoint max packet size before the device descriptor is read.
+    pub(crate) fn default_max_packet0(self) -> u16 {
+        match self {
+            Speed::Low | Speed::Full => 8,
+            Speed::High => 64,
+            _ => 512,
+        }
+    }
+}
+
+impl fmt::Display for Speed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Speed::Full => f.write_str("full"),
+            Speed::Low => f.write_str("low"),
+            Speed::High => f.write_str("high"),
+            Speed::Super => f.write_str("super"),
+            Speed::Other(n) => write!(f, "speed{n}"),
+        }
+    }
+}
+
+/// Lifecycle of a device slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceState {
+    /// Being enumerated.
+    Enumerating,
+    /// A configured boot keyboard receiving reports.
+    Keyboard,
+    /// Addressed, not a keyboard; left alone.
+    Ignored,
+    /// Enumeration failed; the port is left until the device is replugged.
+    Failed,
+}
+
+impl fmt::Display for DeviceState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DeviceState::Enumerating => "enumerating",
+            DeviceState::Keyboard => "keyboard",
+            DeviceState::Ignored => "ignored",
+            DeviceState::Failed => "failed",
+        })
+    }
+}
+
+/// One device, for `lsusb`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// Root hub port (1-based).
+    pub port: u8,
+    /// Port speed.
+    pub speed: Speed,
+    /// xHCI slot ID (0 if none).
+    pub slot: u8,
+    /// idVendor.
+    pub vendor: u16,
+    /// idProduct.
+    pub product: u16,
+    /// Device class, or the first interface's class when the device class is 0.
+    pub class: u8,
+    /// State.
+    pub state: DeviceState,
+    /// Is it a boot keyboard we drive?
+    pub is_keyboard: bool,
+    /// Reports received (keyboards).
+    pub reports: u32,
+    /// Transfer errors (keyboards).
+    pub errors: u32,
+}
+
+impl fmt::Display for DeviceInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "port {} slot {} {:04x}:{:04x} class {:#04x} {} speed, {}",
+            self.port, self.slot, self.vendor, self.product, self.class, self.speed, self.state
+        )?;
+        if self.is_keyboard {
+            write!(f, " ({} reports, {} errors)", self.reports, self.errors)?;
+        }
+        Ok(())
+    }
+}
+
+/// Controller facts for a shell command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ControllerInfo {
+    /// HCIVERSION, BCD (0x0100 = 1.0, 0x0120 = 1.2).
+    pub version: u16,
+    /// Root hub ports used (MaxPorts capped to [`MAX_PORTS`]).
+    pub ports: u8,
+    /// Device slots enabled (MaxSlotsEn).
+    pub slots: u8,
+    /// Context size in bytes (32 or 64).
+    pub context_size: u8,
+    /// Scratchpad buffers given to the controller.
+    pub scratchpad_buffers: u16,
+    /// Interrupt-driven (false after `enter_polled_mode` or with `interrupts: false`).
+    pub interrupt_mode: bool,
+    /// The controller failed and is no longer used.
+    pub dead: bool,
+    /// Events rejected as invalid (bad pointers, ids, types).
+    pub rejected_events: u32,
+    /// Which ports are USB 3 (bit n-1 = port n), from the Supported Protocol capability.
+    pub usb3_ports: u32,
+}
+
+impl fmt::Display for ControllerInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "xHCI {:x}.{:02x}, {} ports, {} slots, {}-byte contexts, {} scratchpads, {} mode{}, {} rejected events",
+            self.version >> 8,
+            self.version & 0xff,
+            self.ports,
+            self.slots,
+            self.context_size,
+            self.scratchpad_buffers,
+            if self.interrupt_mode {
+                "interrupt"
+            } else {
+                "polled"
+            },
+            if self.dead { ", DEAD" } else { "" },
+            self.rejected_events
+        )
+    }
+}
+
+/// Keyboard settings and counters for `kbd`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyboardStats {
+    /// Current layout.
+    pub layout: Layout,
+    /// Repeat settings.
+    pub repeat: Repeat,
+    /// LED / lock state.
+    pub leds: Leds,
+    /// Keyboards attached.
+    pub keyboards: u8,
+    /// Reports received, all keyboards.
+    pub reports: u32,
+    /// ErrorRollOver reports ignored.
+    pub rollover_reports: u32,
+    /// Transfer errors on keyboard endpoints.
+    pub transfer_errors: u32,
+    /// Keys queued in total.
+    pub keys_queued: u32,
+    /// Keys dropped because the queue was full.
+    pub keys_dropped: u32,
+    /// Keys waiting in the queue.
+    pub keys_pending: u32,
+}
+
+impl fmt::Display for KeyboardStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "layout {}, repeat {} ms / {} Hz, leds num={} caps={} scroll={}, {} keyboard(s), {} reports, {} rollover, {} errors, {} keys ({} dropped, {} pending)",
+            self.layout,
+            self.repeat.delay_ms,
+            self.repeat.rate_hz,
+            u8::from(self.leds.num_lock),
+            u8::from(self.leds.caps_lock),
+            u8::from(self.leds.scroll_lock),
+            self.keyboards,
+            self.reports,
+            self.rollover_reports,
+            self.transfer_errors,
+            self.keys_queued,
+            self.keys_dropped,
+            self.keys_pending
+        )
+    }
+}
+
+/// What `enter_polled_mode` found and repaired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TakeoverReport {
+    /// The event ring dequeue state was re-derived and differed from software state.
+    pub event_ring_repaired: bool,
+    /// Events drained during the takeover.
+    pub events_drained: u32,
+    /// A command was outstanding and completed during the bounded wait.
+    pub command_completed: bool,
+    /// A command was aborted with CRCR.CA.
+    pub command_aborted: bool,
+    /// The command ring was reset to a clean state.
+    pub command_ring_reset: bool,
+    /// Keyboard endpoints stopped, re-initialised and re-armed.
+    pub endpoints_restarted: u8,
+    /// Devices that were mid-enumeration and were restarted.
+    pub enumerations_restarted: u8,
+    /// The key queue indices were torn and were reset.
+    pub key_queue_reset: bool,
+    /// A full controller reset and re-initialisation was needed.
+    pub full_reset: bool,
+    /// Why the full reset was needed.
+    pub reset_reason: Option<Error>,
+    /// The controller is dead: nothing more will come from it.
+    pub dead: bool,
+}
+
+impl fmt::Display for TakeoverReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.dead {
+            write!(f, "xhci takeover: controller DEAD")?;
+            if let Some(e) = self.reset_reason {
+                write!(f, " ({e})")?;
+            }
+            return Ok(());
+        }
+        write!(f, "xhci takeover: {} events drained", self.events_drained)?;
+        if self.event_ring_repaired {
+            write!(f, ", event ring state repaired")?;
+        }
+        if self.command_completed {
+            write!(f, ", pending command completed")?;
+        }
+        if self.command_aborted {
+            write!(f, ", command aborted")?;
+        }
+        if self.command_ring_reset {
+            write!(f, ", command ring reset")?;
+        }
+        if self.endpoints_restarted > 0 {
+            write!(
+                f,
+                ", {} keyboard endpoint(s) restarted",
+                self.endpoints_restarted
+            )?;
+        }
+        if self.enumerations_restarted > 0 {
+            write!(
+                f,
+                ", {} enumeration(s) restarted",
+                self.enumerations_restarted
+            )?;
+        }
+        if self.key_queue_reset {
+            write!(f, ", key queue reset")?;
+        }
+        if self.full_reset {
+            write!(f, ", FULL RESET")?;
+            if let Some(e) = self.reset_reason {
+                write!(f, " ({e})")?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,143 @@
+//! ACPI: CPUs and interrupt controllers from the MADT, power control from the
+//! FADT, through the `acpi` crate (tables are identity mapped).
+
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU16, AtomicU8, Ordering};
+
+use acpi::fadt::Fadt;
+use acpi::madt::{Madt, MadtEntry};
+use acpi::{AcpiHandler, AcpiTables, PhysicalMapping};
+
+use crate::arch::cpu::MAX_CPUS;
+
+#[derive(Clone, Copy)]
+struct IdentityMap;
+
+impl AcpiHandler for IdentityMap {
+    unsafe fn map_physical_region<T>(&self, physical_address: usize, size: usize) -> PhysicalMapping<Self, T> {
+        // SAFETY: all RAM and the firmware tables below 4 GiB are identity
+        // mapped by the boot page tables; the caller guarantees a valid `T`.
+        unsafe {
+            PhysicalMapping::new(
+                physical_address,
+                NonNull::new(physical_address as *mut T).expect("ACPI table at address 0"),
+                size,
+                size,
+                *self,
+            )
+        }
+    }
+
+    fn unmap_physical_region<T>(_region: &PhysicalMapping<Self, T>) {}
+}
+
+/// What the kernel learned from the MADT.
+#[derive(Debug)]
+pub struct Topology {
+    /// Local APIC ids of enabled CPUs; index 0 is the bootstrap processor.
+    pub apic_ids: [u32; MAX_CPUS],
+    /// Number of CPUs in `apic_ids`.
+    pub count: usize,
+    /// CPUs listed beyond `MAX_CPUS` (reported and skipped).
+    pub skipped: usize,
+    /// Local APIC MMIO base.
+    pub lapic_base: u64,
+    /// First IOAPIC MMIO base (0 if none).
+    pub ioapic_base: u64,
+    /// GSI of legacy IRQ n after interrupt source overrides, and whether it
+    /// is active-low level triggered.
+    pub isa_gsi: [(u8, bool); 16],
+}
+
+static PM1A_CNT: AtomicU16 = AtomicU16::new(0);
+static RESET_PORT: AtomicU16 = AtomicU16::new(0);
+static RESET_VALUE: AtomicU8 = AtomicU8::new(0);
+
+/// Parses the MADT (and FADT for power control) from the RSDP.
+pub fn init(rsdp: u64, bsp_apic_id: u32) -> Option<Topology> {
+    // SAFETY: `rsdp` comes from PVH start_info (or the BIOS area scan) and the
+    // tables are identity mapped.
+    let tables = unsafe {
+        if rsdp != 0 {
+            AcpiTables::from_rsdp(IdentityMap, rsdp as usize)
+        } else {
+            AcpiTables::search_for_rsdp_bios(IdentityMap)
+        }
+    }
+    .ok()?;
+    if let Ok(fadt) = tables.find_table::<Fadt>() {
+        if let Ok(pm1a) = fadt.pm1a_control_block() {
+            PM1A_CNT.store(pm1a.address as u16, Ordering::Relaxed);
+        }
+        if let Ok(r) = fadt.reset_register() {
+            let flags = fadt.flags;
+            if flags.supports_system_reset_via_fadt() && matches!(r.address_space, acpi::address::AddressSpace::SystemIo) {
+                RESET_PORT.store(r.address as u16, Ordering::Relaxed);
+                RESET_VALUE.store(fadt.reset_value, Ordering::Relaxed);
+            }
+        }
+    }
+    let madt = tables.find_table::<Madt>().ok()?;
+    let mut t = Topology {
+        apic_ids: [0; MAX_CPUS],
+        count: 1,
+        skipped: 0,
+        lapic_base: madt.get().local_apic_address as u64,
+        ioapic_base: 0,
+        isa_gsi: core::array::from_fn(|i| (i as u8, false)),
+    };
+    t.apic_ids[0] = bsp_apic_id;
+    let add = |id: u32, flags: u32, t: &mut Topology| {
+        // Bit 0: enabled; bit 1: online capable.
+        if flags & 0b11 == 0 || id == bsp_apic_id {
+            return;
+        }
+        if t.count < MAX_CPUS {
+            t.apic_ids[t.count] = id;
+            t.count += 1;
+        } else {
+            t.skipped += 1;
+        }
+    };
+    for e in madt.get().entries() {
+        match e {
+            MadtEntry::LocalApic(l) => add(l.apic_id as u32, l.flags, &mut t),
+            MadtEntry::LocalX2Apic(l) => add(l.x2apic_id, l.flags, &mut t),
+            MadtEntry::IoApic(io) if t.ioapic_base == 0 => t.ioapic_base = io.io_apic_address as u64,
+            MadtEntry::InterruptSourceOverride(o) if (o.irq as usize) < 16 => {
+                let flags = o.flags;
+                let low = flags & 0b11 == 0b11;
+                let level = (flags >> 2) & 0b11 == 0b11;
+                t.isa_gsi[o.irq as usize] = (o.global_system_interrupt as u8, low && level);
+            }
+            MadtEntry::LocalApicAddressOverride(o) => t.lapic_base = o.local_apic_address,
+            _ => {}
+        }
+    }
+    Some(t)
+}
+
+/// Powers off through the FADT's PM1a control block (SLP_TYP 0 = S5 on
+/// QEMU's q35/piix PM, SLP_EN); returns if that did not work.
+pub fn poweroff() {
+    let port = PM1A_CNT.load(Ordering::Relaxed);
+    if port != 0 {
+        // SAFETY: writing SLP_EN to the PM1a control register.
+        unsafe { crate::arch::port::outw(port, 1 << 13) };
+    }
+}
+
+/// Resets through the FADT reset register, the 0xCF9 reset control and the
+/// keyboard controller, in that order.
+pub fn reset() {
+    // SAFETY: standard PC reset mechanisms; none touches memory.
+    unsafe {
+        let port = RESET_PORT.load(Ordering::Relaxed);
+        if port != 0 {
+            crate::arch::port::outb(port, RESET_VALUE.load(Ordering::Relaxed));
+        }
+        crate::arch::port::outb(0xCF9, 0x06);
+        crate::time::delay_us(10_000);
+        crate::arch::port::outb(0x64, 0xFE);
+    }
+}

@@ -1,0 +1,169 @@
+//! Local APIC (x2APIC where the CPU has it, xAPIC otherwise, through the
+//! `x2apic` crate) and the IOAPIC for legacy interrupts.
+
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+use x2apic::ioapic::{IoApic, IrqFlags, IrqMode, RedirectionTableEntry};
+use x2apic::lapic::{LocalApicBuilder, TimerDivide, TimerMode};
+
+use super::cpu;
+use super::idt::vector;
+
+/// Timer interrupts per second on every CPU.
+pub const TICK_HZ: u64 = 100;
+
+static X2APIC: AtomicBool = AtomicBool::new(false);
+static XAPIC_BASE: AtomicU64 = AtomicU64::new(0xFEE0_0000);
+static TIMER_INITIAL: AtomicU32 = AtomicU32::new(0);
+static IOAPIC_BASE: AtomicU64 = AtomicU64::new(0);
+
+/// Records the xAPIC MMIO base from the MADT.
+pub fn set_xapic_base(phys: u64) {
+    XAPIC_BASE.store(phys, Ordering::Relaxed);
+}
+
+/// Records the (first) IOAPIC base from the MADT.
+pub fn set_ioapic_base(phys: u64) {
+    IOAPIC_BASE.store(phys, Ordering::Relaxed);
+}
+
+/// True when the local APICs run in x2APIC mode.
+pub fn is_x2apic() -> bool {
+    X2APIC.load(Ordering::Relaxed)
+}
+
+/// Enables this CPU's local APIC and its periodic timer.
+pub fn init_cpu() {
+    let base = crate::mm::paging::map_mmio(XAPIC_BASE.load(Ordering::Relaxed), 4096);
+    let mut b = LocalApicBuilder::new();
+    b.timer_vector(vector::TIMER as usize)
+        .error_vector(vector::APIC_ERROR as usize)
+        .spurious_vector(vector::SPURIOUS as usize)
+        .set_xapic_base(base)
+        .timer_mode(TimerMode::OneShot)
+        .timer_divide(TimerDivide::Div16)
+        .timer_initial(0);
+    let Ok(mut lapic) = b.build() else {
+        log::error!("local APIC setup failed on cpu {}", cpu::current_index());
+        return;
+    };
+    let x2 = raw_cpuid::CpuId::new().get_feature_info().is_some_and(|f| f.has_x2apic());
+    X2APIC.store(x2, Ordering::Relaxed);
+    // SAFETY: enabling this CPU's own local APIC; its vectors have IDT entries.
+    unsafe {
+        lapic.enable();
+        lapic.disable_timer();
+    }
+    let mut initial = TIMER_INITIAL.load(Ordering::Relaxed);
+    if initial == 0 {
+        // Calibrate against the TSC: count down for 10 ms.
+        // SAFETY: the timer is masked/one-shot while we measure.
+        unsafe {
+            lapic.set_timer_initial(u32::MAX);
+            crate::time::delay_us(10_000);
+            let elapsed = u32::MAX - lapic.timer_current();
+            lapic.set_timer_initial(0);
+            initial = ((elapsed as u64 * 100) / TICK_HZ).max(1000) as u32;
+        }
+        TIMER_INITIAL.store(initial, Ordering::Relaxed);
+    }
+    // SAFETY: programs this CPU's own timer.
+    unsafe {
+        lapic.set_timer_mode(TimerMode::Periodic);
+        lapic.set_timer_initial(initial);
+        lapic.enable_timer();
+    }
+    // SAFETY: only this CPU touches its own `lapic` cell, with interrupts off.
+    unsafe { *cpu::this().lapic.get() = Some(lapic) };
+}
+
+/// The running CPU's local APIC id.
+pub fn current_apic_id() -> u32 {
+    let c = raw_cpuid::CpuId::new();
+    if let Some(x) = c.get_extended_topology_info().and_then(|mut t| t.next()) {
+        return x.x2apic_id();
+    }
+    c.get_feature_info().map_or(0, |f| f.initial_local_apic_id() as u32)
+}
+
+fn dest(apic_id: u32) -> u32 {
+    if is_x2apic() { apic_id } else { apic_id << 24 }
+}
+
+/// Signals end of interrupt to this CPU's local APIC.
+pub fn eoi() {
+    // SAFETY: EOI is a write to this CPU's own APIC.
+    cpu::this().with_lapic(|l| unsafe { l.end_of_interrupt() });
+}
+
+/// Sends a fixed IPI with `vec` to CPU `index`.
+pub fn send_ipi(index: usize, vec: u8) {
+    let id = cpu::cpu(index).apic_id.load(Ordering::Relaxed);
+    // SAFETY: a fixed IPI to a vector with an IDT entry.
+    cpu::this().with_lapic(|l| unsafe { l.send_ipi(vec, dest(id)) });
+}
+
+/// Sends an NMI to CPU `index`.
+pub fn send_nmi(index: usize) {
+    let id = cpu::cpu(index).apic_id.load(Ordering::Relaxed);
+    // SAFETY: NMIs are handled by the stop logic (`panic::stop::on_nmi`).
+    cpu::this().with_lapic(|l| unsafe { l.send_nmi(dest(id)) });
+}
+
+/// Sends INIT, then two STARTUP IPIs for the trampoline page `page` (SDM Vol. 3A §8.4.4.1).
+pub fn start_ap(apic_id: u32, page: u8) {
+    cpu::this().with_lapic(|l| {
+        // SAFETY: the universal start-up algorithm on an AP that is in wait-for-SIPI.
+        unsafe {
+            l.send_init_ipi(dest(apic_id));
+            crate::time::delay_us(10_000);
+            l.send_sipi(page, dest(apic_id));
+            crate::time::delay_us(200);
+            l.send_sipi(page, dest(apic_id));
+        }
+    });
+}
+
+/// Routes legacy ISA interrupt `irq` (after MADT overrides: `gsi`) to `vec`
+/// on the bootstrap CPU.
+pub fn route_irq(gsi: u8, vec: u8, level_low: bool) {
+    let base = IOAPIC_BASE.load(Ordering::Relaxed);
+    if base == 0 {
+        return;
+    }
+    let base = crate::mm::paging::map_mmio(base, 4096);
+    // SAFETY: the IOAPIC's MMIO window from the MADT, identity mapped uncached.
+    unsafe {
+        let mut io = IoApic::new(base);
+        let mut e = RedirectionTableEntry::default();
+        e.set_mode(IrqMode::Fixed);
+        let mut flags = IrqFlags::empty();
+        if level_low {
+            flags |= IrqFlags::LEVEL_TRIGGERED | IrqFlags::LOW_ACTIVE;
+        }
+        e.set_flags(flags);
+        e.set_vector(vec);
+        e.set_dest(cpu::cpu(0).apic_id.load(Ordering::Relaxed) as u8);
+        io.set_table_entry(gsi, e);
+        io.enable_irq(gsi);
+    }
+}
+
+/// Remaps the legacy 8259 PICs away from the exception vectors (to
+/// 0x30-0x3F) and masks them: the kernel uses the APICs only.
+pub fn disable_8259() {
+    use crate::arch::port::outb;
+    // SAFETY: the standard ICW1-ICW4 sequence on the 8259 ports, then mask all.
+    unsafe {
+        outb(0x20, 0x11);
+        outb(0xA0, 0x11);
+        outb(0x21, 0x30);
+        outb(0xA1, 0x38);
+        outb(0x21, 0x04);
+        outb(0xA1, 0x02);
+        outb(0x21, 0x01);
+        outb(0xA1, 0x01);
+        outb(0x21, 0xFF);
+        outb(0xA1, 0xFF);
+    }
+}

@@ -1,0 +1,149 @@
+//! Application processor bring-up: INIT-SIPI-SIPI into a real-mode trampoline
+//! copied to 0x8000, which enters long mode on the boot page tables and calls
+//! [`ap_entry`]. A CPU that does not answer within the bound is reported and
+//! skipped.
+
+use core::sync::atomic::Ordering;
+
+use super::cpu::{self, CpuState};
+
+/// Physical page the trampoline is copied to (below 1 MiB, 4 KiB aligned).
+const TRAMPOLINE: u64 = 0x8000;
+
+core::arch::global_asm!(
+    r#"
+    .section .text.trampoline, "ax"
+    .global ap_trampoline_start, ap_trampoline_end
+    .code16
+ap_trampoline_start:
+    cli
+    cld
+    xorw %ax, %ax
+    movw %ax, %ds
+    lgdtl 0x8000 + (tramp_gdt_ptr - ap_trampoline_start)
+    movl %cr0, %eax
+    orl $1, %eax
+    movl %eax, %cr0
+    ljmpl $0x08, $(0x8000 + (tramp32 - ap_trampoline_start))
+    .code32
+tramp32:
+    movw $0x10, %ax
+    movw %ax, %ds
+    movw %ax, %es
+    movw %ax, %ss
+    movl 0x8000 + (tramp_cr3 - ap_trampoline_start), %eax
+    movl %eax, %cr3
+    movl %cr4, %eax
+    orl $0x620, %eax
+    movl %eax, %cr4
+    movl $0xC0000080, %ecx
+    rdmsr
+    orl $0x100, %eax
+    wrmsr
+    movl %cr0, %eax
+    orl $0x80010001, %eax
+    movl %eax, %cr0
+    ljmpl $0x18, $(0x8000 + (tramp64 - ap_trampoline_start))
+    .code64
+tramp64:
+    movw $0x10, %ax
+    movw %ax, %ds
+    movw %ax, %es
+    movw %ax, %ss
+    movq 0x8000 + (tramp_stack - ap_trampoline_start), %rsp
+    movq 0x8000 + (tramp_arg - ap_trampoline_start), %rdi
+    movq 0x8000 + (tramp_entry - ap_trampoline_start), %rax
+    xorl %ebp, %ebp
+    callq *%rax
+1:  cli
+    hlt
+    jmp 1b
+    .balign 8
+tramp_gdt:
+    .quad 0
+    .quad 0x00CF9A000000FFFF
+    .quad 0x00CF92000000FFFF
+    .quad 0x00AF9A000000FFFF
+tramp_gdt_ptr:
+    .word tramp_gdt_ptr - tramp_gdt - 1
+    .long 0x8000 + (tramp_gdt - ap_trampoline_start)
+    .balign 8
+    .global tramp_cr3, tramp_stack, tramp_entry, tramp_arg
+tramp_cr3:   .quad 0
+tramp_stack: .quad 0
+tramp_entry: .quad 0
+tramp_arg:   .quad 0
+ap_trampoline_end:
+    .text
+    "#,
+    options(att_syntax)
+);
+
+unsafe extern "C" {
+    static ap_trampoline_start: u8;
+    static ap_trampoline_end: u8;
+    static tramp_cr3: u8;
+    static tramp_stack: u8;
+    static tramp_entry: u8;
+    static tramp_arg: u8;
+}
+
+/// Address in the copied trampoline of the variable `sym` of the original.
+fn tramp_var(sym: *const u8) -> *mut u64 {
+    let start = &raw const ap_trampoline_start;
+    (TRAMPOLINE + (sym as u64 - start as u64)) as *mut u64
+}
+
+/// Starts every CPU in `apic_ids[1..]`; returns how many came online.
+pub fn start_aps(apic_ids: &[u32]) -> usize {
+    let (start, end) = (&raw const ap_trampoline_start, &raw const ap_trampoline_end);
+    let len = end as usize - start as usize;
+    // SAFETY: 0x8000 is below 1 MiB, identity mapped and never handed out by
+    // the frame allocator; the trampoline is position-dependent on it.
+    unsafe {
+        core::ptr::copy_nonoverlapping(start, TRAMPOLINE as *mut u8, len);
+        let (cr3, _) = x86_64::registers::control::Cr3::read();
+        tramp_var(&raw const tramp_cr3).write_volatile(cr3.start_address().as_u64());
+        tramp_var(&raw const tramp_entry).write_volatile(ap_entry as *const () as u64);
+    }
+    let mut online = 0;
+    for (index, &apic_id) in apic_ids.iter().enumerate().skip(1) {
+        let c = cpu::cpu(index);
+        c.apic_id.store(apic_id, Ordering::Relaxed);
+        c.set_state(CpuState::Starting);
+        let stack = alloc::vec![0u8; 64 * 1024].leak();
+        let top = (stack.as_ptr() as u64 + stack.len() as u64) & !0xf;
+        // SAFETY: the trampoline variables are in the copied page; the AP
+        // reads them only after the SIPI below.
+        unsafe {
+            tramp_var(&raw const tramp_stack).write_volatile(top);
+            tramp_var(&raw const tramp_arg).write_volatile(index as u64);
+        }
+        super::apic::start_ap(apic_id, (TRAMPOLINE >> 12) as u8);
+        let deadline = crate::time::deadline_after_us(1_000_000);
+        while c.state() == CpuState::Starting && !crate::time::passed(deadline) {
+            core::hint::spin_loop();
+        }
+        if c.state() == CpuState::Online {
+            online += 1;
+        } else {
+            c.set_state(CpuState::Failed);
+            log::warn!("cpu {index} (apic id {apic_id}) did not come up; skipped");
+        }
+    }
+    online
+}
+
+/// Rust entry of an application processor (from the trampoline, on its stack).
+extern "C" fn ap_entry(index: u64) -> ! {
+    let index = index as usize;
+    let apic_id = cpu::cpu(index).apic_id.load(Ordering::Relaxed);
+    cpu::install(index, apic_id);
+    super::gdt::init(cpu::this());
+    super::idt::load();
+    super::apic::init_cpu();
+    crate::sched::init_cpu(&alloc::format!("ap/{index}"));
+    cpu::this().set_state(CpuState::Online);
+    // The boot flow of an AP has nothing left to do: hand the CPU to the scheduler.
+    crate::sched::exit();
+}

@@ -1,0 +1,163 @@
+//! Trap entry: the common stub saves every general register into a
+//! [`TrapFrame`] on the current stack and calls [`trap_dispatch`].
+
+use core::arch::global_asm;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use super::cpu;
+use super::idt::vector;
+
+global_asm!(include_str!(concat!(env!("OUT_DIR"), "/vectors.s")), options(att_syntax));
+
+global_asm!(
+    r#"
+    .section .text
+    .global trap_common
+trap_common:
+    pushq %rax
+    pushq %rbx
+    pushq %rcx
+    pushq %rdx
+    pushq %rsi
+    pushq %rdi
+    pushq %rbp
+    pushq %r8
+    pushq %r9
+    pushq %r10
+    pushq %r11
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    cld
+    movq %rsp, %rdi
+    call trap_dispatch
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %r11
+    popq %r10
+    popq %r9
+    popq %r8
+    popq %rbp
+    popq %rdi
+    popq %rsi
+    popq %rdx
+    popq %rcx
+    popq %rbx
+    popq %rax
+    addq $16, %rsp
+    iretq
+    "#,
+    options(att_syntax)
+);
+
+/// Registers saved by the entry stub plus the CPU's interrupt frame.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+#[allow(missing_docs, reason = "register names are self-describing")]
+pub struct TrapFrame {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rbp: u64,
+    pub rdi: u64,
+    pub rsi: u64,
+    pub rdx: u64,
+    pub rcx: u64,
+    pub rbx: u64,
+    pub rax: u64,
+    pub vector: u64,
+    pub error_code: u64,
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<TrapFrame>() == 22 * 8);
+
+/// A device interrupt handler registered for one vector.
+pub type DeviceHandler = fn(vector: u8);
+
+static DEVICE_HANDLERS: [AtomicUsize; vector::DEVICE_COUNT as usize] =
+    [const { AtomicUsize::new(0) }; vector::DEVICE_COUNT as usize];
+static NEXT_DEVICE_VECTOR: AtomicUsize = AtomicUsize::new(0);
+
+/// Allocates a device vector and installs `handler` for it.
+pub fn register_device_handler(handler: DeviceHandler) -> Option<u8> {
+    let slot = NEXT_DEVICE_VECTOR.fetch_add(1, Ordering::Relaxed);
+    if slot >= DEVICE_HANDLERS.len() {
+        return None;
+    }
+    DEVICE_HANDLERS[slot].store(handler as usize, Ordering::Release);
+    Some(vector::DEVICE_BASE + slot as u8)
+}
+
+/// Human-readable name of an exception vector.
+pub fn exception_name(v: u64) -> &'static str {
+    const NAMES: [&str; 32] = [
+        "divide error", "debug", "non-maskable interrupt", "breakpoint", "overflow",
+        "bound range exceeded", "invalid opcode", "device not available", "double fault",
+        "coprocessor segment overrun", "invalid TSS", "segment not present",
+        "stack-segment fault", "general protection fault", "page fault", "reserved",
+        "x87 floating-point", "alignment check", "machine check", "SIMD floating-point",
+        "virtualization", "control protection", "reserved", "reserved", "reserved",
+        "reserved", "reserved", "reserved", "hypervisor injection", "VMM communication",
+        "security exception", "reserved",
+    ];
+    NAMES.get(v as usize).copied().unwrap_or("interrupt")
+}
+
+/// Called by `trap_common` with interrupts disabled (all gates are interrupt gates).
+#[unsafe(no_mangle)]
+extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    let this = cpu::this();
+    this.irq_depth.fetch_add(1, Ordering::Relaxed);
+    let v = frame.vector as u8;
+    match v {
+        vector::NMI => crate::panic::stop::on_nmi(frame),
+        0..=31 => crate::panic::exception(frame),
+        vector::TIMER => {
+            crate::arch::apic::eoi();
+            crate::sched::timer_tick(frame);
+        }
+        vector::RESCHEDULE => {
+            crate::arch::apic::eoi();
+            this.need_resched.store(true, Ordering::Relaxed);
+        }
+        vector::STOP => crate::panic::stop::on_stop_ipi(frame),
+        vector::PING => {
+            crate::arch::apic::eoi();
+            crate::bench::on_ping();
+        }
+        vector::PANIC_TEST => {
+            crate::arch::apic::eoi();
+            panic!("test: panic inside an interrupt handler (vector {v:#x})");
+        }
+        vector::SPURIOUS => {}
+        vector::APIC_ERROR => crate::arch::apic::eoi(),
+        _ if (vector::DEVICE_BASE..vector::DEVICE_BASE + vector::DEVICE_COUNT).contains(&v) => {
+            let h = DEVICE_HANDLERS[(v - vector::DEVICE_BASE) as usize].load(Ordering::Acquire);
+            if h != 0 {
+                // SAFETY: only `register_device_handler` stores into this
+                // table, and it stores `DeviceHandler` function pointers.
+                let f: DeviceHandler = unsafe { core::mem::transmute::<usize, DeviceHandler>(h) };
+                f(v);
+            }
+            crate::arch::apic::eoi();
+        }
+        _ => crate::arch::apic::eoi(),
+    }
+    this.irq_depth.fetch_sub(1, Ordering::Relaxed);
+    if v == vector::TIMER || v == vector::RESCHEDULE || v >= vector::DEVICE_BASE {
+        crate::sched::preempt_point_from_irq();
+    }
+}

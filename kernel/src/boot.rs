@@ -1,0 +1,171 @@
+//! The bootstrap processor's path from the PVH entry to the shell.
+
+use core::sync::atomic::Ordering;
+
+use crate::arch::boot::StartInfo;
+use crate::arch::cpu::{self, CpuState};
+use crate::arch::{apic, gdt, idt, smp};
+use crate::mm::frame::{PAGE_SIZE, Region};
+use crate::{cmdline, console, mm, println, sched, time};
+
+unsafe extern "C" {
+    static __kernel_start: u8;
+    static __kernel_end: u8;
+}
+
+/// Copies the NUL-terminated command line into a static buffer.
+fn read_cmdline(paddr: u64) -> &'static str {
+    static mut BUF: [u8; 512] = [0; 512];
+    if paddr == 0 {
+        return "";
+    }
+    // SAFETY: runs once on the BSP before other CPUs start; `paddr` is the
+    // identity-mapped command line from start_info, read up to its NUL.
+    unsafe {
+        let buf = &mut *(&raw mut BUF);
+        let mut n = 0;
+        while n < buf.len() {
+            let b = ((paddr + n as u64) as *const u8).read();
+            if b == 0 {
+                break;
+            }
+            buf[n] = b;
+            n += 1;
+        }
+        core::str::from_utf8(&buf[..n]).unwrap_or("")
+    }
+}
+
+/// Rust entry of the bootstrap processor, called by the PVH stub.
+#[unsafe(no_mangle)]
+extern "C" fn kmain(start_info: u32) -> ! {
+    cpu::install(0, 0);
+    console::init();
+    console::init_log();
+    gdt::init(cpu::this());
+    idt::init();
+    println!();
+    println!("panic-proof kernel booting");
+
+    // SAFETY: `start_info` is the physical address PVH handed over in ebx.
+    let Some(si) = (unsafe { StartInfo::read(start_info as u64) }) else {
+        println!("fatal: not started through PVH (bad hvm_start_info magic)");
+        crate::power::poweroff(false);
+    };
+    let line = read_cmdline(si.cmdline_paddr);
+    let opts = cmdline::Options::parse(line);
+    for w in opts.unknown.iter().flatten() {
+        log::warn!("kernel command line: ignoring `{w}`");
+    }
+    console::set_quiet(opts.quiet);
+    if let Some(p) = opts.panic {
+        crate::panic::set_policy(match p {
+            "reboot" => crate::panic::Policy::Reboot,
+            "halt" => crate::panic::Policy::Halt,
+            "dump" => crate::panic::Policy::Dump,
+            _ => crate::panic::Policy::Console,
+        });
+    }
+    time::calibrate();
+
+    // Memory: the PVH map, minus the kernel image and the modules.
+    let mut regions = [Region::default(); 64];
+    let n = (si.memmap_entries as usize).min(regions.len());
+    for (i, r) in regions.iter_mut().enumerate().take(n) {
+        let e = si.memmap_paddr + i as u64 * 24;
+        // SAFETY: the PVH memory map has `memmap_entries` 24-byte entries.
+        unsafe {
+            *r = Region {
+                start: (e as *const u64).read_unaligned(),
+                len: ((e + 8) as *const u64).read_unaligned(),
+                kind: ((e + 16) as *const u32).read_unaligned(),
+            };
+        }
+    }
+    let kstart = &raw const __kernel_start as u64;
+    let kend = &raw const __kernel_end as u64;
+    let mut reserved = [(kstart, kend), (0, 0), (0, 0)];
+    let mut module = None;
+    if si.nr_modules > 0 && si.modlist_paddr != 0 {
+        // SAFETY: modlist entry 0: paddr u64, size u64 (Xen start_info.h).
+        let (mp, ms) = unsafe {
+            ((si.modlist_paddr as *const u64).read_unaligned(), ((si.modlist_paddr + 8) as *const u64).read_unaligned())
+        };
+        reserved[1] = (mp & !(PAGE_SIZE - 1), mp + ms);
+        module = Some((mp, ms));
+    }
+    {
+        let mut f = mm::FRAMES.lock();
+        f.init(&regions[..n], &reserved);
+        let ram_top = f.ram_top();
+        let heap_size = ((f.total as u64 * PAGE_SIZE) / 8).clamp(8 << 20, 64 << 20);
+        let heap = f.alloc_contiguous((heap_size / PAGE_SIZE) as usize, 2 << 20);
+        drop(f);
+        let Some(heap) = heap else {
+            println!("fatal: no memory for the heap");
+            crate::power::poweroff(false);
+        };
+        mm::heap::init(heap, heap_size);
+        mm::paging::init(ram_top);
+    }
+    if let Some((mp, ms)) = module {
+        crate::panic::symbols::init(mp, ms);
+    }
+    log::info!(
+        "memory: {} MiB usable, kernel {:#x}-{:#x}, symbols {}",
+        mm::FRAMES.lock().total * 4096 >> 20,
+        kstart,
+        kend,
+        if crate::panic::symbols::available() { "loaded" } else { "absent" }
+    );
+
+    // CPUs and interrupt controllers.
+    let bsp_apic = apic::current_apic_id();
+    cpu::cpu(0).apic_id.store(bsp_apic, Ordering::Relaxed);
+    let topo = crate::acpi::init(si.rsdp_paddr, bsp_apic);
+    let mut ids = [bsp_apic; cpu::MAX_CPUS];
+    let mut count = 1;
+    let mut isa_gsi = core::array::from_fn::<_, 16, _>(|i| (i as u8, false));
+    if let Some(t) = &topo {
+        apic::set_xapic_base(t.lapic_base);
+        apic::set_ioapic_base(t.ioapic_base);
+        ids = t.apic_ids;
+        count = t.count;
+        isa_gsi = t.isa_gsi;
+        if t.skipped > 0 {
+            log::warn!("{} CPUs beyond the {} supported are skipped", t.skipped, cpu::MAX_CPUS);
+        }
+    } else {
+        log::warn!("no ACPI MADT: running on the bootstrap CPU only");
+    }
+    cpu::set_count(count);
+    apic::disable_8259();
+    apic::init_cpu();
+    sched::init_cpu("main");
+    cpu::this().set_state(CpuState::Online);
+    sched::start();
+
+    if opts.trigger == Some("early") {
+        crate::panic::trigger::run("early").ok();
+    }
+
+    let started = smp::start_aps(&ids[..count]);
+    log::info!("cpus: {} of {} online ({})", started + 1, count, if apic::is_x2apic() { "x2APIC" } else { "xAPIC" });
+
+    if let Some(v) = crate::arch::trap::register_device_handler(console::serial_irq) {
+        let (gsi, low) = isa_gsi[4];
+        apic::route_irq(gsi, v, low);
+    }
+    x86_64::instructions::interrupts::enable();
+
+    if let Some(kind) = opts.trigger {
+        println!("trigger: panic {kind}");
+        if let Err(e) = crate::panic::trigger::run(kind) {
+            log::warn!("trigger={kind}: {e}");
+        }
+    }
+    if let Some(name) = opts.test {
+        crate::scenarios::run(name);
+    }
+    crate::shell::run()
+}

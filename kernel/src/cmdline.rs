@@ -1,0 +1,105 @@
+//! Kernel command line: `key=value` words (`test=`, `trigger=`, `panic=`,
+//! `layout=`, `quiet`). Garbage is reported and ignored, never fatal.
+
+#![forbid(unsafe_code)]
+
+/// Parsed options.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Options<'a> {
+    /// Kernel-side scenario to run instead of the shell.
+    pub test: Option<&'a str>,
+    /// Panic trigger to fire during boot.
+    pub trigger: Option<&'a str>,
+    /// Panic policy (`console`, `reboot`, `halt`, `dump`).
+    pub panic: Option<&'a str>,
+    /// Keyboard layout name.
+    pub layout: Option<&'a str>,
+    /// Do not echo info-level log lines to the console.
+    pub quiet: bool,
+    /// Words that were not understood (first few).
+    pub unknown: [Option<&'a str>; 4],
+}
+
+/// Known values of `panic=`.
+pub const PANIC_POLICIES: [&str; 4] = ["console", "reboot", "halt", "dump"];
+
+impl<'a> Options<'a> {
+    /// Parses a command line. Never fails: unknown words are collected.
+    pub fn parse(line: &'a str) -> Self {
+        let mut o = Options::default();
+        let mut unknown = 0;
+        for w in line.split_ascii_whitespace() {
+            let (k, v) = match w.split_once('=') {
+                Some((k, v)) => (k, Some(v)),
+                None => (w, None),
+            };
+            let ok = match (k, v) {
+                ("test", Some(v)) if !v.is_empty() => {
+                    o.test = Some(v);
+                    true
+                }
+                ("trigger", Some(v)) if !v.is_empty() => {
+                    o.trigger = Some(v);
+                    true
+                }
+                ("panic", Some(v)) if PANIC_POLICIES.contains(&v) => {
+                    o.panic = Some(v);
+                    true
+                }
+                ("layout", Some(v)) if !v.is_empty() => {
+                    o.layout = Some(v);
+                    true
+                }
+                ("quiet", None) => {
+                    o.quiet = true;
+                    true
+                }
+                _ => false,
+            };
+            if !ok && unknown < o.unknown.len() {
+                o.unknown[unknown] = Some(w);
+                unknown += 1;
+            }
+        }
+        o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_known_words_and_collects_garbage() {
+        let o = Options::parse("  test=locks panic=halt quiet layout=de  bogus panic=maybe =x trigger=");
+        assert_eq!(o.test, Some("locks"));
+        assert_eq!(o.panic, Some("halt"));
+        assert_eq!(o.layout, Some("de"));
+        assert!(o.quiet);
+        assert_eq!(o.unknown, [Some("bogus"), Some("panic=maybe"), Some("=x"), Some("trigger=")]);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        // A deterministic sweep over byte patterns, including non-ASCII.
+        const POOL: &[u8] = b"=ab t\x00\xff panic= test= quiet";
+        let mut seed = 0x1234_5678u32;
+        let mut cases = 0;
+        for len in 0..64 {
+            for _ in 0..200 {
+                let bytes: Vec<u8> = (0..len)
+                    .map(|_| {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 17;
+                        seed ^= seed << 5;
+                        POOL[(seed as usize) % POOL.len()]
+                    })
+                    .collect();
+                let s = String::from_utf8_lossy(&bytes);
+                let _ = Options::parse(&s);
+                cases += 1;
+            }
+        }
+        assert_eq!(cases, 64 * 200);
+    }
+}

@@ -1,0 +1,229 @@
+//! The kernel console: COM1 output behind an IRQ-safe lock, a line-input
+//! queue fed by the serial port and the USB keyboard, and the `log` backend
+//! (which also keeps the last lines in a ring buffer for the panic console).
+
+use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use uart_16550::SerialPort;
+
+use crate::sync::SpinLock;
+
+/// COM1.
+pub const COM1: u16 = 0x3F8;
+
+static SERIAL: SpinLock<Option<SerialPort>> = SpinLock::new(None);
+
+/// Initialises COM1 (115200 8N1, receive interrupt enabled by the UART driver).
+pub fn init() {
+    // SAFETY: COM1 is the standard port of the PC platform.
+    let mut port = unsafe { SerialPort::new(COM1) };
+    port.init();
+    *SERIAL.lock() = Some(port);
+}
+
+struct Console;
+
+impl Write for Console {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let mut g = SERIAL.lock();
+        if let Some(p) = g.as_mut() {
+            for b in s.bytes() {
+                if b == b'\n' {
+                    p.send_raw(b'\r');
+                }
+                p.send_raw(b);
+            }
+        }
+        drop(g);
+        crate::vga::write_str(s);
+        Ok(())
+    }
+}
+
+#[doc(hidden)]
+pub fn _print(args: fmt::Arguments) {
+    let _ = Console.write_fmt(args);
+}
+
+/// Prints to the console.
+#[macro_export]
+macro_rules! print {
+    ($($arg:tt)*) => ($crate::console::_print(format_args!($($arg)*)));
+}
+
+/// Prints a line to the console.
+#[macro_export]
+macro_rules! println {
+    () => ($crate::print!("\n"));
+    ($($arg:tt)*) => ($crate::console::_print(format_args!("{}\n", format_args!($($arg)*))));
+}
+
+/// Reads one byte from COM1 if one is waiting.
+pub fn serial_try_read() -> Option<u8> {
+    let mut g = SERIAL.lock();
+    g.as_mut().and_then(|p| p.try_receive().ok())
+}
+
+// ---- input queue ----
+
+/// Capacity of the console input queue.
+const INPUT_CAP: usize = 256;
+
+struct InputRing {
+    buf: [u8; INPUT_CAP],
+    head: usize,
+    len: usize,
+}
+
+static INPUT: SpinLock<InputRing> = SpinLock::new(InputRing { buf: [0; INPUT_CAP], head: 0, len: 0 });
+static INPUT_WQ: crate::sched::wait::WaitQueue = crate::sched::wait::WaitQueue::new();
+
+/// Queues input bytes (from the serial interrupt or the USB keyboard thread).
+pub fn push_input(bytes: &[u8]) {
+    {
+        let mut r = INPUT.lock();
+        for &b in bytes {
+            if r.len < INPUT_CAP {
+                let i = (r.head + r.len) % INPUT_CAP;
+                r.buf[i] = b;
+                r.len += 1;
+            }
+        }
+    }
+    INPUT_WQ.wake_all();
+}
+
+fn pop_input() -> Option<u8> {
+    let mut r = INPUT.lock();
+    if r.len == 0 {
+        return None;
+    }
+    let b = r.buf[r.head];
+    r.head = (r.head + 1) % INPUT_CAP;
+    r.len -= 1;
+    Some(b)
+}
+
+fn input_ready() -> bool {
+    INPUT.lock().len != 0
+}
+
+/// Blocks until an input byte arrives (serial or USB keyboard).
+pub fn read_byte() -> u8 {
+    loop {
+        drain_serial();
+        if let Some(b) = pop_input() {
+            return b;
+        }
+        INPUT_WQ.wait_until(input_ready);
+    }
+}
+
+/// Moves bytes waiting in the UART into the input queue.
+pub fn drain_serial() {
+    let mut tmp = [0u8; 16];
+    loop {
+        let mut n = 0;
+        while n < tmp.len() {
+            match serial_try_read() {
+                Some(b) => {
+                    tmp[n] = b;
+                    n += 1;
+                }
+                None => break,
+            }
+        }
+        if n == 0 {
+            return;
+        }
+        push_input(&tmp[..n]);
+    }
+}
+
+/// Serial receive interrupt handler (IOAPIC IRQ 4).
+pub fn serial_irq(_vector: u8) {
+    drain_serial();
+}
+
+// ---- log backend and ring ----
+
+/// Bytes of recent log output kept for the panic console's `log`.
+const LOG_RING: usize = 16 * 1024;
+
+/// Ring of the most recent log text.
+pub struct LogRing {
+    buf: [u8; LOG_RING],
+    /// Total bytes ever written (the write position is `written % LOG_RING`).
+    written: usize,
+}
+
+impl Write for LogRing {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for &b in s.as_bytes() {
+            self.buf[self.written % LOG_RING] = b;
+            self.written += 1;
+        }
+        Ok(())
+    }
+}
+
+impl LogRing {
+    /// The retained text in two parts (older, newer).
+    pub fn parts(&self) -> (&[u8], &[u8]) {
+        if self.written <= LOG_RING {
+            (&self.buf[..self.written], &[])
+        } else {
+            let pos = self.written % LOG_RING;
+            (&self.buf[pos..], &self.buf[..pos])
+        }
+    }
+}
+
+/// Recent log lines.
+pub static LOG: SpinLock<LogRing> = SpinLock::new(LogRing { buf: [0; LOG_RING], written: 0 });
+
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// Stops echoing `info`/`debug` log records to the console (kept in the ring).
+pub fn set_quiet(q: bool) {
+    QUIET.store(q, Ordering::Relaxed);
+}
+
+struct Logger;
+
+impl log::Log for Logger {
+    fn enabled(&self, m: &log::Metadata) -> bool {
+        m.level() <= log::Level::Info
+    }
+
+    fn log(&self, r: &log::Record) {
+        if !self.enabled(r.metadata()) {
+            return;
+        }
+        let t = crate::time::now_us();
+        let cpu = crate::arch::cpu::current_index();
+        let _ = writeln!(
+            LOG.lock(),
+            "[{:>5}.{:06}] cpu{} {:<5} {}",
+            t / 1_000_000,
+            t % 1_000_000,
+            cpu,
+            r.level(),
+            r.args()
+        );
+        if !QUIET.load(Ordering::Relaxed) || r.level() <= log::Level::Warn {
+            crate::println!("[{:>5}.{:06}] {:<5} {}", t / 1_000_000, t % 1_000_000, r.level(), r.args());
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+static LOGGER: Logger = Logger;
+
+/// Installs the `log` backend.
+pub fn init_log() {
+    let _ = log::set_logger(&LOGGER);
+    log::set_max_level(log::LevelFilter::Info);
+}

@@ -1,0 +1,48 @@
+//! An x86_64 SMP kernel whose USB keyboard still works after it panics.
+//!
+//! Boot (PVH) -> descriptor tables -> memory -> ACPI -> local APICs -> the
+//! scheduler -> application processors -> the shell. A panic stops every
+//! other CPU, stops the scheduler, lets locks fake their acquisition and opens
+//! the panic console.
+//!
+//! On the host only the hardware-free logic is compiled, for unit tests.
+
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+extern crate alloc;
+
+pub mod cmdline;
+pub mod lineedit;
+pub mod sched;
+pub mod sync;
+
+#[cfg(target_os = "none")]
+pub mod acpi;
+#[cfg(target_os = "none")]
+pub mod arch;
+#[cfg(target_os = "none")]
+pub mod bench;
+#[cfg(target_os = "none")]
+pub mod console;
+#[cfg(target_os = "none")]
+pub mod mm;
+#[cfg(target_os = "none")]
+pub mod panic;
+#[cfg(target_os = "none")]
+pub mod power;
+#[cfg(target_os = "none")]
+pub mod scenarios;
+#[cfg(target_os = "none")]
+pub mod shell;
+#[cfg(target_os = "none")]
+pub mod time;
+#[cfg(target_os = "none")]
+pub mod vga;
+
+#[cfg(target_os = "none")]
+mod boot;
+
+#[cfg(not(target_os = "none"))]
+fn main() {
+    eprintln!("the kernel runs under QEMU: use `cargo run` in the workspace root");
+}

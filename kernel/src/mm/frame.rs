@@ -1,0 +1,146 @@
+//! Physical frame allocator: a bitmap over RAM from the PVH memory map.
+
+use crate::sync::SpinLock;
+
+/// Size of a frame.
+pub const PAGE_SIZE: u64 = 4096;
+/// Highest physical address the bitmap covers (16 GiB).
+pub const MAX_PHYS: u64 = 16 << 30;
+const FRAMES_MAX: usize = (MAX_PHYS / PAGE_SIZE) as usize;
+
+/// One region of the firmware memory map.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Region {
+    /// Start address.
+    pub start: u64,
+    /// Length in bytes.
+    pub len: u64,
+    /// E820 type (1 = usable RAM).
+    pub kind: u32,
+}
+
+/// Name of an E820 type.
+pub fn kind_name(kind: u32) -> &'static str {
+    match kind {
+        1 => "usable",
+        2 => "reserved",
+        3 => "ACPI reclaimable",
+        4 => "ACPI NVS",
+        5 => "bad",
+        _ => "other",
+    }
+}
+
+/// Bitmap frame allocator (bit set = free).
+pub struct FrameAllocator {
+    bitmap: [u64; FRAMES_MAX / 64],
+    /// Copy of the firmware memory map (sorted).
+    pub map: [Region; 64],
+    /// Entries in `map`.
+    pub map_len: usize,
+    /// Usable frames in total.
+    pub total: usize,
+    /// Frames handed out.
+    pub used: usize,
+    next: usize,
+}
+
+/// The global frame allocator.
+pub static FRAMES: SpinLock<FrameAllocator> = SpinLock::new(FrameAllocator {
+    bitmap: [0; FRAMES_MAX / 64],
+    map: [Region { start: 0, len: 0, kind: 0 }; 64],
+    map_len: 0,
+    total: 0,
+    used: 0,
+    next: 0,
+});
+
+impl FrameAllocator {
+    /// Records the memory map and frees every usable frame not in `reserved`.
+    pub fn init(&mut self, regions: &[Region], reserved: &[(u64, u64)]) {
+        let n = regions.len().min(self.map.len());
+        self.map[..n].copy_from_slice(&regions[..n]);
+        self.map[..n].sort_unstable_by_key(|r| r.start);
+        self.map_len = n;
+        for r in &self.map[..n] {
+            if r.kind != 1 {
+                continue;
+            }
+            let first = r.start.div_ceil(PAGE_SIZE);
+            let end = ((r.start + r.len) / PAGE_SIZE).min(FRAMES_MAX as u64);
+            for f in first..end {
+                let addr = f * PAGE_SIZE;
+                // Keep the first MiB for firmware data and the AP trampoline.
+                if addr < 0x10_0000 || reserved.iter().any(|&(s, e)| addr + PAGE_SIZE > s && addr < e) {
+                    continue;
+                }
+                self.bitmap[f as usize / 64] |= 1 << (f % 64);
+                self.total += 1;
+            }
+        }
+    }
+
+    fn is_free(&self, f: usize) -> bool {
+        self.bitmap[f / 64] & (1 << (f % 64)) != 0
+    }
+
+    fn take(&mut self, f: usize) {
+        self.bitmap[f / 64] &= !(1 << (f % 64));
+        self.used += 1;
+    }
+
+    /// Allocates `count` contiguous frames aligned to `align` bytes.
+    pub fn alloc_contiguous(&mut self, count: usize, align: u64) -> Option<u64> {
+        let step = (align / PAGE_SIZE).max(1) as usize;
+        let mut f = self.next.div_ceil(step) * step;
+        let mut wrapped = false;
+        loop {
+            if f + count > FRAMES_MAX {
+                if wrapped {
+                    return None;
+                }
+                wrapped = true;
+                f = 0;
+                continue;
+            }
+            if wrapped && f >= self.next {
+                return None;
+            }
+            if (f..f + count).all(|i| self.is_free(i)) {
+                for i in f..f + count {
+                    self.take(i);
+                }
+                self.next = f + count;
+                return Some(f as u64 * PAGE_SIZE);
+            }
+            f += step;
+        }
+    }
+
+    /// Allocates one frame.
+    pub fn alloc(&mut self) -> Option<u64> {
+        self.alloc_contiguous(1, PAGE_SIZE)
+    }
+
+    /// Returns frames to the pool.
+    pub fn free(&mut self, addr: u64, count: usize) {
+        let first = (addr / PAGE_SIZE) as usize;
+        for f in first..(first + count).min(FRAMES_MAX) {
+            if !self.is_free(f) {
+                self.bitmap[f / 64] |= 1 << (f % 64);
+                self.used -= 1;
+            }
+        }
+    }
+
+    /// True if frame `addr` is allocated (used by the minimal dump).
+    pub fn is_allocated(&self, addr: u64) -> bool {
+        let f = (addr / PAGE_SIZE) as usize;
+        f < FRAMES_MAX && !self.is_free(f) && self.map[..self.map_len].iter().any(|r| r.kind == 1 && addr >= r.start && addr < r.start + r.len)
+    }
+
+    /// Highest usable RAM address.
+    pub fn ram_top(&self) -> u64 {
+        self.map[..self.map_len].iter().filter(|r| r.kind == 1).map(|r| r.start + r.len).max().unwrap_or(0)
+    }
+}

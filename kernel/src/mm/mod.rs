@@ -1,0 +1,8 @@
+//! Memory: the physical memory map, a frame allocator, the kernel page tables
+//! (identity map) and the heap.
+
+pub mod frame;
+pub mod heap;
+pub mod paging;
+
+pub use frame::{FRAMES, PAGE_SIZE};

@@ -1,0 +1,100 @@
+//! Kernel page tables. The boot stub identity-maps 0-4 GiB with 2 MiB pages;
+//! this module extends the identity map for RAM above 4 GiB and for MMIO, and
+//! translates addresses for the debugger without touching unmapped memory.
+
+use x86_64::registers::control::Cr3;
+use x86_64::structures::paging::{
+    FrameAllocator as FrameAllocatorTrait, Mapper, OffsetPageTable, Page, PageTable, PageTableFlags, PhysFrame,
+    Size2MiB, Size4KiB, Translate,
+};
+use x86_64::{PhysAddr, VirtAddr};
+
+use super::frame::FRAMES;
+use crate::sync::SpinLock;
+
+/// Serialises changes to the page tables.
+static MAP_LOCK: SpinLock<()> = SpinLock::new(());
+
+struct Frames;
+
+// SAFETY: frames come from the global allocator, unused and identity mapped.
+unsafe impl FrameAllocatorTrait<Size4KiB> for Frames {
+    fn allocate_frame(&mut self) -> Option<PhysFrame<Size4KiB>> {
+        let a = FRAMES.lock().alloc()?;
+        // SAFETY: a freshly allocated, identity-mapped frame; page tables must start zeroed.
+        unsafe { core::ptr::write_bytes(a as *mut u8, 0, 4096) };
+        Some(PhysFrame::containing_address(PhysAddr::new(a)))
+    }
+}
+
+fn table() -> OffsetPageTable<'static> {
+    let (l4, _) = Cr3::read();
+    // SAFETY: physical memory is identity mapped (offset 0) and CR3 points at
+    // the live level-4 table.
+    unsafe { OffsetPageTable::new(&mut *(l4.start_address().as_u64() as *mut PageTable), VirtAddr::new(0)) }
+}
+
+/// Identity-maps `[phys, phys + size)` with 2 MiB pages and `flags`, skipping
+/// pages already mapped.
+fn identity_map(phys: u64, size: u64, flags: PageTableFlags) {
+    let _g = MAP_LOCK.lock();
+    let mut t = table();
+    let start = phys & !0x1f_ffff;
+    let end = (phys + size + 0x1f_ffff) & !0x1f_ffff;
+    let mut a = start;
+    while a < end {
+        if t.translate_addr(VirtAddr::new(a)).is_none() {
+            let page = Page::<Size2MiB>::containing_address(VirtAddr::new(a));
+            let frame = PhysFrame::<Size2MiB>::containing_address(PhysAddr::new(a));
+            // SAFETY: identity mapping of a physical range nobody else maps.
+            if let Ok(f) = unsafe { t.map_to(page, frame, flags, &mut Frames) } {
+                f.flush();
+            }
+        }
+        a += 0x20_0000;
+    }
+}
+
+/// Maps all usable RAM above 4 GiB (the boot stub covers below).
+pub fn init(ram_top: u64) {
+    if ram_top > 1 << 32 {
+        identity_map(1 << 32, ram_top - (1 << 32), PageTableFlags::PRESENT | PageTableFlags::WRITABLE);
+    }
+}
+
+/// Returns a virtual address for device registers at `phys` (identity map,
+/// uncached).
+pub fn map_mmio(phys: u64, size: u64) -> u64 {
+    identity_map(
+        phys,
+        size,
+        PageTableFlags::PRESENT | PageTableFlags::WRITABLE | PageTableFlags::NO_CACHE | PageTableFlags::WRITE_THROUGH,
+    );
+    phys
+}
+
+/// Physical address behind `vaddr`, or `None` if it is not mapped or not
+/// canonical. Reads only page tables, never the target.
+pub fn translate(vaddr: u64) -> Option<u64> {
+    let v = VirtAddr::try_new(vaddr).ok()?;
+    table().translate_addr(v).map(|p| p.as_u64())
+}
+
+/// True if every byte of `[addr, addr + len)` is mapped.
+pub fn is_mapped(addr: u64, len: u64) -> bool {
+    if len == 0 {
+        return translate(addr).is_some();
+    }
+    let Some(end) = addr.checked_add(len - 1) else { return false };
+    let mut page = addr & !0xfff;
+    while page <= end {
+        if translate(page).is_none() {
+            return false;
+        }
+        match page.checked_add(4096) {
+            Some(n) => page = n,
+            None => break,
+        }
+    }
+    true
+}

@@ -1,0 +1,296 @@
+//! The panic console (`db> `): a small debugger that runs on the panic CPU
+//! alone, with no locks, no allocation and no interrupts. Input is polled
+//! from the serial port and the PS/2 keyboard (and the USB keyboard once the
+//! driver is attached); output goes to serial and VGA.
+
+use core::fmt::Write;
+use core::sync::atomic::Ordering;
+
+use pc_keyboard::{DecodedKey, HandleControl, KeyCode, PS2Keyboard, ScancodeSet1, layouts};
+
+use super::backtrace;
+use super::writer::PanicWriter;
+use crate::arch::cpu::{self, CpuState};
+use crate::arch::port::inb;
+use crate::console::COM1;
+use crate::lineedit::{ByteDecoder, Edit, Key, LineEditor};
+use crate::{pprint, pprintln};
+
+const PROMPT: &str = "db> ";
+
+/// Polled input sources of the panic console.
+struct Inputs {
+    serial: ByteDecoder,
+    ps2: PS2Keyboard<layouts::Us104Key, ScancodeSet1>,
+}
+
+impl Inputs {
+    fn poll(&mut self) -> Option<Key> {
+        // SAFETY: COM1 LSR/RBR reads; reading RBR consumes a received byte.
+        unsafe {
+            if inb(COM1 + 5) & 1 != 0 {
+                if let Some(k) = self.serial.feed(inb(COM1)) {
+                    return Some(k);
+                }
+            }
+            // i8042: output buffer full, and not from the aux (mouse) port.
+            let st = inb(0x64);
+            if st & 1 != 0 && st != 0xff {
+                let sc = inb(0x60);
+                if st & 0x20 == 0 {
+                    if let Ok(Some(ev)) = self.ps2.add_byte(sc) {
+                        if let Some(k) = self.ps2.process_keyevent(ev) {
+                            return decoded_to_key(k);
+                        }
+                    }
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Converts a decoded keyboard key into an editing key.
+pub fn decoded_to_key(k: DecodedKey) -> Option<Key> {
+    match k {
+        DecodedKey::Unicode('\n') | DecodedKey::Unicode('\r') => Some(Key::Enter),
+        DecodedKey::Unicode('\u{8}') | DecodedKey::Unicode('\u{7f}') => Some(Key::Backspace),
+        DecodedKey::Unicode('\u{3}') => Some(Key::Cancel),
+        DecodedKey::Unicode('\u{15}') => Some(Key::KillLine),
+        DecodedKey::Unicode(c) if (' '..='~').contains(&c) => Some(Key::Char(c as u8)),
+        DecodedKey::RawKey(KeyCode::ArrowUp) => Some(Key::Up),
+        DecodedKey::RawKey(KeyCode::ArrowDown) => Some(Key::Down),
+        DecodedKey::RawKey(KeyCode::ArrowLeft) => Some(Key::Left),
+        DecodedKey::RawKey(KeyCode::ArrowRight) => Some(Key::Right),
+        _ => None,
+    }
+}
+
+/// Runs the panic console forever.
+pub fn run() -> ! {
+    let mut inputs = Inputs {
+        serial: ByteDecoder::new(),
+        ps2: PS2Keyboard::new(ScancodeSet1::new(), layouts::Us104Key, HandleControl::MapLettersToUnicode),
+    };
+    let mut ed = LineEditor::new();
+    pprintln!("panic console: type `help` for commands");
+    pprint!("{PROMPT}");
+    super::PROMPT_TSC.store(crate::arch::rdtsc(), Ordering::Relaxed);
+    loop {
+        let Some(k) = inputs.poll() else {
+            core::hint::spin_loop();
+            continue;
+        };
+        match ed.key(k, &mut PanicWriter) {
+            Edit::Pending => continue,
+            Edit::Cancelled => {}
+            Edit::Done => {
+                let mut line = [0u8; crate::lineedit::LINE_MAX];
+                let n = ed.line().len();
+                line[..n].copy_from_slice(ed.line().as_bytes());
+                ed.clear();
+                execute(core::str::from_utf8(&line[..n]).unwrap_or(""));
+            }
+        }
+        pprint!("{PROMPT}");
+    }
+}
+
+/// Parses a number: hex with `0x`, else decimal.
+pub fn parse_num(s: &str) -> Option<u64> {
+    let s = s.trim();
+    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => u64::from_str_radix(h, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+/// Longest `mem` dump.
+const MEM_MAX: u64 = 4096;
+
+fn execute(line: &str) {
+    let mut words = line.split_whitespace();
+    let Some(cmd) = words.next() else { return };
+    let arg1 = words.next();
+    let arg2 = words.next();
+    match cmd {
+        "help" => help(),
+        "cpus" => cpus(),
+        "bt" => match cpu_arg(arg1) {
+            Ok(c) => bt(c),
+            Err(e) => pprintln!("bt: {e}"),
+        },
+        "regs" => match cpu_arg(arg1) {
+            Ok(c) => regs(c),
+            Err(e) => pprintln!("regs: {e}"),
+        },
+        "ps" => ps(),
+        "mem" => mem(arg1, arg2),
+        "log" => log(),
+        "lsusb" | "kbd" => pprintln!("{cmd}: no USB controller attached"),
+        "dump" => pprintln!("dump: no dump device"),
+        "reboot" => {
+            pprintln!("rebooting");
+            crate::acpi::reset();
+        }
+        "halt" => {
+            pprintln!("halted");
+            crate::arch::halt_forever();
+        }
+        "poweroff" => {
+            pprintln!("powering off");
+            crate::power::poweroff(true);
+        }
+        _ => pprintln!("unknown command: {cmd}"),
+    }
+}
+
+fn help() {
+    pprintln!("commands:");
+    pprintln!("  cpus            every CPU: state, how it was stopped, RIP");
+    pprintln!("  bt [cpu]        backtrace of the panic thread or of a stopped CPU");
+    pprintln!("  regs [cpu]      registers of the panic CPU or of a stopped CPU");
+    pprintln!("  ps              threads");
+    pprintln!("  mem ADDR [LEN]  hex dump (unmapped addresses are refused)");
+    pprintln!("  log             recent kernel log");
+    pprintln!("  lsusb, kbd      USB devices and keyboard state");
+    pprintln!("  dump            write a crash dump");
+    pprintln!("  reboot, halt, poweroff");
+}
+
+/// `None` = the panic CPU.
+fn cpu_arg(a: Option<&str>) -> Result<usize, &'static str> {
+    match a {
+        None => Ok(cpu::current_index()),
+        Some(s) => {
+            let n = parse_num(s).ok_or("expected a CPU number")?;
+            if (n as usize) < cpu::all().len() { Ok(n as usize) } else { Err("no such CPU") }
+        }
+    }
+}
+
+fn saved_regs(c: usize) -> Option<super::stop::SavedRegs> {
+    if c == cpu::current_index() {
+        return Some(super::panic_regs());
+    }
+    // SAFETY: the stopped CPU wrote `saved` before publishing its state.
+    let r = unsafe { *cpu::cpu(c).saved.get() };
+    r.valid.then_some(r)
+}
+
+fn cpus() {
+    let me = cpu::current_index();
+    for c in cpu::all() {
+        let i = c.index();
+        let state = if i == me { "panicked (this CPU)" } else { c.state().name() };
+        let rip = saved_regs(i).map_or(0, |r| r.rip);
+        pprint!("cpu {i}: apic {} {state}", c.apic_id.load(Ordering::Relaxed));
+        if rip != 0 {
+            pprint!(" at RIP {rip:#018x}");
+            if let Some((n, off)) = super::symbols::lookup(rip) {
+                pprint!(" {}+{off:#x}", super::symbols::Demangled(n));
+            }
+        }
+        pprintln!(" ticks {}", c.ticks.load(Ordering::Relaxed));
+    }
+}
+
+fn bt(c: usize) {
+    match saved_regs(c) {
+        Some(r) => {
+            pprintln!("backtrace of cpu {c} (thread {}):", r.thread_id as i64);
+            backtrace::print(r.rip, r.rbp, &mut PanicWriter);
+        }
+        None => pprintln!("bt: cpu {c} has no saved registers ({})", cpu::cpu(c).state().name()),
+    }
+}
+
+fn regs(c: usize) {
+    let Some(r) = saved_regs(c) else {
+        pprintln!("regs: cpu {c} has no saved registers ({})", cpu::cpu(c).state().name());
+        return;
+    };
+    pprintln!("cpu {c} registers:");
+    pprintln!("  rax {:#018x} rbx {:#018x} rcx {:#018x}", r.rax, r.rbx, r.rcx);
+    pprintln!("  rdx {:#018x} rsi {:#018x} rdi {:#018x}", r.rdx, r.rsi, r.rdi);
+    pprintln!("  rbp {:#018x} rsp {:#018x} r8  {:#018x}", r.rbp, r.rsp, r.r8);
+    pprintln!("  r9  {:#018x} r10 {:#018x} r11 {:#018x}", r.r9, r.r10, r.r11);
+    pprintln!("  r12 {:#018x} r13 {:#018x} r14 {:#018x}", r.r12, r.r13, r.r14);
+    pprintln!("  r15 {:#018x} rip {:#018x} rflags {:#010x}", r.r15, r.rip, r.rflags);
+    pprintln!("  cs {:#x} ss {:#x} cr2 {:#018x} cr3 {:#018x}", r.cs, r.ss, r.cr2, r.cr3);
+}
+
+fn ps() {
+    pprintln!("  id  state     cpu  cpu-time(us)  name");
+    // SAFETY: after the panic stop no other CPU runs.
+    unsafe {
+        crate::sched::for_each_thread_unlocked(|t| {
+            pprintln!(
+                "{:>4}  {:<8} {:>4}  {:>12}  {}",
+                t.id,
+                t.state().name(),
+                t.cpu.load(Ordering::Relaxed),
+                crate::time::cycles_to_us(t.cpu_cycles.load(Ordering::Relaxed)),
+                t.name
+            );
+        });
+    }
+}
+
+fn mem(a: Option<&str>, l: Option<&str>) {
+    let Some(addr) = a.and_then(parse_num) else {
+        pprintln!("mem: usage: mem ADDR [LEN] (ADDR in hex with 0x, or decimal)");
+        return;
+    };
+    let len = match l.map(parse_num) {
+        None => 64,
+        Some(Some(n)) if n > 0 => n.min(MEM_MAX),
+        Some(_) => {
+            pprintln!("mem: bad length");
+            return;
+        }
+    };
+    if x86_64::VirtAddr::try_new(addr).is_err() {
+        pprintln!("mem: {addr:#x} is not a canonical address");
+        return;
+    }
+    if !crate::mm::paging::is_mapped(addr, len) {
+        pprintln!("mem: {addr:#x}..+{len:#x} is not mapped");
+        return;
+    }
+    let mut off = 0;
+    while off < len {
+        pprint!("{:#018x}:", addr + off);
+        let n = (len - off).min(16);
+        let mut ascii = [b'.'; 16];
+        for i in 0..n {
+            // SAFETY: every byte of the range was checked mapped above.
+            let b = unsafe { ((addr + off + i) as *const u8).read_volatile() };
+            pprint!(" {b:02x}");
+            if (0x20..0x7f).contains(&b) {
+                ascii[i as usize] = b;
+            }
+        }
+        pprintln!("  {}", core::str::from_utf8(&ascii[..n as usize]).unwrap_or(""));
+        off += 16;
+    }
+}
+
+fn log() {
+    // SAFETY: no other CPU runs; reading the ring without its lock.
+    let ring = unsafe { &*crate::console::LOG.data_ptr() };
+    let (a, b) = ring.parts();
+    for part in [a, b] {
+        for chunk in part.utf8_chunks() {
+            let _ = PanicWriter.write_str(chunk.valid());
+        }
+    }
+}
+
+/// Is the CPU parked (for tests of the stop logic)?
+pub fn all_others_parked() -> bool {
+    let me = cpu::current_index();
+    cpu::all().iter().all(|c| {
+        c.index() == me || matches!(c.state(), CpuState::StoppedIpi | CpuState::StoppedNmi | CpuState::ParkedPanic | CpuState::Failed)
+    })
+}

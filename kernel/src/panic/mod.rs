@@ -1,0 +1,289 @@
+//! The panic path: one CPU wins, stops the others, stops the scheduler (locks
+//! fake their acquisition from then on), prints the report and opens the panic
+//! console. Interrupts are off from the first instruction: the panic handler
+//! is entered either from an exception (interrupt gate, IF=0) or from
+//! `panic!`, where `begin` disables them before anything else.
+
+pub mod backtrace;
+pub mod console;
+pub mod stop;
+pub mod symbols;
+pub mod trigger;
+pub mod writer;
+
+use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+use crate::arch::cpu::{self, CpuState};
+use crate::arch::trap::{TrapFrame, exception_name};
+use crate::{pprint, pprintln};
+use stop::SavedRegs;
+
+const NO_CPU: u32 = u32::MAX;
+
+/// CPU that owns the panic (`NO_CPU` until the first panic).
+static PANIC_CPU: AtomicU32 = AtomicU32::new(NO_CPU);
+/// Panics on the panic CPU after the first (nested panics).
+static PANIC_DEPTH: AtomicU32 = AtomicU32::new(0);
+/// TSC at panic entry.
+pub static PANIC_TSC: AtomicU64 = AtomicU64::new(0);
+/// TSC when the console became ready for input.
+pub static PROMPT_TSC: AtomicU64 = AtomicU64::new(0);
+/// Test switch: panic again inside the panic path (`panic nested`).
+pub static NESTED_TRIGGER: AtomicBool = AtomicBool::new(false);
+
+/// What to do after the report (`panic=` on the kernel command line).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    /// Open the interactive panic console (default).
+    Console,
+    /// Reboot at once.
+    Reboot,
+    /// Halt without a console.
+    Halt,
+    /// Write a crash dump, then reboot.
+    Dump,
+}
+
+static POLICY: AtomicU32 = AtomicU32::new(0);
+
+/// Sets the panic policy.
+pub fn set_policy(p: Policy) {
+    POLICY.store(p as u32, Ordering::Relaxed);
+}
+
+fn policy() -> Policy {
+    match POLICY.load(Ordering::Relaxed) {
+        1 => Policy::Reboot,
+        2 => Policy::Halt,
+        3 => Policy::Dump,
+        _ => Policy::Console,
+    }
+}
+
+/// The panic message, kept for the console and the dump.
+pub struct Message {
+    buf: [u8; 256],
+    len: usize,
+}
+
+impl Write for Message {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for &b in s.as_bytes() {
+            if self.len < self.buf.len() {
+                self.buf[self.len] = b;
+                self.len += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Message {
+    /// The message text (truncated to 256 bytes).
+    pub fn as_str(&self) -> &str {
+        match core::str::from_utf8(&self.buf[..self.len]) {
+            Ok(s) => s,
+            Err(e) => core::str::from_utf8(&self.buf[..e.valid_up_to()]).unwrap_or(""),
+        }
+    }
+}
+
+struct PanicState {
+    message: Message,
+    regs: SavedRegs,
+}
+
+struct PanicCell(core::cell::UnsafeCell<PanicState>);
+// SAFETY: written only by the CPU that won `PANIC_CPU`, read afterwards by it.
+unsafe impl Sync for PanicCell {}
+
+static STATE: PanicCell = PanicCell(core::cell::UnsafeCell::new(PanicState {
+    message: Message { buf: [0; 256], len: 0 },
+    regs: SavedRegs::ZERO,
+}));
+
+/// The panic message (empty before a panic).
+pub fn message() -> &'static str {
+    // SAFETY: written once by the panic CPU before anyone reads it.
+    unsafe { (*STATE.0.get()).message.as_str() }
+}
+
+/// Registers of the panic CPU at panic entry.
+pub fn panic_regs() -> SavedRegs {
+    // SAFETY: as `message`.
+    unsafe { (*STATE.0.get()).regs }
+}
+
+/// True once some CPU has panicked.
+pub fn panicking() -> bool {
+    PANIC_CPU.load(Ordering::Relaxed) != NO_CPU
+}
+
+/// Registers of the caller's caller, for a panic not raised by an exception.
+#[inline(always)]
+fn here() -> SavedRegs {
+    let (rbp, rsp, rip): (u64, u64, u64);
+    // SAFETY: reads registers only.
+    unsafe {
+        core::arch::asm!("mov {0}, rbp", "mov {1}, rsp", "lea {2}, [rip]", out(reg) rbp, out(reg) rsp, out(reg) rip, options(nomem, nostack, preserves_flags));
+    }
+    let thread = crate::sched::current_ptr();
+    SavedRegs {
+        valid: true,
+        rbp,
+        rsp,
+        rip,
+        rflags: x86_64::registers::rflags::read_raw(),
+        cs: 0x08,
+        ss: 0x10,
+        cr3: x86_64::registers::control::Cr3::read().0.start_address().as_u64(),
+        cr2: x86_64::registers::control::Cr2::read_raw(),
+        thread: thread as u64,
+        // SAFETY: `current` is a live thread or null.
+        thread_id: if thread.is_null() { u64::MAX } else { unsafe { (*thread).id } },
+        tsc: crate::arch::rdtsc(),
+        ..SavedRegs::ZERO
+    }
+}
+
+#[cfg(target_os = "none")]
+#[panic_handler]
+fn panic_handler(info: &core::panic::PanicInfo) -> ! {
+    x86_64::instructions::interrupts::disable();
+    let regs = here();
+    begin(regs, &info.message(), info.location())
+}
+
+/// CPU exception: report it and enter the panic path.
+pub fn exception(frame: &mut TrapFrame) -> ! {
+    let regs = SavedRegs::from_frame(frame);
+    let msg = ExceptionMessage(frame);
+    begin(regs, &msg, None)
+}
+
+struct ExceptionMessage<'a>(&'a TrapFrame);
+
+impl fmt::Display for ExceptionMessage<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = self.0;
+        write!(
+            f,
+            "CPU exception {} ({}), error code {:#x}, RIP {:#018x}, RSP {:#018x}, CR2 {:#018x}",
+            t.vector,
+            exception_name(t.vector),
+            t.error_code,
+            t.rip,
+            t.rsp,
+            x86_64::registers::control::Cr2::read_raw()
+        )
+    }
+}
+
+/// The one entry of every panic, exception or `panic!`.
+fn begin(regs: SavedRegs, msg: &dyn fmt::Display, loc: Option<&core::panic::Location>) -> ! {
+    x86_64::instructions::interrupts::disable();
+    let me = cpu::current_index() as u32;
+    match PANIC_CPU.compare_exchange(NO_CPU, me, Ordering::SeqCst, Ordering::SeqCst) {
+        Ok(_) => {}
+        Err(owner) if owner == me => nested(msg, loc, &regs),
+        Err(_) => stop::park_secondary_panic(regs),
+    }
+    PANIC_TSC.store(regs.tsc, Ordering::Relaxed);
+    cpu::this().set_state(CpuState::Panicking);
+    // SAFETY: only the winning CPU reaches this point, once.
+    let st = unsafe { &mut *STATE.0.get() };
+    st.regs = regs;
+    let _ = write!(st.message, "{msg}");
+    let report = stop::stop_others(me as usize);
+    crate::sync::raw::SCHEDULER_STOPPED.store(true, Ordering::SeqCst);
+
+    // From here on exactly one CPU runs, and every lock fakes its acquisition.
+    // The log ring is written through its (possibly held) lock on purpose.
+    let _ = writeln!(crate::console::LOG.lock(), "PANIC: {msg}");
+    print_report(me as usize, msg, loc, &regs, report.cycles);
+    if NESTED_TRIGGER.swap(false, Ordering::Relaxed) {
+        panic!("test: nested panic inside the panic path");
+    }
+    after_report()
+}
+
+fn after_report() -> ! {
+    match policy() {
+        Policy::Console => console::run(),
+        Policy::Reboot => {
+            pprintln!("panic=reboot: rebooting");
+            crate::acpi::reset();
+            crate::arch::halt_forever()
+        }
+        Policy::Halt => {
+            pprintln!("panic=halt: halted");
+            crate::arch::halt_forever()
+        }
+        Policy::Dump => {
+            pprintln!("panic=dump: no dump device support yet; rebooting");
+            crate::acpi::reset();
+            crate::arch::halt_forever()
+        }
+    }
+}
+
+fn print_report(me: usize, msg: &dyn fmt::Display, loc: Option<&core::panic::Location>, regs: &SavedRegs, cycles: u64) {
+    pprintln!();
+    pprintln!("================================================================");
+    let t = regs.thread as *const crate::sched::thread::Thread;
+    pprint!("PANIC on cpu {me}");
+    if !t.is_null() {
+        // SAFETY: a live thread (the other CPUs are parked; threads are only
+        // freed by them or by us).
+        let name = unsafe { (*t).name.as_str() };
+        pprint!(" (thread {} \"{}\")", regs.thread_id, name);
+    }
+    pprintln!(": {msg}");
+    if let Some(l) = loc {
+        pprintln!("  at {}:{}:{}", l.file(), l.line(), l.column());
+    }
+    pprintln!("backtrace:");
+    backtrace::print(regs.rip, regs.rbp, &mut writer::PanicWriter);
+    for c in cpu::all() {
+        if c.index() == me {
+            continue;
+        }
+        let s = c.state();
+        // SAFETY: published with release before the state we acquired.
+        let saved = unsafe { &*c.saved.get() };
+        match s {
+            CpuState::StoppedIpi => pprintln!("cpu {}: stopped (ipi) at RIP {:#018x}", c.index(), saved.rip),
+            CpuState::StoppedNmi => pprintln!("cpu {}: stopped (nmi) at RIP {:#018x}", c.index(), saved.rip),
+            CpuState::ParkedPanic => pprintln!("cpu {}: stopped (panicked too) at RIP {:#018x}", c.index(), saved.rip),
+            CpuState::Online => pprintln!("cpu {}: did not stop", c.index()),
+            other => pprintln!("cpu {}: {}", c.index(), other.name()),
+        }
+    }
+    pprintln!("stop latency: {} cycles ({} us)", cycles, crate::time::cycles_to_us(cycles));
+    pprintln!("scheduler stopped; locks are bypassed from now on");
+    pprintln!("================================================================");
+}
+
+/// A panic on the panic CPU while handling the panic.
+fn nested(msg: &dyn fmt::Display, loc: Option<&core::panic::Location>, regs: &SavedRegs) -> ! {
+    let depth = PANIC_DEPTH.fetch_add(1, Ordering::SeqCst) + 1;
+    if depth > 2 {
+        // Even the minimal report failed twice: halt without touching anything.
+        crate::arch::halt_forever();
+    }
+    crate::sync::raw::SCHEDULER_STOPPED.store(true, Ordering::SeqCst);
+    pprintln!();
+    pprint!("NESTED PANIC (depth {depth}) on cpu {}: {msg}", cpu::current_index());
+    if let Some(l) = loc {
+        pprint!(" at {}:{}:{}", l.file(), l.line(), l.column());
+    }
+    pprintln!();
+    if depth == 1 {
+        backtrace::print(regs.rip, regs.rbp, &mut writer::PanicWriter);
+        // The first report was printed (or partly); fall back to the console.
+        after_report()
+    }
+    pprintln!("halting");
+    crate::arch::halt_forever()
+}

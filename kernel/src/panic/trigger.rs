@@ -1,0 +1,119 @@
+//! Panic triggers for tests and people: `panic [KIND]` in the shell or
+//! `trigger=KIND` on the kernel command line.
+
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+use crate::arch::cpu;
+use crate::arch::idt::vector;
+
+/// Every trigger, with a one-line description.
+pub const TRIGGERS: &[(&str, &str)] = &[
+    ("plain", "panic!() in the calling thread"),
+    ("lock", "another CPU holds the log lock the panic path needs"),
+    ("irq", "panic inside an interrupt handler"),
+    ("ap", "panic on an application processor"),
+    ("all", "every CPU panics at once"),
+    ("cli", "another CPU spins forever with interrupts disabled"),
+    ("nested", "a second panic inside the panic path"),
+    ("fault", "a page fault in kernel code"),
+    ("early", "panic during early boot (kernel command line only)"),
+];
+
+fn other_cpu() -> Option<usize> {
+    let me = cpu::current_index();
+    cpu::all().iter().filter(|c| c.state() == cpu::CpuState::Online).map(|c| c.index()).find(|&i| i != me)
+}
+
+/// Runs trigger `kind`; returns an error message for an unknown kind.
+pub fn run(kind: &str) -> Result<(), &'static str> {
+    match kind {
+        "" | "plain" => panic!("test: plain panic"),
+        "lock" => {
+            static HELD: AtomicBool = AtomicBool::new(false);
+            if let Some(c) = other_cpu() {
+                crate::sched::spawn_on("lock-holder", Some(c), || {
+                    let _g = crate::console::LOG.lock();
+                    HELD.store(true, Ordering::SeqCst);
+                    loop {
+                        core::hint::spin_loop();
+                    }
+                });
+                let d = crate::time::deadline_after_us(2_000_000);
+                while !HELD.load(Ordering::SeqCst) && !crate::time::passed(d) {
+                    crate::sched::yield_now();
+                }
+            }
+            panic!("test: panic while another CPU holds the log lock");
+        }
+        "irq" => {
+            crate::arch::apic::send_ipi(cpu::current_index(), vector::PANIC_TEST);
+            loop {
+                x86_64::instructions::interrupts::enable_and_hlt();
+            }
+        }
+        "ap" => {
+            let Some(c) = other_cpu() else { panic!("test: panic on the only CPU (no AP online)") };
+            crate::sched::spawn_on("ap-panic", Some(c), move || panic!("test: panic on application processor {c}"));
+            loop {
+                crate::sched::sleep_us(1_000_000);
+            }
+        }
+        "all" => {
+            static GO: AtomicBool = AtomicBool::new(false);
+            static READY: AtomicU32 = AtomicU32::new(0);
+            let me = cpu::current_index();
+            let mut want = 0;
+            for c in cpu::all() {
+                if c.index() != me && c.state() == cpu::CpuState::Online {
+                    want += 1;
+                    let i = c.index();
+                    crate::sched::spawn_on("panic-all", Some(i), move || {
+                        x86_64::instructions::interrupts::disable();
+                        READY.fetch_add(1, Ordering::SeqCst);
+                        while !GO.load(Ordering::SeqCst) {
+                            core::hint::spin_loop();
+                        }
+                        panic!("test: simultaneous panic on cpu {i}");
+                    });
+                }
+            }
+            let d = crate::time::deadline_after_us(2_000_000);
+            while READY.load(Ordering::SeqCst) < want && !crate::time::passed(d) {
+                crate::sched::yield_now();
+            }
+            x86_64::instructions::interrupts::disable();
+            GO.store(true, Ordering::SeqCst);
+            panic!("test: simultaneous panic on cpu {me}");
+        }
+        "cli" => {
+            static SPINNING: AtomicBool = AtomicBool::new(false);
+            if let Some(c) = other_cpu() {
+                crate::sched::spawn_on("cli-spinner", Some(c), || {
+                    x86_64::instructions::interrupts::disable();
+                    SPINNING.store(true, Ordering::SeqCst);
+                    loop {
+                        core::hint::spin_loop();
+                    }
+                });
+                let d = crate::time::deadline_after_us(2_000_000);
+                while !SPINNING.load(Ordering::SeqCst) && !crate::time::passed(d) {
+                    crate::sched::yield_now();
+                }
+            }
+            panic!("test: panic while another CPU spins with interrupts disabled");
+        }
+        "nested" => {
+            super::NESTED_TRIGGER.store(true, Ordering::SeqCst);
+            panic!("test: first panic (a nested one follows)");
+        }
+        "fault" => {
+            let p = 0x0000_4000_dead_b000u64 as *const u64;
+            // SAFETY: deliberately unsound: this address is not mapped, and the
+            // page fault it raises is the point of the trigger.
+            let v = unsafe { p.read_volatile() };
+            panic!("test: read of an unmapped address returned {v:#x}");
+        }
+        "early" => panic!("test: early boot panic"),
+        _ => Err("unknown panic kind (try `panic help`)"),
+    }
+}

@@ -1,0 +1,92 @@
+//! Time: the TSC calibrated against the PIT (channel 2, gated by port 0x61),
+//! a monotonic clock and busy-wait delays that work with interrupts off (the
+//! panic path and the polled USB driver rely on them).
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use crate::arch::port::{inb, outb};
+use crate::arch::rdtsc;
+
+/// TSC ticks per microsecond, fixed-point: `tsc_per_us * 2^16`.
+static TSC_PER_US_FP: AtomicU64 = AtomicU64::new(1000 << 16);
+/// TSC frequency in Hz.
+static TSC_HZ: AtomicU64 = AtomicU64::new(1_000_000_000);
+/// TSC value at boot (time zero).
+static TSC_BOOT: AtomicU64 = AtomicU64::new(0);
+
+const PIT_HZ: u64 = 1_193_182;
+
+/// Calibrates the TSC against 10 ms of PIT channel 2.
+pub fn calibrate() {
+    TSC_BOOT.store(rdtsc(), Ordering::Relaxed);
+    let mut best = u64::MAX;
+    for _ in 0..3 {
+        let ticks = 11_932u16; // 10 ms at 1.193182 MHz
+        // SAFETY: PIT channel 2 and the speaker gate (0x61) are free for
+        // timing; no memory effects.
+        let cycles = unsafe {
+            let gate = inb(0x61);
+            outb(0x61, (gate & !0x02) | 0x01); // gate on, speaker off
+            outb(0x43, 0b1011_0000); // channel 2, lo/hi, mode 0, binary
+            outb(0x42, ticks as u8);
+            outb(0x42, (ticks >> 8) as u8);
+            // Restart the count by toggling the gate.
+            let g = inb(0x61);
+            outb(0x61, g & !0x01);
+            outb(0x61, g | 0x01);
+            let start = rdtsc();
+            let mut spins = 0u64;
+            while inb(0x61) & 0x20 == 0 {
+                spins += 1;
+                if spins > 50_000_000 {
+                    break;
+                }
+            }
+            rdtsc() - start
+        };
+        best = best.min(cycles);
+    }
+    let hz = best * 100;
+    if hz > 1_000_000 {
+        TSC_HZ.store(hz, Ordering::Relaxed);
+        TSC_PER_US_FP.store((hz << 16) / 1_000_000, Ordering::Relaxed);
+    }
+}
+
+/// TSC frequency in Hz.
+pub fn tsc_hz() -> u64 {
+    TSC_HZ.load(Ordering::Relaxed)
+}
+
+/// Converts TSC cycles to microseconds.
+pub fn cycles_to_us(c: u64) -> u64 {
+    ((c as u128) << 16).checked_div(TSC_PER_US_FP.load(Ordering::Relaxed) as u128).unwrap_or(0) as u64
+}
+
+/// Converts microseconds to TSC cycles.
+pub fn us_to_cycles(us: u64) -> u64 {
+    ((us as u128 * TSC_PER_US_FP.load(Ordering::Relaxed) as u128) >> 16) as u64
+}
+
+/// Microseconds since boot (monotonic on each CPU; the TSC is invariant here).
+pub fn now_us() -> u64 {
+    cycles_to_us(rdtsc().saturating_sub(TSC_BOOT.load(Ordering::Relaxed)))
+}
+
+/// A TSC deadline `us` microseconds from now.
+pub fn deadline_after_us(us: u64) -> u64 {
+    rdtsc().saturating_add(us_to_cycles(us))
+}
+
+/// True once the TSC passed `deadline`.
+pub fn passed(deadline: u64) -> bool {
+    rdtsc() >= deadline
+}
+
+/// Busy-waits `us` microseconds. Needs no interrupts and no locks.
+pub fn delay_us(us: u64) {
+    let d = deadline_after_us(us);
+    while !passed(d) {
+        core::hint::spin_loop();
+    }
+}

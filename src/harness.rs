@@ -1,0 +1,230 @@
+//! The QEMU test harness: starts QEMU through the same [`crate::qemu::Config`]
+//! as the runner, captures the serial console, talks QMP, types on the USB
+//! keyboard, and turns every missed deadline into a `HANG:` failure that
+//! names the step and shows the last console lines. QEMU is killed on drop,
+//! so no test can hang the suite.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use regex::Regex;
+
+use crate::qemu::{Config, check_qemu, scratch_dir};
+use crate::qmp::{Qmp, qcode_for};
+
+/// `isa-debug-exit` status of a kernel that reported success.
+pub const EXIT_SUCCESS: i32 = 33;
+/// `isa-debug-exit` status of a kernel that reported failure.
+pub const EXIT_FAILURE: i32 = 35;
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A running QEMU with its console and QMP.
+pub struct Vm {
+    name: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    console: Arc<Mutex<Vec<u8>>>,
+    /// Byte offset in the console output after the last match.
+    cursor: usize,
+    qmp: Option<Qmp>,
+    qmp_path: PathBuf,
+    started: Instant,
+}
+
+impl Vm {
+    /// Starts QEMU for test `name` with `cfg` (its `qmp` and `serial_stdio`
+    /// are set by the harness).
+    pub fn start(name: &str, mut cfg: Config) -> Vm {
+        if let Err(e) = check_qemu() {
+            panic!("cannot run QEMU tests: {e}");
+        }
+        let id = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let qmp_path = scratch_dir().join(format!("{}-{}-{id}.qmp", name.replace(['/', ' '], "_"), std::process::id()));
+        let _ = std::fs::remove_file(&qmp_path);
+        cfg.qmp = Some(qmp_path.clone());
+        cfg.serial_stdio = false;
+        cfg.no_reboot = true;
+        let mut cmd = cfg.command();
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawning QEMU for {name}: {e}"));
+        let console = Arc::new(Mutex::new(Vec::new()));
+        for stream in [child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>), child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>)].into_iter().flatten() {
+            let console = console.clone();
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    console.lock().unwrap().extend_from_slice(&buf[..n]);
+                }
+            });
+        }
+        let stdin = child.stdin.take();
+        let mut vm = Vm { name: name.into(), child, stdin, console, cursor: 0, qmp: None, qmp_path, started: Instant::now() };
+        match Qmp::connect(&vm.qmp_path, Duration::from_secs(20)) {
+            Ok(q) => vm.qmp = Some(q),
+            Err(e) => vm.fail(&format!("QMP did not come up: {e}")),
+        }
+        vm
+    }
+
+    /// The whole console output so far (lossy UTF-8, CRs removed).
+    pub fn console(&self) -> String {
+        String::from_utf8_lossy(&self.console.lock().unwrap()).replace('\r', "")
+    }
+
+    fn tail(&self, lines: usize) -> String {
+        let c = self.console();
+        let v: Vec<&str> = c.lines().collect();
+        v[v.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Fails the test with the last console lines and the QMP log.
+    pub fn fail(&mut self, why: &str) -> ! {
+        let _ = self.child.kill();
+        let qmp_log = self.qmp.as_ref().map(|q| q.log[q.log.len().saturating_sub(10)..].join("\n")).unwrap_or_default();
+        let log_path = scratch_dir().join(format!("{}-{}.log", self.name.replace(['/', ' '], "_"), std::process::id()));
+        let _ = std::fs::write(&log_path, format!("{}\n--- QMP ---\n{}", self.console(), self.qmp.as_ref().map(|q| q.log.join("\n")).unwrap_or_default()));
+        panic!(
+            "[{}] {why} (after {:.1}s)\n--- last 30 console lines ---\n{}\n--- last QMP messages ---\n{}\n--- full log: {} ---",
+            self.name,
+            self.started.elapsed().as_secs_f64(),
+            self.tail(30),
+            qmp_log,
+            log_path.display()
+        );
+    }
+
+    /// Waits until `pattern` (a regex) appears in console output after the
+    /// previous match; returns the matched text. A missed deadline is a HANG.
+    pub fn expect(&mut self, pattern: &str, deadline: Duration) -> String {
+        let re = Regex::new(pattern).unwrap_or_else(|e| panic!("bad test regex {pattern:?}: {e}"));
+        let end = Instant::now() + deadline;
+        loop {
+            let text = self.console();
+            if let Some(m) = re.find(&text[self.cursor.min(text.len())..]) {
+                let s = m.as_str().to_string();
+                self.cursor += m.end();
+                return s;
+            }
+            if Instant::now() > end {
+                self.fail(&format!("HANG: waiting for {pattern:?}"));
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                // Give the reader threads a moment to collect the last output.
+                std::thread::sleep(Duration::from_millis(100));
+                let text = self.console();
+                if re.is_match(&text[self.cursor.min(text.len())..]) {
+                    continue;
+                }
+                self.fail(&format!("QEMU exited ({status}) while waiting for {pattern:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Like [`Vm::expect`] but returns the regex captures of the match.
+    pub fn expect_captures(&mut self, pattern: &str, deadline: Duration) -> Vec<String> {
+        let text = self.expect(pattern, deadline);
+        let re = Regex::new(pattern).expect("regex compiled above");
+        re.captures(&text).map(|c| c.iter().map(|m| m.map_or(String::new(), |m| m.as_str().to_string())).collect()).unwrap_or_default()
+    }
+
+    /// Output after the last match (for negative checks).
+    pub fn unread(&self) -> String {
+        let t = self.console();
+        t[self.cursor.min(t.len())..].to_string()
+    }
+
+    /// Sends bytes to the serial port.
+    pub fn send_serial(&mut self, s: &str) {
+        let ok = self.stdin.as_mut().is_some_and(|i| i.write_all(s.as_bytes()).and_then(|_| i.flush()).is_ok());
+        if !ok {
+            self.fail("serial input closed");
+        }
+    }
+
+    /// Types `text` on the USB keyboard through QMP (press and release per
+    /// key, Shift for capitals and symbols).
+    pub fn type_text(&mut self, text: &str) {
+        for c in text.chars() {
+            let Some((code, shift)) = qcode_for(c) else { panic!("type_text: no key for {c:?}") };
+            let mut keys = Vec::new();
+            if shift {
+                keys.push(("shift", true));
+            }
+            keys.push((code, true));
+            keys.push((code, false));
+            if shift {
+                keys.push(("shift", false));
+            }
+            for (k, down) in keys {
+                self.key(k, down);
+            }
+        }
+    }
+
+    /// One key event by qcode.
+    pub fn key(&mut self, qcode: &str, down: bool) {
+        let r = self.qmp.as_mut().map(|q| q.key(qcode, down));
+        match r {
+            Some(Ok(())) => {}
+            Some(Err(e)) => self.fail(&format!("QMP key {qcode}: {e}")),
+            None => self.fail("no QMP connection"),
+        }
+        // usb-kbd is polled every 10 ms by the guest; keep events apart.
+        std::thread::sleep(Duration::from_millis(12));
+    }
+
+    /// A QMP command.
+    pub fn qmp(&mut self, cmd: &str, args: serde_json::Value) -> Result<serde_json::Value, String> {
+        match self.qmp.as_mut() {
+            Some(q) => q.execute(cmd, args),
+            None => Err("no QMP connection".into()),
+        }
+    }
+
+    /// QMP events seen so far.
+    pub fn qmp_events(&self) -> Vec<serde_json::Value> {
+        self.qmp.as_ref().map(|q| q.events.clone()).unwrap_or_default()
+    }
+
+    /// Waits for QEMU to exit and returns its status code.
+    pub fn wait_exit(&mut self, deadline: Duration) -> i32 {
+        let end = Instant::now() + deadline;
+        loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                std::thread::sleep(Duration::from_millis(50));
+                return st.code().unwrap_or(-1);
+            }
+            if Instant::now() > end {
+                self.fail("HANG: waiting for QEMU to exit");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Requires the kernel's `isa-debug-exit` success code (a triple fault
+    /// exits with status 0 and is not success).
+    pub fn expect_success_exit(&mut self, deadline: Duration) {
+        let code = self.wait_exit(deadline);
+        if code != EXIT_SUCCESS {
+            self.fail(&format!("QEMU exit status {code}, expected {EXIT_SUCCESS} (isa-debug-exit success)"));
+        }
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.qmp_path);
+    }
+}

@@ -1,0 +1,10 @@
+//! Host side of the project: the QEMU command line shared by the runner and
+//! the tests, a small QMP client, and the test harness that types on the USB
+//! keyboard and watches the serial console.
+
+pub mod harness;
+pub mod qemu;
+pub mod qmp;
+
+/// Path of the kernel ELF built by `build.rs`.
+pub const KERNEL_ELF: &str = env!("KERNEL_ELF");

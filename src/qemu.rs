@@ -1,0 +1,185 @@
+//! The QEMU command line, built in one place for `cargo run`, the tests, the
+//! matrix and the benchmarks.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Boot firmware.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Firmware {
+    /// QEMU's default BIOS (it drives the xHCI controller before us).
+    SeaBios,
+    /// qboot (fast; leaves USB untouched).
+    Qboot,
+}
+
+/// Where the USB keyboard is attached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keyboard {
+    /// No USB keyboard.
+    None,
+    /// On a root port of the xHCI controller.
+    RootPort,
+    /// Behind a `usb-hub`.
+    BehindHub,
+}
+
+/// Everything that varies between QEMU runs.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Kernel ELF.
+    pub kernel: PathBuf,
+    /// `-smp`.
+    pub smp: u32,
+    /// `-m` in MiB.
+    pub memory_mib: u32,
+    /// `tcg` or `kvm`.
+    pub accel: String,
+    /// Boot firmware.
+    pub firmware: Firmware,
+    /// `qemu-xhci` or `nec-usb-xhci`.
+    pub controller: String,
+    /// USB keyboard attachment.
+    pub keyboard: Keyboard,
+    /// Kernel command line.
+    pub append: String,
+    /// QMP unix socket, if any.
+    pub qmp: Option<PathBuf>,
+    /// Serial console on stdio (interactive runs).
+    pub serial_stdio: bool,
+    /// Exit on reboot instead of rebooting.
+    pub no_reboot: bool,
+    /// Extra arguments passed verbatim.
+    pub extra: Vec<String>,
+}
+
+impl Config {
+    /// The defaults of `cargo run`.
+    pub fn new(kernel: impl Into<PathBuf>) -> Self {
+        Self {
+            kernel: kernel.into(),
+            smp: 4,
+            memory_mib: 256,
+            accel: "tcg".into(),
+            firmware: Firmware::SeaBios,
+            controller: "qemu-xhci".into(),
+            keyboard: Keyboard::RootPort,
+            append: String::new(),
+            qmp: None,
+            serial_stdio: true,
+            no_reboot: false,
+            extra: Vec::new(),
+        }
+    }
+
+    /// The QEMU arguments (without the program name).
+    pub fn args(&self) -> Vec<String> {
+        let mut a: Vec<String> = Vec::new();
+        let mut push = |s: &str| a.push(s.to_string());
+        push("-machine");
+        push("q35");
+        push("-accel");
+        push(&self.accel);
+        push("-smp");
+        push(&self.smp.to_string());
+        push("-m");
+        push(&format!("{}M", self.memory_mib));
+        if self.firmware == Firmware::Qboot {
+            push("-bios");
+            push("qboot.rom");
+        }
+        push("-kernel");
+        push(&self.kernel.display().to_string());
+        // The kernel ELF again as a PVH module: the kernel reads its own symbols from it.
+        push("-initrd");
+        push(&self.kernel.display().to_string());
+        push("-append");
+        push(&self.append);
+        push("-display");
+        push("none");
+        push("-vga");
+        push("std");
+        push("-serial");
+        push(if self.serial_stdio { "mon:stdio" } else { "stdio" });
+        if !self.serial_stdio {
+            push("-monitor");
+            push("none");
+        }
+        push("-device");
+        push("isa-debug-exit,iobase=0xf4,iosize=0x04");
+        push("-device");
+        push(&format!("{},id=xhci", self.controller));
+        match self.keyboard {
+            Keyboard::None => {}
+            Keyboard::RootPort => {
+                push("-device");
+                push("usb-kbd,bus=xhci.0,id=kbd0");
+            }
+            Keyboard::BehindHub => {
+                push("-device");
+                push("usb-hub,bus=xhci.0,port=1,id=hub0");
+                push("-device");
+                push("usb-kbd,bus=xhci.0,port=1.1,id=kbd0");
+            }
+        }
+        if let Some(q) = &self.qmp {
+            push("-qmp");
+            push(&format!("unix:{},server=on,wait=off", q.display()));
+        }
+        if self.no_reboot {
+            push("-no-reboot");
+        }
+        a.extend(self.extra.iter().cloned());
+        a
+    }
+
+    /// A ready-to-spawn command.
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(qemu_binary());
+        c.args(self.args());
+        c
+    }
+
+    /// The command line as one shell-quoted string (`--print-command`).
+    pub fn command_line(&self) -> String {
+        std::iter::once(qemu_binary().to_string())
+            .chain(self.args().iter().map(|a| shell_quote(a)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_=.,/:+".contains(&b)) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// The QEMU binary name.
+pub fn qemu_binary() -> &'static str {
+    "qemu-system-x86_64"
+}
+
+/// Checks that QEMU is installed; the error names the package to install.
+pub fn check_qemu() -> Result<(), String> {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(qemu_binary()).is_file()))
+        .unwrap_or(false);
+    if found {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} not found: install it with `apt-get install qemu-system-x86` (Debian/Ubuntu)",
+            qemu_binary()
+        ))
+    }
+}
+
+/// Directory for scratch files (sockets, logs, disk images).
+pub fn scratch_dir() -> PathBuf {
+    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("target").join("qemu-scratch");
+    let _ = std::fs::create_dir_all(&d);
+    d
+}

@@ -1,0 +1,93 @@
+//! Boot, shell and harness tests (issue: foundation).
+
+use std::time::Duration;
+
+use panicbench::KERNEL_ELF;
+use panicbench::harness::{EXIT_SUCCESS, Vm};
+use panicbench::qemu::{Config, Firmware};
+
+const BOOT: Duration = Duration::from_secs(60);
+const STEP: Duration = Duration::from_secs(30);
+
+fn boot_to_shell(name: &str, firmware: Firmware) -> Vm {
+    let mut cfg = Config::new(KERNEL_ELF);
+    cfg.firmware = firmware;
+    let mut vm = Vm::start(name, cfg);
+    vm.expect(r"cpus: \d+ of \d+ online", BOOT);
+    vm.expect("shell> ", BOOT);
+    vm
+}
+
+#[test]
+fn boots_to_shell_under_seabios_and_echo_round_trips() {
+    let mut vm = boot_to_shell("boot-seabios", Firmware::SeaBios);
+    vm.send_serial("echo Hello, serial world!\r");
+    vm.expect("\nHello, serial world!\n", STEP);
+    vm.expect("shell> ", STEP);
+    vm.send_serial("no-such-thing\r");
+    vm.expect("unknown command: no-such-thing", STEP);
+    vm.expect("shell> ", STEP);
+    // CRLF and LF also end a line; both backspaces edit.
+    vm.send_serial("echo ab\x08c\x7fd\r\n");
+    vm.expect("\nad\n", STEP);
+    vm.send_serial("uptime\n");
+    vm.expect(r"up \d+\.\d{6} s", STEP);
+    vm.send_serial("mem\r");
+    vm.expect(r"frames: \d+ total, \d+ used", STEP);
+    vm.expect(r"heap: 0x[0-9a-f]+-0x[0-9a-f]+", STEP);
+    vm.send_serial("poweroff\r");
+    vm.expect_success_exit(STEP);
+}
+
+#[test]
+fn boots_to_shell_under_qboot() {
+    let mut vm = boot_to_shell("boot-qboot", Firmware::Qboot);
+    vm.send_serial("help\r");
+    vm.expect("spawn-load N", STEP);
+    vm.send_serial("poweroff\r");
+    vm.expect_success_exit(STEP);
+}
+
+#[test]
+fn cpu_exception_prints_the_fault_report() {
+    let mut cfg = Config::new(KERNEL_ELF);
+    cfg.append = "trigger=fault".into();
+    let mut vm = Vm::start("exception", cfg);
+    vm.expect(
+        r"CPU exception 14 \(page fault\), error code 0x[0-9a-f]+, RIP 0x[0-9a-f]{16}, RSP 0x[0-9a-f]{16}, CR2 0x00004000deadb000",
+        BOOT,
+    );
+    vm.expect("backtrace:", STEP);
+    vm.expect(r"kernel::panic::trigger::run", STEP);
+    vm.expect("db> ", STEP);
+    vm.send_serial("poweroff\r");
+    vm.expect_success_exit(STEP);
+}
+
+#[test]
+fn a_triple_fault_is_reported_as_a_failure() {
+    let mut cfg = Config::new(KERNEL_ELF);
+    cfg.append = "test=triple-fault".into();
+    let mut vm = Vm::start("triple-fault", cfg);
+    vm.expect("triple fault now", BOOT);
+    let verdict = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| vm.expect_success_exit(STEP)));
+    let err = verdict.expect_err("a triple fault must not count as success");
+    let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(msg.contains(&format!("expected {EXIT_SUCCESS}")), "unexpected failure text: {msg}");
+}
+
+#[test]
+fn runner_prints_the_qemu_command() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_panicbench"))
+        .args(["--smp", "2", "--controller", "nec-usb-xhci", "--firmware", "qboot", "--hub", "--append", "panic=halt", "--print-command", "--", "-S"])
+        .output()
+        .expect("runner runs");
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{s}");
+    for part in ["-smp 2", "nec-usb-xhci", "-bios qboot.rom", "usb-hub", "-append panic=halt", "-machine q35", "-accel tcg", " -S"] {
+        assert!(s.contains(part), "missing {part:?} in {s}");
+    }
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_panicbench")).args(["--accel", "xen"]).output().unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--accel takes tcg or kvm"));
+}

@@ -1,0 +1,122 @@
+//! Stop-the-world panic tests (issue: stop on panic). Each trigger, repeated,
+//! must print the report, stop every other CPU (the `cli` one by NMI) and
+//! leave a `db> ` prompt that still answers serial input.
+
+use std::time::Duration;
+
+use panicbench::KERNEL_ELF;
+use panicbench::harness::Vm;
+use panicbench::qemu::{Config, Firmware};
+
+const BOOT: Duration = Duration::from_secs(90);
+const STEP: Duration = Duration::from_secs(60);
+
+/// Repetitions per trigger (the issue asks for at least 10).
+fn reps() -> usize {
+    std::env::var("PANIC_REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(10)
+}
+
+fn panic_once(kind: &str, smp: u32, rep: usize) {
+    let mut cfg = Config::new(KERNEL_ELF);
+    cfg.smp = smp;
+    cfg.firmware = if rep % 2 == 0 { Firmware::Qboot } else { Firmware::SeaBios };
+    cfg.append = format!("trigger={kind}");
+    let mut vm = Vm::start(&format!("panic-{kind}-smp{smp}-{rep}"), cfg);
+    vm.expect("PANIC on cpu", BOOT);
+    let report = vm.expect(r"(?s)backtrace:.*?stop latency: \d+ cycles", STEP);
+    for c in 0..smp {
+        let stopped = report.contains(&format!("cpu {c}: stopped"));
+        let is_panicker = vm.console().contains(&format!("PANIC on cpu {c}"));
+        assert!(stopped || is_panicker, "cpu {c} not reported stopped:\n{report}");
+    }
+    assert!(!report.contains("did not stop"), "a CPU did not stop:\n{report}");
+    if kind == "cli" || kind == "lock" {
+        assert!(report.contains("stopped (nmi)"), "the CPU spinning with interrupts off must be stopped by NMI:\n{report}");
+    }
+    if kind == "nested" {
+        vm.expect("NESTED PANIC", STEP);
+    }
+    vm.expect("db> ", STEP);
+    vm.send_serial("cpus\r");
+    for c in 0..smp {
+        vm.expect(&format!("cpu {c}: apic"), STEP);
+    }
+    vm.expect("db> ", STEP);
+    vm.send_serial("poweroff\r");
+    vm.expect_success_exit(STEP);
+}
+
+fn run_trigger(kind: &str, smps: &[u32]) {
+    for rep in 0..reps() {
+        for &smp in smps {
+            panic_once(kind, smp, rep);
+        }
+    }
+}
+
+#[test]
+fn panic_plain() {
+    run_trigger("plain", &[4]);
+}
+
+#[test]
+fn panic_lock() {
+    run_trigger("lock", &[4]);
+}
+
+#[test]
+fn panic_irq() {
+    run_trigger("irq", &[4]);
+}
+
+#[test]
+fn panic_ap() {
+    run_trigger("ap", &[4]);
+}
+
+#[test]
+fn panic_all() {
+    run_trigger("all", &[4, 8]);
+}
+
+#[test]
+fn panic_cli() {
+    run_trigger("cli", &[4, 8]);
+}
+
+#[test]
+fn panic_nested() {
+    run_trigger("nested", &[4]);
+}
+
+#[test]
+fn panic_fault() {
+    run_trigger("fault", &[4]);
+}
+
+#[test]
+fn panic_from_the_shell_with_a_typed_command() {
+    let mut cfg = Config::new(KERNEL_ELF);
+    cfg.firmware = Firmware::Qboot;
+    let mut vm = Vm::start("panic-shell", cfg);
+    vm.expect("shell> ", BOOT);
+    vm.send_serial("panic\r");
+    vm.expect("PANIC on cpu 0 \\(thread \\d+ \"main\"\\): test: plain panic", STEP);
+    vm.expect("db> ", STEP);
+    vm.send_serial("bogus\r");
+    vm.expect("unknown command: bogus", STEP);
+    vm.send_serial("mem 0x4000deadb000 16\r");
+    vm.expect("is not mapped", STEP);
+    vm.send_serial("mem 0x8000000000000000\r");
+    vm.expect("not a canonical address", STEP);
+    vm.send_serial("bt 99\r");
+    vm.expect("bt: no such CPU", STEP);
+    vm.send_serial("regs 1\r");
+    vm.expect(r"cpu 1 registers:\n\s+rax 0x", STEP);
+    vm.send_serial("bt 1\r");
+    vm.expect("backtrace of cpu 1", STEP);
+    vm.send_serial("log\r");
+    vm.expect("PANIC: test: plain panic", STEP);
+    vm.send_serial("poweroff\r");
+    vm.expect_success_exit(STEP);
+}
