@@ -29,6 +29,8 @@ pub mod mm;
 #[cfg(target_os = "none")]
 pub mod panic;
 #[cfg(target_os = "none")]
+pub mod pci;
+#[cfg(target_os = "none")]
 pub mod power;
 #[cfg(target_os = "none")]
 pub mod scenarios;

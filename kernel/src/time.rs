@@ -14,7 +14,6 @@ static TSC_HZ: AtomicU64 = AtomicU64::new(1_000_000_000);
 /// TSC value at boot (time zero).
 static TSC_BOOT: AtomicU64 = AtomicU64::new(0);
 
-const PIT_HZ: u64 = 1_193_182;
 
 /// Calibrates the TSC against 10 ms of PIT channel 2.
 pub fn calibrate() {
