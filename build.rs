@@ -7,7 +7,16 @@ use std::process::Command;
 
 fn main() {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
-    for dir in ["kernel/src", "kernel/Cargo.toml", "kernel/build.rs", "kernel/linker.ld", "driver/src", "driver/Cargo.toml", ".cargo/config.toml", "Cargo.lock"] {
+    for dir in [
+        "kernel/src",
+        "kernel/Cargo.toml",
+        "kernel/build.rs",
+        "kernel/linker.ld",
+        "driver/src",
+        "driver/Cargo.toml",
+        ".cargo/config.toml",
+        "Cargo.lock",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
     let release = std::env::var("PROFILE").as_deref() == Ok("release");
@@ -15,12 +24,30 @@ fn main() {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&root)
-        .args(["build", "-p", "kernel", "--bin", "kernel", "--target", "x86_64-unknown-none", "--target-dir"])
+        .args([
+            "build",
+            "-p",
+            "kernel",
+            "--bin",
+            "kernel",
+            "--target",
+            "x86_64-unknown-none",
+            "--target-dir",
+        ])
         .arg(&target_dir);
     if release {
         cmd.arg("--release");
     }
-    for var in ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_BUILD_TARGET", "CARGO_TARGET_DIR", "RUSTC_WORKSPACE_WRAPPER", "RUSTC_WRAPPER", "CARGO_MAKEFLAGS", "CARGO_BUILD_RUSTFLAGS"] {
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "RUSTC_WRAPPER",
+        "CARGO_MAKEFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+    ] {
         cmd.env_remove(var);
     }
     let out = cmd.output().expect("failed to run cargo for the kernel");
@@ -28,6 +55,9 @@ fn main() {
         eprintln!("{}", String::from_utf8_lossy(&out.stderr));
         panic!("building the kernel failed (see the cargo output above)");
     }
-    let elf = target_dir.join("x86_64-unknown-none").join(if release { "release" } else { "debug" }).join("kernel");
+    let elf = target_dir
+        .join("x86_64-unknown-none")
+        .join(if release { "release" } else { "debug" })
+        .join("kernel");
     println!("cargo:rustc-env=KERNEL_ELF={}", elf.display());
 }

@@ -44,16 +44,41 @@ impl Vm {
             panic!("cannot run QEMU tests: {e}");
         }
         let id = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let qmp_path = scratch_dir().join(format!("{}-{}-{id}.qmp", name.replace(['/', ' '], "_"), std::process::id()));
+        let qmp_path = scratch_dir().join(format!(
+            "{}-{}-{id}.qmp",
+            name.replace(['/', ' '], "_"),
+            std::process::id()
+        ));
         let _ = std::fs::remove_file(&qmp_path);
         cfg.qmp = Some(qmp_path.clone());
+        // Tests run in parallel: the runner's shared dump disk would be locked
+        // by the first QEMU, so each VM gets its own image.
+        if cfg.dump_disk.as_deref() == Some(crate::qemu::default_dump_disk().as_path()) {
+            cfg.dump_disk = Some(qmp_path.with_extension("img"));
+        }
         cfg.serial_stdio = false;
         cfg.no_reboot = true;
         let mut cmd = cfg.command();
-        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawning QEMU for {name}: {e}"));
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning QEMU for {name}: {e}"));
         let console = Arc::new(Mutex::new(Vec::new()));
-        for stream in [child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>), child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>)].into_iter().flatten() {
+        for stream in [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
             let console = console.clone();
             std::thread::spawn(move || {
                 let mut stream = stream;
@@ -67,7 +92,16 @@ impl Vm {
             });
         }
         let stdin = child.stdin.take();
-        let mut vm = Vm { name: name.into(), child, stdin, console, cursor: 0, qmp: None, qmp_path, started: Instant::now() };
+        let mut vm = Vm {
+            name: name.into(),
+            child,
+            stdin,
+            console,
+            cursor: 0,
+            qmp: None,
+            qmp_path,
+            started: Instant::now(),
+        };
         match Qmp::connect(&vm.qmp_path, Duration::from_secs(20)) {
             Ok(q) => vm.qmp = Some(q),
             Err(e) => vm.fail(&format!("QMP did not come up: {e}")),
@@ -89,9 +123,27 @@ impl Vm {
     /// Fails the test with the last console lines and the QMP log.
     pub fn fail(&mut self, why: &str) -> ! {
         let _ = self.child.kill();
-        let qmp_log = self.qmp.as_ref().map(|q| q.log[q.log.len().saturating_sub(10)..].join("\n")).unwrap_or_default();
-        let log_path = scratch_dir().join(format!("{}-{}.log", self.name.replace(['/', ' '], "_"), std::process::id()));
-        let _ = std::fs::write(&log_path, format!("{}\n--- QMP ---\n{}", self.console(), self.qmp.as_ref().map(|q| q.log.join("\n")).unwrap_or_default()));
+        let qmp_log = self
+            .qmp
+            .as_ref()
+            .map(|q| q.log[q.log.len().saturating_sub(10)..].join("\n"))
+            .unwrap_or_default();
+        let log_path = scratch_dir().join(format!(
+            "{}-{}.log",
+            self.name.replace(['/', ' '], "_"),
+            std::process::id()
+        ));
+        let _ = std::fs::write(
+            &log_path,
+            format!(
+                "{}\n--- QMP ---\n{}",
+                self.console(),
+                self.qmp
+                    .as_ref()
+                    .map(|q| q.log.join("\n"))
+                    .unwrap_or_default()
+            ),
+        );
         panic!(
             "[{}] {why} (after {:.1}s)\n--- last 30 console lines ---\n{}\n--- last QMP messages ---\n{}\n--- full log: {} ---",
             self.name,
@@ -124,7 +176,9 @@ impl Vm {
                 if re.is_match(&text[self.cursor.min(text.len())..]) {
                     continue;
                 }
-                self.fail(&format!("QEMU exited ({status}) while waiting for {pattern:?}"));
+                self.fail(&format!(
+                    "QEMU exited ({status}) while waiting for {pattern:?}"
+                ));
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -134,7 +188,13 @@ impl Vm {
     pub fn expect_captures(&mut self, pattern: &str, deadline: Duration) -> Vec<String> {
         let text = self.expect(pattern, deadline);
         let re = Regex::new(pattern).expect("regex compiled above");
-        re.captures(&text).map(|c| c.iter().map(|m| m.map_or(String::new(), |m| m.as_str().to_string())).collect()).unwrap_or_default()
+        re.captures(&text)
+            .map(|c| {
+                c.iter()
+                    .map(|m| m.map_or(String::new(), |m| m.as_str().to_string()))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Output after the last match (for negative checks).
@@ -145,7 +205,10 @@ impl Vm {
 
     /// Sends bytes to the serial port.
     pub fn send_serial(&mut self, s: &str) {
-        let ok = self.stdin.as_mut().is_some_and(|i| i.write_all(s.as_bytes()).and_then(|_| i.flush()).is_ok());
+        let ok = self
+            .stdin
+            .as_mut()
+            .is_some_and(|i| i.write_all(s.as_bytes()).and_then(|_| i.flush()).is_ok());
         if !ok {
             self.fail("serial input closed");
         }
@@ -155,7 +218,9 @@ impl Vm {
     /// key, Shift for capitals and symbols).
     pub fn type_text(&mut self, text: &str) {
         for c in text.chars() {
-            let Some((code, shift)) = qcode_for(c) else { panic!("type_text: no key for {c:?}") };
+            let Some((code, shift)) = qcode_for(c) else {
+                panic!("type_text: no key for {c:?}")
+            };
             let mut keys = Vec::new();
             if shift {
                 keys.push(("shift", true));
@@ -193,7 +258,10 @@ impl Vm {
 
     /// QMP events seen so far.
     pub fn qmp_events(&self) -> Vec<serde_json::Value> {
-        self.qmp.as_ref().map(|q| q.events.clone()).unwrap_or_default()
+        self.qmp
+            .as_ref()
+            .map(|q| q.events.clone())
+            .unwrap_or_default()
     }
 
     /// Waits for QEMU to exit and returns its status code.
@@ -216,7 +284,9 @@ impl Vm {
     pub fn expect_success_exit(&mut self, deadline: Duration) {
         let code = self.wait_exit(deadline);
         if code != EXIT_SUCCESS {
-            self.fail(&format!("QEMU exit status {code}, expected {EXIT_SUCCESS} (isa-debug-exit success)"));
+            self.fail(&format!(
+                "QEMU exit status {code}, expected {EXIT_SUCCESS} (isa-debug-exit success)"
+            ));
         }
     }
 }
@@ -226,5 +296,6 @@ impl Drop for Vm {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.qmp_path);
+        let _ = std::fs::remove_file(self.qmp_path.with_extension("img"));
     }
 }

@@ -5,6 +5,7 @@
 pub mod harness;
 pub mod qemu;
 pub mod qmp;
+pub mod savecore;
 
 /// Path of the kernel ELF built by `build.rs`.
 pub const KERNEL_ELF: &str = env!("KERNEL_ELF");

@@ -11,6 +11,7 @@ use panicbench::qemu::{Config, Firmware, Keyboard, check_qemu};
 
 const HELP: &str = "\
 usage: cargo run [--release] -- [OPTIONS] [-- QEMU-ARGS...]
+       cargo run -- savecore [DISK] [-o VMCORE]
 
 Boots the kernel in QEMU (q35, TCG) with an xHCI controller and a USB keyboard;
 the serial console is this terminal (Ctrl-A X quits QEMU).
@@ -26,24 +27,46 @@ options:
   --append \"ARGS\"              kernel command line (see README)
   --qmp PATH                   QMP unix socket
   --no-reboot                  exit QEMU instead of rebooting
+  --dump-disk PATH             crash dump disk image (default target/dump-disk.img, created sparse)
+  --no-dump-disk               no crash dump disk
+  --no-watchdog                no i6300esb watchdog
   --release                    use the release kernel (pass to cargo: cargo run --release)
   --print-command              print the QEMU command line and exit
   -h, --help                   this text
 anything after a second `--` is passed to QEMU verbatim.";
 
 fn main() {
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    if all.first().map(String::as_str) == Some("savecore") {
+        std::process::exit(panicbench::savecore::main(&all[1..]));
+    }
     let mut cfg = Config::new(KERNEL_ELF);
     let mut print_only = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
-        let mut value = |name: &str| args.next().unwrap_or_else(|| die(&format!("{name} needs a value")));
+        let mut value = |name: &str| {
+            args.next()
+                .unwrap_or_else(|| die(&format!("{name} needs a value")))
+        };
         match a.as_str() {
             "-h" | "--help" => {
                 println!("{HELP}");
                 return;
             }
-            "--smp" => cfg.smp = value("--smp").parse().ok().filter(|n| (1..=64).contains(n)).unwrap_or_else(|| die("--smp takes 1..=64")),
-            "-m" | "--memory" => cfg.memory_mib = value("--memory").parse().ok().filter(|&n| n >= 64).unwrap_or_else(|| die("--memory takes MiB >= 64")),
+            "--smp" => {
+                cfg.smp = value("--smp")
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=64).contains(n))
+                    .unwrap_or_else(|| die("--smp takes 1..=64"))
+            }
+            "-m" | "--memory" => {
+                cfg.memory_mib = value("--memory")
+                    .parse()
+                    .ok()
+                    .filter(|&n| n >= 64)
+                    .unwrap_or_else(|| die("--memory takes MiB >= 64"))
+            }
             "--accel" => {
                 cfg.accel = value("--accel");
                 if cfg.accel != "tcg" && cfg.accel != "kvm" {
@@ -68,6 +91,9 @@ fn main() {
             "--append" => cfg.append = value("--append"),
             "--qmp" => cfg.qmp = Some(PathBuf::from(value("--qmp"))),
             "--no-reboot" => cfg.no_reboot = true,
+            "--dump-disk" => cfg.dump_disk = Some(PathBuf::from(value("--dump-disk"))),
+            "--no-dump-disk" => cfg.dump_disk = None,
+            "--no-watchdog" => cfg.watchdog = false,
             // The profile is chosen by cargo (`cargo run --release`); accepted here too.
             "--release" => {}
             "--print-command" => print_only = true,

@@ -51,6 +51,18 @@ pub struct Config {
     pub no_reboot: bool,
     /// Extra arguments passed verbatim.
     pub extra: Vec<String>,
+    /// Crash dump disk (raw image, attached as virtio-blk; created sparse if
+    /// missing and grown to [`Config::dump_disk_bytes`] if smaller). `None`: no dump disk.
+    pub dump_disk: Option<PathBuf>,
+    /// An `i6300esb` watchdog whose expiry resets the machine.
+    pub watchdog: bool,
+}
+
+/// The default dump disk image of `cargo run` (under `target/`).
+pub fn default_dump_disk() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join("dump-disk.img")
 }
 
 impl Config {
@@ -69,7 +81,35 @@ impl Config {
             serial_stdio: true,
             no_reboot: false,
             extra: Vec::new(),
+            dump_disk: Some(default_dump_disk()),
+            watchdog: true,
         }
+    }
+
+    /// Size of the dump disk: room for a full dump of all RAM plus the
+    /// headers (the image is sparse, so unused space costs nothing).
+    pub fn dump_disk_bytes(&self) -> u64 {
+        (self.memory_mib as u64 + 64) << 20
+    }
+
+    /// Creates the dump disk image if missing and grows it to
+    /// [`Config::dump_disk_bytes`] (sparse). Never shrinks or clears it.
+    pub fn prepare_dump_disk(&self) -> std::io::Result<()> {
+        let Some(p) = &self.dump_disk else {
+            return Ok(());
+        };
+        if let Some(dir) = p.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(p)?;
+        if f.metadata()?.len() < self.dump_disk_bytes() {
+            f.set_len(self.dump_disk_bytes())?;
+        }
+        Ok(())
     }
 
     /// The QEMU arguments (without the program name).
@@ -100,7 +140,11 @@ impl Config {
         push("-vga");
         push("std");
         push("-serial");
-        push(if self.serial_stdio { "mon:stdio" } else { "stdio" });
+        push(if self.serial_stdio {
+            "mon:stdio"
+        } else {
+            "stdio"
+        });
         if !self.serial_stdio {
             push("-monitor");
             push("none");
@@ -129,12 +173,39 @@ impl Config {
         if self.no_reboot {
             push("-no-reboot");
         }
+        if let Some(disk) = &self.dump_disk {
+            push("-drive");
+            // The default image is shared by every VM that does not pick its
+            // own (parallel tests among them): no image lock for it. Only a
+            // `dump` writes to it; tests that dump use their own images.
+            let locking = if *disk == default_dump_disk() {
+                ",file.locking=off"
+            } else {
+                ""
+            };
+            push(&format!(
+                "file={},format=raw,if=none,id=dumpdisk,cache=writeback{locking}",
+                disk.display().to_string().replace(',', ",,")
+            ));
+            push("-device");
+            push("virtio-blk-pci,drive=dumpdisk,id=dump0");
+        }
+        if self.watchdog {
+            push("-device");
+            push("i6300esb,id=watchdog0");
+            push("-action");
+            push("watchdog=reset");
+        }
         a.extend(self.extra.iter().cloned());
         a
     }
 
-    /// A ready-to-spawn command.
+    /// A ready-to-spawn command (creates the dump disk image first; a failure
+    /// there shows up as QEMU's own error about the drive).
     pub fn command(&self) -> Command {
+        if let Err(e) = self.prepare_dump_disk() {
+            eprintln!("warning: dump disk {:?}: {e}", self.dump_disk);
+        }
         let mut c = Command::new(qemu_binary());
         c.args(self.args());
         c
@@ -150,7 +221,10 @@ impl Config {
 }
 
 fn shell_quote(s: &str) -> String {
-    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_=.,/:+".contains(&b)) {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_=.,/:+".contains(&b))
+    {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))
@@ -179,7 +253,9 @@ pub fn check_qemu() -> Result<(), String> {
 
 /// Directory for scratch files (sockets, logs, disk images).
 pub fn scratch_dir() -> PathBuf {
-    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("target").join("qemu-scratch");
+    let d = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join("qemu-scratch");
     let _ = std::fs::create_dir_all(&d);
     d
 }

@@ -26,13 +26,22 @@ impl Qmp {
         let stream = loop {
             match UnixStream::connect(path) {
                 Ok(s) => break s,
-                Err(e) if start.elapsed() > timeout => return Err(format!("QMP connect {}: {e}", path.display())),
+                Err(e) if start.elapsed() > timeout => {
+                    return Err(format!("QMP connect {}: {e}", path.display()));
+                }
                 Err(_) => std::thread::sleep(Duration::from_millis(20)),
             }
         };
-        stream.set_read_timeout(Some(Duration::from_secs(30))).map_err(|e| e.to_string())?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .map_err(|e| e.to_string())?;
         let writer = stream.try_clone().map_err(|e| e.to_string())?;
-        let mut q = Self { reader: BufReader::new(stream), writer, events: Vec::new(), log: Vec::new() };
+        let mut q = Self {
+            reader: BufReader::new(stream),
+            writer,
+            events: Vec::new(),
+            log: Vec::new(),
+        };
         let greeting = q.read_value()?;
         if greeting.get("QMP").is_none() {
             return Err(format!("unexpected QMP greeting: {greeting}"));
@@ -43,7 +52,10 @@ impl Qmp {
 
     fn read_value(&mut self) -> Result<Value, String> {
         let mut line = String::new();
-        let n = self.reader.read_line(&mut line).map_err(|e| format!("QMP read: {e}"))?;
+        let n = self
+            .reader
+            .read_line(&mut line)
+            .map_err(|e| format!("QMP read: {e}"))?;
         if n == 0 {
             return Err("QMP connection closed".into());
         }
@@ -60,7 +72,10 @@ impl Qmp {
         };
         let text = msg.to_string();
         self.log.push(format!("-> {text}"));
-        self.writer.write_all(text.as_bytes()).and_then(|_| self.writer.write_all(b"\n")).map_err(|e| format!("QMP write: {e}"))?;
+        self.writer
+            .write_all(text.as_bytes())
+            .and_then(|_| self.writer.write_all(b"\n"))
+            .map_err(|e| format!("QMP write: {e}"))?;
         loop {
             let v = self.read_value()?;
             if v.get("event").is_some() {
@@ -90,8 +105,8 @@ impl Qmp {
 /// The qcode and whether Shift is needed for a US-layout character.
 pub fn qcode_for(c: char) -> Option<(&'static str, bool)> {
     const LETTERS: [&str; 26] = [
-        "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "p", "q", "r", "s", "t", "u",
-        "v", "w", "x", "y", "z",
+        "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "p", "q", "r",
+        "s", "t", "u", "v", "w", "x", "y", "z",
     ];
     const DIGITS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
     Some(match c {

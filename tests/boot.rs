@@ -70,24 +70,54 @@ fn a_triple_fault_is_reported_as_a_failure() {
     cfg.append = "test=triple-fault".into();
     let mut vm = Vm::start("triple-fault", cfg);
     vm.expect("triple fault now", BOOT);
-    let verdict = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| vm.expect_success_exit(STEP)));
+    let verdict = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        vm.expect_success_exit(STEP)
+    }));
     let err = verdict.expect_err("a triple fault must not count as success");
     let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
-    assert!(msg.contains(&format!("expected {EXIT_SUCCESS}")), "unexpected failure text: {msg}");
+    assert!(
+        msg.contains(&format!("expected {EXIT_SUCCESS}")),
+        "unexpected failure text: {msg}"
+    );
 }
 
 #[test]
 fn runner_prints_the_qemu_command() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_panicbench"))
-        .args(["--smp", "2", "--controller", "nec-usb-xhci", "--firmware", "qboot", "--hub", "--append", "panic=halt", "--print-command", "--", "-S"])
+        .args([
+            "--smp",
+            "2",
+            "--controller",
+            "nec-usb-xhci",
+            "--firmware",
+            "qboot",
+            "--hub",
+            "--append",
+            "panic=halt",
+            "--print-command",
+            "--",
+            "-S",
+        ])
         .output()
         .expect("runner runs");
     let s = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{s}");
-    for part in ["-smp 2", "nec-usb-xhci", "-bios qboot.rom", "usb-hub", "-append panic=halt", "-machine q35", "-accel tcg", " -S"] {
+    for part in [
+        "-smp 2",
+        "nec-usb-xhci",
+        "-bios qboot.rom",
+        "usb-hub",
+        "-append panic=halt",
+        "-machine q35",
+        "-accel tcg",
+        " -S",
+    ] {
         assert!(s.contains(part), "missing {part:?} in {s}");
     }
-    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_panicbench")).args(["--accel", "xen"]).output().unwrap();
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_panicbench"))
+        .args(["--accel", "xen"])
+        .output()
+        .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--accel takes tcg or kvm"));
 }

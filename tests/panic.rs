@@ -13,13 +13,20 @@ const STEP: Duration = Duration::from_secs(60);
 
 /// Repetitions per trigger (the issue asks for at least 10).
 fn reps() -> usize {
-    std::env::var("PANIC_REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(10)
+    std::env::var("PANIC_REPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10)
 }
 
 fn panic_once(kind: &str, smp: u32, rep: usize) {
     let mut cfg = Config::new(KERNEL_ELF);
     cfg.smp = smp;
-    cfg.firmware = if rep % 2 == 0 { Firmware::Qboot } else { Firmware::SeaBios };
+    cfg.firmware = if rep % 2 == 0 {
+        Firmware::Qboot
+    } else {
+        Firmware::SeaBios
+    };
     cfg.append = format!("trigger={kind}");
     let mut vm = Vm::start(&format!("panic-{kind}-smp{smp}-{rep}"), cfg);
     vm.expect("PANIC on cpu", BOOT);
@@ -27,11 +34,20 @@ fn panic_once(kind: &str, smp: u32, rep: usize) {
     for c in 0..smp {
         let stopped = report.contains(&format!("cpu {c}: stopped"));
         let is_panicker = vm.console().contains(&format!("PANIC on cpu {c}"));
-        assert!(stopped || is_panicker, "cpu {c} not reported stopped:\n{report}");
+        assert!(
+            stopped || is_panicker,
+            "cpu {c} not reported stopped:\n{report}"
+        );
     }
-    assert!(!report.contains("did not stop"), "a CPU did not stop:\n{report}");
+    assert!(
+        !report.contains("did not stop"),
+        "a CPU did not stop:\n{report}"
+    );
     if kind == "cli" || kind == "lock" {
-        assert!(report.contains("stopped (nmi)"), "the CPU spinning with interrupts off must be stopped by NMI:\n{report}");
+        assert!(
+            report.contains("stopped (nmi)"),
+            "the CPU spinning with interrupts off must be stopped by NMI:\n{report}"
+        );
     }
     if kind == "nested" {
         vm.expect("NESTED PANIC", STEP);
@@ -101,7 +117,10 @@ fn panic_from_the_shell_with_a_typed_command() {
     let mut vm = Vm::start("panic-shell", cfg);
     vm.expect("shell> ", BOOT);
     vm.send_serial("panic\r");
-    vm.expect("PANIC on cpu 0 \\(thread \\d+ \"main\"\\): test: plain panic", STEP);
+    vm.expect(
+        "PANIC on cpu 0 \\(thread \\d+ \"main\"\\): test: plain panic",
+        STEP,
+    );
     vm.expect("db> ", STEP);
     vm.send_serial("bogus\r");
     vm.expect("unknown command: bogus", STEP);

@@ -38,7 +38,10 @@ fn lock_stress_ends_with_exact_totals() {
         assert_eq!(caps[3], caps[5], "rwlock total");
         assert_eq!(caps[4], caps[5], "per-thread total");
         if smp > 1 {
-            assert!(caps[6].parse::<u32>().unwrap() > 1, "stress threads ran on one CPU only");
+            assert!(
+                caps[6].parse::<u32>().unwrap() > 1,
+                "stress threads ran on one CPU only"
+            );
         }
         vm.expect("scenario locks: PASS", STEP);
         vm.expect_success_exit(STEP);
@@ -49,7 +52,10 @@ fn lock_stress_ends_with_exact_totals() {
 fn sleep_wakeup_ping_pong_across_cpus() {
     for smp in [2, 8] {
         let mut vm = scenario("pingpong", smp);
-        vm.expect(r"pingpong: 200 rounds between cpu 0 and cpu 1, token 400", BOOT);
+        vm.expect(
+            r"pingpong: 200 rounds between cpu 0 and cpu 1, token 400",
+            BOOT,
+        );
         vm.expect_success_exit(STEP);
     }
 }
@@ -85,7 +91,10 @@ fn spawn_load_threads_show_up_on_every_cpu_in_ps() {
             let f: Vec<&str> = line.split_whitespace().collect();
             // The shell itself runs `ps`, so CPU 0 shows load threads as
             // ready (queued there after running there) rather than running.
-            let ran = f.get(3).and_then(|t| t.parse::<u64>().ok()).is_some_and(|t| t > 0);
+            let ran = f
+                .get(3)
+                .and_then(|t| t.parse::<u64>().ok())
+                .is_some_and(|t| t > 0);
             if f.len() >= 6 && (f[1] == "running" || f[1] == "ready") && ran {
                 cpus.insert(f[2].to_string());
             }

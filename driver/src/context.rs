@@ -62,6 +62,18 @@ pub(crate) struct SlotFields {
     pub(crate) context_entries: u8,
     /// Root hub port number (1-based).
     pub(crate) root_port: u8,
+    /// The device is a hub (Hub, §6.2.2).
+    pub(crate) hub: bool,
+    /// Multi-TT in use (MTT): only for a high-speed hub configured for it.
+    pub(crate) mtt: bool,
+    /// Number of downstream ports, hubs only.
+    pub(crate) hub_ports: u8,
+    /// TT Think Time (TTT, 0-3), high-speed hubs only.
+    pub(crate) think_time: u8,
+    /// Slot of the high-speed hub whose TT serves this LS/FS device (0: none).
+    pub(crate) tt_hub_slot: u8,
+    /// Port of that hub (0: none).
+    pub(crate) tt_port: u8,
 }
 
 /// Endpoint context fields we program (§6.2.3).
@@ -115,10 +127,21 @@ impl ContextLayout {
             o,
             (f.route & 0xf_ffff)
                 | (u32::from(f.speed & 0xf) << 20)
+                | (u32::from(f.mtt) << 25)
+                | (u32::from(f.hub) << 26)
                 | (u32::from(f.context_entries & 0x1f) << 27),
         );
-        input.write32(o + 4, u32::from(f.root_port) << 16);
-        input.write32(o + 8, 0);
+        input.write32(
+            o + 4,
+            (u32::from(f.root_port) << 16) | (u32::from(f.hub_ports) << 24),
+        );
+        // Interrupter Target 0.
+        input.write32(
+            o + 8,
+            u32::from(f.tt_hub_slot)
+                | (u32::from(f.tt_port) << 8)
+                | (u32::from(f.think_time & 3) << 16),
+        );
         input.write32(o + 12, 0);
     }
 

@@ -78,6 +78,8 @@ pub(crate) struct CommandDone {
 pub(crate) struct Counters {
     pub(crate) rejected_events: u32,
     pub(crate) event_ring_full: u32,
+    /// An Event Ring Full event was seen and the recovery has not run yet.
+    pub(crate) events_lost: bool,
     pub(crate) stale_completions: u32,
     pub(crate) errors_this_poll: u32,
     pub(crate) last_error: Option<Error>,
@@ -107,7 +109,15 @@ pub struct Controller<H: Hal> {
     /// Depth of nested waits, so enumeration is never started from inside one.
     pub(crate) in_wait: bool,
     pub(crate) interrupt_moderation: u16,
+    /// Test hook called at each enumeration step (cleared by the takeover).
+    pub(crate) enumeration_probe: Option<fn(EnumerationStep)>,
 }
+
+// SAFETY: a controller exclusively owns its register window and DMA memory,
+// which are physical resources reachable from any CPU; nothing in it is tied
+// to the thread that created it. Moving it between CPUs is sound whenever the
+// HAL itself may move (the kernel serialises access with its own lock).
+unsafe impl<H: Hal + Send> Send for Controller<H> {}
 
 impl<H: Hal> Controller<H> {
     /// Takes over and initialises the controller whose BAR0 is at `mmio_phys`.
@@ -225,6 +235,7 @@ impl<H: Hal> Controller<H> {
             counters: Counters::default(),
             in_wait: false,
             interrupt_moderation: config.interrupt_moderation,
+            enumeration_probe: None,
         };
         controller.initialize()?;
         Ok(controller)
@@ -410,6 +421,12 @@ impl<H: Hal> Controller<H> {
                 summary.detached += detached;
             }
         }
+        if self.counters.events_lost {
+            self.recover_lost_events();
+        }
+        let (attached, detached) = self.service_hubs();
+        summary.attached += attached;
+        summary.detached += detached;
         self.restart_halted_endpoints();
         if self.leds_dirty {
             self.leds_dirty = false;
@@ -422,6 +439,30 @@ impl<H: Hal> Controller<H> {
         summary.errors = self.counters.errors_this_poll;
         summary.last_error = self.counters.last_error;
         summary
+    }
+
+    /// After an Event Ring Full error (xHCI 1.2 §4.9.4) the controller
+    /// dropped events until ERDP moved: the ring has been drained by now, so
+    /// any completion may be lost. Every armed interrupt endpoint is stopped,
+    /// rewound and re-armed, and every root and hub port is looked at again.
+    /// (A command whose completion was lost times out and is aborted by its
+    /// own bounded wait.)
+    pub(crate) fn recover_lost_events(&mut self) {
+        self.counters.events_lost = false;
+        for device in self.devices.iter_mut() {
+            if device.interrupt_endpoint().is_some() {
+                device.intr_needs_restart = true;
+            }
+            if let Some(hub) = device.hub.as_mut() {
+                hub.changed |= hub.all_ports();
+            }
+        }
+        for p in self.ports.iter_mut().take(usize::from(self.caps.ports)) {
+            p.changed = true;
+        }
+        self.note_error(Error::Unsupported {
+            what: "events lost to a full event ring",
+        });
     }
 
     /// Records an error for the poll summary.
@@ -460,6 +501,10 @@ impl<H: Hal> Controller<H> {
             let state = d.state?;
             Some(DeviceInfo {
                 port: d.port,
+                route: d.location.route,
+                parent_slot: d.location.parent_slot,
+                parent_port: d.location.parent_port,
+                hub_ports: d.hub.map_or(0, |h| h.ports),
                 speed: d.speed,
                 slot: i as u8 + 1,
                 vendor: d.descriptor.vendor,
@@ -520,6 +565,48 @@ impl<H: Hal> Controller<H> {
     /// repeats come from the clock, not from the device.
     pub fn repeat_pending(&self) -> bool {
         self.keyboard.repeat_pending()
+    }
+
+    /// Test hook: queues a No Op command (xHCI 1.2 §4.6.2, §6.4.3.1) on the
+    /// command ring and rings the host controller doorbell, without waiting.
+    /// Its completion is consumed later by [`poll`](Self::poll) (or waited
+    /// for / aborted by [`enter_polled_mode`](Self::enter_polled_mode)), so a
+    /// CPU stopped right after this call leaves a command in flight.
+    ///
+    /// Fails if the controller is dead or another command is in flight.
+    pub fn submit_noop_command(&mut self) -> Result<(), Error> {
+        if self.dead {
+            return Err(Error::Dead);
+        }
+        self.health()?;
+        if self.pending_command.is_some() {
+            return Err(Error::Unsupported {
+                what: "a second command while one is in flight",
+            });
+        }
+        let trb = self
+            .command_ring
+            .push(&mut self.mem.command_ring, crate::trb::command::noop());
+        self.command_done = None;
+        self.pending_command = Some(PendingCommand { trb, name: "No Op" });
+        self.regs.ring_doorbell(0, 0);
+        Ok(())
+    }
+
+    /// Test hook: `probe` is called at each [`EnumerationStep`] of enumerating
+    /// a newly attached device (root port or behind a hub), on the CPU doing
+    /// the enumeration. A probe that never returns simulates a CPU stopped
+    /// mid-enumeration. [`enter_polled_mode`](Self::enter_polled_mode)
+    /// removes the probe, so the re-enumeration it triggers runs unhooked.
+    pub fn set_enumeration_probe(&mut self, probe: Option<fn(EnumerationStep)>) {
+        self.enumeration_probe = probe;
+    }
+
+    /// Reports an enumeration step to the probe, if one is installed.
+    pub(crate) fn probe(&self, step: EnumerationStep) {
+        if let Some(probe) = self.enumeration_probe {
+            probe(step);
+        }
     }
 
     /// Is the controller still usable?

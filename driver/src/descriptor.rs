@@ -27,6 +27,8 @@ pub enum DescriptorError {
     WrongType(u8),
     /// bLength is smaller than the minimum or runs past the buffer.
     BadLength(u8),
+    /// A field has a value the specification does not allow.
+    BadValue(&'static str),
 }
 
 impl fmt::Display for DescriptorError {
@@ -35,6 +37,7 @@ impl fmt::Display for DescriptorError {
             Self::Truncated => write!(f, "truncated descriptor"),
             Self::WrongType(t) => write!(f, "unexpected descriptor type {t:#x}"),
             Self::BadLength(l) => write!(f, "bad descriptor length {l}"),
+            Self::BadValue(what) => write!(f, "invalid {what}"),
         }
     }
 }
@@ -223,9 +226,21 @@ pub struct HubDescriptor {
 }
 
 impl HubDescriptor {
-    /// Parses a USB 2.0 hub descriptor.
+    /// Parses a USB 2.0 hub descriptor: bNbrPorts must be non-zero and the
+    /// DeviceRemovable bitmap (one bit per port plus bit 0) must be present.
     pub fn parse(bytes: &[u8]) -> Result<Self, DescriptorError> {
         header(bytes, DESC_HUB, 7)?;
+        let ports = bytes[2];
+        if ports == 0 {
+            return Err(DescriptorError::BadValue("hub with no ports"));
+        }
+        let needed = 7 + (usize::from(ports) + 1).div_ceil(8);
+        if usize::from(bytes[0]) < needed {
+            return Err(DescriptorError::BadLength(bytes[0]));
+        }
+        if bytes.len() < needed {
+            return Err(DescriptorError::Truncated);
+        }
         Ok(Self {
             ports: bytes[2],
             characteristics: u16_at(bytes, 3),
@@ -279,7 +294,6 @@ impl SetupPacket {
     }
 
     /// GET_DESCRIPTOR of a class descriptor (hub).
-    #[allow(dead_code, reason = "hub class driver (not yet wired)")]
     pub(crate) fn get_class_descriptor(kind: u8, length: u16) -> Self {
         Self {
             request_type: 0xa0,
@@ -335,7 +349,6 @@ impl SetupPacket {
     }
 
     /// Hub SET_FEATURE(port feature) (USB 2.0 §11.24.2.13).
-    #[allow(dead_code, reason = "hub class driver (not yet wired)")]
     pub(crate) fn set_port_feature(port: u8, feature: u16) -> Self {
         Self {
             request_type: 0x23,
@@ -347,7 +360,6 @@ impl SetupPacket {
     }
 
     /// Hub CLEAR_FEATURE(port feature) (USB 2.0 §11.24.2.2).
-    #[allow(dead_code, reason = "hub class driver (not yet wired)")]
     pub(crate) fn clear_port_feature(port: u8, feature: u16) -> Self {
         Self {
             request_type: 0x23,
@@ -358,8 +370,29 @@ impl SetupPacket {
         }
     }
 
+    /// Hub GET_STATUS(hub) (USB 2.0 §11.24.2.6), 4 bytes.
+    pub(crate) fn get_hub_status() -> Self {
+        Self {
+            request_type: 0xa0,
+            request: 0,
+            value: 0,
+            index: 0,
+            length: 4,
+        }
+    }
+
+    /// Hub CLEAR_FEATURE(hub feature) (USB 2.0 §11.24.2.1).
+    pub(crate) fn clear_hub_feature(feature: u16) -> Self {
+        Self {
+            request_type: 0x20,
+            request: 1,
+            value: feature,
+            index: 0,
+            length: 0,
+        }
+    }
+
     /// Hub GET_STATUS(port) (USB 2.0 §11.24.2.7), 4 bytes.
-    #[allow(dead_code, reason = "hub class driver (not yet wired)")]
     pub(crate) fn get_port_status(port: u8) -> Self {
         Self {
             request_type: 0xa3,

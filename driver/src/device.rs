@@ -44,6 +44,69 @@ pub(crate) struct KeyboardEndpoint {
     pub(crate) max_packet: u16,
 }
 
+/// Hub ports we can address: a route string tier is 4 bits (xHCI 1.2 §8.9),
+/// so ports above 15 are not used.
+pub(crate) const MAX_HUB_PORTS: usize = 15;
+
+/// A configured hub (USB 2.0 §11): its status-change endpoint and ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HubEndpoint {
+    /// DCI of the status-change interrupt IN endpoint.
+    pub(crate) dci: u8,
+    pub(crate) max_packet: u16,
+    /// Ports we drive (bNbrPorts capped to [`MAX_HUB_PORTS`]).
+    pub(crate) ports: u8,
+    /// Slot of the device on each port (0 = none).
+    pub(crate) children: [u8; MAX_HUB_PORTS],
+    /// Bit p: port p needs a look (bit 0: the hub's own status).
+    pub(crate) changed: u16,
+    /// Bit p: enumeration on port p failed; wait for a disconnect.
+    pub(crate) failed: u16,
+    /// TT Think Time for the slot context (high-speed hubs; else 0).
+    pub(crate) think_time: u8,
+}
+
+impl HubEndpoint {
+    /// Bits 1..=ports.
+    pub(crate) fn all_ports(&self) -> u16 {
+        (((1u32 << (u32::from(self.ports) + 1)) - 2) & 0xffff) as u16
+    }
+}
+
+/// Where a device sits in the USB tree (xHCI 1.2 §4.3.3, §6.2.2, §8.9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Location {
+    /// Root hub port (1-based).
+    pub(crate) root_port: u8,
+    /// Route string below the root port (4 bits per hub tier).
+    pub(crate) route: u32,
+    /// Slot of the parent hub (0: on a root port).
+    pub(crate) parent_slot: u8,
+    /// Port of the parent hub (0: on a root port).
+    pub(crate) parent_port: u8,
+    /// Slot of the high-speed hub whose TT serves this LS/FS device (0: none).
+    pub(crate) tt_hub_slot: u8,
+    /// Port of that hub.
+    pub(crate) tt_port: u8,
+}
+
+impl Location {
+    /// A device on a root port.
+    pub(crate) fn root(port: u8) -> Self {
+        Self {
+            root_port: port,
+            ..Self::default()
+        }
+    }
+
+    /// Hub tiers below the root port (0..=5).
+    pub(crate) fn depth(&self) -> u32 {
+        (0..5)
+            .take_while(|i| (self.route >> (4 * i)) & 0xf != 0)
+            .count() as u32
+    }
+}
+
 /// A completed control transfer as seen by the event dispatcher.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ControlDone {
@@ -88,6 +151,10 @@ pub(crate) struct Device {
     pub(crate) ep0: ProducerRing,
     pub(crate) intr: ProducerRing,
     pub(crate) keyboard: Option<KeyboardEndpoint>,
+    /// Position in the tree (root port, route string, parent hub).
+    pub(crate) location: Location,
+    /// Set when the device is a configured hub.
+    pub(crate) hub: Option<HubEndpoint>,
     /// Physical address of the outstanding interrupt IN TRB.
     pub(crate) intr_outstanding: Option<u64>,
     /// The interrupt endpoint halted and needs Reset Endpoint / Set TR Dequeue.
@@ -114,6 +181,8 @@ impl Device {
             ep0: ProducerRing::new(EP0_RING_TRBS),
             intr: ProducerRing::new(INTR_RING_TRBS),
             keyboard: None,
+            location: Location::default(),
+            hub: None,
             intr_outstanding: None,
             intr_needs_restart: false,
             control_status_trb: None,
@@ -123,6 +192,16 @@ impl Device {
             reports: 0,
             errors: 0,
             rollover: 0,
+        }
+    }
+
+    /// The interrupt IN endpoint we keep armed: (DCI, max packet), for a
+    /// keyboard or a hub in its working state.
+    pub(crate) fn interrupt_endpoint(&self) -> Option<(u8, u16)> {
+        match self.state {
+            Some(DeviceState::Keyboard) => self.keyboard.map(|k| (k.dci, k.max_packet)),
+            Some(DeviceState::Hub) => self.hub.map(|h| (h.dci, h.max_packet)),
+            _ => None,
         }
     }
 

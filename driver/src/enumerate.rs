@@ -8,17 +8,20 @@ use crate::descriptor::{
     ConfigSummary, DESC_CONFIGURATION, DESC_DEVICE, DeviceDescriptor, InterruptInterface,
     SetupPacket, parse_config_header, parse_device_prefix,
 };
-use crate::device::{CONTROL_BUFFER_BYTES, KeyboardEndpoint};
+use crate::device::{CONTROL_BUFFER_BYTES, KeyboardEndpoint, Location};
 use crate::error::Error;
 use crate::hal::Hal;
 use crate::regs::*;
 use crate::trb::command;
-use crate::types::{DeviceState, Speed};
+use crate::types::{DeviceState, EnumerationStep, Speed};
+
+/// Hub device class (USB 2.0 §11.23.1).
+const CLASS_HUB: u8 = 9;
 
 /// Port reset completion (USB 2.0 §7.1.7.5 TDRST is 10-20 ms; be generous).
 const PORT_RESET_TIMEOUT_US: u64 = 500_000;
 /// Reset recovery before the first request (USB 2.0 §7.1.7.5 TRSTRCY).
-const RESET_RECOVERY_US: u64 = 10_000;
+pub(crate) const RESET_RECOVERY_US: u64 = 10_000;
 
 impl<H: Hal> Controller<H> {
     /// Handles a port whose status changed. Returns (attached, detached).
@@ -86,7 +89,19 @@ impl<H: Hal> Controller<H> {
         }
         self.hal.delay_us(RESET_RECOVERY_US);
         let speed = Speed::from_id(portsc_speed(self.regs.portsc(port)));
-        let slot_type = self.caps.slot_types[usize::from(port - 1)];
+        self.enumerate(Location::root(port), speed).map(|_| ())
+    }
+
+    /// Enable Slot, Address Device, descriptors and configuration of a device
+    /// at `at` (a root port or a hub port that was just reset). The slot is
+    /// recorded in the root port table or in the parent hub before anything
+    /// can fail, so a detach or a takeover always finds it. Returns the slot.
+    pub(crate) fn enumerate(&mut self, at: Location, speed: Speed) -> Result<u8, Error> {
+        let root = usize::from(at.root_port);
+        if !(1..=usize::from(self.caps.ports)).contains(&root) {
+            return Err(Error::NoSlot);
+        }
+        let slot_type = self.caps.slot_types[root - 1];
         let done = self.command(command::enable_slot(slot_type), "Enable Slot")?;
         let Some(index) = usize::from(done.slot)
             .checked_sub(1)
@@ -102,44 +117,75 @@ impl<H: Hal> Controller<H> {
         self.devices[index].reset();
         let device = &mut self.devices[index];
         device.state = Some(DeviceState::Enumerating);
-        device.port = port;
+        device.port = at.root_port;
         device.speed = speed;
-        self.ports[usize::from(port - 1)].slot = done.slot;
-        match self.configure_device(index, port, speed) {
+        device.location = at;
+        self.link_child(at, done.slot);
+        self.probe(EnumerationStep::SlotEnabled);
+        match self.configure_device(index) {
             Ok(state) => {
                 self.devices[index].state = Some(state);
                 if state == DeviceState::Keyboard {
                     self.queue_interrupt(index);
                 }
-                Ok(())
+                Ok(done.slot)
             }
             Err(e) => {
                 // keep it listed as failed until it is unplugged
                 self.devices[index].state = Some(DeviceState::Failed);
+                self.devices[index].hub = None;
                 Err(e)
             }
         }
     }
 
-    /// Address Device, descriptors, and for a keyboard its configuration.
-    fn configure_device(
-        &mut self,
-        index: usize,
-        port: u8,
-        speed: Speed,
-    ) -> Result<DeviceState, Error> {
+    /// Records `slot` as the device at `at` (root port table or parent hub).
+    fn link_child(&mut self, at: Location, slot: u8) {
+        if at.parent_slot == 0 {
+            self.ports[usize::from(at.root_port - 1)].slot = slot;
+        } else if let Some(hub) = usize::from(at.parent_slot)
+            .checked_sub(1)
+            .and_then(|i| self.devices.get_mut(i))
+            .and_then(|d| d.hub.as_mut())
+            && let Some(child) = hub
+                .children
+                .get_mut(usize::from(at.parent_port).wrapping_sub(1))
+        {
+            *child = slot;
+        }
+    }
+
+    /// Slot context fields of a device, from its record (§6.2.2).
+    pub(crate) fn slot_fields(&self, index: usize, context_entries: u8) -> SlotFields {
+        let device = &self.devices[index];
+        let at = device.location;
+        let mut fields = SlotFields {
+            route: at.route,
+            speed: device.speed.id(),
+            context_entries,
+            root_port: at.root_port,
+            tt_hub_slot: at.tt_hub_slot,
+            tt_port: at.tt_port,
+            ..SlotFields::default()
+        };
+        if let Some(hub) = device.hub {
+            fields.hub = true;
+            fields.hub_ports = hub.ports;
+            fields.think_time = hub.think_time;
+        }
+        fields
+    }
+
+    /// Address Device, descriptors, and for a keyboard or hub its configuration.
+    fn configure_device(&mut self, index: usize) -> Result<DeviceState, Error> {
         let slot = index as u8 + 1;
         let context = self.caps.context;
         let mem = self.devices[index].mem;
+        let speed = self.devices[index].speed;
         let mut max_packet0 = speed.default_max_packet0();
         // Input context: slot + EP0 (§4.3.3).
         context.input_control(&mem.input_context, 0b11, 0);
-        let slot_fields = SlotFields {
-            route: 0,
-            speed: speed.id(),
-            context_entries: 1,
-            root_port: port,
-        };
+        let slot_fields = self.slot_fields(index, 1);
         context.write_slot(&mem.input_context, slot_fields);
         context.write_endpoint(
             &mem.input_context,
@@ -161,6 +207,7 @@ impl<H: Hal> Controller<H> {
             command::address_device(mem.input_context.phys(), slot),
             "Address Device",
         )?;
+        self.probe(EnumerationStep::Addressed);
 
         // First 8 bytes of the device descriptor give bMaxPacketSize0 (USB 2.0 §9.6.1).
         let n = self.control(
@@ -210,6 +257,7 @@ impl<H: Hal> Controller<H> {
         let descriptor = DeviceDescriptor::parse(&bytes[..n.min(18)])?;
         self.devices[index].descriptor = descriptor;
         self.devices[index].class = descriptor.class;
+        self.probe(EnumerationStep::DescriptorRead);
 
         let n = self.control(
             index,
@@ -234,25 +282,30 @@ impl<H: Hal> Controller<H> {
         if descriptor.class == 0 {
             self.devices[index].class = summary.first_interface_class;
         }
-        let Some(keyboard) = summary.keyboard else {
-            return Ok(DeviceState::Ignored);
+        let state = if let Some(keyboard) = summary.keyboard {
+            self.configure_keyboard(index, summary.value, keyboard)?;
+            DeviceState::Keyboard
+        } else if let (Some(hub), CLASS_HUB | 0) = (summary.hub, descriptor.class) {
+            self.configure_hub(index, summary.value, hub)?;
+            DeviceState::Hub
+        } else {
+            DeviceState::Ignored
         };
-        self.configure_keyboard(index, port, speed, summary.value, keyboard)?;
-        Ok(DeviceState::Keyboard)
+        self.probe(EnumerationStep::Configured);
+        Ok(state)
     }
 
     /// SET_CONFIGURATION, SET_PROTOCOL(boot), SET_IDLE(0), Configure Endpoint, LEDs.
     fn configure_keyboard(
         &mut self,
         index: usize,
-        port: u8,
-        speed: Speed,
         configuration: u8,
         keyboard: InterruptInterface,
     ) -> Result<(), Error> {
         let slot = index as u8 + 1;
         let context = self.caps.context;
         let mem = self.devices[index].mem;
+        let speed = self.devices[index].speed;
         self.control(
             index,
             SetupPacket::set_configuration(configuration),
@@ -283,15 +336,7 @@ impl<H: Hal> Controller<H> {
             device.intr = crate::ring::ProducerRing::reset(&mut device.mem.intr_ring);
         }
         context.input_control(&mem.input_context, 1 | (1 << dci), 0);
-        context.write_slot(
-            &mem.input_context,
-            SlotFields {
-                route: 0,
-                speed: speed.id(),
-                context_entries: dci,
-                root_port: port,
-            },
-        );
+        context.write_slot(&mem.input_context, self.slot_fields(index, dci));
         context.write_endpoint(
             &mem.input_context,
             dci,
@@ -326,21 +371,39 @@ impl<H: Hal> Controller<H> {
         Ok(())
     }
 
-    /// Forgets the device on a port: releases its keys, Disable Slot, frees
-    /// the slot's preallocated resources.
+    /// Forgets the device on a root port and everything behind it.
     pub(crate) fn detach(&mut self, port: u8) {
         let slot = self.ports[usize::from(port - 1)].slot;
         self.ports[usize::from(port - 1)].slot = 0;
+        self.detach_slot(slot);
+    }
+
+    /// Forgets a device: first the devices behind it if it is a hub (the
+    /// recursion is bounded by the 5 hub tiers of a route string), then
+    /// releases its keys, Disable Slot, unlinks it from its parent and frees
+    /// the slot's preallocated resources.
+    pub(crate) fn detach_slot(&mut self, slot: u8) {
         let Some(index) = usize::from(slot)
             .checked_sub(1)
             .filter(|&i| i < self.devices.len())
         else {
             return;
         };
+        if self.devices[index].state.is_none() {
+            return;
+        }
+        if let Some(hub) = self.devices[index].hub.take() {
+            for child in hub.children {
+                if child != 0 && child != slot {
+                    self.detach_slot(child);
+                }
+            }
+        }
         let mut previous = self.devices[index].previous_report;
         if self.devices[index].keyboard.is_some() {
             self.keyboard.release_all(&mut previous);
         }
+        let at = self.devices[index].location;
         // Mark it free first so late events for it are rejected.
         self.devices[index].state = None;
         if let Err(e) = self.command(command::disable_slot(slot), "Disable Slot") {
@@ -348,5 +411,24 @@ impl<H: Hal> Controller<H> {
         }
         self.mem.dcbaa.write64(usize::from(slot) * 8, 0);
         self.devices[index].reset();
+        if at.parent_slot == 0 {
+            if let Some(p) = self
+                .ports
+                .get_mut(usize::from(at.root_port).wrapping_sub(1))
+                && p.slot == slot
+            {
+                p.slot = 0;
+            }
+        } else if let Some(hub) = usize::from(at.parent_slot)
+            .checked_sub(1)
+            .and_then(|i| self.devices.get_mut(i))
+            .and_then(|d| d.hub.as_mut())
+            && let Some(child) = hub
+                .children
+                .get_mut(usize::from(at.parent_port).wrapping_sub(1))
+            && *child == slot
+        {
+            *child = 0;
+        }
     }
 }

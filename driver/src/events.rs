@@ -103,6 +103,7 @@ impl<H: Hal> Controller<H> {
             Event::HostController { code } => {
                 if code == Ok(CompletionCode::EventRingFull) {
                     self.counters.event_ring_full = self.counters.event_ring_full.saturating_add(1);
+                    self.counters.events_lost = true;
                 } else {
                     self.reject_event();
                 }
@@ -150,10 +151,10 @@ impl<H: Hal> Controller<H> {
         code: Result<CompletionCode, u8>,
     ) {
         let device = &mut self.devices[index];
-        let Some(kbd) = device.keyboard else {
+        let Some((endpoint_dci, max_packet)) = device.interrupt_endpoint() else {
             return self.reject_event();
         };
-        if kbd.dci != dci
+        if endpoint_dci != dci
             || device
                 .intr
                 .index_of(&device.mem.intr_ring, pointer)
@@ -168,8 +169,25 @@ impl<H: Hal> Controller<H> {
         }
         device.intr_outstanding = None;
         match code {
+            Ok(CompletionCode::Success | CompletionCode::ShortPacket)
+                if device.state == Some(DeviceState::Hub) =>
+            {
+                // Status change bitmap (USB 2.0 §11.12.4): bit 0 hub, bit p port p.
+                // The endpoint is re-armed once the changes are handled in poll().
+                let requested = u32::from(max_packet.min(64));
+                let length = requested.saturating_sub(residual) as usize;
+                let mut bitmap = [0u8; 2];
+                device
+                    .mem
+                    .report
+                    .read_bytes(0, &mut bitmap[..length.min(2)]);
+                if let Some(hub) = device.hub.as_mut() {
+                    let bits = u16::from_le_bytes(bitmap);
+                    hub.changed |= bits & (hub.all_ports() | 1);
+                }
+            }
             Ok(CompletionCode::Success | CompletionCode::ShortPacket) => {
-                let requested = u32::from(kbd.max_packet.min(64));
+                let requested = u32::from(max_packet.min(64));
                 let length = requested.saturating_sub(residual) as usize;
                 let mut report = [0u8; 8];
                 device

@@ -9,6 +9,11 @@
 //! - [`Controller::enter_polled_mode`] is the one-way switch at panic time; it
 //!   re-derives ring state from memory and hardware and repairs what a
 //!   stopped CPU may have left half done.
+//! - USB 2.0 hubs (class 9) are driven too, so keyboards behind a hub work;
+//!   a hub and its children take slots from the same preallocated pool.
+//! - Test hooks for the kernel's panic tests:
+//!   [`Controller::submit_noop_command`] leaves a command in flight and
+//!   [`Controller::set_enumeration_probe`] reports each [`EnumerationStep`].
 //! - Everything read from the controller or a device is validated: bad
 //!   events are counted and dropped, malformed descriptors are errors.
 //!
@@ -28,6 +33,7 @@ mod events;
 mod extcaps;
 mod hal;
 mod hid;
+mod hub;
 mod regs;
 mod ring;
 mod takeover;
@@ -48,6 +54,6 @@ pub use hid::{Layout, Leds, Repeat};
 pub use pc_keyboard::{DecodedKey, KeyCode};
 pub use trb::{CompletionCode, Event, TrbParseError, TrbType};
 pub use types::{
-    Config, ControllerInfo, DeviceInfo, DeviceState, KeyboardStats, MAX_DEVICES, MAX_PORTS,
-    PollSummary, Speed, TakeoverReport,
+    Config, ControllerInfo, DeviceInfo, DeviceState, EnumerationStep, KeyboardStats, MAX_DEVICES,
+    MAX_PORTS, PollSummary, Speed, TakeoverReport,
 };

@@ -4,11 +4,11 @@
 #![deny(unsafe_code)]
 
 use crate::controller::Controller;
+use crate::device::MAX_HUB_PORTS;
 use crate::error::Error;
 use crate::hal::Hal;
 use crate::regs::*;
 use crate::ring::EventRing;
-use crate::trb::command;
 use crate::types::{DeviceState, MAX_PORTS, TakeoverReport};
 
 /// Bounded wait for a command that was in flight when the CPU stopped.
@@ -20,8 +20,11 @@ impl<H: Hal> Controller<H> {
     /// done — event ring dequeue/cycle state re-derived from memory and ERDP,
     /// an outstanding command waited for (bounded) or aborted and the command
     /// ring reset, every keyboard's interrupt endpoint stopped, its ring
-    /// re-initialised (Set TR Dequeue Pointer) and re-armed, a half-enumerated
-    /// device restarted. If that fails, or the controller shows HSE/HCE or
+    /// re-initialised (Set TR Dequeue Pointer) and re-armed, every hub's
+    /// status-change endpoint likewise with all its ports rescanned, a
+    /// half-enumerated device (on a root port or behind a hub) disabled and
+    /// enumerated again by the next `poll()`. The enumeration probe (a test
+    /// hook) is removed. If that fails, or the controller shows HSE/HCE or
     /// all-ones registers, it is reset and re-initialised with the same
     /// memory (no allocation) and devices are re-enumerated by `poll()`; if
     /// even that fails the controller is reported dead.
@@ -40,6 +43,8 @@ impl<H: Hal> Controller<H> {
         let mut report = TakeoverReport::default();
         self.interrupts = false;
         self.in_wait = false;
+        // test hooks must not follow the kernel into panic mode
+        self.enumeration_probe = None;
         if self.keyboard.queue.sanitize() {
             report.key_queue_reset = true;
         }
@@ -112,49 +117,91 @@ impl<H: Hal> Controller<H> {
         report.command_aborted = had_pending && !report.command_completed && aborted;
         report.command_ring_reset = true;
 
-        // Ports table rebuilt from device records.
+        // Ports table and hubs' child tables rebuilt from device records.
         let ports = usize::from(self.caps.ports).min(MAX_PORTS);
         for p in self.ports.iter_mut() {
             p.slot = 0;
         }
-        for (index, device) in self.devices.iter().enumerate() {
-            if device.state.is_some() && (1..=ports).contains(&usize::from(device.port)) {
-                self.ports[usize::from(device.port) - 1].slot = index as u8 + 1;
+        for device in self.devices.iter_mut() {
+            if let Some(hub) = device.hub.as_mut() {
+                hub.children = [0; MAX_HUB_PORTS];
+            }
+        }
+        for index in 0..self.devices.len() {
+            let device = &self.devices[index];
+            let at = device.location;
+            if device.state.is_none() || !(1..=ports).contains(&usize::from(device.port)) {
+                continue;
+            }
+            let slot = index as u8 + 1;
+            if at.parent_slot == 0 {
+                self.ports[usize::from(device.port) - 1].slot = slot;
+                continue;
+            }
+            let linked = usize::from(at.parent_slot)
+                .checked_sub(1)
+                .and_then(|i| self.devices.get_mut(i))
+                .filter(|d| d.state == Some(DeviceState::Hub))
+                .and_then(|d| d.hub.as_mut())
+                .and_then(|h| {
+                    h.children
+                        .get_mut(usize::from(at.parent_port).wrapping_sub(1))
+                })
+                .map(|child| *child = slot)
+                .is_some();
+            if !linked {
+                // its hub is gone or was never finished: the device goes too
+                self.devices[index].state = Some(DeviceState::Enumerating);
             }
         }
 
         for index in 0..self.devices.len() {
             match self.devices[index].state {
                 Some(DeviceState::Enumerating) => {
-                    let port = self.devices[index].port;
-                    self.devices[index].state = None;
-                    let _ = self.command(command::disable_slot(index as u8 + 1), "Disable Slot");
-                    self.mem.dcbaa.write64((index + 1) * 8, 0);
-                    self.devices[index].reset();
-                    if (1..=ports).contains(&usize::from(port)) {
-                        let p = &mut self.ports[usize::from(port) - 1];
-                        p.slot = 0;
-                        p.failed = false;
-                        p.changed = true;
+                    let at = self.devices[index].location;
+                    let slot = index as u8 + 1;
+                    // a hub caught mid-enumeration has no children yet: plain detach
+                    self.devices[index].hub = None;
+                    self.detach_slot(slot);
+                    if at.parent_slot == 0 {
+                        if (1..=ports).contains(&usize::from(at.root_port)) {
+                            let p = &mut self.ports[usize::from(at.root_port) - 1];
+                            p.failed = false;
+                            p.changed = true;
+                        }
+                    } else if let Some(hub) = usize::from(at.parent_slot)
+                        .checked_sub(1)
+                        .and_then(|i| self.devices.get_mut(i))
+                        .and_then(|d| d.hub.as_mut())
+                        && (1..=hub.ports).contains(&at.parent_port)
+                    {
+                        hub.failed &= !(1 << at.parent_port);
+                        hub.changed |= 1 << at.parent_port;
                     }
                     report.enumerations_restarted += 1;
                 }
-                Some(DeviceState::Keyboard) => {
-                    let Some(kbd) = self.devices[index].keyboard else {
+                Some(DeviceState::Keyboard | DeviceState::Hub) => {
+                    let Some((dci, _)) = self.devices[index].interrupt_endpoint() else {
                         continue;
                     };
-                    if !(3..=31).contains(&kbd.dci) {
+                    if !(3..=31).contains(&dci) {
                         return Err(Error::Unsupported {
-                            what: "corrupt keyboard endpoint record",
+                            what: "corrupt interrupt endpoint record",
                         });
                     }
                     if self.devices[index].control_status_trb.is_some() {
                         self.restart_endpoint(index, 1)?;
                     }
-                    self.restart_endpoint(index, kbd.dci)?;
+                    self.restart_endpoint(index, dci)?;
                     self.devices[index].intr_needs_restart = false;
                     self.queue_interrupt(index);
-                    report.endpoints_restarted += 1;
+                    if let Some(hub) = self.devices[index].hub.as_mut() {
+                        // a port change may have been consumed and not acted on
+                        hub.changed |= hub.all_ports();
+                        report.hubs_restarted += 1;
+                    } else {
+                        report.endpoints_restarted += 1;
+                    }
                 }
                 _ => {}
             }

@@ -92,35 +92,36 @@ impl<H: Hal> Controller<H> {
         }
     }
 
-    /// Keeps one interrupt IN transfer outstanding on a keyboard.
+    /// Keeps one interrupt IN transfer outstanding on a keyboard or hub.
     pub(crate) fn queue_interrupt(&mut self, index: usize) {
         let slot = index as u8 + 1;
         let device = &mut self.devices[index];
-        let Some(kbd) = device.keyboard else { return };
-        if device.intr_outstanding.is_some()
-            || device.intr_needs_restart
-            || device.state != Some(DeviceState::Keyboard)
-        {
+        let Some((dci, max_packet)) = device.interrupt_endpoint() else {
+            return;
+        };
+        if device.intr_outstanding.is_some() || device.intr_needs_restart {
             return;
         }
-        let length = u32::from(kbd.max_packet.clamp(1, 64));
+        let length = u32::from(max_packet.clamp(1, 64));
         let buffer = device.mem.report.phys();
         let phys = device
             .intr
             .push(&mut device.mem.intr_ring, transfer::normal(buffer, length));
         device.intr_outstanding = Some(phys);
-        self.regs.ring_doorbell(slot, kbd.dci);
+        self.regs.ring_doorbell(slot, dci);
     }
 
-    /// Restarts keyboard endpoints that reported errors (stall recovery).
+    /// Restarts keyboard and hub endpoints that reported errors (stall recovery).
     pub(crate) fn restart_halted_endpoints(&mut self) {
         for index in 0..self.devices.len() {
             let device = &self.devices[index];
-            let Some(kbd) = device.keyboard else { continue };
-            if !device.intr_needs_restart || device.state != Some(DeviceState::Keyboard) {
+            let Some((dci, _)) = device.interrupt_endpoint() else {
+                continue;
+            };
+            if !device.intr_needs_restart {
                 continue;
             }
-            match self.restart_endpoint(index, kbd.dci) {
+            match self.restart_endpoint(index, dci) {
                 Ok(()) => {
                     self.devices[index].intr_needs_restart = false;
                     self.queue_interrupt(index);

@@ -273,6 +273,10 @@ pub(crate) mod command {
             TrbType::EnableSlot.bits() | (u32::from(slot_type & 0x1f) << 16),
         ]
     }
+    /// No Op command (§6.4.3.1): completes with Success and does nothing.
+    pub(crate) fn noop() -> [u32; 4] {
+        [0, 0, 0, TrbType::NoopCommand.bits()]
+    }
     /// Disable Slot (§6.4.3.3).
     pub(crate) fn disable_slot(slot: u8) -> [u32; 4] {
         [0, 0, 0, TrbType::DisableSlot.bits() | slot_bits(slot)]

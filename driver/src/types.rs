@@ -111,6 +111,23 @@ impl fmt::Display for Speed {
     }
 }
 
+/// A step of enumerating a newly attached device, reported to the probe set
+/// with [`Controller::set_enumeration_probe`](crate::Controller::set_enumeration_probe)
+/// (a test hook: the kernel uses it to stop a CPU in the middle of enumeration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EnumerationStep {
+    /// Enable Slot completed; the slot is recorded as enumerating.
+    SlotEnabled,
+    /// Address Device completed (xHCI 1.2 §4.3.4).
+    Addressed,
+    /// The device descriptor was read and parsed.
+    DescriptorRead,
+    /// The device is configured (keyboard or hub) or left alone; the slot
+    /// state is about to leave `Enumerating`.
+    Configured,
+}
+
 /// Lifecycle of a device slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceState {
@@ -122,6 +139,8 @@ pub enum DeviceState {
     Ignored,
     /// Enumeration failed; the port is left until the device is replugged.
     Failed,
+    /// A configured hub (USB 2.0 ch. 11) whose ports we watch.
+    Hub,
 }
 
 impl fmt::Display for DeviceState {
@@ -131,6 +150,7 @@ impl fmt::Display for DeviceState {
             DeviceState::Keyboard => "keyboard",
             DeviceState::Ignored => "ignored",
             DeviceState::Failed => "failed",
+            DeviceState::Hub => "hub",
         })
     }
 }
@@ -140,6 +160,15 @@ impl fmt::Display for DeviceState {
 pub struct DeviceInfo {
     /// Root hub port (1-based).
     pub port: u8,
+    /// Route string below the root port (xHCI 1.2 §8.9): one hub port per
+    /// 4-bit tier, 0 for a device on a root port.
+    pub route: u32,
+    /// Slot of the hub the device is plugged into (0: a root port).
+    pub parent_slot: u8,
+    /// Port of that hub (0: a root port).
+    pub parent_port: u8,
+    /// Downstream ports of a hub (0 for other devices).
+    pub hub_ports: u8,
     /// Port speed.
     pub speed: Speed,
     /// xHCI slot ID (0 if none).
@@ -162,11 +191,21 @@ pub struct DeviceInfo {
 
 impl fmt::Display for DeviceInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "port {}", self.port)?;
+        for tier in 0..5 {
+            match (self.route >> (4 * tier)) & 0xf {
+                0 => break,
+                hub_port => write!(f, ".{hub_port}")?,
+            }
+        }
         write!(
             f,
-            "port {} slot {} {:04x}:{:04x} class {:#04x} {} speed, {}",
-            self.port, self.slot, self.vendor, self.product, self.class, self.speed, self.state
+            " slot {} {:04x}:{:04x} class {:#04x} {} speed, {}",
+            self.slot, self.vendor, self.product, self.class, self.speed, self.state
         )?;
+        if self.state == DeviceState::Hub {
+            write!(f, " ({} ports)", self.hub_ports)?;
+        }
         if self.is_keyboard {
             write!(f, " ({} reports, {} errors)", self.reports, self.errors)?;
         }
@@ -283,6 +322,8 @@ pub struct TakeoverReport {
     pub endpoints_restarted: u8,
     /// Devices that were mid-enumeration and were restarted.
     pub enumerations_restarted: u8,
+    /// Hubs whose status-change endpoint was restarted and ports rescanned.
+    pub hubs_restarted: u8,
     /// The key queue indices were torn and were reset.
     pub key_queue_reset: bool,
     /// A full controller reset and re-initialisation was needed.
@@ -328,6 +369,9 @@ impl fmt::Display for TakeoverReport {
                 ", {} enumeration(s) restarted",
                 self.enumerations_restarted
             )?;
+        }
+        if self.hubs_restarted > 0 {
+            write!(f, ", {} hub(s) rescanned", self.hubs_restarted)?;
         }
         if self.key_queue_reset {
             write!(f, ", key queue reset")?;

@@ -2,7 +2,7 @@
 //! FADT, through the `acpi` crate (tables are identity mapped).
 
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU16, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU8, AtomicU16, Ordering};
 
 use acpi::fadt::Fadt;
 use acpi::madt::{Madt, MadtEntry};
@@ -14,7 +14,11 @@ use crate::arch::cpu::MAX_CPUS;
 struct IdentityMap;
 
 impl AcpiHandler for IdentityMap {
-    unsafe fn map_physical_region<T>(&self, physical_address: usize, size: usize) -> PhysicalMapping<Self, T> {
+    unsafe fn map_physical_region<T>(
+        &self,
+        physical_address: usize,
+        size: usize,
+    ) -> PhysicalMapping<Self, T> {
         // SAFETY: all RAM and the firmware tables below 4 GiB are identity
         // mapped by the boot page tables; the caller guarantees a valid `T`.
         unsafe {
@@ -71,7 +75,9 @@ pub fn init(rsdp: u64, bsp_apic_id: u32) -> Option<Topology> {
         }
         if let Ok(r) = fadt.reset_register() {
             let flags = fadt.flags;
-            if flags.supports_system_reset_via_fadt() && matches!(r.address_space, acpi::address::AddressSpace::SystemIo) {
+            if flags.supports_system_reset_via_fadt()
+                && matches!(r.address_space, acpi::address::AddressSpace::SystemIo)
+            {
                 RESET_PORT.store(r.address as u16, Ordering::Relaxed);
                 RESET_VALUE.store(fadt.reset_value, Ordering::Relaxed);
             }
@@ -103,7 +109,9 @@ pub fn init(rsdp: u64, bsp_apic_id: u32) -> Option<Topology> {
         match e {
             MadtEntry::LocalApic(l) => add(l.apic_id as u32, l.flags, &mut t),
             MadtEntry::LocalX2Apic(l) => add(l.x2apic_id, l.flags, &mut t),
-            MadtEntry::IoApic(io) if t.ioapic_base == 0 => t.ioapic_base = io.io_apic_address as u64,
+            MadtEntry::IoApic(io) if t.ioapic_base == 0 => {
+                t.ioapic_base = io.io_apic_address as u64
+            }
             MadtEntry::InterruptSourceOverride(o) if (o.irq as usize) < 16 => {
                 let flags = o.flags;
                 let low = flags & 0b11 == 0b11;

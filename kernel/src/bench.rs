@@ -81,16 +81,25 @@ pub fn run() {
         core::hint::black_box(*rw.read());
     });
     let c_crate = per_op(|| *spin_crate.lock() += 1);
-    println!("benchmark (TSC cycles, {} MHz TSC)", crate::time::tsc_hz() / 1_000_000);
+    println!(
+        "benchmark (TSC cycles, {} MHz TSC)",
+        crate::time::tsc_hz() / 1_000_000
+    );
     println!("  raw lock+unlock, panic-aware slow path : {c_aware}");
     println!("  raw lock+unlock, no panic check        : {c_plain}");
-    println!("  ratio aware/plain                      : {:.2}", c_aware as f64 / c_plain.max(1) as f64);
+    println!(
+        "  ratio aware/plain                      : {:.2}",
+        c_aware as f64 / c_plain.max(1) as f64
+    );
     println!("  spin::Mutex lock+unlock                : {c_crate}");
     println!("  SpinLock (IRQ-safe) lock+unlock        : {c_spin}");
     println!("  Mutex (sleeping) lock+unlock           : {c_mutex}");
     println!("  RwLock write lock+unlock               : {c_rw_w}");
     println!("  RwLock read lock+unlock                : {c_rw_r}");
-    println!("  context switch (yield between 2 threads): {}", context_switch());
+    println!(
+        "  context switch (yield between 2 threads): {}",
+        context_switch()
+    );
     let n = crate::arch::cpu::all().len();
     match (n > 1).then(|| ipi_round_trip(1)).flatten() {
         Some(c) => println!("  IPI round trip cpu0->cpu1             : {c}"),

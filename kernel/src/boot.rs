@@ -58,6 +58,14 @@ extern "C" fn kmain(start_info: u32) -> ! {
         log::warn!("kernel command line: ignoring `{w}`");
     }
     console::set_quiet(opts.quiet);
+    if opts.dump_fault == Some("stall") {
+        crate::dump::FAULT_STALL.store(true, core::sync::atomic::Ordering::Relaxed);
+    }
+    if let Some(l) = opts.layout {
+        if !crate::usb::set_layout(l) {
+            log::warn!("layout={l}: unknown keyboard layout, using us");
+        }
+    }
     if let Some(p) = opts.panic {
         crate::panic::set_policy(match p {
             "reboot" => crate::panic::Policy::Reboot,
@@ -89,7 +97,10 @@ extern "C" fn kmain(start_info: u32) -> ! {
     if si.nr_modules > 0 && si.modlist_paddr != 0 {
         // SAFETY: modlist entry 0: paddr u64, size u64 (Xen start_info.h).
         let (mp, ms) = unsafe {
-            ((si.modlist_paddr as *const u64).read_unaligned(), ((si.modlist_paddr + 8) as *const u64).read_unaligned())
+            (
+                (si.modlist_paddr as *const u64).read_unaligned(),
+                ((si.modlist_paddr + 8) as *const u64).read_unaligned(),
+            )
         };
         reserved[1] = (mp & !(PAGE_SIZE - 1), mp + ms);
         module = Some((mp, ms));
@@ -116,7 +127,11 @@ extern "C" fn kmain(start_info: u32) -> ! {
         mm::FRAMES.lock().total * 4096 >> 20,
         kstart,
         kend,
-        if crate::panic::symbols::available() { "loaded" } else { "absent" }
+        if crate::panic::symbols::available() {
+            "loaded"
+        } else {
+            "absent"
+        }
     );
 
     // CPUs and interrupt controllers.
@@ -133,7 +148,11 @@ extern "C" fn kmain(start_info: u32) -> ! {
         count = t.count;
         isa_gsi = t.isa_gsi;
         if t.skipped > 0 {
-            log::warn!("{} CPUs beyond the {} supported are skipped", t.skipped, cpu::MAX_CPUS);
+            log::warn!(
+                "{} CPUs beyond the {} supported are skipped",
+                t.skipped,
+                cpu::MAX_CPUS
+            );
         }
     } else {
         log::warn!("no ACPI MADT: running on the bootstrap CPU only");
@@ -150,12 +169,19 @@ extern "C" fn kmain(start_info: u32) -> ! {
     }
 
     let started = smp::start_aps(&ids[..count]);
-    log::info!("cpus: {} of {} online ({})", started + 1, count, if apic::is_x2apic() { "x2APIC" } else { "xAPIC" });
+    log::info!(
+        "cpus: {} of {} online ({})",
+        started + 1,
+        count,
+        if apic::is_x2apic() { "x2APIC" } else { "xAPIC" }
+    );
 
     if let Some(v) = crate::arch::trap::register_device_handler(console::serial_irq) {
         let (gsi, low) = isa_gsi[4];
         apic::route_irq(gsi, v, low);
     }
+    crate::usb::init();
+    crate::dump::init();
     x86_64::instructions::interrupts::enable();
 
     if let Some(kind) = opts.trigger {

@@ -1,4 +1,4 @@
-//! Kernel command line: `key=value` words (`test=`, `trigger=`, `panic=`,
+//! Kernel command line: `key=value` words (`test=`, `trigger=`, `panic=`, `dump.fault=`,
 //! `layout=`, `quiet`). Garbage is reported and ignored, never fatal.
 
 #![forbid(unsafe_code)]
@@ -16,9 +16,14 @@ pub struct Options<'a> {
     pub layout: Option<&'a str>,
     /// Do not echo info-level log lines to the console.
     pub quiet: bool,
+    /// Crash dump fault injection (`dump.fault=stall`).
+    pub dump_fault: Option<&'a str>,
     /// Words that were not understood (first few).
     pub unknown: [Option<&'a str>; 4],
 }
+
+/// Known values of `dump.fault=`.
+pub const DUMP_FAULTS: [&str; 1] = ["stall"];
 
 /// Known values of `panic=`.
 pub const PANIC_POLICIES: [&str; 4] = ["console", "reboot", "halt", "dump"];
@@ -50,6 +55,10 @@ impl<'a> Options<'a> {
                     o.layout = Some(v);
                     true
                 }
+                ("dump.fault", Some(v)) if DUMP_FAULTS.contains(&v) => {
+                    o.dump_fault = Some(v);
+                    true
+                }
                 ("quiet", None) => {
                     o.quiet = true;
                     true
@@ -71,12 +80,23 @@ mod tests {
 
     #[test]
     fn parses_known_words_and_collects_garbage() {
-        let o = Options::parse("  test=locks panic=halt quiet layout=de  bogus panic=maybe =x trigger=");
+        let o = Options::parse(
+            "  test=locks panic=halt quiet layout=de  bogus panic=maybe =x trigger= dump.fault=stall",
+        );
+        assert_eq!(o.dump_fault, Some("stall"));
         assert_eq!(o.test, Some("locks"));
         assert_eq!(o.panic, Some("halt"));
         assert_eq!(o.layout, Some("de"));
         assert!(o.quiet);
-        assert_eq!(o.unknown, [Some("bogus"), Some("panic=maybe"), Some("=x"), Some("trigger=")]);
+        assert_eq!(
+            o.unknown,
+            [
+                Some("bogus"),
+                Some("panic=maybe"),
+                Some("=x"),
+                Some("trigger=")
+            ]
+        );
     }
 
     #[test]

@@ -76,7 +76,11 @@ struct InputRing {
     len: usize,
 }
 
-static INPUT: SpinLock<InputRing> = SpinLock::new(InputRing { buf: [0; INPUT_CAP], head: 0, len: 0 });
+static INPUT: SpinLock<InputRing> = SpinLock::new(InputRing {
+    buf: [0; INPUT_CAP],
+    head: 0,
+    len: 0,
+});
 static INPUT_WQ: crate::sched::wait::WaitQueue = crate::sched::wait::WaitQueue::new();
 
 /// Queues input bytes (from the serial interrupt or the USB keyboard thread).
@@ -181,7 +185,10 @@ impl LogRing {
 }
 
 /// Recent log lines.
-pub static LOG: SpinLock<LogRing> = SpinLock::new(LogRing { buf: [0; LOG_RING], written: 0 });
+pub static LOG: SpinLock<LogRing> = SpinLock::new(LogRing {
+    buf: [0; LOG_RING],
+    written: 0,
+});
 
 static QUIET: AtomicBool = AtomicBool::new(false);
 
@@ -213,7 +220,13 @@ impl log::Log for Logger {
             r.args()
         );
         if !QUIET.load(Ordering::Relaxed) || r.level() <= log::Level::Warn {
-            crate::println!("[{:>5}.{:06}] {:<5} {}", t / 1_000_000, t % 1_000_000, r.level(), r.args());
+            crate::println!(
+                "[{:>5}.{:06}] {:<5} {}",
+                t / 1_000_000,
+                t % 1_000_000,
+                r.level(),
+                r.args()
+            );
         }
     }
 

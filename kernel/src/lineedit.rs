@@ -46,7 +46,10 @@ pub struct ByteDecoder {
 impl ByteDecoder {
     /// A decoder in its initial state.
     pub const fn new() -> Self {
-        Self { last_cr: false, esc: 0 }
+        Self {
+            last_cr: false,
+            esc: 0,
+        }
     }
 
     /// Feeds one byte; returns the key it completes, if any.
@@ -179,7 +182,9 @@ impl LineEditor {
             return;
         }
         let newest = (self.history_count + HISTORY - 1) % HISTORY;
-        if self.history_count > 0 && self.history[newest][..self.history_len[newest]] == self.buf[..self.len] {
+        if self.history_count > 0
+            && self.history[newest][..self.history_len[newest]] == self.buf[..self.len]
+        {
             return;
         }
         let slot = self.history_count % HISTORY;

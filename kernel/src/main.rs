@@ -25,6 +25,8 @@ pub mod bench;
 #[cfg(target_os = "none")]
 pub mod console;
 #[cfg(target_os = "none")]
+pub mod dump;
+#[cfg(target_os = "none")]
 pub mod mm;
 #[cfg(target_os = "none")]
 pub mod panic;
@@ -38,6 +40,8 @@ pub mod scenarios;
 pub mod shell;
 #[cfg(target_os = "none")]
 pub mod time;
+#[cfg(target_os = "none")]
+pub mod usb;
 #[cfg(target_os = "none")]
 pub mod vga;
 

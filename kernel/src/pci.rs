@@ -18,7 +18,11 @@ static CONFIG_LOCK: SpinLock<()> = SpinLock::new(());
 pub struct PortAccess;
 
 fn config_address(a: PciAddress, offset: u16) -> u32 {
-    0x8000_0000 | (a.bus() as u32) << 16 | (a.device() as u32) << 11 | (a.function() as u32) << 8 | (offset as u32 & 0xfc)
+    0x8000_0000
+        | (a.bus() as u32) << 16
+        | (a.device() as u32) << 11
+        | (a.function() as u32) << 8
+        | (offset as u32 & 0xfc)
 }
 
 impl ConfigRegionAccess for PortAccess {
@@ -58,9 +62,9 @@ pub struct Device {
     pub prog_if: u8,
 }
 
-/// Every function on buses 0..=255 (bounded: 256 x 32 x 8 probes).
-pub fn scan() -> Vec<Device> {
-    let mut out = Vec::new();
+/// Visits every function on buses 0..=255 (bounded: 256 x 32 x 8 probes)
+/// until `f` returns true. Allocates nothing (usable on the panic path).
+fn visit(mut f: impl FnMut(Device) -> bool) {
     for bus in 0..=255u8 {
         for dev in 0..32u8 {
             for func in 0..8u8 {
@@ -74,32 +78,116 @@ pub fn scan() -> Vec<Device> {
                     continue;
                 }
                 let (_, class, subclass, prog_if) = h.revision_and_class(PortAccess);
-                out.push(Device { address, vendor, device, class, subclass, prog_if });
+                if f(Device {
+                    address,
+                    vendor,
+                    device,
+                    class,
+                    subclass,
+                    prog_if,
+                }) {
+                    return;
+                }
                 if func == 0 && !h.has_multiple_functions(PortAccess) {
                     break;
                 }
             }
         }
     }
+}
+
+/// Every PCI function.
+pub fn scan() -> Vec<Device> {
+    let mut out = Vec::new();
+    visit(|d| {
+        out.push(d);
+        false
+    });
     out
+}
+
+/// The first function matching `pred`, without allocating (panic path).
+pub fn find(pred: impl Fn(&Device) -> bool) -> Option<Device> {
+    let mut found = None;
+    visit(|d| {
+        let hit = pred(&d);
+        if hit {
+            found = Some(d);
+        }
+        hit
+    });
+    found
 }
 
 /// Enables memory decoding and bus mastering (DMA).
 pub fn enable(d: &Device) {
     let mut h = PciHeader::new(d.address);
     h.update_command(PortAccess, |c| {
-        c | pci_types::CommandRegister::MEMORY_ENABLE | pci_types::CommandRegister::BUS_MASTER_ENABLE | pci_types::CommandRegister::IO_ENABLE
+        c | pci_types::CommandRegister::MEMORY_ENABLE
+            | pci_types::CommandRegister::BUS_MASTER_ENABLE
+            | pci_types::CommandRegister::IO_ENABLE
     });
 }
 
-/// Memory BAR `slot`: (physical address, size).
+/// Memory BAR `slot`: (physical address, size). A BAR the firmware left
+/// unassigned (qboot assigns none for some devices) gets an address from
+/// [`assign_window`]; 0 is never returned as an address.
 pub fn mem_bar(d: &Device, slot: u8) -> Option<(u64, u64)> {
-    let ep = EndpointHeader::from_header(PciHeader::new(d.address), PortAccess)?;
-    match ep.bar(slot, PortAccess)? {
-        Bar::Memory32 { address, size, .. } => Some((address as u64, size as u64)),
-        Bar::Memory64 { address, size, .. } => Some((address, size)),
-        Bar::Io { .. } => None,
+    let mut ep = EndpointHeader::from_header(PciHeader::new(d.address), PortAccess)?;
+    let (address, size) = match ep.bar(slot, PortAccess)? {
+        Bar::Memory32 { address, size, .. } => (address as u64, size as u64),
+        Bar::Memory64 { address, size, .. } => (address, size),
+        Bar::Io { .. } => return None,
+    };
+    if address != 0 {
+        return Some((address, size));
     }
+    let addr = assign_window(size)?;
+    // SAFETY: `addr` is a free, size-aligned range in the PCI hole below the
+    // IOAPIC; memory decoding is enabled only afterwards by `enable`.
+    unsafe { ep.write_bar(slot, PortAccess, addr as usize) }.ok()?;
+    log::info!(
+        "pci {:02x}:{:02x}.{}: assigned BAR{slot} at {addr:#x} ({size:#x} bytes)",
+        d.address.bus(),
+        d.address.device(),
+        d.address.function()
+    );
+    Some((addr, size))
+}
+
+/// Hands out size-aligned MMIO windows above every BAR the firmware
+/// assigned, from 0xE000_0000 up to the IOAPIC/LAPIC area at 0xFEC0_0000.
+fn assign_window(size: u64) -> Option<u64> {
+    static NEXT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+    const START: u64 = 0xE000_0000;
+    const END: u64 = 0xFEC0_0000;
+    if NEXT.load(core::sync::atomic::Ordering::Relaxed) == 0 {
+        let mut top = START;
+        visit(|d| {
+            if let Some(ep) = EndpointHeader::from_header(PciHeader::new(d.address), PortAccess) {
+                for slot in 0..6u8 {
+                    if let Some(Bar::Memory32 { address, size, .. }) = ep.bar(slot, PortAccess) {
+                        let (a, s) = (address as u64, size as u64);
+                        if a >= START && a < END {
+                            top = top.max(a + s);
+                        }
+                    }
+                }
+            }
+            false
+        });
+        NEXT.store(top, core::sync::atomic::Ordering::Relaxed);
+    }
+    let size = size.max(4096).next_power_of_two();
+    let base = NEXT
+        .load(core::sync::atomic::Ordering::Relaxed)
+        .div_ceil(size)
+        * size;
+    if base + size > END {
+        return None;
+    }
+    NEXT.store(base + size, core::sync::atomic::Ordering::Relaxed);
+    Some(base)
 }
 
 /// Which interrupt mechanism a device got.
@@ -129,14 +217,18 @@ impl IrqKind {
 
 /// MSI message address for the bootstrap CPU (Intel SDM Vol. 3A §11.11.1).
 fn msi_address() -> u64 {
-    let id = crate::arch::cpu::cpu(0).apic_id.load(core::sync::atomic::Ordering::Relaxed) as u64;
+    let id = crate::arch::cpu::cpu(0)
+        .apic_id
+        .load(core::sync::atomic::Ordering::Relaxed) as u64;
     0xFEE0_0000 | (id & 0xff) << 12
 }
 
 /// Routes the device's interrupt to `vector` on CPU 0: MSI-X, else MSI,
 /// else INTx through the IOAPIC.
 pub fn setup_interrupt(d: &Device, vector: u8) -> IrqKind {
-    let Some(ep) = EndpointHeader::from_header(PciHeader::new(d.address), PortAccess) else { return IrqKind::None };
+    let Some(ep) = EndpointHeader::from_header(PciHeader::new(d.address), PortAccess) else {
+        return IrqKind::None;
+    };
     let mut msi = None;
     let mut msix = None;
     for cap in ep.capabilities(PortAccess) {
@@ -181,7 +273,9 @@ pub fn setup_interrupt(d: &Device, vector: u8) -> IrqKind {
 
 /// Masks the device's MSI-X/MSI (panic mode: polled, no interrupts).
 pub fn disable_msi(d: &Device) {
-    let Some(ep) = EndpointHeader::from_header(PciHeader::new(d.address), PortAccess) else { return };
+    let Some(ep) = EndpointHeader::from_header(PciHeader::new(d.address), PortAccess) else {
+        return;
+    };
     for cap in ep.capabilities(PortAccess) {
         match cap {
             PciCapability::MsiX(mut m) => m.set_function_mask(true, PortAccess),

@@ -13,7 +13,12 @@ pub const EXIT_FAILURE: u32 = 0x11;
 /// ACPI, else halts.
 pub fn poweroff(success: bool) -> ! {
     // SAFETY: a write to the debug-exit port; without the device it is ignored.
-    unsafe { outl(DEBUG_EXIT, if success { EXIT_SUCCESS } else { EXIT_FAILURE }) };
+    unsafe {
+        outl(
+            DEBUG_EXIT,
+            if success { EXIT_SUCCESS } else { EXIT_FAILURE },
+        )
+    };
     crate::acpi::poweroff();
     crate::arch::halt_forever()
 }

@@ -19,6 +19,7 @@ pub fn run(name: &str) -> ! {
         "pingpong" => pingpong(),
         "spread" => spread(),
         "triple-fault" => triple_fault(),
+        "dump-bench" => crate::dump::bench(),
         "bench" => {
             crate::bench::run();
             true
@@ -33,7 +34,10 @@ pub fn run(name: &str) -> ! {
 }
 
 fn online() -> usize {
-    cpu::all().iter().filter(|c| c.state() == CpuState::Online).count()
+    cpu::all()
+        .iter()
+        .filter(|c| c.state() == CpuState::Online)
+        .count()
 }
 
 fn smp() -> bool {
@@ -50,7 +54,8 @@ fn locks() -> bool {
     static SPIN: SpinLock<u64> = SpinLock::new(0);
     static MUTEX: Mutex<u64> = Mutex::new(0);
     static RW: RwLock<u64> = RwLock::new(0);
-    let per_thread: Arc<Vec<AtomicU64>> = Arc::new((0..THREADS).map(|_| AtomicU64::new(0)).collect());
+    let per_thread: Arc<Vec<AtomicU64>> =
+        Arc::new((0..THREADS).map(|_| AtomicU64::new(0)).collect());
     let cpus_seen = Arc::new(AtomicUsize::new(0));
     let handles: Vec<_> = (0..THREADS)
         .map(|i| {
@@ -83,6 +88,23 @@ fn locks() -> bool {
             })
         })
         .collect();
+    // A stuck stress test is diagnosed by a panic: its report shows where
+    // every CPU is, and the panic console can print their backtraces.
+    let deadline = crate::time::deadline_after_us(30_000_000);
+    while handles
+        .iter()
+        .any(|h| h.thread().state() != crate::sched::thread::ThreadState::Exited)
+    {
+        if crate::time::passed(deadline) {
+            // SAFETY: only reads the raw lock's state for the report.
+            let (owner, sleepers, waiters) = unsafe { MUTEX.raw() }.debug_state();
+            panic!(
+                "lock stress did not finish within 30 s (mutex owner {owner:#x}, {sleepers} sleepers, {waiters} waiting; spin lock {})",
+                if SPIN.is_locked() { "held" } else { "free" }
+            );
+        }
+        crate::sched::sleep_us(10_000);
+    }
     for h in handles {
         h.join();
     }
@@ -90,7 +112,9 @@ fn locks() -> bool {
     let per: u64 = per_thread.iter().map(|c| c.load(Ordering::Relaxed)).sum();
     let (s, m, w) = (*SPIN.lock(), *MUTEX.lock(), *RW.read());
     let seen = cpus_seen.load(Ordering::Relaxed).count_ones();
-    println!("lock stress: spin {s} mutex {m} rwlock {w} per-thread {per} expected {expect}; ran on {seen} cpus");
+    println!(
+        "lock stress: spin {s} mutex {m} rwlock {w} per-thread {per} expected {expect}; ran on {seen} cpus"
+    );
     s == expect && m == expect && w == expect && per == expect
 }
 
@@ -121,7 +145,10 @@ fn pingpong() -> bool {
     a.join();
     b.join();
     let t = TOKEN.load(Ordering::Relaxed);
-    println!("pingpong: {} rounds between cpu {ca} and cpu {cb}, token {t}", ROUNDS);
+    println!(
+        "pingpong: {} rounds between cpu {ca} and cpu {cb}, token {t}",
+        ROUNDS
+    );
     t == 2 * ROUNDS
 }
 
@@ -159,7 +186,10 @@ fn triple_fault() -> bool {
     // SAFETY: deliberately unsound: an empty IDT makes the next exception a
     // triple fault, which resets the machine; that is the point.
     unsafe {
-        let idt = x86_64::structures::DescriptorTablePointer { limit: 0, base: x86_64::VirtAddr::new(0) };
+        let idt = x86_64::structures::DescriptorTablePointer {
+            limit: 0,
+            base: x86_64::VirtAddr::new(0),
+        };
         x86_64::instructions::tables::lidt(&idt);
         core::arch::asm!("int3");
     }

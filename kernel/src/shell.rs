@@ -74,6 +74,11 @@ pub fn execute(line: &str) {
             }
         }
         "bench" => crate::bench::run(),
+        "lsusb" | "kbd" => match crate::usb::CONTROLLER.lock().as_ref() {
+            Some(c) if cmd == "lsusb" => crate::usb::lsusb(&mut Echo, c),
+            Some(c) => crate::usb::kbd(&mut Echo, c),
+            None => println!("{cmd}: no USB controller"),
+        },
         "reboot" => {
             println!("rebooting");
             crate::acpi::reset();
@@ -98,6 +103,8 @@ fn help() {
     println!("  kill-load            stop them");
     println!("  panic [KIND]         panic now (`panic help` lists kinds)");
     println!("  bench                lock, context switch and IPI figures");
+    println!("  lsusb                USB controller, ports and devices");
+    println!("  kbd                  keyboard layout, repeat, LEDs, counters");
     println!("  reboot, poweroff");
 }
 
@@ -113,11 +120,23 @@ fn mem() {
             crate::mm::frame::kind_name(r.kind)
         );
     }
-    println!("frames: {} total, {} used, {} free (4 KiB each)", f.total, f.used, f.total - f.used);
+    println!(
+        "frames: {} total, {} used, {} free (4 KiB each)",
+        f.total,
+        f.used,
+        f.total - f.used
+    );
     drop(f);
     let (hs, he) = crate::mm::heap::range();
     let st = crate::mm::heap::stats();
-    println!("heap: {:#x}-{:#x} ({} KiB), {} bytes in {} allocations", hs, he, (he - hs) / 1024, st.0, st.1);
+    println!(
+        "heap: {:#x}-{:#x} ({} KiB), {} bytes in {} allocations",
+        hs,
+        he,
+        (he - hs) / 1024,
+        st.0,
+        st.1
+    );
 }
 
 fn cpus() {
@@ -189,5 +208,10 @@ fn kill_load() {
     for h in handles {
         h.join();
     }
-    println!("stopped {n} load threads ({} rounds; spin {} mutex {})", LOAD_ROUNDS.load(Ordering::Relaxed), *LOAD_SPIN.lock(), *LOAD_MUTEX.lock());
+    println!(
+        "stopped {n} load threads ({} rounds; spin {} mutex {})",
+        LOAD_ROUNDS.load(Ordering::Relaxed),
+        *LOAD_SPIN.lock(),
+        *LOAD_MUTEX.lock()
+    );
 }

@@ -14,7 +14,6 @@ static TSC_HZ: AtomicU64 = AtomicU64::new(1_000_000_000);
 /// TSC value at boot (time zero).
 static TSC_BOOT: AtomicU64 = AtomicU64::new(0);
 
-
 /// Calibrates the TSC against 10 ms of PIT channel 2.
 pub fn calibrate() {
     TSC_BOOT.store(rdtsc(), Ordering::Relaxed);
@@ -59,7 +58,9 @@ pub fn tsc_hz() -> u64 {
 
 /// Converts TSC cycles to microseconds.
 pub fn cycles_to_us(c: u64) -> u64 {
-    ((c as u128) << 16).checked_div(TSC_PER_US_FP.load(Ordering::Relaxed) as u128).unwrap_or(0) as u64
+    ((c as u128) << 16)
+        .checked_div(TSC_PER_US_FP.load(Ordering::Relaxed) as u128)
+        .unwrap_or(0) as u64
 }
 
 /// Converts microseconds to TSC cycles.

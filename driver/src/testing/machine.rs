@@ -45,6 +45,8 @@ pub(crate) struct Ep {
 pub(crate) struct Slot {
     pub(crate) enabled: bool,
     pub(crate) port: Option<usize>,
+    /// Route string from the slot context at Address Device.
+    pub(crate) route: u32,
     pub(crate) eps: [Ep; 32],
 }
 
@@ -72,6 +74,8 @@ pub(crate) struct Machine {
     pub(crate) dropped_events: u32,
     pub(crate) resets: u32,
     pub(crate) context_size: usize,
+    /// (root port, route string) of every successful Address Device.
+    pub(crate) address_log: Vec<(usize, u32)>,
 }
 
 impl Machine {
@@ -97,6 +101,7 @@ impl Machine {
             dropped_events: 0,
             resets: 0,
             context_size: 32,
+            address_log: Vec::new(),
         };
         m.power_on();
         m
@@ -200,6 +205,12 @@ impl Machine {
         self.post(mem, [0, 0, 1 << 24, 34 << 10], Some(port));
     }
 
+    /// Changes the PORTSC speed ID of a connected root port (1-based).
+    pub(crate) fn set_port_speed(&mut self, port: usize, speed: u32) {
+        self.portsc[port - 1] = (self.portsc[port - 1] & !(0xf << 10)) | (speed << 10);
+        self.publish();
+    }
+
     pub(crate) fn unplug(&mut self, mem: &Memory, port: usize) {
         self.ports[port - 1] = None;
         self.portsc[port - 1] = PP | CSC | (5 << 5);
@@ -231,6 +242,12 @@ impl Machine {
         if u64::from((self.er_enq + 1) % self.er_size) == deq_index {
             self.dropped_events += 1;
             return;
+        }
+        if u64::from((self.er_enq + 2) % self.er_size) == deq_index {
+            // xHCI 1.2 §4.9.4: the last free slot gets an Event Ring Full
+            // error event; this event and the following ones are lost.
+            self.dropped_events += 1;
+            trb = [0, 0, 21 << 24, 37 << 10];
         }
         let at = self.er_base + u64::from(self.er_enq) * 16;
         mem.write32(at, trb[0]);
@@ -484,11 +501,27 @@ impl Machine {
             11 if valid => {
                 let input = ptr & !0xf;
                 let root = ((mem.read32(input + ctx + 4) >> 16) & 0xff) as usize;
-                if root == 0 || root > PORTS || self.ports[root - 1].is_none() {
-                    return (4, slot as u32);
+                let route = mem.read32(input + ctx) & 0xf_ffff;
+                if root == 0 || root > PORTS {
+                    return (5, slot as u32);
                 }
+                // QEMU xhci_address_slot: one slot per device
+                if (1..=SLOTS).any(|s| {
+                    s != slot
+                        && self.slots[s].enabled
+                        && self.slots[s].port == Some(root - 1)
+                        && self.slots[s].route == route
+                }) {
+                    return (5, slot as u32);
+                }
+                match self.device_at(root - 1, route) {
+                    Some(dev) => dev.reset(),
+                    None => return (4, slot as u32),
+                }
+                self.address_log.push((root, route));
                 let ep0 = mem.read64(input + 2 * ctx + 8);
                 self.slots[slot].port = Some(root - 1);
+                self.slots[slot].route = route;
                 self.slots[slot].eps[1] = Ep {
                     state: 1,
                     deq: ep0 & !0xf,
@@ -506,6 +539,12 @@ impl Machine {
                 let input = ptr & !0xf;
                 let add = mem.read32(input + 4);
                 let out = self.dcbaa_entry(mem, slot);
+                if add & 1 != 0 {
+                    // slot context fields (Hub, ports, TT) as the driver set them
+                    for i in 0..3 {
+                        mem.write32(out + 4 * i, mem.read32(input + ctx + 4 * i));
+                    }
+                }
                 for d in 2..32usize {
                     if add & (1 << d) != 0 {
                         let e = input + (1 + d as u64) * ctx;
@@ -609,8 +648,8 @@ impl Machine {
                 ),
                 _ => Vec::new(),
             };
-            let port = self.slots[slot].port;
-            let reply = match port.and_then(|p| self.ports[p].as_mut()) {
+            let (port, route) = (self.slots[slot].port, self.slots[slot].route);
+            let reply = match port.and_then(|p| self.device_at(p, route)) {
                 Some(dev) => dev.control(bytes, &out),
                 None => {
                     self.transfer_event(mem, setup_at, 4, 0, slot, 1);
@@ -647,27 +686,43 @@ impl Machine {
         let Some(port) = self.slots[slot].port else {
             return;
         };
+        let route = self.slots[slot].route;
         for _ in 0..8 {
-            let has_report = self.ports[port]
-                .as_ref()
-                .is_some_and(|d| !d.reports.is_empty());
-            if !has_report {
+            if self.next_trb(mem, slot, dci).is_none() {
                 return;
             }
+            let Some(report) = self.device_at(port, route).and_then(|d| d.interrupt_in()) else {
+                return; // NAK: the TRB stays pending
+            };
             let Some((at, trb)) = self.next_trb(mem, slot, dci) else {
                 return;
             };
-            let report = self.ports[port]
-                .as_mut()
-                .and_then(|d| d.reports.pop_front())
-                .unwrap_or([0; 8]);
             let len = (trb[2] & 0x1ffff) as usize;
-            let n = len.min(8);
+            let n = len.min(report.len());
             mem.write_bytes(u64::from(trb[0]) | (u64::from(trb[1]) << 32), &report[..n]);
             self.slots[slot].eps[dci].deq += 16;
             let code = if n < len { 13 } else { 1 };
             self.transfer_event(mem, at, code, (len - n) as u32, slot, dci);
         }
+    }
+
+    /// The device at root port index `port` and `route` (QEMU xhci_lookup_uport).
+    pub(crate) fn device_at(&mut self, port: usize, route: u32) -> Option<&mut FakeDevice> {
+        let mut dev = self.ports.get_mut(port)?.as_mut()?;
+        for tier in 0..5 {
+            let hub_port = ((route >> (4 * tier)) & 0xf) as usize;
+            if hub_port == 0 {
+                break;
+            }
+            dev = dev
+                .hub
+                .as_mut()?
+                .ports
+                .get_mut(hub_port - 1)?
+                .device
+                .as_mut()?;
+        }
+        Some(dev)
     }
 
     /// Index of the event ring's enqueue pointer (for hostile tests).

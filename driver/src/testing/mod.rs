@@ -16,4 +16,8 @@ pub(crate) use device::FakeDevice;
 pub(crate) use hal::{FakeHal, FakeHandle};
 
 #[cfg(test)]
+mod hook_tests;
+#[cfg(test)]
+mod hub_tests;
+#[cfg(test)]
 mod tests;

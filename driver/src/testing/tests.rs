@@ -11,13 +11,13 @@ use crate::trb::command;
 use crate::types::{Config, DeviceState};
 use crate::{Controller, DecodedKey, KeyCode, Layout};
 
-type Ctrl = Controller<FakeHal>;
+pub(super) type Ctrl = Controller<FakeHal>;
 
-fn start(devices: Vec<(usize, FakeDevice)>, config: Config) -> (Ctrl, FakeHandle) {
+pub(super) fn start(devices: Vec<(usize, FakeDevice)>, config: Config) -> (Ctrl, FakeHandle) {
     start_with(devices, config, 32)
 }
 
-fn start_with(
+pub(super) fn start_with(
     devices: Vec<(usize, FakeDevice)>,
     config: Config,
     context_size: usize,
@@ -34,7 +34,7 @@ fn start_with(
     (ctrl, handle)
 }
 
-fn press(h: &FakeHandle, port: usize, report: [u8; 8]) {
+pub(super) fn press(h: &FakeHandle, port: usize, report: [u8; 8]) {
     h.with(|m, _| {
         m.ports[port - 1]
             .as_mut()
@@ -45,7 +45,7 @@ fn press(h: &FakeHandle, port: usize, report: [u8; 8]) {
     h.run();
 }
 
-fn keys(c: &mut Ctrl) -> Vec<DecodedKey> {
+pub(super) fn keys(c: &mut Ctrl) -> Vec<DecodedKey> {
     let mut v = Vec::new();
     while let Some(k) = c.next_key() {
         v.push(k);
@@ -53,7 +53,7 @@ fn keys(c: &mut Ctrl) -> Vec<DecodedKey> {
     v
 }
 
-fn type_hi(c: &mut Ctrl, h: &FakeHandle, port: usize) -> Vec<DecodedKey> {
+pub(super) fn type_hi(c: &mut Ctrl, h: &FakeHandle, port: usize) -> Vec<DecodedKey> {
     press(h, port, [0, 0, 0x0b, 0, 0, 0, 0, 0]); // h
     press(h, port, [0, 0, 0, 0, 0, 0, 0, 0]);
     press(h, port, [0, 0, 0x0c, 0, 0, 0, 0, 0]); // i
@@ -65,7 +65,7 @@ fn type_hi(c: &mut Ctrl, h: &FakeHandle, port: usize) -> Vec<DecodedKey> {
     keys(c)
 }
 
-fn hi() -> Vec<DecodedKey> {
+pub(super) fn hi() -> Vec<DecodedKey> {
     std::vec![DecodedKey::Unicode('h'), DecodedKey::Unicode('i')]
 }
 
@@ -360,4 +360,27 @@ fn out_of_memory_at_attach_is_an_error() {
     // SAFETY: fake BAR.
     let r = unsafe { Controller::new(hal, MMIO_PHYS, Config::default()) };
     assert_eq!(r.err(), Some(crate::Error::NoMemory));
+}
+
+#[test]
+fn event_ring_full_is_recovered() {
+    let (mut c, h) = start(std::vec![(1, FakeDevice::keyboard())], Config::default());
+    c.poll();
+    // Nobody drains the ring: port events fill it until the controller posts
+    // Event Ring Full and drops the rest, including the keyboard's report.
+    h.with(|m, mem| {
+        for _ in 0..crate::controller::EVENT_RING_TRBS {
+            m.post_raw(mem, [3 << 24, 0, 1 << 24, 34 << 10], false);
+        }
+    });
+    press(&h, 1, [0, 0, 0x04, 0, 0, 0, 0, 0]); // lost with its transfer event
+    assert!(h.with(|m, _| m.dropped_events) > 0);
+    let s = c.poll();
+    assert!(s.errors >= 1, "the loss is reported: {s:?}");
+    assert_eq!(c.counters.event_ring_full, 1);
+    h.with(|m, _| assert!(m.commands.contains(&15), "Stop Endpoint"));
+    press(&h, 1, [0, 0, 0, 0, 0, 0, 0, 0]);
+    c.poll();
+    keys(&mut c);
+    assert_eq!(type_hi(&mut c, &h, 1), hi(), "keys flow again");
 }

@@ -47,7 +47,9 @@ pub fn init_cpu() {
         log::error!("local APIC setup failed on cpu {}", cpu::current_index());
         return;
     };
-    let x2 = raw_cpuid::CpuId::new().get_feature_info().is_some_and(|f| f.has_x2apic());
+    let x2 = raw_cpuid::CpuId::new()
+        .get_feature_info()
+        .is_some_and(|f| f.has_x2apic());
     X2APIC.store(x2, Ordering::Relaxed);
     // SAFETY: enabling this CPU's own local APIC; its vectors have IDT entries.
     unsafe {
@@ -83,7 +85,8 @@ pub fn current_apic_id() -> u32 {
     if let Some(x) = c.get_extended_topology_info().and_then(|mut t| t.next()) {
         return x.x2apic_id();
     }
-    c.get_feature_info().map_or(0, |f| f.initial_local_apic_id() as u32)
+    c.get_feature_info()
+        .map_or(0, |f| f.initial_local_apic_id() as u32)
 }
 
 fn dest(apic_id: u32) -> u32 {

@@ -4,10 +4,10 @@
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, Ordering};
 
+use x86_64::VirtAddr;
 use x86_64::registers::model_specific::GsBase;
 use x86_64::structures::gdt::GlobalDescriptorTable;
 use x86_64::structures::tss::TaskStateSegment;
-use x86_64::VirtAddr;
 
 use crate::panic::stop::SavedRegs;
 use crate::sched::thread::Thread;
@@ -75,13 +75,14 @@ impl CpuState {
 pub struct PerCpu {
     self_ptr: AtomicPtr<PerCpu>,
     index: AtomicU32,
+    /// Thread running on this CPU (owned by the scheduler). At offset 16 so
+    /// that one `gs`-relative load reads it (see [`current_thread`]).
+    pub current: AtomicPtr<Thread>,
     /// Local APIC id from the MADT.
     pub apic_id: AtomicU32,
     state: AtomicU8,
     /// Timer ticks handled on this CPU.
     pub ticks: AtomicU64,
-    /// Thread running on this CPU (owned by the scheduler).
-    pub current: AtomicPtr<Thread>,
     /// Nesting depth of interrupt handlers (0 = thread context).
     pub irq_depth: AtomicU32,
     /// Non-zero while preemption is disabled on this CPU.
@@ -117,10 +118,10 @@ impl PerCpu {
         Self {
             self_ptr: AtomicPtr::new(core::ptr::null_mut()),
             index: AtomicU32::new(0),
+            current: AtomicPtr::new(core::ptr::null_mut()),
             apic_id: AtomicU32::new(0),
             state: AtomicU8::new(0),
             ticks: AtomicU64::new(0),
-            current: AtomicPtr::new(core::ptr::null_mut()),
             irq_depth: AtomicU32::new(0),
             preempt_off: AtomicU32::new(0),
             need_resched: AtomicBool::new(false),
@@ -194,7 +195,8 @@ pub fn set_count(n: usize) {
 /// Points GS at CPU `index`'s block. Called first thing on every CPU.
 pub fn install(index: usize, apic_id: u32) {
     let c = &CPUS.0[index];
-    c.self_ptr.store(c as *const PerCpu as *mut PerCpu, Ordering::Relaxed);
+    c.self_ptr
+        .store(c as *const PerCpu as *mut PerCpu, Ordering::Relaxed);
     c.index.store(index as u32, Ordering::Relaxed);
     c.apic_id.store(apic_id, Ordering::Relaxed);
     GsBase::write(VirtAddr::from_ptr(c));
@@ -211,6 +213,23 @@ pub fn current_index() -> usize {
     }
     v as usize
 }
+
+/// The thread running on this CPU, read with one `gs`-relative load: the
+/// read cannot be split by a preemption that migrates the caller (reading
+/// `this().current` could pair CPU A's index with CPU B's thread).
+#[inline(always)]
+pub fn current_thread() -> *const Thread {
+    let t: *const Thread;
+    // SAFETY: GS points at this CPU's PerCpu; offset 16 is `current`
+    // (checked by the assertion below).
+    unsafe {
+        core::arch::asm!("mov {0}, gs:[16]", out(reg) t, options(nostack, readonly, preserves_flags));
+    }
+    t
+}
+
+const _: () = assert!(core::mem::offset_of!(PerCpu, index) == 8);
+const _: () = assert!(core::mem::offset_of!(PerCpu, current) == 16);
 
 /// The running CPU's block.
 #[inline(always)]

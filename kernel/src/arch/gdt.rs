@@ -1,10 +1,10 @@
 //! Per-CPU GDT and TSS with separate IST stacks for NMI, double fault and
 //! machine check (Intel SDM Vol. 3A §6.14.5).
 
+use x86_64::VirtAddr;
 use x86_64::instructions::segmentation::{CS, DS, ES, SS, Segment};
 use x86_64::instructions::tables::load_tss;
 use x86_64::structures::gdt::{Descriptor, SegmentSelector};
-use x86_64::VirtAddr;
 
 use super::cpu::{IST_STACK_SIZE, MAX_CPUS, PerCpu};
 

@@ -2,8 +2,8 @@
 //! generated entry stub (`vectors.s`, see `build.rs`) that builds a
 //! [`super::trap::TrapFrame`] and calls [`super::trap::trap_dispatch`].
 
-use x86_64::structures::idt::InterruptDescriptorTable;
 use x86_64::VirtAddr;
+use x86_64::structures::idt::InterruptDescriptorTable;
 
 use super::gdt::{IST_DOUBLE_FAULT, IST_MACHINE_CHECK, IST_NMI};
 
@@ -83,7 +83,8 @@ fn idt_entry(
     // `set_handler_fn`, which we do not use. `set_handler_addr` writes the
     // same bits whatever the type parameter.
     unsafe {
-        let base = idt as *mut InterruptDescriptorTable as *mut x86_64::structures::idt::Entry<x86_64::structures::idt::HandlerFunc>;
+        let base = idt as *mut InterruptDescriptorTable
+            as *mut x86_64::structures::idt::Entry<x86_64::structures::idt::HandlerFunc>;
         &mut *base.add(v as usize)
     }
 }

@@ -7,7 +7,10 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use super::cpu;
 use super::idt::vector;
 
-global_asm!(include_str!(concat!(env!("OUT_DIR"), "/vectors.s")), options(att_syntax));
+global_asm!(
+    include_str!(concat!(env!("OUT_DIR"), "/vectors.s")),
+    options(att_syntax)
+);
 
 global_asm!(
     r#"
@@ -104,14 +107,38 @@ pub fn register_device_handler(handler: DeviceHandler) -> Option<u8> {
 /// Human-readable name of an exception vector.
 pub fn exception_name(v: u64) -> &'static str {
     const NAMES: [&str; 32] = [
-        "divide error", "debug", "non-maskable interrupt", "breakpoint", "overflow",
-        "bound range exceeded", "invalid opcode", "device not available", "double fault",
-        "coprocessor segment overrun", "invalid TSS", "segment not present",
-        "stack-segment fault", "general protection fault", "page fault", "reserved",
-        "x87 floating-point", "alignment check", "machine check", "SIMD floating-point",
-        "virtualization", "control protection", "reserved", "reserved", "reserved",
-        "reserved", "reserved", "reserved", "hypervisor injection", "VMM communication",
-        "security exception", "reserved",
+        "divide error",
+        "debug",
+        "non-maskable interrupt",
+        "breakpoint",
+        "overflow",
+        "bound range exceeded",
+        "invalid opcode",
+        "device not available",
+        "double fault",
+        "coprocessor segment overrun",
+        "invalid TSS",
+        "segment not present",
+        "stack-segment fault",
+        "general protection fault",
+        "page fault",
+        "reserved",
+        "x87 floating-point",
+        "alignment check",
+        "machine check",
+        "SIMD floating-point",
+        "virtualization",
+        "control protection",
+        "reserved",
+        "reserved",
+        "reserved",
+        "reserved",
+        "reserved",
+        "reserved",
+        "hypervisor injection",
+        "VMM communication",
+        "security exception",
+        "reserved",
     ];
     NAMES.get(v as usize).copied().unwrap_or("interrupt")
 }

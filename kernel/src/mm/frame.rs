@@ -48,7 +48,11 @@ pub struct FrameAllocator {
 /// The global frame allocator.
 pub static FRAMES: SpinLock<FrameAllocator> = SpinLock::new(FrameAllocator {
     bitmap: [0; FRAMES_MAX / 64],
-    map: [Region { start: 0, len: 0, kind: 0 }; 64],
+    map: [Region {
+        start: 0,
+        len: 0,
+        kind: 0,
+    }; 64],
     map_len: 0,
     total: 0,
     used: 0,
@@ -71,7 +75,11 @@ impl FrameAllocator {
             for f in first..end {
                 let addr = f * PAGE_SIZE;
                 // Keep the first MiB for firmware data and the AP trampoline.
-                if addr < 0x10_0000 || reserved.iter().any(|&(s, e)| addr + PAGE_SIZE > s && addr < e) {
+                if addr < 0x10_0000
+                    || reserved
+                        .iter()
+                        .any(|&(s, e)| addr + PAGE_SIZE > s && addr < e)
+                {
                     continue;
                 }
                 self.bitmap[f as usize / 64] |= 1 << (f % 64);
@@ -136,11 +144,20 @@ impl FrameAllocator {
     /// True if frame `addr` is allocated (used by the minimal dump).
     pub fn is_allocated(&self, addr: u64) -> bool {
         let f = (addr / PAGE_SIZE) as usize;
-        f < FRAMES_MAX && !self.is_free(f) && self.map[..self.map_len].iter().any(|r| r.kind == 1 && addr >= r.start && addr < r.start + r.len)
+        f < FRAMES_MAX
+            && !self.is_free(f)
+            && self.map[..self.map_len]
+                .iter()
+                .any(|r| r.kind == 1 && addr >= r.start && addr < r.start + r.len)
     }
 
     /// Highest usable RAM address.
     pub fn ram_top(&self) -> u64 {
-        self.map[..self.map_len].iter().filter(|r| r.kind == 1).map(|r| r.start + r.len).max().unwrap_or(0)
+        self.map[..self.map_len]
+            .iter()
+            .filter(|r| r.kind == 1)
+            .map(|r| r.start + r.len)
+            .max()
+            .unwrap_or(0)
     }
 }

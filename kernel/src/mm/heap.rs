@@ -1,7 +1,7 @@
 //! The kernel heap: `talc` on the kernel's own panic-aware lock.
 
-use talc::source::Manual;
 use talc::TalcLock;
+use talc::source::Manual;
 
 use crate::sync::irq::RawIrqSpin;
 

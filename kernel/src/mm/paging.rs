@@ -4,8 +4,8 @@
 
 use x86_64::registers::control::Cr3;
 use x86_64::structures::paging::{
-    FrameAllocator as FrameAllocatorTrait, Mapper, OffsetPageTable, Page, PageTable, PageTableFlags, PhysFrame,
-    Size2MiB, Size4KiB, Translate,
+    FrameAllocator as FrameAllocatorTrait, Mapper, OffsetPageTable, Page, PageTable,
+    PageTableFlags, PhysFrame, Size2MiB, Size4KiB, Translate,
 };
 use x86_64::{PhysAddr, VirtAddr};
 
@@ -31,7 +31,12 @@ fn table() -> OffsetPageTable<'static> {
     let (l4, _) = Cr3::read();
     // SAFETY: physical memory is identity mapped (offset 0) and CR3 points at
     // the live level-4 table.
-    unsafe { OffsetPageTable::new(&mut *(l4.start_address().as_u64() as *mut PageTable), VirtAddr::new(0)) }
+    unsafe {
+        OffsetPageTable::new(
+            &mut *(l4.start_address().as_u64() as *mut PageTable),
+            VirtAddr::new(0),
+        )
+    }
 }
 
 /// Identity-maps `[phys, phys + size)` with 2 MiB pages and `flags`, skipping
@@ -58,7 +63,11 @@ fn identity_map(phys: u64, size: u64, flags: PageTableFlags) {
 /// Maps all usable RAM above 4 GiB (the boot stub covers below).
 pub fn init(ram_top: u64) {
     if ram_top > 1 << 32 {
-        identity_map(1 << 32, ram_top - (1 << 32), PageTableFlags::PRESENT | PageTableFlags::WRITABLE);
+        identity_map(
+            1 << 32,
+            ram_top - (1 << 32),
+            PageTableFlags::PRESENT | PageTableFlags::WRITABLE,
+        );
     }
 }
 
@@ -68,7 +77,10 @@ pub fn map_mmio(phys: u64, size: u64) -> u64 {
     identity_map(
         phys,
         size,
-        PageTableFlags::PRESENT | PageTableFlags::WRITABLE | PageTableFlags::NO_CACHE | PageTableFlags::WRITE_THROUGH,
+        PageTableFlags::PRESENT
+            | PageTableFlags::WRITABLE
+            | PageTableFlags::NO_CACHE
+            | PageTableFlags::WRITE_THROUGH,
     );
     phys
 }
@@ -85,7 +97,9 @@ pub fn is_mapped(addr: u64, len: u64) -> bool {
     if len == 0 {
         return translate(addr).is_some();
     }
-    let Some(end) = addr.checked_add(len - 1) else { return false };
+    let Some(end) = addr.checked_add(len - 1) else {
+        return false;
+    };
     let mut page = addr & !0xfff;
     while page <= end {
         if translate(page).is_none() {

@@ -28,7 +28,9 @@ pub fn walk(rip: u64, mut rbp: u64, out: &mut [u64]) -> usize {
         n += 1;
     }
     while n < out.len() && rbp != 0 {
-        let (Some(next), Some(ret)) = (read_u64_checked(rbp), read_u64_checked(rbp.wrapping_add(8))) else {
+        let (Some(next), Some(ret)) =
+            (read_u64_checked(rbp), read_u64_checked(rbp.wrapping_add(8)))
+        else {
             break;
         };
         if ret == 0 {
@@ -54,7 +56,12 @@ pub fn print(rip: u64, rbp: u64, w: &mut impl Write) {
         let lookup = if i == 0 { pc } else { pc.wrapping_sub(1) };
         match symbols::lookup(lookup) {
             Some((name, off)) => {
-                let _ = writeln!(w, "  #{i:<2} {pc:#018x} {}+{:#x}", symbols::Demangled(name), off + (pc - lookup));
+                let _ = writeln!(
+                    w,
+                    "  #{i:<2} {pc:#018x} {}+{:#x}",
+                    symbols::Demangled(name),
+                    off + (pc - lookup)
+                );
             }
             None => {
                 let _ = writeln!(w, "  #{i:<2} {pc:#018x} ?");

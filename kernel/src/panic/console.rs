@@ -26,6 +26,13 @@ struct Inputs {
 
 impl Inputs {
     fn poll(&mut self) -> Option<Key> {
+        // SAFETY: the panic console runs on the panic CPU with every other
+        // CPU parked, after `panic_takeover`.
+        if let Some(k) = unsafe { crate::usb::panic_poll_key() } {
+            if let Some(k) = decoded_to_key(k) {
+                return Some(k);
+            }
+        }
         // SAFETY: COM1 LSR/RBR reads; reading RBR consumes a received byte.
         unsafe {
             if inb(COM1 + 5) & 1 != 0 {
@@ -70,13 +77,22 @@ pub fn decoded_to_key(k: DecodedKey) -> Option<Key> {
 pub fn run() -> ! {
     let mut inputs = Inputs {
         serial: ByteDecoder::new(),
-        ps2: PS2Keyboard::new(ScancodeSet1::new(), layouts::Us104Key, HandleControl::MapLettersToUnicode),
+        ps2: PS2Keyboard::new(
+            ScancodeSet1::new(),
+            layouts::Us104Key,
+            HandleControl::MapLettersToUnicode,
+        ),
     };
     let mut ed = LineEditor::new();
+    crate::dump::watchdog::pet();
+    // SAFETY: we are the panic CPU and every other CPU is parked.
+    unsafe { crate::usb::panic_takeover(&mut PanicWriter) };
+    crate::dump::watchdog::pet();
     pprintln!("panic console: type `help` for commands");
     pprint!("{PROMPT}");
     super::PROMPT_TSC.store(crate::arch::rdtsc(), Ordering::Relaxed);
     loop {
+        crate::dump::watchdog::pet();
         let Some(k) = inputs.poll() else {
             core::hint::spin_loop();
             continue;
@@ -127,13 +143,25 @@ fn execute(line: &str) {
         "ps" => ps(),
         "mem" => mem(arg1, arg2),
         "log" => log(),
-        "lsusb" | "kbd" => pprintln!("{cmd}: no USB controller attached"),
-        "dump" => pprintln!("dump: no dump device"),
+        "lsusb" | "kbd" => {
+            // SAFETY: panic console, other CPUs parked, after the takeover.
+            match unsafe { crate::usb::panic_controller() } {
+                Some(c) if cmd == "lsusb" => crate::usb::lsusb(&mut PanicWriter, c),
+                Some(c) => crate::usb::kbd(&mut PanicWriter, c),
+                None => pprintln!("{cmd}: no USB controller"),
+            }
+        }
+        "dump" => match arg1 {
+            None => drop(crate::dump::run(false)),
+            Some("full") => drop(crate::dump::run(true)),
+            Some(_) => pprintln!("dump: usage: dump [full]"),
+        },
         "reboot" => {
             pprintln!("rebooting");
             crate::acpi::reset();
         }
         "halt" => {
+            crate::dump::watchdog::disarm();
             pprintln!("halted");
             crate::arch::halt_forever();
         }
@@ -154,7 +182,7 @@ fn help() {
     pprintln!("  mem ADDR [LEN]  hex dump (unmapped addresses are refused)");
     pprintln!("  log             recent kernel log");
     pprintln!("  lsusb, kbd      USB devices and keyboard state");
-    pprintln!("  dump            write a crash dump");
+    pprintln!("  dump [full]     write a crash dump (minimal, or all RAM); Ctrl-C aborts");
     pprintln!("  reboot, halt, poweroff");
 }
 
@@ -164,7 +192,11 @@ fn cpu_arg(a: Option<&str>) -> Result<usize, &'static str> {
         None => Ok(cpu::current_index()),
         Some(s) => {
             let n = parse_num(s).ok_or("expected a CPU number")?;
-            if (n as usize) < cpu::all().len() { Ok(n as usize) } else { Err("no such CPU") }
+            if (n as usize) < cpu::all().len() {
+                Ok(n as usize)
+            } else {
+                Err("no such CPU")
+            }
         }
     }
 }
@@ -182,9 +214,16 @@ fn cpus() {
     let me = cpu::current_index();
     for c in cpu::all() {
         let i = c.index();
-        let state = if i == me { "panicked (this CPU)" } else { c.state().name() };
+        let state = if i == me {
+            "panicked (this CPU)"
+        } else {
+            c.state().name()
+        };
         let rip = saved_regs(i).map_or(0, |r| r.rip);
-        pprint!("cpu {i}: apic {} {state}", c.apic_id.load(Ordering::Relaxed));
+        pprint!(
+            "cpu {i}: apic {} {state}",
+            c.apic_id.load(Ordering::Relaxed)
+        );
         if rip != 0 {
             pprint!(" at RIP {rip:#018x}");
             if let Some((n, off)) = super::symbols::lookup(rip) {
@@ -201,23 +240,65 @@ fn bt(c: usize) {
             pprintln!("backtrace of cpu {c} (thread {}):", r.thread_id as i64);
             backtrace::print(r.rip, r.rbp, &mut PanicWriter);
         }
-        None => pprintln!("bt: cpu {c} has no saved registers ({})", cpu::cpu(c).state().name()),
+        None => pprintln!(
+            "bt: cpu {c} has no saved registers ({})",
+            cpu::cpu(c).state().name()
+        ),
     }
 }
 
 fn regs(c: usize) {
     let Some(r) = saved_regs(c) else {
-        pprintln!("regs: cpu {c} has no saved registers ({})", cpu::cpu(c).state().name());
+        pprintln!(
+            "regs: cpu {c} has no saved registers ({})",
+            cpu::cpu(c).state().name()
+        );
         return;
     };
     pprintln!("cpu {c} registers:");
-    pprintln!("  rax {:#018x} rbx {:#018x} rcx {:#018x}", r.rax, r.rbx, r.rcx);
-    pprintln!("  rdx {:#018x} rsi {:#018x} rdi {:#018x}", r.rdx, r.rsi, r.rdi);
-    pprintln!("  rbp {:#018x} rsp {:#018x} r8  {:#018x}", r.rbp, r.rsp, r.r8);
-    pprintln!("  r9  {:#018x} r10 {:#018x} r11 {:#018x}", r.r9, r.r10, r.r11);
-    pprintln!("  r12 {:#018x} r13 {:#018x} r14 {:#018x}", r.r12, r.r13, r.r14);
-    pprintln!("  r15 {:#018x} rip {:#018x} rflags {:#010x}", r.r15, r.rip, r.rflags);
-    pprintln!("  cs {:#x} ss {:#x} cr2 {:#018x} cr3 {:#018x}", r.cs, r.ss, r.cr2, r.cr3);
+    pprintln!(
+        "  rax {:#018x} rbx {:#018x} rcx {:#018x}",
+        r.rax,
+        r.rbx,
+        r.rcx
+    );
+    pprintln!(
+        "  rdx {:#018x} rsi {:#018x} rdi {:#018x}",
+        r.rdx,
+        r.rsi,
+        r.rdi
+    );
+    pprintln!(
+        "  rbp {:#018x} rsp {:#018x} r8  {:#018x}",
+        r.rbp,
+        r.rsp,
+        r.r8
+    );
+    pprintln!(
+        "  r9  {:#018x} r10 {:#018x} r11 {:#018x}",
+        r.r9,
+        r.r10,
+        r.r11
+    );
+    pprintln!(
+        "  r12 {:#018x} r13 {:#018x} r14 {:#018x}",
+        r.r12,
+        r.r13,
+        r.r14
+    );
+    pprintln!(
+        "  r15 {:#018x} rip {:#018x} rflags {:#010x}",
+        r.r15,
+        r.rip,
+        r.rflags
+    );
+    pprintln!(
+        "  cs {:#x} ss {:#x} cr2 {:#018x} cr3 {:#018x}",
+        r.cs,
+        r.ss,
+        r.cr2,
+        r.cr3
+    );
 }
 
 fn ps() {
@@ -271,7 +352,10 @@ fn mem(a: Option<&str>, l: Option<&str>) {
                 ascii[i as usize] = b;
             }
         }
-        pprintln!("  {}", core::str::from_utf8(&ascii[..n as usize]).unwrap_or(""));
+        pprintln!(
+            "  {}",
+            core::str::from_utf8(&ascii[..n as usize]).unwrap_or("")
+        );
         off += 16;
     }
 }
@@ -287,10 +371,36 @@ fn log() {
     }
 }
 
+/// Polls every input once for Ctrl-C (checked between dump chunks).
+pub fn poll_abort_key() -> bool {
+    // SAFETY: COM1 registers; panic CPU only.
+    unsafe {
+        while inb(COM1 + 5) & 1 != 0 {
+            if inb(COM1) == 0x03 {
+                return true;
+            }
+        }
+    }
+    // SAFETY: panic console context, other CPUs parked.
+    while let Some(k) = unsafe { crate::usb::panic_poll_key() } {
+        if k == DecodedKey::Unicode('\u{3}') {
+            return true;
+        }
+    }
+    false
+}
+
 /// Is the CPU parked (for tests of the stop logic)?
 pub fn all_others_parked() -> bool {
     let me = cpu::current_index();
     cpu::all().iter().all(|c| {
-        c.index() == me || matches!(c.state(), CpuState::StoppedIpi | CpuState::StoppedNmi | CpuState::ParkedPanic | CpuState::Failed)
+        c.index() == me
+            || matches!(
+                c.state(),
+                CpuState::StoppedIpi
+                    | CpuState::StoppedNmi
+                    | CpuState::ParkedPanic
+                    | CpuState::Failed
+            )
     })
 }

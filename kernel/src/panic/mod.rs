@@ -99,7 +99,10 @@ struct PanicCell(core::cell::UnsafeCell<PanicState>);
 unsafe impl Sync for PanicCell {}
 
 static STATE: PanicCell = PanicCell(core::cell::UnsafeCell::new(PanicState {
-    message: Message { buf: [0; 256], len: 0 },
+    message: Message {
+        buf: [0; 256],
+        len: 0,
+    },
     regs: SavedRegs::ZERO,
 }));
 
@@ -137,11 +140,18 @@ fn here() -> SavedRegs {
         rflags: x86_64::registers::rflags::read_raw(),
         cs: 0x08,
         ss: 0x10,
-        cr3: x86_64::registers::control::Cr3::read().0.start_address().as_u64(),
+        cr3: x86_64::registers::control::Cr3::read()
+            .0
+            .start_address()
+            .as_u64(),
         cr2: x86_64::registers::control::Cr2::read_raw(),
         thread: thread as u64,
         // SAFETY: `current` is a live thread or null.
-        thread_id: if thread.is_null() { u64::MAX } else { unsafe { (*thread).id } },
+        thread_id: if thread.is_null() {
+            u64::MAX
+        } else {
+            unsafe { (*thread).id }
+        },
         tsc: crate::arch::rdtsc(),
         ..SavedRegs::ZERO
     }
@@ -197,6 +207,8 @@ fn begin(regs: SavedRegs, msg: &dyn fmt::Display, loc: Option<&core::panic::Loca
     let _ = write!(st.message, "{msg}");
     let report = stop::stop_others(me as usize);
     crate::sync::raw::SCHEDULER_STOPPED.store(true, Ordering::SeqCst);
+    // From here a hang of the panic path (or of a dump) ends in a watchdog reset.
+    crate::dump::arm_watchdog();
 
     // From here on exactly one CPU runs, and every lock fakes its acquisition.
     // The log ring is written through its (possibly held) lock on purpose.
@@ -217,18 +229,27 @@ fn after_report() -> ! {
             crate::arch::halt_forever()
         }
         Policy::Halt => {
+            crate::dump::watchdog::disarm();
             pprintln!("panic=halt: halted");
             crate::arch::halt_forever()
         }
         Policy::Dump => {
-            pprintln!("panic=dump: no dump device support yet; rebooting");
+            pprintln!("panic=dump: writing a crash dump");
+            let _ = crate::dump::run(false);
+            pprintln!("panic=dump: rebooting");
             crate::acpi::reset();
             crate::arch::halt_forever()
         }
     }
 }
 
-fn print_report(me: usize, msg: &dyn fmt::Display, loc: Option<&core::panic::Location>, regs: &SavedRegs, cycles: u64) {
+fn print_report(
+    me: usize,
+    msg: &dyn fmt::Display,
+    loc: Option<&core::panic::Location>,
+    regs: &SavedRegs,
+    cycles: u64,
+) {
     pprintln!();
     pprintln!("================================================================");
     let t = regs.thread as *const crate::sched::thread::Thread;
@@ -253,14 +274,30 @@ fn print_report(me: usize, msg: &dyn fmt::Display, loc: Option<&core::panic::Loc
         // SAFETY: published with release before the state we acquired.
         let saved = unsafe { &*c.saved.get() };
         match s {
-            CpuState::StoppedIpi => pprintln!("cpu {}: stopped (ipi) at RIP {:#018x}", c.index(), saved.rip),
-            CpuState::StoppedNmi => pprintln!("cpu {}: stopped (nmi) at RIP {:#018x}", c.index(), saved.rip),
-            CpuState::ParkedPanic => pprintln!("cpu {}: stopped (panicked too) at RIP {:#018x}", c.index(), saved.rip),
+            CpuState::StoppedIpi => pprintln!(
+                "cpu {}: stopped (ipi) at RIP {:#018x}",
+                c.index(),
+                saved.rip
+            ),
+            CpuState::StoppedNmi => pprintln!(
+                "cpu {}: stopped (nmi) at RIP {:#018x}",
+                c.index(),
+                saved.rip
+            ),
+            CpuState::ParkedPanic => pprintln!(
+                "cpu {}: stopped (panicked too) at RIP {:#018x}",
+                c.index(),
+                saved.rip
+            ),
             CpuState::Online => pprintln!("cpu {}: did not stop", c.index()),
             other => pprintln!("cpu {}: {}", c.index(), other.name()),
         }
     }
-    pprintln!("stop latency: {} cycles ({} us)", cycles, crate::time::cycles_to_us(cycles));
+    pprintln!(
+        "stop latency: {} cycles ({} us)",
+        cycles,
+        crate::time::cycles_to_us(cycles)
+    );
     pprintln!("scheduler stopped; locks are bypassed from now on");
     pprintln!("================================================================");
 }
@@ -274,7 +311,10 @@ fn nested(msg: &dyn fmt::Display, loc: Option<&core::panic::Location>, regs: &Sa
     }
     crate::sync::raw::SCHEDULER_STOPPED.store(true, Ordering::SeqCst);
     pprintln!();
-    pprint!("NESTED PANIC (depth {depth}) on cpu {}: {msg}", cpu::current_index());
+    pprint!(
+        "NESTED PANIC (depth {depth}) on cpu {}: {msg}",
+        cpu::current_index()
+    );
     if let Some(l) = loc {
         pprint!(" at {}:{}:{}", l.file(), l.line(), l.column());
     }

@@ -55,9 +55,32 @@ pub struct SavedRegs {
 impl SavedRegs {
     /// All zero, invalid.
     pub const ZERO: Self = Self {
-        valid: false, rax: 0, rbx: 0, rcx: 0, rdx: 0, rsi: 0, rdi: 0, rbp: 0, rsp: 0, r8: 0, r9: 0,
-        r10: 0, r11: 0, r12: 0, r13: 0, r14: 0, r15: 0, rip: 0, rflags: 0, cs: 0, ss: 0, cr2: 0,
-        cr3: 0, thread: 0, thread_id: u64::MAX, tsc: 0,
+        valid: false,
+        rax: 0,
+        rbx: 0,
+        rcx: 0,
+        rdx: 0,
+        rsi: 0,
+        rdi: 0,
+        rbp: 0,
+        rsp: 0,
+        r8: 0,
+        r9: 0,
+        r10: 0,
+        r11: 0,
+        r12: 0,
+        r13: 0,
+        r14: 0,
+        r15: 0,
+        rip: 0,
+        rflags: 0,
+        cs: 0,
+        ss: 0,
+        cr2: 0,
+        cr3: 0,
+        thread: 0,
+        thread_id: u64::MAX,
+        tsc: 0,
     };
 
     /// Captures the state of an interrupted context from its trap frame.
@@ -65,14 +88,38 @@ impl SavedRegs {
         let thread = crate::sched::current_ptr();
         Self {
             valid: true,
-            rax: f.rax, rbx: f.rbx, rcx: f.rcx, rdx: f.rdx, rsi: f.rsi, rdi: f.rdi, rbp: f.rbp,
-            rsp: f.rsp, r8: f.r8, r9: f.r9, r10: f.r10, r11: f.r11, r12: f.r12, r13: f.r13,
-            r14: f.r14, r15: f.r15, rip: f.rip, rflags: f.rflags, cs: f.cs, ss: f.ss,
+            rax: f.rax,
+            rbx: f.rbx,
+            rcx: f.rcx,
+            rdx: f.rdx,
+            rsi: f.rsi,
+            rdi: f.rdi,
+            rbp: f.rbp,
+            rsp: f.rsp,
+            r8: f.r8,
+            r9: f.r9,
+            r10: f.r10,
+            r11: f.r11,
+            r12: f.r12,
+            r13: f.r13,
+            r14: f.r14,
+            r15: f.r15,
+            rip: f.rip,
+            rflags: f.rflags,
+            cs: f.cs,
+            ss: f.ss,
             cr2: x86_64::registers::control::Cr2::read_raw(),
-            cr3: x86_64::registers::control::Cr3::read().0.start_address().as_u64(),
+            cr3: x86_64::registers::control::Cr3::read()
+                .0
+                .start_address()
+                .as_u64(),
             thread: thread as u64,
             // SAFETY: `current` points at a live thread or is null.
-            thread_id: if thread.is_null() { u64::MAX } else { unsafe { (*thread).id } },
+            thread_id: if thread.is_null() {
+                u64::MAX
+            } else {
+                unsafe { (*thread).id }
+            },
             tsc: crate::arch::rdtsc(),
         }
     }
@@ -110,7 +157,9 @@ pub fn stop_others(me: usize) -> StopReport {
         }
         wait_parked(left, 200_000);
     }
-    StopReport { cycles: crate::arch::rdtsc() - start }
+    StopReport {
+        cycles: crate::arch::rdtsc() - start,
+    }
 }
 
 fn wait_parked(mask: u64, us: u64) {
@@ -148,7 +197,10 @@ pub fn on_nmi(frame: &mut TrapFrame) {
         park(frame, CpuState::StoppedNmi);
     }
     match c.state() {
-        CpuState::StoppedIpi | CpuState::StoppedNmi | CpuState::ParkedPanic | CpuState::Panicking => {}
+        CpuState::StoppedIpi
+        | CpuState::StoppedNmi
+        | CpuState::ParkedPanic
+        | CpuState::Panicking => {}
         _ => panic!("unexpected NMI at {:#x}", frame.rip),
     }
 }

@@ -16,7 +16,10 @@ pub fn init(addr: u64, len: u64) {
 }
 
 fn image() -> Option<&'static [u8]> {
-    let (a, l) = (IMAGE.load(Ordering::Relaxed), IMAGE_LEN.load(Ordering::Relaxed));
+    let (a, l) = (
+        IMAGE.load(Ordering::Relaxed),
+        IMAGE_LEN.load(Ordering::Relaxed),
+    );
     if a == 0 || l < 64 {
         return None;
     }
@@ -81,7 +84,10 @@ pub fn lookup(addr: u64) -> Option<(&'static str, u64)> {
         }
         let value = u64_at(b, e + 8)?;
         let sz = u64_at(b, e + 16)?;
-        if addr >= value && (addr < value.saturating_add(sz.max(1))) && best.is_none_or(|(v, _)| value > v) {
+        if addr >= value
+            && (addr < value.saturating_add(sz.max(1)))
+            && best.is_none_or(|(v, _)| value > v)
+        {
             best = Some((value, u32_at(b, e)?));
         }
     }
@@ -106,52 +112,12 @@ pub fn find(name: &str) -> Option<u64> {
     None
 }
 
-/// Legacy Rust symbol demangling without allocation:
-/// `_ZN4core9panicking5panic17h0123456789abcdefE` -> `core::panicking::panic`.
+/// A demangled symbol name (legacy and v0 Rust mangling, through
+/// `rustc-demangle`, which needs no allocation), without the hash suffix.
 pub struct Demangled<'a>(pub &'a str);
 
 impl fmt::Display for Demangled<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = self.0;
-        let Some(mut rest) = s.strip_prefix("_ZN") else { return f.write_str(s) };
-        let mut first = true;
-        while !rest.starts_with('E') {
-            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-            let Ok(len) = rest[..digits].parse::<usize>() else { return f.write_str(s) };
-            let Some(ident) = rest.get(digits..digits + len) else { return f.write_str(s) };
-            rest = &rest[digits + len..];
-            let is_hash = ident.len() == 17 && ident.starts_with('h') && rest.starts_with('E');
-            if is_hash {
-                continue;
-            }
-            if !first {
-                f.write_str("::")?;
-            }
-            first = false;
-            write_ident(f, ident)?;
-        }
-        Ok(())
+        write!(f, "{:#}", rustc_demangle::demangle(self.0))
     }
-}
-
-fn write_ident(f: &mut fmt::Formatter<'_>, mut id: &str) -> fmt::Result {
-    const ESC: [(&str, &str); 9] =
-        [("$LT$", "<"), ("$GT$", ">"), ("$u20$", " "), ("$RF$", "&"), ("$BP$", "*"), ("$C$", ","), ("$u7b$", "{"), ("$u7d$", "}"), ("..", "::")];
-    if let Some(s) = id.strip_prefix("_$") {
-        id = &id[1..];
-        let _ = s;
-    }
-    'outer: while !id.is_empty() {
-        for (from, to) in ESC {
-            if let Some(r) = id.strip_prefix(from) {
-                f.write_str(to)?;
-                id = r;
-                continue 'outer;
-            }
-        }
-        let c = id.chars().next().unwrap_or('?');
-        write!(f, "{c}")?;
-        id = &id[c.len_utf8()..];
-    }
-    Ok(())
 }

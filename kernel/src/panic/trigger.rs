@@ -9,19 +9,29 @@ use crate::arch::idt::vector;
 /// Every trigger, with a one-line description.
 pub const TRIGGERS: &[(&str, &str)] = &[
     ("plain", "panic!() in the calling thread"),
-    ("lock", "another CPU holds the log lock the panic path needs"),
+    (
+        "lock",
+        "another CPU holds the log lock the panic path needs",
+    ),
     ("irq", "panic inside an interrupt handler"),
     ("ap", "panic on an application processor"),
     ("all", "every CPU panics at once"),
     ("cli", "another CPU spins forever with interrupts disabled"),
     ("nested", "a second panic inside the panic path"),
     ("fault", "a page fault in kernel code"),
-    ("early", "panic during early boot (kernel command line only)"),
+    (
+        "early",
+        "panic during early boot (kernel command line only)",
+    ),
 ];
 
 fn other_cpu() -> Option<usize> {
     let me = cpu::current_index();
-    cpu::all().iter().filter(|c| c.state() == cpu::CpuState::Online).map(|c| c.index()).find(|&i| i != me)
+    cpu::all()
+        .iter()
+        .filter(|c| c.state() == cpu::CpuState::Online)
+        .map(|c| c.index())
+        .find(|&i| i != me)
 }
 
 /// Runs trigger `kind`; returns an error message for an unknown kind.
@@ -52,8 +62,12 @@ pub fn run(kind: &str) -> Result<(), &'static str> {
             }
         }
         "ap" => {
-            let Some(c) = other_cpu() else { panic!("test: panic on the only CPU (no AP online)") };
-            crate::sched::spawn_on("ap-panic", Some(c), move || panic!("test: panic on application processor {c}"));
+            let Some(c) = other_cpu() else {
+                panic!("test: panic on the only CPU (no AP online)")
+            };
+            crate::sched::spawn_on("ap-panic", Some(c), move || {
+                panic!("test: panic on application processor {c}")
+            });
             loop {
                 crate::sched::sleep_us(1_000_000);
             }

@@ -6,9 +6,9 @@
 //! busy-waits, wait queues do not block and ticks do not preempt.
 
 pub mod runqueue;
-pub mod wait;
 #[cfg(target_os = "none")]
 pub mod thread;
+pub mod wait;
 
 #[cfg(target_os = "none")]
 pub use kernel_sched::*;
@@ -78,7 +78,11 @@ mod kernel_sched {
     unsafe impl Sync for CpuSchedCell {}
 
     static CPU_SCHED: [CpuSchedCell; MAX_CPUS] = [const {
-        CpuSchedCell(UnsafeCell::new(CpuSched { current: None, idle: None, prev: None }))
+        CpuSchedCell(UnsafeCell::new(CpuSched {
+            current: None,
+            idle: None,
+            prev: None,
+        }))
     }; MAX_CPUS];
 
     static RUNQ: [SpinLock<RunQueue<Arc<Thread>>>; MAX_CPUS] =
@@ -107,7 +111,12 @@ mod kernel_sched {
     /// idle thread. Called once per CPU with interrupts disabled.
     pub fn init_cpu(boot_name: &str) {
         let idx = cpu::current_index();
-        let boot = Arc::new(Thread::new(next_id(), String::from(boot_name), Some(idx as u32), None));
+        let boot = Arc::new(Thread::new(
+            next_id(),
+            String::from(boot_name),
+            Some(idx as u32),
+            None,
+        ));
         boot.set_state(ThreadState::Running);
         boot.on_cpu.store(true, Ordering::Relaxed);
         let idle = Arc::new(Thread::new(
@@ -124,8 +133,10 @@ mod kernel_sched {
             all.push(idle.clone());
         }
         let c = cpu::this();
-        c.current.store(Arc::as_ptr(&boot) as *mut Thread, Ordering::Release);
-        c.last_switch_tsc.store(crate::arch::rdtsc(), Ordering::Relaxed);
+        c.current
+            .store(Arc::as_ptr(&boot) as *mut Thread, Ordering::Release);
+        c.last_switch_tsc
+            .store(crate::arch::rdtsc(), Ordering::Relaxed);
         let s = cpu_sched();
         s.current = Some(boot);
         s.idle = Some(idle);
@@ -147,14 +158,17 @@ mod kernel_sched {
     /// The running thread.
     pub fn current_arc() -> Arc<Thread> {
         crate::sync::irq::push_irq_off();
-        let t = cpu_sched().current.clone().expect("scheduler initialised on this CPU");
+        let t = cpu_sched()
+            .current
+            .clone()
+            .expect("scheduler initialised on this CPU");
         crate::sync::irq::pop_irq_off();
         t
     }
 
     /// Id and name of the thread on this CPU, without locks or allocation (panic path).
     pub fn current_ptr() -> *const Thread {
-        cpu::this().current.load(Ordering::Acquire)
+        cpu::current_thread()
     }
 
     /// True when the caller may block: the scheduler runs, this is thread
@@ -189,7 +203,9 @@ mod kernel_sched {
         /// Blocks until the thread exited, then forgets it.
         pub fn join(self) {
             let t = self.thread.clone();
-            self.thread.exited.wait_until(|| t.state() == ThreadState::Exited);
+            self.thread
+                .exited
+                .wait_until(|| t.state() == ThreadState::Exited);
             THREADS.lock().retain(|x| !Arc::ptr_eq(x, &self.thread));
         }
     }
@@ -200,8 +216,17 @@ mod kernel_sched {
     }
 
     /// Starts a kernel thread, optionally pinned to one CPU.
-    pub fn spawn_on(name: &str, pinned: Option<usize>, f: impl FnOnce() + Send + 'static) -> JoinHandle {
-        let t = Arc::new(Thread::new(next_id(), String::from(name), pinned.map(|c| c as u32), Some(Box::new(f))));
+    pub fn spawn_on(
+        name: &str,
+        pinned: Option<usize>,
+        f: impl FnOnce() + Send + 'static,
+    ) -> JoinHandle {
+        let t = Arc::new(Thread::new(
+            next_id(),
+            String::from(name),
+            pinned.map(|c| c as u32),
+            Some(Box::new(f)),
+        ));
         t.prepare_stack(thread_trampoline as *const () as u64);
         THREADS.lock().push(t.clone());
         let target = pinned.unwrap_or_else(|| pick_cpu(t.id as usize));
@@ -309,10 +334,12 @@ mod kernel_sched {
         }
         let me = cpu::current_index();
         let s = cpu_sched();
-        let Some(prev) = s.current.clone() else { return };
+        let Some(prev) = s.current.clone() else {
+            return;
+        };
         let prev_state = prev.state();
         let keep_running = prev_state == ThreadState::Running || prev_state == ThreadState::Idle;
-        let next = match pick_next(me) {
+        let next = match pick_next(me, &prev) {
             Some(n) => n,
             None if keep_running => return,
             None => s.idle.clone().expect("idle thread"),
@@ -321,10 +348,10 @@ mod kernel_sched {
             prev.set_state(ThreadState::Running);
             return;
         }
-        // Wait until the next thread's previous CPU has saved its context.
-        while next.on_cpu.load(Ordering::Acquire) {
-            core::hint::spin_loop();
-        }
+        debug_assert!(
+            !next.on_cpu.load(Ordering::Acquire),
+            "picked a thread still on a CPU"
+        );
         let c = cpu::this();
         let now = crate::arch::rdtsc();
         let ran = now.wrapping_sub(c.last_switch_tsc.swap(now, Ordering::Relaxed));
@@ -338,7 +365,8 @@ mod kernel_sched {
         next.cpu.store(me as u32, Ordering::Relaxed);
         next.on_cpu.store(true, Ordering::Relaxed);
         next.switches.fetch_add(1, Ordering::Relaxed);
-        c.current.store(Arc::as_ptr(&next) as *mut Thread, Ordering::Release);
+        c.current
+            .store(Arc::as_ptr(&next) as *mut Thread, Ordering::Release);
         let save = prev.ctx_rsp.get();
         let new_rsp = next.saved_rsp();
         s.prev = Some(prev);
@@ -369,18 +397,25 @@ mod kernel_sched {
         }
     }
 
-    fn pick_next(me: usize) -> Option<Arc<Thread>> {
-        if let Some(t) = RUNQ[me].lock().pop() {
+    /// The next thread for this CPU: its own queue first, then a steal from
+    /// the busiest CPU. A queued thread whose previous CPU has not finished
+    /// switching away from it (`on_cpu`, a thread woken before it blocked) is
+    /// skipped, never waited for: two CPUs waiting for each other's current
+    /// thread would deadlock with interrupts off.
+    fn pick_next(me: usize, prev: &Arc<Thread>) -> Option<Arc<Thread>> {
+        let ready = |t: &Arc<Thread>| Arc::ptr_eq(t, prev) || !t.on_cpu.load(Ordering::Acquire);
+        if let Some(t) = RUNQ[me].lock().remove(ready) {
             return Some(t);
         }
-        // Steal from the busiest CPU.
         let cpus = cpu::all().len();
         let mut loads = [0usize; MAX_CPUS];
         for (i, l) in loads.iter_mut().enumerate().take(cpus) {
             *l = RUNQ[i].try_lock().map_or(0, |q| q.len());
         }
         let victim = runqueue::steal_victim(&loads[..cpus], me, 1)?;
-        RUNQ[victim].try_lock()?.steal(|t| t.pinned.is_none())
+        RUNQ[victim]
+            .try_lock()?
+            .steal(|t| t.pinned.is_none() && !t.on_cpu.load(Ordering::Acquire))
     }
 
     /// Timer tick on this CPU (from the LAPIC timer interrupt).
@@ -391,6 +426,9 @@ mod kernel_sched {
             return;
         }
         wake_sleepers();
+        if cpu::current_index() == 0 {
+            crate::usb::tick(ticks);
+        }
         if ticks % SLICE_TICKS == 0 {
             c.need_resched.store(true, Ordering::Relaxed);
         }
@@ -398,7 +436,9 @@ mod kernel_sched {
 
     fn wake_sleepers() {
         let now = crate::arch::rdtsc();
-        let Some(mut list) = SLEEPERS.try_lock() else { return };
+        let Some(mut list) = SLEEPERS.try_lock() else {
+            return;
+        };
         let mut due = Vec::new();
         list.retain(|t| {
             if t.wake_at.load(Ordering::Relaxed) <= now {

@@ -14,7 +14,9 @@ pub struct RunQueue<T> {
 impl<T> RunQueue<T> {
     /// An empty queue.
     pub const fn new() -> Self {
-        Self { items: VecDeque::new() }
+        Self {
+            items: VecDeque::new(),
+        }
     }
 
     /// Appends a runnable item.
@@ -112,6 +114,10 @@ mod tests {
         assert_eq!(least_loaded(&[3, 1, 1, 2], 0), 1);
         assert_eq!(steal_victim(&[0, 3, 5, 1], 0, 1), Some(2));
         assert_eq!(steal_victim(&[0, 0, 0, 0], 0, 1), None);
-        assert_eq!(steal_victim(&[9, 0], 0, 1), None, "never steal from oneself");
+        assert_eq!(
+            steal_victim(&[9, 0], 0, 1),
+            None,
+            "never steal from oneself"
+        );
     }
 }

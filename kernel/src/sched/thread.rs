@@ -94,7 +94,11 @@ unsafe impl Sync for Thread {}
 
 impl Thread {
     pub(super) fn new(id: u64, name: String, pinned: Option<u32>, entry: Option<Entry>) -> Self {
-        let stack = if entry.is_some() { vec![0u8; STACK_SIZE] } else { Vec::new() };
+        let stack = if entry.is_some() {
+            vec![0u8; STACK_SIZE]
+        } else {
+            Vec::new()
+        };
         Self {
             id,
             name,
@@ -123,7 +127,9 @@ impl Thread {
     }
 
     pub(super) fn transition(&self, from: ThreadState, to: ThreadState) -> bool {
-        self.state.compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire).is_ok()
+        self.state
+            .compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
     }
 
     /// Stack bounds `[low, high)` (empty for boot/idle threads on boot stacks).

@@ -12,7 +12,9 @@ pub struct WaitList<T> {
 impl<T> WaitList<T> {
     /// Empty list.
     pub const fn new() -> Self {
-        Self { waiters: VecDeque::new() }
+        Self {
+            waiters: VecDeque::new(),
+        }
     }
 
     /// Adds a waiter at the back.
@@ -72,7 +74,9 @@ mod kernel_queue {
     impl WaitQueue {
         /// Empty queue.
         pub const fn new() -> Self {
-            Self { list: SpinLock::new(WaitList::new()) }
+            Self {
+                list: SpinLock::new(WaitList::new()),
+            }
         }
 
         /// Blocks until `cond()` holds. Never blocks after the panic stop or

@@ -40,8 +40,13 @@ pub struct RawIrqSpin {
 // SAFETY: exclusion comes from `RawSpin` (see its impl); the interrupt flag
 // handling does not weaken it.
 unsafe impl lock_api::RawMutex for RawIrqSpin {
-    #[allow(clippy::declare_interior_mutable_const, reason = "lock_api's required initialiser")]
-    const INIT: Self = Self { inner: RawSpin::new() };
+    #[allow(
+        clippy::declare_interior_mutable_const,
+        reason = "lock_api's required initialiser"
+    )]
+    const INIT: Self = Self {
+        inner: RawSpin::new(),
+    };
     type GuardMarker = lock_api::GuardNoSend;
 
     #[inline(always)]

@@ -5,17 +5,17 @@
 //! panic has stopped the other CPUs, acquisition is faked (FreeBSD r228424,
 //! "stop scheduler on panic").
 
-pub mod raw;
 #[cfg(target_os = "none")]
 pub mod irq;
 #[cfg(target_os = "none")]
 pub mod mutex;
+pub mod raw;
 
-pub use raw::{RawSpin, scheduler_stopped};
 #[cfg(target_os = "none")]
 pub use irq::{SpinLock, SpinLockGuard};
 #[cfg(target_os = "none")]
 pub use mutex::{Mutex, MutexGuard};
+pub use raw::{RawSpin, scheduler_stopped};
 
 /// A reader-writer spin lock on the same panic-aware raw primitive family.
 pub type RwLock<T> = lock_api::RwLock<raw::RawRwSpin, T>;

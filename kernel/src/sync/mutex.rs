@@ -14,16 +14,39 @@ pub struct RawSleepMutex {
     sleepers: AtomicU32,
 }
 
+/// Owner token of the running thread: a sleeping mutex belongs to a thread,
+/// which may be preempted and migrate while holding it.
+#[inline(always)]
+fn thread_token() -> u32 {
+    let t = crate::sched::current_ptr();
+    if t.is_null() {
+        // Before the scheduler runs: one boot flow per CPU.
+        0x8000_0000 | crate::arch::cpu::current_index() as u32
+    } else {
+        // SAFETY: `current` points at the live running thread.
+        (unsafe { (*t).id } as u32 & 0x7fff_ffff) + 1
+    }
+}
+
 impl RawSleepMutex {
+    /// (owner token or 0, registered sleepers, queued waiters), for reports.
+    pub fn debug_state(&self) -> (u32, u32, usize) {
+        (
+            self.inner.owner(),
+            self.sleepers.load(Ordering::Relaxed),
+            self.waiters.len(),
+        )
+    }
+
     #[cold]
     #[inline(never)]
-    fn lock_contended(&self) {
+    fn lock_contended(&self, me: u32) {
         let mut spins = 0u32;
         loop {
             if scheduler_stopped() {
                 return;
             }
-            if self.inner.try_acquire() {
+            if self.inner.try_acquire_for(me) {
                 return;
             }
             spins += 1;
@@ -31,8 +54,9 @@ impl RawSleepMutex {
                 core::hint::spin_loop();
                 continue;
             }
-            self.sleepers.fetch_add(1, Ordering::Relaxed);
-            self.waiters.wait_until(|| !self.inner.is_locked() || scheduler_stopped());
+            self.sleepers.fetch_add(1, Ordering::SeqCst);
+            self.waiters
+                .wait_until(|| !self.inner.is_locked() || scheduler_stopped());
             self.sleepers.fetch_sub(1, Ordering::Relaxed);
         }
     }
@@ -40,25 +64,32 @@ impl RawSleepMutex {
 
 // SAFETY: exclusion comes from `RawSpin`'s owner word.
 unsafe impl lock_api::RawMutex for RawSleepMutex {
-    #[allow(clippy::declare_interior_mutable_const, reason = "lock_api's required initialiser")]
-    const INIT: Self =
-        Self { inner: RawSpin::new(), waiters: WaitQueue::new(), sleepers: AtomicU32::new(0) };
+    #[allow(
+        clippy::declare_interior_mutable_const,
+        reason = "lock_api's required initialiser"
+    )]
+    const INIT: Self = Self {
+        inner: RawSpin::new(),
+        waiters: WaitQueue::new(),
+        sleepers: AtomicU32::new(0),
+    };
     type GuardMarker = lock_api::GuardNoSend;
 
     #[inline(always)]
     fn lock(&self) {
-        if !self.inner.try_acquire() {
-            self.lock_contended();
+        let me = thread_token();
+        if !self.inner.try_acquire_for(me) {
+            self.lock_contended(me);
         }
     }
 
     fn try_lock(&self) -> bool {
-        self.inner.try_acquire()
+        self.inner.try_acquire_for(thread_token())
     }
 
     #[inline(always)]
     unsafe fn unlock(&self) {
-        if self.inner.release() == Acquired::Owned {
+        if self.inner.release_for(thread_token()) == Acquired::Owned {
             // Order the release store before the waiter check (x86 may
             // reorder a store with a later load): a locker that registered
             // as a sleeper either sees the lock free or is seen here.

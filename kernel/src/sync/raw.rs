@@ -69,14 +69,27 @@ pub type RawSpin = RawSpinImpl<true>;
 impl<const PANIC_AWARE: bool> RawSpinImpl<PANIC_AWARE> {
     /// An unlocked lock.
     pub const fn new() -> Self {
-        Self { word: AtomicU32::new(0) }
+        Self {
+            word: AtomicU32::new(0),
+        }
     }
 
-    /// Acquires the lock; the uncontended path is a single compare-and-swap.
+    /// Acquires the lock for this CPU; the uncontended path is a single
+    /// compare-and-swap.
     #[inline(always)]
     pub fn acquire(&self) -> Acquired {
-        let me = owner_id();
-        if self.word.compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+        self.acquire_for(owner_id())
+    }
+
+    /// Acquires the lock for owner token `me` (non-zero; a CPU for spin
+    /// locks, a thread for the sleeping mutex, whose holder may migrate).
+    #[inline(always)]
+    pub fn acquire_for(&self, me: u32) -> Acquired {
+        if self
+            .word
+            .compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
             return Acquired::Owned;
         }
         self.lock_contended(me)
@@ -93,7 +106,10 @@ impl<const PANIC_AWARE: bool> RawSpinImpl<PANIC_AWARE> {
             }
             core::hint::spin_loop();
             if self.word.load(Ordering::Relaxed) == 0
-                && self.word.compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed).is_ok()
+                && self
+                    .word
+                    .compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
             {
                 return Acquired::Owned;
             }
@@ -103,14 +119,28 @@ impl<const PANIC_AWARE: bool> RawSpinImpl<PANIC_AWARE> {
     /// One attempt, no waiting.
     #[inline(always)]
     pub fn try_acquire(&self) -> bool {
-        self.word.compare_exchange(0, owner_id(), Ordering::Acquire, Ordering::Relaxed).is_ok()
+        self.try_acquire_for(owner_id())
+    }
+
+    /// One attempt for owner token `me`.
+    #[inline(always)]
+    pub fn try_acquire_for(&self, me: u32) -> bool {
+        self.word
+            .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
     }
 
     /// Releases the lock if this CPU owns it. A faked acquisition finds a
     /// foreign owner (a parked CPU) and leaves the word untouched.
     #[inline(always)]
     pub fn release(&self) -> Acquired {
-        if self.word.load(Ordering::Relaxed) == owner_id() {
+        self.release_for(owner_id())
+    }
+
+    /// Releases the lock if owner token `me` holds it.
+    #[inline(always)]
+    pub fn release_for(&self, me: u32) -> Acquired {
+        if self.word.load(Ordering::Relaxed) == me {
             self.word.store(0, Ordering::Release);
             Acquired::Owned
         } else {
@@ -139,7 +169,10 @@ impl<const P: bool> Default for RawSpinImpl<P> {
 // after the panic stopped every other CPU (so no one else can run inside the
 // critical section); `unlock` ends the section.
 unsafe impl<const P: bool> lock_api::RawMutex for RawSpinImpl<P> {
-    #[allow(clippy::declare_interior_mutable_const, reason = "lock_api's required initialiser")]
+    #[allow(
+        clippy::declare_interior_mutable_const,
+        reason = "lock_api's required initialiser"
+    )]
     const INIT: Self = Self::new();
     type GuardMarker = lock_api::GuardNoSend;
 
@@ -186,7 +219,11 @@ impl RawRwSpin {
                 return Acquired::Bypassed;
             }
             core::hint::spin_loop();
-            let ok = if write { self.try_write() } else { self.try_read() };
+            let ok = if write {
+                self.try_write()
+            } else {
+                self.try_read()
+            };
             if ok {
                 return Acquired::Owned;
             }
@@ -194,13 +231,18 @@ impl RawRwSpin {
     }
 
     fn try_write(&self) -> bool {
-        self.state.compare_exchange(0, WRITER, Ordering::Acquire, Ordering::Relaxed).is_ok()
+        self.state
+            .compare_exchange(0, WRITER, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
     }
 
     fn try_read(&self) -> bool {
         let s = self.state.load(Ordering::Relaxed);
         s & WRITER == 0
-            && self.state.compare_exchange_weak(s, s + 1, Ordering::Acquire, Ordering::Relaxed).is_ok()
+            && self
+                .state
+                .compare_exchange_weak(s, s + 1, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
     }
 }
 
@@ -208,15 +250,24 @@ impl RawRwSpin {
 // writers; after the panic stop only one CPU runs, so faked acquisitions
 // cannot overlap with a running holder.
 unsafe impl lock_api::RawRwLock for RawRwSpin {
-    #[allow(clippy::declare_interior_mutable_const, reason = "lock_api's required initialiser")]
-    const INIT: Self = Self { state: AtomicU32::new(0), writer_bypassed: AtomicBool::new(false) };
+    #[allow(
+        clippy::declare_interior_mutable_const,
+        reason = "lock_api's required initialiser"
+    )]
+    const INIT: Self = Self {
+        state: AtomicU32::new(0),
+        writer_bypassed: AtomicBool::new(false),
+    };
     type GuardMarker = lock_api::GuardNoSend;
 
     #[inline(always)]
     fn lock_shared(&self) {
         let s = self.state.load(Ordering::Relaxed);
         if s & WRITER == 0
-            && self.state.compare_exchange_weak(s, s + 1, Ordering::Acquire, Ordering::Relaxed).is_ok()
+            && self
+                .state
+                .compare_exchange_weak(s, s + 1, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
         {
             return;
         }
@@ -299,7 +350,10 @@ mod tests {
             std::thread::spawn(move || held.acquire())
         };
         std::thread::sleep(std::time::Duration::from_millis(50));
-        assert!(!waiter.is_finished(), "waiter must block while the flag is clear");
+        assert!(
+            !waiter.is_finished(),
+            "waiter must block while the flag is clear"
+        );
         SCHEDULER_STOPPED.store(true, Ordering::Relaxed);
         let how = waiter.join().unwrap();
         assert_eq!(how, Acquired::Bypassed);
@@ -324,7 +378,11 @@ mod tests {
         })
         .join()
         .unwrap();
-        assert_eq!(rw.state.load(Ordering::Relaxed) & WRITER, WRITER, "real writer still holds it");
+        assert_eq!(
+            rw.state.load(Ordering::Relaxed) & WRITER,
+            WRITER,
+            "real writer still holds it"
+        );
         SCHEDULER_STOPPED.store(false, Ordering::Relaxed);
     }
 

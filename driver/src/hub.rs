@@ -1,0 +1,377 @@
+//! The hub class driver (USB 2.0 ch. 11): configuration of a hub slot
+//! (xHCI 1.2 §4.5.3, §6.2.2), port power, status-change handling, port reset
+//! and enumeration of the devices behind it with their route string (§8.9).
+//!
+//! A hub uses the same preallocated per-slot resources as a keyboard: its
+//! status-change endpoint runs on the slot's interrupt ring and report buffer.
+#![forbid(unsafe_code)]
+
+use crate::context::{EndpointFields, EndpointType, interrupt_interval};
+use crate::controller::Controller;
+use crate::descriptor::{DESC_HUB, HubDescriptor, InterruptInterface, SetupPacket};
+use crate::device::{HubEndpoint, Location, MAX_HUB_PORTS};
+use crate::enumerate::RESET_RECOVERY_US;
+use crate::error::Error;
+use crate::hal::Hal;
+use crate::trb::command;
+use crate::types::{DeviceState, Speed};
+
+/// Hub class feature selectors (USB 2.0 Table 11-17).
+const PORT_RESET: u16 = 4;
+const PORT_POWER: u16 = 8;
+const C_HUB_LOCAL_POWER: u16 = 0;
+const C_HUB_OVER_CURRENT: u16 = 1;
+/// wPortChange bits and the CLEAR_FEATURE selector of each (Table 11-22).
+const PORT_CHANGES: [(u16, u16); 5] = [
+    (1 << 0, 16), // C_PORT_CONNECTION
+    (1 << 1, 17), // C_PORT_ENABLE
+    (1 << 2, 18), // C_PORT_SUSPEND
+    (1 << 3, 19), // C_PORT_OVER_CURRENT
+    (1 << 4, 20), // C_PORT_RESET
+];
+const C_PORT_CONNECTION: u16 = 1 << 0;
+const C_PORT_ENABLE: u16 = 1 << 1;
+const C_PORT_RESET: u16 = 1 << 4;
+/// wPortStatus bits (Table 11-21).
+const PORT_STAT_CONNECTION: u16 = 1 << 0;
+const PORT_STAT_ENABLE: u16 = 1 << 1;
+const PORT_STAT_RESET: u16 = 1 << 4;
+const PORT_STAT_LOW_SPEED: u16 = 1 << 9;
+const PORT_STAT_HIGH_SPEED: u16 = 1 << 10;
+
+/// Longest hub descriptor: 7 bytes + 2 bitmaps of up to 32 bytes.
+const HUB_DESCRIPTOR_MAX: u16 = 71;
+/// Port reset on a hub port (USB 2.0 §11.5.1.5 TDRST 10-20 ms; be generous).
+const HUB_PORT_RESET_TIMEOUT_US: u64 = 500_000;
+/// Step between GET_PORT_STATUS while a hub port resets.
+const HUB_PORT_RESET_STEP_US: u64 = 2_000;
+/// Upper bound for bPwrOn2PwrGood (a 255 × 2 ms descriptor value is clamped).
+const POWER_ON_MAX_US: u64 = 100_000;
+/// Route strings have 5 tiers (xHCI 1.2 §8.9).
+const MAX_TIERS: u32 = 5;
+
+impl<H: Hal> Controller<H> {
+    /// Reads the hub descriptor, turns the slot into a hub slot with its
+    /// status-change endpoint (one Configure Endpoint carrying the slot
+    /// context's Hub, Number of Ports and TTT fields, §4.6.6, §6.2.2), powers
+    /// the ports and marks them all for a first look.
+    pub(crate) fn configure_hub(
+        &mut self,
+        index: usize,
+        configuration: u8,
+        status: InterruptInterface,
+    ) -> Result<(), Error> {
+        let slot = index as u8 + 1;
+        let speed = self.devices[index].speed;
+        if matches!(speed, Speed::Super | Speed::Other(_)) {
+            // USB 3 hubs use descriptor 0x2A and different port requests (USB 3.2 §10.16).
+            return Err(Error::Unsupported {
+                what: "SuperSpeed hub",
+            });
+        }
+        if self.devices[index].location.depth() >= MAX_TIERS {
+            return Err(Error::Unsupported {
+                what: "hub below the fifth tier",
+            });
+        }
+        let mem = self.devices[index].mem;
+        self.control(
+            index,
+            SetupPacket::set_configuration(configuration),
+            &[],
+            "SET_CONFIGURATION (hub)",
+        )?;
+        let n = self.control(
+            index,
+            SetupPacket::get_class_descriptor(DESC_HUB, HUB_DESCRIPTOR_MAX),
+            &[],
+            "GET_DESCRIPTOR(hub)",
+        )?;
+        let mut bytes = [0u8; HUB_DESCRIPTOR_MAX as usize];
+        let n = n.min(bytes.len());
+        mem.control.read_bytes(0, &mut bytes[..n]);
+        let descriptor = HubDescriptor::parse(&bytes[..n])?;
+        let think_time = if speed == Speed::High {
+            ((descriptor.characteristics >> 5) & 3) as u8
+        } else {
+            0
+        };
+        let dci = status.endpoint * 2 + 1;
+        let max_packet = status.max_packet.clamp(1, 64);
+        let hub = HubEndpoint {
+            dci,
+            max_packet,
+            ports: descriptor.ports.min(MAX_HUB_PORTS as u8),
+            children: [0; MAX_HUB_PORTS],
+            changed: 0,
+            failed: 0,
+            think_time,
+        };
+        {
+            let device = &mut self.devices[index];
+            device.intr = crate::ring::ProducerRing::reset(&mut device.mem.intr_ring);
+            device.hub = Some(hub);
+        }
+        let context = self.caps.context;
+        context.input_control(&mem.input_context, 1 | (1 << dci), 0);
+        context.write_slot(&mem.input_context, self.slot_fields(index, dci));
+        context.write_endpoint(
+            &mem.input_context,
+            dci,
+            EndpointFields {
+                ep_type: EndpointType::InterruptIn,
+                max_packet,
+                interval: interrupt_interval(speed.id(), status.interval),
+                dequeue: mem.intr_ring.phys(),
+                dcs: self.devices[index].intr.cycle(),
+                average_trb_length: 4,
+                max_esit_payload: max_packet,
+            },
+        );
+        self.command(
+            command::configure_endpoint(mem.input_context.phys(), slot),
+            "Configure Endpoint (hub)",
+        )?;
+        // Port power (USB 2.0 §11.11): harmless on hubs without power switching.
+        for port in 1..=hub.ports {
+            self.control(
+                index,
+                SetupPacket::set_port_feature(port, PORT_POWER),
+                &[],
+                "SET_FEATURE(PORT_POWER)",
+            )?;
+        }
+        let power_on_us = (u64::from(descriptor.power_on_to_good_2ms) * 2_000).min(POWER_ON_MAX_US);
+        self.hal.delay_us(power_on_us);
+        if let Some(h) = self.devices[index].hub.as_mut() {
+            h.changed = h.all_ports();
+        }
+        Ok(())
+    }
+
+    /// Looks at every hub port a status-change report (or a rescan) flagged,
+    /// then re-arms the hub's status-change endpoint. Newly configured hubs
+    /// below are handled in further passes. Returns (attached, detached).
+    pub(crate) fn service_hubs(&mut self) -> (u32, u32) {
+        let (mut attached, mut detached) = (0, 0);
+        for _ in 0..=MAX_TIERS {
+            let mut any = false;
+            for index in 0..self.devices.len() {
+                if self.devices[index].state != Some(DeviceState::Hub) {
+                    continue;
+                }
+                let Some(hub) = self.devices[index].hub else {
+                    continue;
+                };
+                if hub.changed == 0 {
+                    self.queue_interrupt(index);
+                    continue;
+                }
+                any = true;
+                if let Some(h) = self.devices[index].hub.as_mut() {
+                    h.changed = 0;
+                }
+                if hub.changed & 1 != 0 {
+                    self.hub_status_changed(index);
+                }
+                for port in 1..=hub.ports {
+                    if hub.changed & (1 << port) == 0 {
+                        continue;
+                    }
+                    if self.devices[index].state != Some(DeviceState::Hub) {
+                        break; // the hub itself failed or went away
+                    }
+                    let (a, d) = self.hub_port_changed(index, port);
+                    attached += a;
+                    detached += d;
+                }
+                self.queue_interrupt(index);
+            }
+            if !any {
+                break;
+            }
+        }
+        (attached, detached)
+    }
+
+    /// GET_STATUS(hub) and clearing of the hub's own change bits (§11.24.2.6).
+    fn hub_status_changed(&mut self, index: usize) {
+        let result = self
+            .control(index, SetupPacket::get_hub_status(), &[], "GET_STATUS(hub)")
+            .and_then(|n| {
+                let mut b = [0u8; 4];
+                self.devices[index]
+                    .mem
+                    .control
+                    .read_bytes(0, &mut b[..n.min(4)]);
+                let change = u16::from_le_bytes([b[2], b[3]]);
+                for (bit, feature) in [(1, C_HUB_LOCAL_POWER), (2, C_HUB_OVER_CURRENT)] {
+                    if change & bit != 0 {
+                        self.control(
+                            index,
+                            SetupPacket::clear_hub_feature(feature),
+                            &[],
+                            "CLEAR_FEATURE(hub change)",
+                        )?;
+                    }
+                }
+                Ok(())
+            });
+        if let Err(e) = result {
+            self.note_error(e);
+        }
+    }
+
+    /// GET_STATUS(port): (wPortStatus, wPortChange).
+    fn hub_port_status(&mut self, index: usize, port: u8) -> Result<(u16, u16), Error> {
+        let n = self.control(
+            index,
+            SetupPacket::get_port_status(port),
+            &[],
+            "GET_STATUS(hub port)",
+        )?;
+        if n < 4 {
+            return Err(Error::Unsupported {
+                what: "short hub port status",
+            });
+        }
+        let mut b = [0u8; 4];
+        self.devices[index].mem.control.read_bytes(0, &mut b);
+        Ok((
+            u16::from_le_bytes([b[0], b[1]]),
+            u16::from_le_bytes([b[2], b[3]]),
+        ))
+    }
+
+    /// Clears the change bits in `change` (CLEAR_FEATURE C_PORT_*).
+    fn clear_port_changes(&mut self, index: usize, port: u8, change: u16) -> Result<(), Error> {
+        for (bit, feature) in PORT_CHANGES {
+            if change & bit != 0 {
+                self.control(
+                    index,
+                    SetupPacket::clear_port_feature(port, feature),
+                    &[],
+                    "CLEAR_FEATURE(C_PORT_*)",
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A hub port changed: detach what left, enumerate what arrived.
+    fn hub_port_changed(&mut self, index: usize, port: u8) -> (u32, u32) {
+        let bit = 1u16 << port;
+        let (status, change) = match self.hub_port_status(index, port) {
+            Ok(v) => v,
+            Err(e) => {
+                self.note_error(e);
+                return (0, 0);
+            }
+        };
+        if let Err(e) = self.clear_port_changes(index, port, change) {
+            self.note_error(e);
+        }
+        let connected = status & PORT_STAT_CONNECTION != 0;
+        let Some(hub) = self.devices[index].hub else {
+            return (0, 0);
+        };
+        let child = hub.children[usize::from(port - 1)];
+        let mut detached = 0;
+        if child != 0 && (!connected || change & C_PORT_CONNECTION != 0) {
+            self.detach_slot(child);
+            detached = 1;
+        }
+        let Some(hub) = self.devices[index].hub.as_mut() else {
+            return (0, detached);
+        };
+        if !connected {
+            hub.failed &= !bit;
+            return (0, detached);
+        }
+        if hub.children[usize::from(port - 1)] != 0 || hub.failed & bit != 0 {
+            return (0, detached);
+        }
+        match self.attach_behind_hub(index, port) {
+            Ok(()) => (1, detached),
+            Err(e) => {
+                self.note_error(e);
+                if let Some(h) = self.devices[index].hub.as_mut() {
+                    h.failed |= bit;
+                }
+                (0, detached)
+            }
+        }
+    }
+
+    /// Resets hub port `port` (SET_FEATURE(PORT_RESET), bounded wait for
+    /// C_PORT_RESET) and returns the wPortStatus after the reset.
+    fn reset_hub_port(&mut self, index: usize, port: u8) -> Result<u16, Error> {
+        self.control(
+            index,
+            SetupPacket::set_port_feature(port, PORT_RESET),
+            &[],
+            "SET_FEATURE(PORT_RESET)",
+        )?;
+        let start = self.hal.now_us();
+        let max_steps = HUB_PORT_RESET_TIMEOUT_US / HUB_PORT_RESET_STEP_US + 1;
+        for _ in 0..max_steps {
+            let (status, change) = self.hub_port_status(index, port)?;
+            let done = change & C_PORT_RESET != 0
+                || (status & PORT_STAT_RESET == 0 && status & PORT_STAT_ENABLE != 0);
+            if done {
+                self.clear_port_changes(index, port, change & (C_PORT_RESET | C_PORT_ENABLE))?;
+                if status & PORT_STAT_CONNECTION == 0 || status & PORT_STAT_ENABLE == 0 {
+                    return Err(Error::Timeout {
+                        what: "hub port enable after reset",
+                    });
+                }
+                return Ok(status);
+            }
+            if self.hal.now_us().saturating_sub(start) > HUB_PORT_RESET_TIMEOUT_US {
+                break;
+            }
+            self.hal.delay_us(HUB_PORT_RESET_STEP_US);
+        }
+        Err(Error::Timeout {
+            what: "hub port reset (C_PORT_RESET)",
+        })
+    }
+
+    /// Resets the port and enumerates the device on it with its route
+    /// string, root port and, for LS/FS devices behind a high-speed hub, the
+    /// TT hub slot and port (xHCI 1.2 §4.3.3, §6.2.2, §8.9).
+    fn attach_behind_hub(&mut self, index: usize, port: u8) -> Result<(), Error> {
+        let hub_slot = index as u8 + 1;
+        let parent = self.devices[index].location;
+        let hub_speed = self.devices[index].speed;
+        let depth = parent.depth();
+        if depth >= MAX_TIERS || port == 0 || usize::from(port) > MAX_HUB_PORTS {
+            return Err(Error::Unsupported {
+                what: "device beyond the route string's reach",
+            });
+        }
+        let status = self.reset_hub_port(index, port)?;
+        self.hal.delay_us(RESET_RECOVERY_US);
+        let speed = if status & PORT_STAT_LOW_SPEED != 0 {
+            Speed::Low
+        } else if status & PORT_STAT_HIGH_SPEED != 0 && hub_speed == Speed::High {
+            Speed::High
+        } else {
+            Speed::Full
+        };
+        let (tt_hub_slot, tt_port) = match (speed, hub_speed) {
+            (Speed::Low | Speed::Full, Speed::High) => (hub_slot, port),
+            (Speed::Low | Speed::Full, _) => (parent.tt_hub_slot, parent.tt_port),
+            _ => (0, 0),
+        };
+        let at = Location {
+            root_port: parent.root_port,
+            route: parent.route | (u32::from(port) << (4 * depth)),
+            parent_slot: hub_slot,
+            parent_port: port,
+            tt_hub_slot,
+            tt_port,
+        };
+        self.enumerate(at, speed).map(|_| ())
+    }
+}

@@ -1,0 +1,349 @@
+//! Writing a dump: the header as "in progress", the ELF core chunk by chunk
+//! (two requests in flight, each from a bounce buffer filled by a copy that
+//! also feeds the checksum), progress in place, Ctrl-C and the watchdog
+//! between chunks, then the final header (complete or aborted).
+//!
+//! Runs on the panic CPU alone: no locks (the frame bitmap is read without
+//! its lock), no allocation (every buffer was reserved at boot).
+
+use core::sync::atomic::Ordering;
+
+use crashdump::elf::{CoreLayout, Source};
+use crashdump::header::FLAG_FULL;
+use crashdump::{CORE_OFFSET, Checksum, CpuRegs, Header, Regs, SECTOR, Segments, Status};
+
+use super::blk::{CHUNK, DumpDisk, IoError};
+use super::{FAULT_STALL, watchdog};
+use crate::arch::cpu::{self, MAX_CPUS};
+use crate::mm::PAGE_SIZE;
+use crate::panic::stop::SavedRegs;
+use crate::pprintln;
+
+/// Most `PT_LOAD` runs (more are bridged over RAM gaps or dropped).
+const MAX_SEGMENTS: usize = 512;
+
+/// How a dump ended.
+#[derive(Clone, Copy, Debug)]
+pub enum Outcome {
+    /// Every byte written, header complete.
+    Complete {
+        /// Core bytes.
+        bytes: u64,
+        /// Microseconds spent writing.
+        us: u64,
+    },
+    /// Ctrl-C: header says aborted.
+    Aborted,
+    /// An I/O error or a disk too small (already reported).
+    Failed,
+}
+
+struct Scratch {
+    cpus: [CpuRegs; MAX_CPUS],
+    segments: Segments<MAX_SEGMENTS>,
+}
+
+struct ScratchCell(core::cell::UnsafeCell<Scratch>);
+// SAFETY: used only by the dump, which runs on one CPU at a time (the panic
+// CPU, or the boot CPU in the benchmark before any panic).
+unsafe impl Sync for ScratchCell {}
+
+static SCRATCH: ScratchCell = ScratchCell(core::cell::UnsafeCell::new(Scratch {
+    cpus: [CpuRegs {
+        cpu: 0,
+        regs: Regs {
+            r15: 0,
+            r14: 0,
+            r13: 0,
+            r12: 0,
+            rbp: 0,
+            rbx: 0,
+            r11: 0,
+            r10: 0,
+            r9: 0,
+            r8: 0,
+            rax: 0,
+            rcx: 0,
+            rdx: 0,
+            rsi: 0,
+            rdi: 0,
+            orig_rax: 0,
+            rip: 0,
+            cs: 0,
+            rflags: 0,
+            rsp: 0,
+            ss: 0,
+            fs_base: 0,
+            gs_base: 0,
+            ds: 0,
+            es: 0,
+            fs: 0,
+            gs: 0,
+        },
+    }; MAX_CPUS],
+    segments: Segments::new(),
+}));
+
+fn regs_of(r: &SavedRegs) -> Regs {
+    Regs {
+        r15: r.r15,
+        r14: r.r14,
+        r13: r.r13,
+        r12: r.r12,
+        rbp: r.rbp,
+        rbx: r.rbx,
+        r11: r.r11,
+        r10: r.r10,
+        r9: r.r9,
+        r8: r.r8,
+        rax: r.rax,
+        rcx: r.rcx,
+        rdx: r.rdx,
+        rsi: r.rsi,
+        rdi: r.rdi,
+        orig_rax: u64::MAX,
+        rip: r.rip,
+        cs: r.cs,
+        rflags: r.rflags,
+        rsp: r.rsp,
+        ss: r.ss,
+        fs_base: 0,
+        gs_base: 0,
+        ds: r.ss,
+        es: r.ss,
+        fs: 0,
+        gs: 0,
+    }
+}
+
+/// Registers of every CPU, the panic CPU first (gdb's current thread).
+fn collect_cpus(out: &mut [CpuRegs; MAX_CPUS]) -> usize {
+    let me = cpu::current_index();
+    let regs = |r: Option<SavedRegs>| r.map(|r| regs_of(&r)).unwrap_or_default();
+    let panic_regs = crate::panic::panicking().then(crate::panic::panic_regs);
+    out[0] = CpuRegs {
+        cpu: me as u32,
+        regs: regs(panic_regs),
+    };
+    let mut n = 1;
+    for c in cpu::all() {
+        if c.index() != me && n < MAX_CPUS {
+            // SAFETY: a stopped CPU wrote `saved` before publishing its state;
+            // a CPU that never stopped has `valid == false`.
+            let r = unsafe { *c.saved.get() };
+            out[n] = CpuRegs {
+                cpu: c.index() as u32,
+                regs: regs(r.valid.then_some(r)),
+            };
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Memory runs: all usable RAM but page 0 (`full`) or what the kernel uses: frames not
+/// free in the frame bitmap (allocated frames, heap, page tables, stacks,
+/// the kernel image and the other boot reservations).
+fn collect_segments(full: bool, segs: &mut Segments<MAX_SEGMENTS>) {
+    segs.clear();
+    // SAFETY: other CPUs are parked (or, in the benchmark, none allocates
+    // frames meanwhile); read without the lock, which may be held by a
+    // parked CPU.
+    let frames = unsafe { &*crate::mm::FRAMES.data_ptr() };
+    let map = &frames.map[..frames.map_len];
+    let in_ram = |a: u64, b: u64| {
+        map.iter()
+            .any(|r| r.kind == 1 && a >= r.start && b <= r.start + r.len)
+    };
+    for r in map.iter().filter(|r| r.kind == 1) {
+        // Page 0 is left out: a null pointer to Rust, and nothing lives there.
+        let start = (r.start.div_ceil(PAGE_SIZE) * PAGE_SIZE).max(PAGE_SIZE);
+        let end = ((r.start + r.len) / PAGE_SIZE * PAGE_SIZE).min(crate::mm::frame::MAX_PHYS);
+        if full {
+            segs.push(start, end.saturating_sub(start), in_ram);
+            continue;
+        }
+        let mut a = start;
+        while a < end {
+            if frames.is_allocated(a) {
+                segs.push(a, PAGE_SIZE, in_ram);
+            }
+            a += PAGE_SIZE;
+        }
+    }
+}
+
+fn mib(b: u64) -> (u64, u64) {
+    (b >> 20, ((b & 0xf_ffff) * 10) >> 20)
+}
+
+fn progress(done: u64, total: u64, start_tsc: u64) {
+    let us = crate::time::cycles_to_us(crate::arch::rdtsc() - start_tsc).max(1);
+    let rate_x10 = done * 10 / us; // bytes/us == MB/s
+    let pct = (done * 100).checked_div(total).unwrap_or(100);
+    let (d, dd) = mib(done);
+    let (t, td) = mib(total);
+    crate::pprint!(
+        "\rdump: {pct:3}% {d}.{dd}/{t}.{td} MiB {}.{} MB/s ",
+        rate_x10 / 10,
+        rate_x10 % 10
+    );
+}
+
+/// Writes a dump to `disk`. Reports on the panic console as it goes.
+pub fn write(disk: &mut DumpDisk, full: bool) -> Outcome {
+    watchdog::pet();
+    // SAFETY: one dump at a time on one CPU (see `ScratchCell`).
+    let scratch = unsafe { &mut *SCRATCH.0.get() };
+    let ncpus = collect_cpus(&mut scratch.cpus);
+    collect_segments(full, &mut scratch.segments);
+    watchdog::pet();
+    let message = crate::panic::message();
+    let cpus = &scratch.cpus[..ncpus];
+    let layout = CoreLayout::new(cpus, message, scratch.segments.as_slice());
+    let total = layout.total_size();
+    let capacity = disk.capacity_bytes();
+    if layout.headers_size() > CHUNK {
+        pprintln!("dump: too many memory runs for the header buffer");
+        return Outcome::Failed;
+    }
+    if disk.readonly() {
+        pprintln!("dump: the dump disk is read-only");
+        return Outcome::Failed;
+    }
+    if CORE_OFFSET + total > capacity {
+        pprintln!(
+            "dump: the core needs {} MiB but the dump disk holds {} MiB; nothing written",
+            (CORE_OFFSET + total).div_ceil(1 << 20),
+            capacity >> 20
+        );
+        return Outcome::Failed;
+    }
+    let mut header = Header::new(total, message);
+    header.unix_time = super::rtc::unix_time();
+    header.uptime_us = crate::time::cycles_to_us(crate::panic::PANIC_TSC.load(Ordering::Relaxed));
+    header.cpus = ncpus as u32;
+    header.panic_cpu = cpus[0].cpu;
+    header.flags = if full { FLAG_FULL } else { 0 };
+    pprintln!(
+        "dump: {} core, {} MiB in {} runs, {} CPUs, to virtio-blk {} ({} MiB); Ctrl-C aborts",
+        if full { "full" } else { "minimal" },
+        total.div_ceil(1 << 20),
+        scratch.segments.as_slice().len(),
+        ncpus,
+        disk.function,
+        capacity >> 20
+    );
+    if let Err(e) = disk.write_sector(0, &header.encode()) {
+        pprintln!("dump: writing the header: {e}");
+        return Outcome::Failed;
+    }
+
+    let mut sum = Checksum::new();
+    let mut written = 0u64;
+    let mut status = Status::Complete;
+    let mut error: Option<IoError> = None;
+    let start = crate::arch::rdtsc();
+    let mut last_report = 0u64;
+    for piece in layout.pieces(CHUNK as u64) {
+        watchdog::pet();
+        if crate::panic::console::poll_abort_key() {
+            status = Status::Aborted;
+            break;
+        }
+        if FAULT_STALL.load(Ordering::Relaxed) && written >= CHUNK as u64 {
+            pprintln!();
+            pprintln!(
+                "dump: fault injection (dump.fault=stall): stalling without petting the watchdog"
+            );
+            loop {
+                core::hint::spin_loop();
+            }
+        }
+        let slot = loop {
+            if let Some(s) = disk.free_slot() {
+                break Ok(s);
+            }
+            if let Err(e) = disk.complete_one() {
+                break Err(e);
+            }
+        };
+        let slot = match slot {
+            Ok(s) => s,
+            Err(e) => {
+                error = Some(e);
+                break;
+            }
+        };
+        let len = piece.len as usize;
+        let buf = &mut disk.buffer(slot)[..len];
+        match piece.source {
+            Source::Headers(_) => {
+                // Headers come as one piece (headers_size <= CHUNK, checked above).
+                let _ = layout.write_headers(buf);
+            }
+            Source::Memory(addr) => {
+                // SAFETY: `addr..addr + len` is usable RAM from the firmware
+                // map, identity mapped; `copy` allows the overlap when the
+                // run includes this bounce buffer itself.
+                unsafe { core::ptr::copy(addr as *const u8, buf.as_mut_ptr(), len) };
+            }
+        }
+        sum.update(buf);
+        if let Err(e) = disk.submit(slot, CORE_OFFSET + piece.offset, len) {
+            error = Some(e);
+            break;
+        }
+        written += piece.len;
+        if written - last_report >= CHUNK as u64 * 4 || written == total {
+            progress(written, total, start);
+            last_report = written;
+        }
+    }
+    if let Err(e) = disk.drain() {
+        error.get_or_insert(e);
+    }
+    let us = crate::time::cycles_to_us(crate::arch::rdtsc() - start);
+    if last_report != written {
+        progress(written, total, start);
+    }
+    pprintln!();
+    if let Some(e) = error {
+        status = Status::Aborted;
+        pprintln!("dump: I/O error: {e}");
+    }
+    header.status = status;
+    header.written = written;
+    header.checksum = sum.value();
+    watchdog::pet();
+    if let Err(e) = disk.write_sector(0, &header.encode()) {
+        pprintln!("dump: writing the final header: {e}");
+        return Outcome::Failed;
+    }
+    let _ = SECTOR;
+    match (status, error) {
+        (Status::Complete, _) => {
+            let rate_x10 = written * 10 / us.max(1);
+            pprintln!(
+                "dump: complete: {} bytes in {}.{:03} s ({}.{} MB/s), {} CPUs",
+                written,
+                us / 1_000_000,
+                (us / 1000) % 1000,
+                rate_x10 / 10,
+                rate_x10 % 10,
+                ncpus
+            );
+            Outcome::Complete { bytes: written, us }
+        }
+        (_, Some(_)) => {
+            pprintln!("dump: failed after {written} bytes; header marked aborted");
+            Outcome::Failed
+        }
+        _ => {
+            pprintln!(
+                "dump: aborted by Ctrl-C after {written} of {total} bytes; header marked aborted"
+            );
+            Outcome::Aborted
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! The kernel's implementation of the driver's [`xhci_kbd::Hal`]: DMA memory
+//! from the frame allocator (identity mapped, so physical == virtual), or,
+//! for a controller brought up at panic time, from a pool reserved at boot
+//! and handed out by a lock-free bump pointer.
+
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use xhci_kbd::{DmaRegion, Hal};
+
+use crate::mm::{FRAMES, PAGE_SIZE};
+
+/// Size of the pool reserved for a panic-time controller bring-up.
+const PANIC_POOL_SIZE: u64 = 512 * 1024;
+
+static POOL_BASE: AtomicU64 = AtomicU64::new(0);
+static POOL_NEXT: AtomicU64 = AtomicU64::new(0);
+
+/// Reserves the panic-time DMA pool. Called once at boot.
+pub fn reserve_panic_pool() {
+    if let Some(base) = FRAMES
+        .lock()
+        .alloc_contiguous((PANIC_POOL_SIZE / PAGE_SIZE) as usize, 64 * 1024)
+    {
+        POOL_BASE.store(base, Ordering::Relaxed);
+        POOL_NEXT.store(base, Ordering::Relaxed);
+    }
+}
+
+/// Where a [`KernelHal`] takes its DMA memory from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DmaSource {
+    /// The frame allocator (normal operation).
+    Frames,
+    /// The boot-reserved pool (panic time: no lock, no allocator).
+    PanicPool,
+}
+
+/// The HAL handed to the driver.
+#[derive(Clone, Copy, Debug)]
+pub struct KernelHal {
+    /// DMA memory source.
+    pub source: DmaSource,
+}
+
+/// Alignment that keeps a region of `size` bytes inside one 64 KiB window
+/// (xHCI 1.2 §6, Table 6-1: no data structure may cross a 64 KiB boundary).
+fn dma_align(size: usize, align: usize) -> u64 {
+    let a = align.max(PAGE_SIZE as usize) as u64;
+    if size <= 64 * 1024 {
+        a.max((size as u64).next_power_of_two())
+    } else {
+        a
+    }
+}
+
+fn zero(phys: u64, size: usize) {
+    // SAFETY: freshly reserved, identity-mapped RAM owned by the caller.
+    unsafe { core::ptr::write_bytes(phys as *mut u8, 0, size) };
+}
+
+// SAFETY: regions are zeroed, identity mapped (so `virt` == `phys`),
+// cache-coherent (x86 RAM is write-back coherent with PCI DMA), aligned as
+// requested, never freed, and inside one 64 KiB window when at most 64 KiB
+// (`dma_align`). MMIO is mapped uncached. The clock is the TSC, which needs
+// no interrupts and no locks. The panic pool takes no lock at all.
+unsafe impl Hal for KernelHal {
+    fn dma_alloc(&self, size: usize, align: usize) -> Option<DmaRegion> {
+        let a = dma_align(size, align);
+        let phys = match self.source {
+            DmaSource::Frames => {
+                let frames = (size as u64).div_ceil(PAGE_SIZE) as usize;
+                FRAMES.lock().alloc_contiguous(frames, a)?
+            }
+            DmaSource::PanicPool => {
+                let base = POOL_BASE.load(Ordering::Relaxed);
+                if base == 0 {
+                    return None;
+                }
+                let next = POOL_NEXT.load(Ordering::Relaxed);
+                let start = next.div_ceil(a) * a;
+                let end = start.checked_add(size as u64)?;
+                if end > base + PANIC_POOL_SIZE {
+                    return None;
+                }
+                POOL_NEXT.store(end, Ordering::Relaxed);
+                start
+            }
+        };
+        zero(phys, size);
+        Some(DmaRegion {
+            phys,
+            virt: NonNull::new(phys as *mut u8)?,
+            size,
+        })
+    }
+
+    fn map_mmio(&self, phys: u64, size: usize) -> NonNull<u8> {
+        let v = crate::mm::paging::map_mmio(phys, size as u64);
+        NonNull::new(v as *mut u8).unwrap_or(NonNull::dangling())
+    }
+
+    fn now_us(&self) -> u64 {
+        crate::time::now_us()
+    }
+
+    fn delay_us(&self, us: u64) {
+        crate::time::delay_us(us);
+    }
+}

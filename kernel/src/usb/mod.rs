@@ -1,0 +1,309 @@
+//! USB glue: finds the xHCI controller, runs the driver interrupt-driven in
+//! normal operation (the MSI handler acknowledges and wakes the `usb` thread,
+//! which calls `poll()` under [`CONTROLLER`]'s lock and feeds decoded keys to
+//! the console), and takes it over for the panic console.
+//!
+//! Panic mode ([`panic_takeover`]): every other CPU is parked, so the lock
+//! may be held by a CPU that will never release it. The driver is taken out
+//! from under the lock without acquiring it (sound only because nothing else
+//! runs), its MSI is masked, and `enter_polled_mode` re-derives its state; the
+//! console then calls the same `poll()` in its loop. If the driver was never
+//! started (early panic), the controller is brought up from scratch in polled
+//! mode with memory from a pool reserved at boot.
+
+pub mod hal;
+
+use core::cell::UnsafeCell;
+use core::fmt::Write;
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
+
+use xhci_kbd::{Config, Controller, DecodedKey, KeyCode, Layout};
+
+use crate::pci;
+use crate::sched::wait::WaitQueue;
+use crate::sync::SpinLock;
+use hal::{DmaSource, KernelHal};
+
+/// The driver in normal operation.
+pub static CONTROLLER: SpinLock<Option<Controller<KernelHal>>> = SpinLock::new(None);
+
+static DEVICE: SpinLock<Option<pci::Device>> = SpinLock::new(None);
+static IRQ_KIND: AtomicU8 = AtomicU8::new(0);
+static IRQ_PENDING: AtomicBool = AtomicBool::new(false);
+static WQ: WaitQueue = WaitQueue::new();
+static LAYOUT: AtomicU32 = AtomicU32::new(0);
+/// Interrupts handled (for `lsusb`).
+static IRQS: AtomicU32 = AtomicU32::new(0);
+
+/// xHCI: class 0x0C (serial bus), subclass 0x03 (USB), interface 0x30.
+fn is_xhci(d: &pci::Device) -> bool {
+    d.class == 0x0c && d.subclass == 0x03 && d.prog_if == 0x30
+}
+
+/// Keyboard layout by name (`layout=` on the command line).
+pub fn set_layout(name: &str) -> bool {
+    match Layout::ALL
+        .iter()
+        .position(|l| Some(*l) == Layout::from_name(name))
+    {
+        Some(i) => {
+            LAYOUT.store(i as u32, Ordering::Relaxed);
+            true
+        }
+        None => false,
+    }
+}
+
+fn config(interrupts: bool) -> Config {
+    Config {
+        layout: Layout::ALL
+            .get(LAYOUT.load(Ordering::Relaxed) as usize)
+            .copied()
+            .unwrap_or(Layout::Us104),
+        interrupts,
+        ..Config::default()
+    }
+}
+
+/// Finds the controller, starts the driver and its thread. Failures are
+/// reported; the kernel runs on without USB.
+pub fn init() {
+    hal::reserve_panic_pool();
+    let Some(dev) = pci::scan().into_iter().find(is_xhci) else {
+        log::info!("usb: no xHCI controller");
+        return;
+    };
+    pci::enable(&dev);
+    let Some((bar, _size)) = pci::mem_bar(&dev, 0) else {
+        log::error!("usb: xHCI controller without a memory BAR 0");
+        return;
+    };
+    let kind = match crate::arch::trap::register_device_handler(irq) {
+        Some(v) => pci::setup_interrupt(&dev, v),
+        None => pci::IrqKind::None,
+    };
+    IRQ_KIND.store(kind as u8, Ordering::Relaxed);
+    *DEVICE.lock() = Some(dev);
+    let hal = KernelHal {
+        source: DmaSource::Frames,
+    };
+    // SAFETY: `bar` is the controller's register BAR, which this driver
+    // instance alone owns from here on.
+    match unsafe { Controller::new(hal, bar, config(kind != pci::IrqKind::None)) } {
+        Ok(c) => {
+            log::info!(
+                "usb: xHCI {:04x}:{:04x} at {:#x}, interrupts {}",
+                dev.vendor,
+                dev.device,
+                bar,
+                kind.name()
+            );
+            *CONTROLLER.lock() = Some(c);
+            crate::sched::spawn("usb", usb_thread);
+        }
+        Err(e) => log::error!("usb: controller start failed: {e}; running without USB"),
+    }
+}
+
+/// MSI/MSI-X/INTx handler: acknowledge and wake the thread.
+fn irq(_vector: u8) {
+    IRQS.fetch_add(1, Ordering::Relaxed);
+    if let Some(mut g) = CONTROLLER.try_lock() {
+        if let Some(c) = g.as_mut() {
+            c.ack_interrupt();
+        }
+    }
+    IRQ_PENDING.store(true, Ordering::Release);
+    WQ.wake_one();
+}
+
+/// Timer hook (CPU 0, every tick): wakes the thread for key repeat and as a
+/// safety net against a lost interrupt.
+pub fn tick(ticks: u64) {
+    static REPEAT: AtomicBool = AtomicBool::new(false);
+    let interval = if REPEAT.load(Ordering::Relaxed)
+        || IRQ_KIND.load(Ordering::Relaxed) == pci::IrqKind::None as u8
+    {
+        1
+    } else {
+        25
+    };
+    if ticks % interval == 0 {
+        if let Some(g) = CONTROLLER.try_lock() {
+            REPEAT.store(
+                g.as_ref().is_some_and(|c| c.repeat_pending()),
+                Ordering::Relaxed,
+            );
+        }
+        IRQ_PENDING.store(true, Ordering::Release);
+        WQ.wake_one();
+    }
+}
+
+/// Encodes a decoded key as console input bytes (ANSI sequences for arrows).
+pub fn key_bytes(k: DecodedKey, out: &mut [u8; 4]) -> usize {
+    let seq: &[u8] = match k {
+        DecodedKey::Unicode(c) => return c.encode_utf8(out).len(),
+        DecodedKey::RawKey(KeyCode::ArrowUp) => b"\x1b[A",
+        DecodedKey::RawKey(KeyCode::ArrowDown) => b"\x1b[B",
+        DecodedKey::RawKey(KeyCode::ArrowRight) => b"\x1b[C",
+        DecodedKey::RawKey(KeyCode::ArrowLeft) => b"\x1b[D",
+        DecodedKey::RawKey(_) => b"",
+    };
+    out[..seq.len()].copy_from_slice(seq);
+    seq.len()
+}
+
+fn usb_thread() {
+    loop {
+        WQ.wait_until(|| IRQ_PENDING.load(Ordering::Acquire));
+        IRQ_PENDING.store(false, Ordering::Release);
+        let mut buf = [0u8; 64];
+        let mut n = 0;
+        {
+            let mut g = CONTROLLER.lock();
+            let Some(c) = g.as_mut() else { return };
+            c.poll();
+            while n + 4 <= buf.len() {
+                let Some(k) = c.next_key() else { break };
+                let mut tmp = [0u8; 4];
+                let len = key_bytes(k, &mut tmp);
+                buf[n..n + len].copy_from_slice(&tmp[..len]);
+                n += len;
+            }
+        }
+        if n > 0 {
+            crate::console::push_input(&buf[..n]);
+        }
+    }
+}
+
+/// Prints `lsusb`.
+pub fn lsusb(w: &mut impl Write, c: &Controller<KernelHal>) {
+    let _ = writeln!(w, "{}", c.info());
+    let kind = IRQ_KIND.load(Ordering::Relaxed);
+    let _ = writeln!(
+        w,
+        "interrupts: {} ({} handled)",
+        irq_name(kind),
+        IRQS.load(Ordering::Relaxed)
+    );
+    let mut any = false;
+    for d in c.devices() {
+        let _ = writeln!(w, "{d}");
+        any = true;
+    }
+    if !any {
+        let _ = writeln!(w, "(no devices)");
+    }
+}
+
+fn irq_name(k: u8) -> &'static str {
+    [
+        pci::IrqKind::MsiX,
+        pci::IrqKind::Msi,
+        pci::IrqKind::IntX,
+        pci::IrqKind::None,
+    ]
+    .into_iter()
+    .find(|x| *x as u8 == k)
+    .map_or("?", |x| x.name())
+}
+
+/// Prints `kbd`.
+pub fn kbd(w: &mut impl Write, c: &Controller<KernelHal>) {
+    let _ = writeln!(w, "{}", c.keyboard_stats());
+}
+
+// ---- panic mode ----
+
+struct PanicSlot(UnsafeCell<Option<Controller<KernelHal>>>);
+// SAFETY: only touched by the panic CPU after every other CPU is parked.
+unsafe impl Sync for PanicSlot {}
+static PANIC_CONTROLLER: PanicSlot = PanicSlot(UnsafeCell::new(None));
+static TAKEN: AtomicBool = AtomicBool::new(false);
+
+/// Takes the driver over for the panic console (once). Prints what was done.
+///
+/// # Safety
+/// Only on the panic CPU after the other CPUs are parked.
+pub unsafe fn panic_takeover(w: &mut impl Write) {
+    if TAKEN.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    // SAFETY: the caller guarantees every other CPU is parked, so nothing
+    // else can touch the driver or the device, even though the lock may be
+    // held by a parked CPU (it will never release it).
+    let normal = unsafe { (*CONTROLLER.data_ptr()).as_mut() };
+    // SAFETY: as above; `DEVICE` is written once at boot.
+    let dev = unsafe { *DEVICE.data_ptr() };
+    if let (Some(c), Some(d)) = (normal, dev) {
+        pci::disable_msi(&d);
+        // SAFETY: one-way switch, from the panic CPU, others parked.
+        let report = unsafe { c.enter_polled_mode() };
+        let _ = writeln!(w, "usb: polled mode: {report}");
+        return;
+    }
+    // Early panic: bring the controller up from scratch, polled.
+    let Some(d) = pci::find(is_xhci) else {
+        let _ = writeln!(
+            w,
+            "usb: no xHCI controller; keyboard input from serial and PS/2 only"
+        );
+        return;
+    };
+    pci::enable(&d);
+    pci::disable_msi(&d);
+    let Some((bar, _)) = pci::mem_bar(&d, 0) else {
+        let _ = writeln!(w, "usb: xHCI controller without a memory BAR");
+        return;
+    };
+    let hal = KernelHal {
+        source: DmaSource::PanicPool,
+    };
+    // SAFETY: nothing else uses the controller (never started, others parked).
+    match unsafe { Controller::new(hal, bar, config(false)) } {
+        Ok(c) => {
+            // SAFETY: panic CPU only.
+            unsafe { *PANIC_CONTROLLER.0.get() = Some(c) };
+            let _ = writeln!(w, "usb: controller started from scratch in polled mode");
+        }
+        Err(e) => {
+            let _ = writeln!(
+                w,
+                "usb: polled bring-up failed: {e}; keyboard input from serial and PS/2 only"
+            );
+        }
+    }
+}
+
+/// The driver in panic mode, if any.
+///
+/// # Safety
+/// Only on the panic CPU after [`panic_takeover`].
+pub unsafe fn panic_controller() -> Option<&'static mut Controller<KernelHal>> {
+    // SAFETY: forwarded: nothing else runs.
+    unsafe {
+        if let Some(c) = (*PANIC_CONTROLLER.0.get()).as_mut() {
+            return Some(c);
+        }
+        (*CONTROLLER.data_ptr()).as_mut()
+    }
+}
+
+/// Polls the USB keyboard once in panic mode.
+///
+/// # Safety
+/// As [`panic_controller`].
+pub unsafe fn panic_poll_key() -> Option<DecodedKey> {
+    // SAFETY: forwarded.
+    let c = unsafe { panic_controller() }?;
+    if c.is_dead() {
+        return None;
+    }
+    if let Some(k) = c.next_key() {
+        return Some(k);
+    }
+    c.poll();
+    c.next_key()
+}
