@@ -39,9 +39,22 @@ pub struct Vm {
 impl Vm {
     /// Starts QEMU for test `name` with `cfg` (its `qmp` and `serial_stdio`
     /// are set by the harness).
-    pub fn start(name: &str, mut cfg: Config) -> Vm {
+    pub fn start(name: &str, cfg: Config) -> Vm {
+        match Self::try_start(name, cfg) {
+            Ok(vm) => vm,
+            Err(err) => match *err {
+                (Some(mut vm), e) => vm.fail(&e),
+                (None, e) => panic!("{e}"),
+            },
+        }
+    }
+
+    /// Like [`Vm::start`] but returns an error instead of panicking (for the
+    /// matrix runner, whose binary is built with `panic = "abort"`). The
+    /// error carries the VM when QEMU started but QMP did not come up.
+    pub fn try_start(name: &str, mut cfg: Config) -> Result<Vm, Box<(Option<Vm>, String)>> {
         if let Err(e) = check_qemu() {
-            panic!("cannot run QEMU tests: {e}");
+            return Err(Box::new((None, format!("cannot run QEMU tests: {e}"))));
         }
         let id = COUNTER.fetch_add(1, Ordering::Relaxed);
         let qmp_path = scratch_dir().join(format!(
@@ -62,9 +75,10 @@ impl Vm {
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawning QEMU for {name}: {e}"));
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => return Err(Box::new((None, format!("spawning QEMU for {name}: {e}")))),
+        };
         let console = Arc::new(Mutex::new(Vec::new()));
         for stream in [
             child
@@ -104,9 +118,9 @@ impl Vm {
         };
         match Qmp::connect(&vm.qmp_path, Duration::from_secs(20)) {
             Ok(q) => vm.qmp = Some(q),
-            Err(e) => vm.fail(&format!("QMP did not come up: {e}")),
+            Err(e) => return Err(Box::new((Some(vm), format!("QMP did not come up: {e}")))),
         }
-        vm
+        Ok(vm)
     }
 
     /// The whole console output so far (lossy UTF-8, CRs removed).
@@ -157,6 +171,15 @@ impl Vm {
     /// Waits until `pattern` (a regex) appears in console output after the
     /// previous match; returns the matched text. A missed deadline is a HANG.
     pub fn expect(&mut self, pattern: &str, deadline: Duration) -> String {
+        match self.try_expect(pattern, deadline) {
+            Ok(s) => s,
+            Err(e) => self.fail(&e),
+        }
+    }
+
+    /// Like [`Vm::expect`] but returns the failure (`HANG: ...` for a missed
+    /// deadline) instead of panicking.
+    pub fn try_expect(&mut self, pattern: &str, deadline: Duration) -> Result<String, String> {
         let re = Regex::new(pattern).unwrap_or_else(|e| panic!("bad test regex {pattern:?}: {e}"));
         let end = Instant::now() + deadline;
         loop {
@@ -164,10 +187,10 @@ impl Vm {
             if let Some(m) = re.find(&text[self.cursor.min(text.len())..]) {
                 let s = m.as_str().to_string();
                 self.cursor += m.end();
-                return s;
+                return Ok(s);
             }
             if Instant::now() > end {
-                self.fail(&format!("HANG: waiting for {pattern:?}"));
+                return Err(format!("HANG: waiting for {pattern:?}"));
             }
             if let Ok(Some(status)) = self.child.try_wait() {
                 // Give the reader threads a moment to collect the last output.
@@ -176,7 +199,7 @@ impl Vm {
                 if re.is_match(&text[self.cursor.min(text.len())..]) {
                     continue;
                 }
-                self.fail(&format!(
+                return Err(format!(
                     "QEMU exited ({status}) while waiting for {pattern:?}"
                 ));
             }
@@ -217,35 +240,70 @@ impl Vm {
     /// Types `text` on the USB keyboard through QMP (press and release per
     /// key, Shift for capitals and symbols).
     pub fn type_text(&mut self, text: &str) {
-        for c in text.chars() {
-            let Some((code, shift)) = qcode_for(c) else {
-                panic!("type_text: no key for {c:?}")
-            };
-            let mut keys = Vec::new();
-            if shift {
-                keys.push(("shift", true));
-            }
-            keys.push((code, true));
-            keys.push((code, false));
-            if shift {
-                keys.push(("shift", false));
-            }
-            for (k, down) in keys {
-                self.key(k, down);
-            }
+        if let Err(e) = self.try_type_text(text) {
+            self.fail(&e);
         }
     }
 
     /// One key event by qcode.
     pub fn key(&mut self, qcode: &str, down: bool) {
-        let r = self.qmp.as_mut().map(|q| q.key(qcode, down));
-        match r {
-            Some(Ok(())) => {}
-            Some(Err(e)) => self.fail(&format!("QMP key {qcode}: {e}")),
-            None => self.fail("no QMP connection"),
+        if let Err(e) = self.try_key(qcode, down) {
+            self.fail(&e);
         }
+    }
+
+    /// Like [`Vm::key`] but returns a QMP error instead of panicking.
+    pub fn try_key(&mut self, qcode: &str, down: bool) -> Result<(), String> {
+        let r = self.qmp.as_mut().map(|q| q.key(qcode, down));
         // usb-kbd is polled every 10 ms by the guest; keep events apart.
         std::thread::sleep(Duration::from_millis(12));
+        match r {
+            Some(Ok(())) => Ok(()),
+            // The key ended the VM (e.g. the release after `poweroff`'s
+            // Enter): not a typing error; the next step judges the exit.
+            Some(Err(_)) if matches!(self.child.try_wait(), Ok(Some(_))) => Ok(()),
+            Some(Err(e)) => Err(format!("QMP key {qcode}: {e}")),
+            None => Err("no QMP connection".into()),
+        }
+    }
+
+    /// Like [`Vm::type_text`] but returns the first QMP error.
+    pub fn try_type_text(&mut self, text: &str) -> Result<(), String> {
+        for c in text.chars() {
+            let Some((code, shift)) = qcode_for(c) else {
+                return Err(format!("type_text: no key for {c:?}"));
+            };
+            if shift {
+                self.try_key("shift", true)?;
+            }
+            self.try_key(code, true)?;
+            self.try_key(code, false)?;
+            if shift {
+                self.try_key("shift", false)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the full console log and the full QMP log to two files (kept
+    /// by the matrix for every hang or failure).
+    pub fn save_logs(
+        &self,
+        console: &std::path::Path,
+        qmp: &std::path::Path,
+    ) -> std::io::Result<()> {
+        std::fs::write(console, self.console())?;
+        let log = self
+            .qmp
+            .as_ref()
+            .map(|q| q.log.join("\n"))
+            .unwrap_or_default();
+        std::fs::write(qmp, log + "\n")
+    }
+
+    /// Seconds since QEMU was started.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
     }
 
     /// A QMP command.
@@ -266,14 +324,22 @@ impl Vm {
 
     /// Waits for QEMU to exit and returns its status code.
     pub fn wait_exit(&mut self, deadline: Duration) -> i32 {
+        match self.try_wait_exit(deadline) {
+            Ok(code) => code,
+            Err(e) => self.fail(&e),
+        }
+    }
+
+    /// Like [`Vm::wait_exit`] but returns a missed deadline (`HANG: ...`).
+    pub fn try_wait_exit(&mut self, deadline: Duration) -> Result<i32, String> {
         let end = Instant::now() + deadline;
         loop {
             if let Ok(Some(st)) = self.child.try_wait() {
                 std::thread::sleep(Duration::from_millis(50));
-                return st.code().unwrap_or(-1);
+                return Ok(st.code().unwrap_or(-1));
             }
             if Instant::now() > end {
-                self.fail("HANG: waiting for QEMU to exit");
+                return Err("HANG: waiting for QEMU to exit".into());
             }
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -2,9 +2,13 @@
 //! the tests, a small QMP client, and the test harness that types on the USB
 //! keyboard and watches the serial console.
 
+pub mod bench;
 pub mod harness;
+pub mod matrix;
+pub mod matrix_cli;
 pub mod qemu;
 pub mod qmp;
+pub mod report;
 pub mod savecore;
 
 /// Path of the kernel ELF built by `build.rs`.

@@ -40,6 +40,12 @@ fn main() {
     if all.first().map(String::as_str) == Some("savecore") {
         std::process::exit(panicbench::savecore::main(&all[1..]));
     }
+    if all.first().map(String::as_str) == Some("bench") {
+        std::process::exit(panicbench::bench::main(&all[1..]));
+    }
+    if all.first().map(String::as_str) == Some("matrix") {
+        std::process::exit(panicbench::matrix_cli::main(&all[1..]));
+    }
     let mut cfg = Config::new(KERNEL_ELF);
     let mut print_only = false;
     let mut args = std::env::args().skip(1);

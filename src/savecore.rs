@@ -31,7 +31,7 @@ pub enum Error {
     /// The header is missing or damaged.
     Header(crashdump::HeaderError),
     /// The header says the dump did not finish (torn or aborted).
-    Incomplete(Header),
+    Incomplete(Box<Header>),
     /// The core does not match its checksum or is not a valid core.
     Corrupt(String),
 }
@@ -88,7 +88,7 @@ pub fn save(disk: &Path, output: &Path) -> Result<Summary, Error> {
         .map_err(|e| io("reading the header", e))?;
     let header = Header::decode(&sector).map_err(Error::Header)?;
     if header.status != Status::Complete || header.written != header.core_size {
-        return Err(Error::Incomplete(header));
+        return Err(Error::Incomplete(Box::new(header)));
     }
     let size = usize::try_from(header.core_size)
         .map_err(|_| Error::Corrupt("core size too large".into()))?;

@@ -77,6 +77,11 @@ pub(crate) struct CommandDone {
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Counters {
     pub(crate) rejected_events: u32,
+    /// Source line of the check that rejected the last event (diagnostics).
+    pub(crate) last_rejected_at: u32,
+    /// The event being dispatched, and the last one rejected (diagnostics).
+    pub(crate) current_event: [u32; 4],
+    pub(crate) last_rejected: [u32; 4],
     pub(crate) event_ring_full: u32,
     /// An Event Ring Full event was seen and the recovery has not run yet.
     pub(crate) events_lost: bool,
@@ -529,6 +534,8 @@ impl<H: Hal> Controller<H> {
             interrupt_mode: self.interrupts,
             dead: self.dead,
             rejected_events: self.counters.rejected_events,
+            last_rejected_at: self.counters.last_rejected_at,
+            last_rejected: self.counters.last_rejected,
             usb3_ports: self.caps.usb3_ports,
         }
     }

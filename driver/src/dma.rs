@@ -126,12 +126,14 @@ impl crate::ring::TrbMemory for DmaBuf {
     }
     fn read_trb(&self, index: usize) -> [u32; 4] {
         let o = index * 16;
-        [
-            self.read32(o),
-            self.read32(o + 4),
-            self.read32(o + 8),
-            self.read32(o + 12),
-        ]
+        // Consumer side of xHCI 1.2 §4.9.4: dword 3 (with the cycle bit)
+        // first, then the rest. Reading dword 0 first can pair a stale
+        // parameter with a fresh cycle bit when the producer (the xHC, or
+        // QEMU's non-atomic DMA write) writes the TRB meanwhile: the event
+        // then names TRB pointer 0 and its completion is lost.
+        let control = self.read32(o + 12);
+        fence(Ordering::Acquire);
+        [self.read32(o), self.read32(o + 4), self.read32(o + 8), control]
     }
     fn write_trb(&mut self, index: usize, trb: [u32; 4]) {
         let o = index * 16;

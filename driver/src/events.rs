@@ -22,6 +22,7 @@ impl<H: Hal> Controller<H> {
             };
             self.event_ring.advance();
             consumed += 1;
+            self.counters.current_event = trb;
             match Event::try_from(trb) {
                 Ok(event) => self.dispatch(event),
                 Err(_) => self.reject_event(),
@@ -34,8 +35,11 @@ impl<H: Hal> Controller<H> {
         consumed
     }
 
+    #[track_caller]
     pub(crate) fn reject_event(&mut self) {
         self.counters.rejected_events = self.counters.rejected_events.saturating_add(1);
+        self.counters.last_rejected_at = core::panic::Location::caller().line();
+        self.counters.last_rejected = self.counters.current_event;
     }
 
     fn dispatch(&mut self, event: Event) {

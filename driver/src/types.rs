@@ -232,6 +232,11 @@ pub struct ControllerInfo {
     pub dead: bool,
     /// Events rejected as invalid (bad pointers, ids, types).
     pub rejected_events: u32,
+    /// Line in `events.rs`/`transfer.rs` of the check that rejected the
+    /// last event (0: none), for bug reports.
+    pub last_rejected_at: u32,
+    /// The raw TRB of the last rejected event.
+    pub last_rejected: [u32; 4],
     /// Which ports are USB 3 (bit n-1 = port n), from the Supported Protocol capability.
     pub usb3_ports: u32,
 }
@@ -254,7 +259,16 @@ impl fmt::Display for ControllerInfo {
             },
             if self.dead { ", DEAD" } else { "" },
             self.rejected_events
-        )
+        )?;
+        if self.rejected_events > 0 {
+            let t = self.last_rejected;
+            write!(
+                f,
+                " (last at line {}: {:08x} {:08x} {:08x} {:08x})",
+                self.last_rejected_at, t[0], t[1], t[2], t[3]
+            )?;
+        }
+        Ok(())
     }
 }
 

@@ -19,11 +19,34 @@ pub const TRIGGERS: &[(&str, &str)] = &[
     ("cli", "another CPU spins forever with interrupts disabled"),
     ("nested", "a second panic inside the panic path"),
     ("fault", "a page fault in kernel code"),
-    (
-        "early",
-        "panic during early boot (kernel command line only)",
-    ),
+    ("early", "panic during early boot (kernel command line only)"),
+    ("usb-lock", "another CPU holds the USB driver lock"),
+    ("usb-cmd", "another CPU stopped with an xHCI command in flight"),
+    ("usb-enum", "panic while another CPU is enumerating a hot-plugged keyboard"),
+    ("usb-irq", "panic inside the xHCI interrupt handler (on the next key)"),
 ];
+
+/// Runs `f` on another CPU holding the USB driver lock, and spins there
+/// forever (interrupts off: the panic must stop that CPU by NMI). Returns
+/// once `f` ran.
+fn hold_usb_lock(f: fn(&mut xhci_kbd::Controller<crate::usb::hal::KernelHal>)) {
+    static HELD: AtomicBool = AtomicBool::new(false);
+    let Some(c) = other_cpu() else { return };
+    crate::sched::spawn_on("usb-holder", Some(c), move || {
+        let mut g = crate::usb::CONTROLLER.lock();
+        if let Some(ctl) = g.as_mut() {
+            f(ctl);
+        }
+        HELD.store(true, Ordering::SeqCst);
+        loop {
+            core::hint::spin_loop();
+        }
+    });
+    let d = crate::time::deadline_after_us(5_000_000);
+    while !HELD.load(Ordering::SeqCst) && !crate::time::passed(d) {
+        crate::sched::yield_now();
+    }
+}
 
 fn other_cpu() -> Option<usize> {
     let me = cpu::current_index();
@@ -128,6 +151,37 @@ pub fn run(kind: &str) -> Result<(), &'static str> {
             panic!("test: read of an unmapped address returned {v:#x}");
         }
         "early" => panic!("test: early boot panic"),
+        "usb-lock" => {
+            hold_usb_lock(|_| {});
+            panic!("test: panic while another CPU holds the USB driver lock");
+        }
+        "usb-cmd" => {
+            hold_usb_lock(|c| {
+                if let Err(e) = c.submit_noop_command() {
+                    log::warn!("usb-cmd: no command submitted: {e}");
+                }
+            });
+            panic!("test: panic while another CPU has an xHCI command in flight");
+        }
+        "usb-enum" => {
+            crate::usb::stall_next_enumeration();
+            crate::println!("usb-enum: plug in a USB keyboard now");
+            let d = crate::time::deadline_after_us(120_000_000);
+            while !crate::usb::enumeration_stalled() && !crate::time::passed(d) {
+                crate::sched::sleep_us(10_000);
+            }
+            panic!(
+                "test: panic while another CPU is enumerating a keyboard (stalled: {})",
+                crate::usb::enumeration_stalled()
+            );
+        }
+        "usb-irq" => {
+            crate::usb::PANIC_IN_IRQ.store(true, Ordering::SeqCst);
+            crate::println!("usb-irq: press a key on the USB keyboard");
+            loop {
+                crate::sched::sleep_us(1_000_000);
+            }
+        }
         _ => Err("unknown panic kind (try `panic help`)"),
     }
 }

@@ -105,9 +105,45 @@ pub fn init() {
     }
 }
 
+/// Test switch (`panic usb-irq`): panic inside the next xHCI interrupt.
+pub static PANIC_IN_IRQ: AtomicBool = AtomicBool::new(false);
+static STALL_ENUM: AtomicBool = AtomicBool::new(false);
+static ENUM_STALLED: AtomicBool = AtomicBool::new(false);
+
+/// Test switch (`panic usb-enum`): the next enumeration stops for good once
+/// the device is addressed, holding the driver lock, as if its CPU froze.
+pub fn stall_next_enumeration() {
+    STALL_ENUM.store(true, Ordering::SeqCst);
+    if let Some(c) = CONTROLLER.lock().as_mut() {
+        c.set_enumeration_probe(Some(enumeration_probe));
+    }
+}
+
+fn enumeration_probe(step: xhci_kbd::EnumerationStep) {
+    if step == xhci_kbd::EnumerationStep::Addressed && STALL_ENUM.load(Ordering::SeqCst) {
+        ENUM_STALLED.store(true, Ordering::SeqCst);
+        // The trigger waits on CPU 0; if enumeration runs there (or there is
+        // no other CPU), panic here, in the middle of the enumeration.
+        if crate::arch::cpu::current_index() == 0 {
+            panic!("test: panic inside the enumeration of a keyboard");
+        }
+        loop {
+            core::hint::spin_loop();
+        }
+    }
+}
+
+/// True once the stalled enumeration is stuck.
+pub fn enumeration_stalled() -> bool {
+    ENUM_STALLED.load(Ordering::SeqCst)
+}
+
 /// MSI/MSI-X/INTx handler: acknowledge and wake the thread.
 fn irq(_vector: u8) {
     IRQS.fetch_add(1, Ordering::Relaxed);
+    if PANIC_IN_IRQ.swap(false, Ordering::SeqCst) {
+        panic!("test: panic inside the xHCI interrupt handler");
+    }
     if let Some(mut g) = CONTROLLER.try_lock() {
         if let Some(c) = g.as_mut() {
             c.ack_interrupt();
@@ -242,6 +278,7 @@ pub unsafe fn panic_takeover(w: &mut impl Write) {
         // SAFETY: one-way switch, from the panic CPU, others parked.
         let report = unsafe { c.enter_polled_mode() };
         let _ = writeln!(w, "usb: polled mode: {report}");
+        settle(c, w);
         return;
     }
     // Early panic: bring the controller up from scratch, polled.
@@ -264,9 +301,10 @@ pub unsafe fn panic_takeover(w: &mut impl Write) {
     // SAFETY: nothing else uses the controller (never started, others parked).
     match unsafe { Controller::new(hal, bar, config(false)) } {
         Ok(c) => {
-            // SAFETY: panic CPU only.
-            unsafe { *PANIC_CONTROLLER.0.get() = Some(c) };
             let _ = writeln!(w, "usb: controller started from scratch in polled mode");
+            // SAFETY: panic CPU only.
+            let c = unsafe { (*PANIC_CONTROLLER.0.get()).insert(c) };
+            settle(c, w);
         }
         Err(e) => {
             let _ = writeln!(
@@ -275,6 +313,32 @@ pub unsafe fn panic_takeover(w: &mut impl Write) {
             );
         }
     }
+}
+
+/// Polls until the bus is quiet (no event for 100 ms and no device being
+/// enumerated; at most 2 s), so that the console prompt means "ready for
+/// USB input": a keyboard attached or restarted by the takeover is
+/// configured before the first key is expected.
+fn settle(c: &mut Controller<KernelHal>, w: &mut impl Write) {
+    let start = crate::time::now_us();
+    let mut quiet_since = start;
+    loop {
+        crate::dump::watchdog::pet();
+        let s = c.poll();
+        let now = crate::time::now_us();
+        if s.events > 0 || c.devices().any(|d| d.state == xhci_kbd::DeviceState::Enumerating) {
+            quiet_since = now;
+        }
+        if now - quiet_since >= 100_000 {
+            break;
+        }
+        if now - start >= 2_000_000 {
+            let _ = writeln!(w, "usb: bus still busy after 2 s; continuing");
+            break;
+        }
+    }
+    let keyboards = c.devices().filter(|d| d.state == xhci_kbd::DeviceState::Keyboard).count();
+    let _ = writeln!(w, "usb: {keyboards} keyboard(s) ready ({} ms)", (crate::time::now_us() - start) / 1000);
 }
 
 /// The driver in panic mode, if any.

@@ -1,0 +1,304 @@
+//! `cargo run [--release] -- bench [--markdown] [--keys N]`: every benchmark
+//! in one go, one table with ratios. (a) the kernel's `test=bench` (lock fast
+//! path panic-aware vs plain and vs `spin::Mutex`, context switch, IPI round
+//! trip); (b) stop latency for `-smp 2/4/8` (IPI path, `trigger=plain`) and
+//! the NMI path (`trigger=cli`) as ratios to the IPI round trip; (c)
+//! panic-to-prompt; (d) key latency, QMP key event to the echoed character,
+//! interrupt mode (`shell> `) vs polled mode (`db> `); (e) the kernel's
+//! `test=dump-bench` (polled dump vs normal-mode write throughput).
+//! Benchmarks that cannot run are reported as `n/a` with the reason.
+
+use std::time::{Duration, Instant};
+
+use regex::Regex;
+use serde_json::json;
+
+use crate::harness::Vm;
+use crate::qemu::{Config, Firmware};
+
+const BOOT: Duration = Duration::from_secs(180);
+const STEP: Duration = Duration::from_secs(60);
+
+/// One table row: name, value, unit, and an optional ratio with its meaning.
+struct Row(String, String, String);
+
+fn cfg(smp: u32, append: &str) -> Config {
+    let mut c = Config::new(crate::KERNEL_ELF);
+    c.smp = smp;
+    c.firmware = Firmware::Qboot;
+    c.append = append.into();
+    c
+}
+
+fn boot(name: &str, c: Config) -> Result<Vm, String> {
+    Vm::try_start(name, c).map_err(|e| e.1)
+}
+
+fn num(re: &str, text: &str) -> Option<f64> {
+    Regex::new(re)
+        .ok()?
+        .captures(text)?
+        .get(1)?
+        .as_str()
+        .parse()
+        .ok()
+}
+
+/// (a) `test=bench`: the kernel's own table.
+fn kernel_bench(rows: &mut Vec<Row>) -> Option<f64> {
+    let mut vm = match boot("bench-kernel", cfg(2, "test=bench")) {
+        Ok(vm) => vm,
+        Err(e) => {
+            rows.push(Row("kernel benchmark".into(), "n/a".into(), e));
+            return None;
+        }
+    };
+    let out = match vm.try_expect(r"(?s)benchmark \(TSC.*?IPI round trip[^\n]*\n", BOOT) {
+        Ok(o) => o,
+        Err(e) => {
+            rows.push(Row("kernel benchmark".into(), "n/a".into(), e));
+            return None;
+        }
+    };
+    let mhz = num(r"(\d+) MHz TSC", &out).unwrap_or(0.0);
+    let aware = num(r"panic-aware slow path\s*: (\d+)", &out);
+    let plain = num(r"no panic check\s*: (\d+)", &out);
+    let spin = num(r"spin::Mutex lock\+unlock\s*: (\d+)", &out);
+    let cs = num(r"context switch[^:]*: (\d+)", &out);
+    let ipi = num(r"IPI round trip[^:]*: (\d+)", &out);
+    let f = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.0} cycles"));
+    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+        _ => "n/a".into(),
+    };
+    rows.push(Row(
+        "lock+unlock, panic-aware raw lock".into(),
+        f(aware),
+        format!("{} x plain raw lock (goal 1.00)", ratio(aware, plain)),
+    ));
+    rows.push(Row(
+        "lock+unlock, plain raw lock".into(),
+        f(plain),
+        String::new(),
+    ));
+    rows.push(Row(
+        "lock+unlock, spin::Mutex".into(),
+        f(spin),
+        format!("panic-aware = {} x spin::Mutex", ratio(aware, spin)),
+    ));
+    rows.push(Row("context switch".into(), f(cs), String::new()));
+    rows.push(Row(
+        "IPI round trip cpu0->cpu1".into(),
+        f(ipi),
+        format!("TSC {mhz:.0} MHz"),
+    ));
+    let _ = vm.try_wait_exit(STEP);
+    ipi
+}
+
+/// (b)+(c) stop latency and panic-to-prompt for one boot.
+fn stop_latency(rows: &mut Vec<Row>, trigger: &str, smp: u32, ipi: Option<f64>) {
+    let label = format!("stop latency, trigger={trigger}, smp {smp}");
+    let mut vm = match boot(
+        &format!("bench-stop-{trigger}-{smp}"),
+        cfg(smp, &format!("trigger={trigger}")),
+    ) {
+        Ok(vm) => vm,
+        Err(e) => return rows.push(Row(label, "n/a".into(), e)),
+    };
+    let r = (|| -> Result<(f64, f64), String> {
+        vm.try_expect("PANIC on cpu", BOOT)?;
+        let seen = Instant::now();
+        let l = vm.try_expect(r"stop latency: \d+ cycles", STEP)?;
+        vm.try_expect("db> ", STEP)?;
+        let p2p = seen.elapsed().as_secs_f64() * 1e3;
+        Ok((num(r"(\d+) cycles", &l).unwrap_or(0.0), p2p))
+    })();
+    match r {
+        Ok((cycles, p2p)) => {
+            let nmi = vm.console().contains("stopped (nmi)");
+            rows.push(Row(
+                label,
+                format!("{cycles:.0} cycles"),
+                match ipi {
+                    Some(i) if i > 0.0 => format!(
+                        "{:.1} x IPI round trip{}",
+                        cycles / i,
+                        if nmi { " (a CPU stopped by NMI)" } else { "" }
+                    ),
+                    _ => "n/a (no IPI figure)".into(),
+                },
+            ));
+            let kernel = num(r"panic-to-prompt:? (\d+) us", &vm.console());
+            rows.push(Row(
+                format!("panic-to-prompt, trigger={trigger}, smp {smp}"),
+                match kernel {
+                    Some(us) => format!("{:.2} ms", us / 1e3),
+                    None => format!("{p2p:.0} ms"),
+                },
+                if kernel.is_some() {
+                    "kernel figure".into()
+                } else {
+                    "host wall time PANIC line -> `db> ` (10 ms polling)".into()
+                },
+            ));
+        }
+        Err(e) => rows.push(Row(label, "n/a".into(), e)),
+    }
+    vm.send_serial("poweroff\r");
+    let _ = vm.try_wait_exit(STEP);
+}
+
+/// Median ms from a QMP key press to its echo, over `n` keys (each erased).
+fn key_latency(vm: &mut Vm, n: usize) -> Result<f64, String> {
+    let mut samples = Vec::new();
+    let key = |vm: &mut Vm, k: &str, down: bool| {
+        vm.qmp(
+            "input-send-event",
+            json!({"events": [{"type": "key", "data": {"down": down, "key": {"type": "qcode", "data": k}}}]}),
+        )
+        .map(|_| ())
+    };
+    for i in 0..n {
+        let t = Instant::now();
+        key(vm, "a", true)?;
+        vm.try_expect(r"a", Duration::from_secs(5))
+            .map_err(|e| format!("key {i}: {e}"))?;
+        samples.push(t.elapsed().as_secs_f64() * 1e3);
+        key(vm, "a", false)?;
+        std::thread::sleep(Duration::from_millis(15));
+        key(vm, "backspace", true)?;
+        std::thread::sleep(Duration::from_millis(15));
+        key(vm, "backspace", false)?;
+        std::thread::sleep(Duration::from_millis(30));
+        let _ = vm.try_expect(r"\A[\x08\x7f \x1b\[0-9;A-Za-z]*", Duration::from_millis(1));
+    }
+    samples.sort_by(f64::total_cmp);
+    Ok(crate::report::median(&samples))
+}
+
+/// (d) key latency in interrupt mode then polled mode, one boot.
+fn keys(rows: &mut Vec<Row>, n: usize) {
+    let mut vm = match boot("bench-keys", cfg(2, "")) {
+        Ok(vm) => vm,
+        Err(e) => return rows.push(Row("key latency".into(), "n/a".into(), e)),
+    };
+    let irq = (|| {
+        vm.try_expect("shell> ", BOOT)?;
+        for _ in 0..100 {
+            vm.send_serial("lsusb\r");
+            if vm
+                .try_expect(r"(?s)xHCI .*?shell> ", STEP)?
+                .contains(", keyboard (")
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        key_latency(&mut vm, n)
+    })();
+    let polled = (|| {
+        vm.send_serial("\x15panic\r");
+        vm.try_expect("db> ", STEP)?;
+        key_latency(&mut vm, n)
+    })();
+    let show = |r: &Result<f64, String>| match r {
+        Ok(v) => format!("{v:.1} ms"),
+        Err(e) => format!("n/a ({e})"),
+    };
+    rows.push(Row(
+        format!("key latency, interrupt mode (median of {n})"),
+        show(&irq),
+        String::new(),
+    ));
+    rows.push(Row(
+        format!("key latency, polled mode (median of {n})"),
+        show(&polled),
+        match (&polled, &irq) {
+            (Ok(p), Ok(i)) if *i > 0.0 => format!("{:.2} x interrupt mode", p / i),
+            _ => "n/a".into(),
+        },
+    ));
+    vm.send_serial("\x15poweroff\r");
+    let _ = vm.try_wait_exit(STEP);
+}
+
+/// (e) `test=dump-bench`.
+fn dump_bench(rows: &mut Vec<Row>) {
+    let label = "dump throughput (polled dump)".to_string();
+    let mut vm = match boot("bench-dump", cfg(2, "test=dump-bench")) {
+        Ok(vm) => vm,
+        Err(e) => return rows.push(Row(label, "n/a".into(), e)),
+    };
+    match vm.try_expect(
+        r"dump-bench: polled dump \d+ KB/s, normal-mode sequential write \d+ KB/s, ratio [0-9.]+",
+        BOOT,
+    ) {
+        Ok(l) => {
+            let dump = num(r"polled dump (\d+) KB/s", &l).unwrap_or(0.0);
+            let normal = num(r"write (\d+) KB/s", &l).unwrap_or(0.0);
+            let ratio = num(r"ratio ([0-9.]+)", &l).unwrap_or(0.0);
+            rows.push(Row(
+                label,
+                format!("{:.1} MB/s", dump / 1e3),
+                format!("{ratio:.2} x normal-mode write"),
+            ));
+            rows.push(Row(
+                "disk write, normal mode (raw)".into(),
+                format!("{:.1} MB/s", normal / 1e3),
+                String::new(),
+            ));
+        }
+        Err(e) => {
+            let why = if vm.console().contains("unknown scenario") {
+                "no dump-bench scenario".into()
+            } else {
+                e
+            };
+            rows.push(Row(label, "n/a".into(), why));
+        }
+    }
+}
+
+/// Entry point; returns the exit status.
+pub fn main(args: &[String]) -> i32 {
+    let markdown = args.iter().any(|a| a == "--markdown");
+    let n = args
+        .iter()
+        .position(|a| a == "--keys")
+        .and_then(|i| args.get(i + 1)?.parse().ok())
+        .unwrap_or(200);
+    if let Err(e) = crate::qemu::check_qemu() {
+        eprintln!("error: {e}");
+        return 2;
+    }
+    let start = Instant::now();
+    let mut rows = Vec::new();
+    let ipi = kernel_bench(&mut rows);
+    for smp in [2, 4, 8] {
+        stop_latency(&mut rows, "plain", smp, ipi);
+    }
+    stop_latency(&mut rows, "cli", 4, ipi);
+    keys(&mut rows, n);
+    dump_bench(&mut rows);
+    let profile = if crate::KERNEL_ELF.contains("/release/") {
+        "release"
+    } else {
+        "debug"
+    };
+    let mut t = String::from("| benchmark | value | ratio / note |\n|---|---|---|\n");
+    for Row(a, b, c) in &rows {
+        t += &format!(
+            "| {a} | {b} | {} |\n",
+            c.replace('|', "/").replace('\n', " ")
+        );
+    }
+    if markdown {
+        print!("{t}");
+    } else {
+        println!("kernel: {profile} ({}), QEMU TCG, qboot", crate::KERNEL_ELF);
+        print!("{t}");
+        println!("bench took {:.0} s", start.elapsed().as_secs_f64());
+    }
+    0
+}
