@@ -119,6 +119,7 @@ extern "C" fn kmain(start_info: u32) -> ! {
         mm::heap::init(heap, heap_size);
         mm::paging::init(ram_top);
     }
+    crate::usb::hal::reserve_panic_pool();
     if let Some((mp, ms)) = module {
         crate::panic::symbols::init(mp, ms);
     }
@@ -157,7 +158,7 @@ extern "C" fn kmain(start_info: u32) -> ! {
     } else {
         log::warn!("no ACPI MADT: running on the bootstrap CPU only");
     }
-    cpu::set_count(count);
+    cpu::set_cpus(&ids[..count]);
     apic::disable_8259();
     apic::init_cpu();
     sched::init_cpu("main");

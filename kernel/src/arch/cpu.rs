@@ -187,9 +187,16 @@ pub fn all() -> &'static [PerCpu] {
     &CPUS.0[..CPU_COUNT.load(Ordering::Acquire) as usize]
 }
 
-/// Records how many CPUs were assigned indices.
-pub fn set_count(n: usize) {
-    CPU_COUNT.store(n.min(MAX_CPUS) as u32, Ordering::Release);
+/// Assigns indices to the CPUs with local APIC ids `apic_ids` (index 0 is
+/// the bootstrap processor), so every CPU is reported consistently even
+/// before it starts.
+pub fn set_cpus(apic_ids: &[u32]) {
+    let n = apic_ids.len().min(MAX_CPUS);
+    for (i, &id) in apic_ids.iter().enumerate().take(n) {
+        CPUS.0[i].index.store(i as u32, Ordering::Relaxed);
+        CPUS.0[i].apic_id.store(id, Ordering::Relaxed);
+    }
+    CPU_COUNT.store(n as u32, Ordering::Release);
 }
 
 /// Points GS at CPU `index`'s block. Called first thing on every CPU.

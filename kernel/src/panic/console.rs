@@ -6,7 +6,7 @@
 use core::fmt::Write;
 use core::sync::atomic::Ordering;
 
-use pc_keyboard::{DecodedKey, HandleControl, KeyCode, PS2Keyboard, ScancodeSet1, layouts};
+use pc_keyboard::{DecodedKey, KeyCode};
 
 use super::backtrace;
 use super::writer::PanicWriter;
@@ -21,7 +21,7 @@ const PROMPT: &str = "db> ";
 /// Polled input sources of the panic console.
 struct Inputs {
     serial: ByteDecoder,
-    ps2: PS2Keyboard<layouts::Us104Key, ScancodeSet1>,
+    ps2: super::ps2::Ps2,
 }
 
 impl Inputs {
@@ -40,20 +40,8 @@ impl Inputs {
                     return Some(k);
                 }
             }
-            // i8042: output buffer full, and not from the aux (mouse) port.
-            let st = inb(0x64);
-            if st & 1 != 0 && st != 0xff {
-                let sc = inb(0x60);
-                if st & 0x20 == 0 {
-                    if let Ok(Some(ev)) = self.ps2.add_byte(sc) {
-                        if let Some(k) = self.ps2.process_keyevent(ev) {
-                            return decoded_to_key(k);
-                        }
-                    }
-                }
-            }
         }
-        None
+        self.ps2.poll().and_then(decoded_to_key)
     }
 }
 
@@ -77,11 +65,7 @@ pub fn decoded_to_key(k: DecodedKey) -> Option<Key> {
 pub fn run() -> ! {
     let mut inputs = Inputs {
         serial: ByteDecoder::new(),
-        ps2: PS2Keyboard::new(
-            ScancodeSet1::new(),
-            layouts::Us104Key,
-            HandleControl::MapLettersToUnicode,
-        ),
+        ps2: super::ps2::Ps2::probe(),
     };
     let mut ed = LineEditor::new();
     crate::dump::watchdog::pet();

@@ -6,6 +6,7 @@
 
 pub mod backtrace;
 pub mod console;
+pub mod ps2;
 pub mod stop;
 pub mod symbols;
 pub mod trigger;

@@ -11,12 +11,13 @@ use xhci_kbd::{DmaRegion, Hal};
 use crate::mm::{FRAMES, PAGE_SIZE};
 
 /// Size of the pool reserved for a panic-time controller bring-up.
-const PANIC_POOL_SIZE: u64 = 512 * 1024;
+const PANIC_POOL_SIZE: u64 = 1024 * 1024;
 
 static POOL_BASE: AtomicU64 = AtomicU64::new(0);
 static POOL_NEXT: AtomicU64 = AtomicU64::new(0);
 
-/// Reserves the panic-time DMA pool. Called once at boot.
+/// Reserves the panic-time DMA pool. Called once at boot, right after the
+/// frame allocator is up, so that even an early panic finds it.
 pub fn reserve_panic_pool() {
     if let Some(base) = FRAMES
         .lock()

@@ -68,7 +68,6 @@ fn config(interrupts: bool) -> Config {
 /// Finds the controller, starts the driver and its thread. Failures are
 /// reported; the kernel runs on without USB.
 pub fn init() {
-    hal::reserve_panic_pool();
     let Some(dev) = pci::scan().into_iter().find(is_xhci) else {
         log::info!("usb: no xHCI controller");
         return;
