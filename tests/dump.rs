@@ -73,7 +73,7 @@ fn gdb(core: &std::path::Path) -> String {
 
 /// Panics with `trigger`, types `dump`, saves the core and checks it in gdb.
 fn dump_and_debug(trigger: &str, smp: u32, usb: bool) {
-    let name = format!("gdb-{trigger}");
+    let name = format!("gdb-{trigger}{}", if usb { "-usb" } else { "" });
     let (cfg, disk) = config(&name, &format!("trigger={trigger}"), smp);
     let mut vm = Vm::start(&format!("dump-{name}"), cfg);
     vm.expect("dump: virtio-blk .* reserved for crash dumps", BOOT);
@@ -130,7 +130,6 @@ fn dump_plain_readable_by_gdb() {
 }
 
 #[test]
-#[ignore = "USB keys do not reach the panic console yet (USB integration in progress); un-ignore then"]
 fn dump_typed_on_the_usb_keyboard_readable_by_gdb() {
     dump_and_debug("plain", 4, true);
 }
@@ -217,7 +216,6 @@ fn ctrl_c_aborts_the_dump_and_savecore_says_aborted() {
 }
 
 #[test]
-#[ignore = "USB keys do not reach the panic console yet (USB integration in progress); un-ignore then"]
 fn ctrl_c_on_the_usb_keyboard_aborts_a_full_dump() {
     let (mut cfg, disk) = config("abort-usb", "trigger=plain", 2);
     cfg.memory_mib = 1024;

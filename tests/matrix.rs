@@ -7,8 +7,6 @@ use panicbench::matrix::{self, Options, Verdict};
 use panicbench::report;
 
 #[test]
-#[ignore = "the polled-mode USB keyboard stops delivering keys after a few reports \
-            (kernel/driver bug, see README \"Hang-regression matrix\"); run with --ignored"]
 fn representative_matrix_subset() {
     let mut opts = Options::new();
     opts.out = opts.out.join("test-subset");

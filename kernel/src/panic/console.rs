@@ -72,9 +72,12 @@ pub fn run() -> ! {
     // SAFETY: we are the panic CPU and every other CPU is parked.
     unsafe { crate::usb::panic_takeover(&mut PanicWriter) };
     crate::dump::watchdog::pet();
+    let ready = crate::arch::rdtsc();
+    super::PROMPT_TSC.store(ready, Ordering::Relaxed);
+    let since = ready.saturating_sub(super::PANIC_TSC.load(Ordering::Relaxed));
+    pprintln!("panic-to-prompt: {} us", crate::time::cycles_to_us(since));
     pprintln!("panic console: type `help` for commands");
     pprint!("{PROMPT}");
-    super::PROMPT_TSC.store(crate::arch::rdtsc(), Ordering::Relaxed);
     loop {
         crate::dump::watchdog::pet();
         let Some(k) = inputs.poll() else {

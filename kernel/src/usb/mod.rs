@@ -98,7 +98,16 @@ pub fn init() {
                 kind.name()
             );
             *CONTROLLER.lock() = Some(c);
-            crate::sched::spawn("usb", usb_thread);
+            // The thread lives on the last online CPU, away from CPU 0 where
+            // the shell and the panic triggers run: a CPU spinning on the
+            // driver lock held by a frozen CPU (the `usb-*` triggers) must
+            // not be the one that is about to panic.
+            let cpu = crate::arch::cpu::all()
+                .iter()
+                .rev()
+                .find(|c| c.state() == crate::arch::cpu::CpuState::Online)
+                .map(|c| c.index());
+            crate::sched::spawn_on("usb", cpu, usb_thread);
         }
         Err(e) => log::error!("usb: controller start failed: {e}; running without USB"),
     }
