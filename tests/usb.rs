@@ -157,3 +157,19 @@ fn two_keyboards_and_hot_plug_while_typing() {
     vm.send_serial("poweroff\r");
     vm.expect_success_exit(STEP);
 }
+
+#[test]
+fn keyboard_behind_a_hub() {
+    let mut cfg = Config::new(KERNEL_ELF);
+    cfg.firmware = Firmware::Qboot;
+    cfg.keyboard = Keyboard::BehindHub;
+    let mut vm = boot("usb-hub", cfg);
+    wait_keyboard(&mut vm, 1);
+    vm.send_serial("lsusb\r");
+    let out = vm.expect(r"(?s)xHCI .*?shell> ", STEP);
+    assert!(out.contains("hub ("), "hub not listed:\n{out}");
+    assert!(out.lines().any(|l| l.contains("port 5.1 ") && l.contains("keyboard")), "keyboard not behind the hub:\n{out}");
+    type_sentence(&mut vm);
+    vm.send_serial("poweroff\r");
+    vm.expect_success_exit(STEP);
+}

@@ -125,7 +125,7 @@ extern "C" fn kmain(start_info: u32) -> ! {
     }
     log::info!(
         "memory: {} MiB usable, kernel {:#x}-{:#x}, symbols {}",
-        mm::FRAMES.lock().total * 4096 >> 20,
+        (mm::FRAMES.lock().total * 4096) >> 20,
         kstart,
         kend,
         if crate::panic::symbols::available() {

@@ -151,6 +151,7 @@ fn here() -> SavedRegs {
         thread_id: if thread.is_null() {
             u64::MAX
         } else {
+            // SAFETY: `current` points at a live thread (checked non-null).
             unsafe { (*thread).id }
         },
         tsc: crate::arch::rdtsc(),

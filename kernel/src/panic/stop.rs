@@ -118,6 +118,7 @@ impl SavedRegs {
             thread_id: if thread.is_null() {
                 u64::MAX
             } else {
+                // SAFETY: `current` points at a live thread (checked non-null).
                 unsafe { (*thread).id }
             },
             tsc: crate::arch::rdtsc(),

@@ -94,9 +94,6 @@ mod kernel_sched {
     static NEXT_ID: AtomicU64 = AtomicU64::new(0);
     static RUNNING: AtomicBool = AtomicBool::new(false);
 
-    /// Ticks between forced preemptions of a thread.
-    const SLICE_TICKS: u64 = 1;
-
     fn cpu_sched() -> &'static mut CpuSched {
         // SAFETY: callers run with interrupts disabled on this CPU, so no other
         // code touches this CPU's cell concurrently.
@@ -429,9 +426,8 @@ mod kernel_sched {
         if cpu::current_index() == 0 {
             crate::usb::tick(ticks);
         }
-        if ticks % SLICE_TICKS == 0 {
-            c.need_resched.store(true, Ordering::Relaxed);
-        }
+        // Time slice: one tick.
+        c.need_resched.store(true, Ordering::Relaxed);
     }
 
     fn wake_sleepers() {
