@@ -14,15 +14,27 @@ const BOOT: Duration = Duration::from_secs(90);
 const STEP: Duration = Duration::from_secs(60);
 
 fn reps() -> usize {
-    std::env::var("PANIC_REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(10)
+    std::env::var("PANIC_REPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10)
 }
 
 /// Configuration of repetition `rep`: every repetition changes controller,
 /// firmware and CPU count, so ten repetitions cover each combination axis.
 fn config(kind: &str, rep: usize) -> (Config, u32) {
     let mut cfg = Config::new(KERNEL_ELF);
-    cfg.controller = if rep % 2 == 0 { "qemu-xhci" } else { "nec-usb-xhci" }.into();
-    cfg.firmware = if rep % 4 < 2 { Firmware::Qboot } else { Firmware::SeaBios };
+    cfg.controller = if rep % 2 == 0 {
+        "qemu-xhci"
+    } else {
+        "nec-usb-xhci"
+    }
+    .into();
+    cfg.firmware = if rep % 4 < 2 {
+        Firmware::Qboot
+    } else {
+        Firmware::SeaBios
+    };
     let smp = [4, 1, 8][rep % 3];
     cfg.smp = smp;
     cfg.append = format!("trigger={kind}");
@@ -62,7 +74,11 @@ fn panic_then_type(kind: &str, rep: usize) {
     match kind {
         "usb-enum" => {
             vm.expect("usb-enum: plug in a USB keyboard now", BOOT);
-            vm.qmp("device_add", json!({"driver": "usb-kbd", "bus": "xhci.0", "id": "kbd1"})).unwrap();
+            vm.qmp(
+                "device_add",
+                json!({"driver": "usb-kbd", "bus": "xhci.0", "id": "kbd1"}),
+            )
+            .unwrap();
         }
         "usb-irq" => {
             vm.expect("usb-irq: press a key on the USB keyboard", BOOT);
@@ -150,7 +166,11 @@ fn hot_plug_after_the_panic() {
     vm.qmp("device_del", json!({"id": "kbd0"})).unwrap();
     vm.type_text("\n");
     std::thread::sleep(Duration::from_millis(500));
-    vm.qmp("device_add", json!({"driver": "usb-kbd", "bus": "xhci.0", "id": "kbd1"})).unwrap();
+    vm.qmp(
+        "device_add",
+        json!({"driver": "usb-kbd", "bus": "xhci.0", "id": "kbd1"}),
+    )
+    .unwrap();
     std::thread::sleep(Duration::from_millis(500));
     vm.type_text("lsusb\n");
     vm.expect(r"polled mode", STEP);
@@ -162,7 +182,11 @@ fn hot_plug_after_the_panic() {
 fn keyboard_behind_a_hub_after_the_panic() {
     for rep in 0..2 {
         let mut cfg = Config::new(KERNEL_ELF);
-        cfg.firmware = if rep == 0 { Firmware::Qboot } else { Firmware::SeaBios };
+        cfg.firmware = if rep == 0 {
+            Firmware::Qboot
+        } else {
+            Firmware::SeaBios
+        };
         cfg.keyboard = Keyboard::BehindHub;
         cfg.append = "trigger=plain".into();
         let mut vm = Vm::start(&format!("usbpanic-hub-{rep}"), cfg);

@@ -168,7 +168,11 @@ fn keyboard_behind_a_hub() {
     vm.send_serial("lsusb\r");
     let out = vm.expect(r"(?s)xHCI .*?shell> ", STEP);
     assert!(out.contains("hub ("), "hub not listed:\n{out}");
-    assert!(out.lines().any(|l| l.contains("port 5.1 ") && l.contains("keyboard")), "keyboard not behind the hub:\n{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains("port 5.1 ") && l.contains("keyboard")),
+        "keyboard not behind the hub:\n{out}"
+    );
     type_sentence(&mut vm);
     vm.send_serial("poweroff\r");
     vm.expect_success_exit(STEP);

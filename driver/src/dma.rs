@@ -133,7 +133,12 @@ impl crate::ring::TrbMemory for DmaBuf {
         // then names TRB pointer 0 and its completion is lost.
         let control = self.read32(o + 12);
         fence(Ordering::Acquire);
-        [self.read32(o), self.read32(o + 4), self.read32(o + 8), control]
+        [
+            self.read32(o),
+            self.read32(o + 4),
+            self.read32(o + 8),
+            control,
+        ]
     }
     fn write_trb(&mut self, index: usize, trb: [u32; 4]) {
         let o = index * 16;

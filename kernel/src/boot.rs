@@ -61,10 +61,10 @@ extern "C" fn kmain(start_info: u32) -> ! {
     if opts.dump_fault == Some("stall") {
         crate::dump::FAULT_STALL.store(true, core::sync::atomic::Ordering::Relaxed);
     }
-    if let Some(l) = opts.layout {
-        if !crate::usb::set_layout(l) {
-            log::warn!("layout={l}: unknown keyboard layout, using us");
-        }
+    if let Some(l) = opts.layout
+        && !crate::usb::set_layout(l)
+    {
+        log::warn!("layout={l}: unknown keyboard layout, using us");
     }
     if let Some(p) = opts.panic {
         crate::panic::set_policy(match p {

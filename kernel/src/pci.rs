@@ -168,7 +168,7 @@ fn assign_window(size: u64) -> Option<u64> {
                 for slot in 0..6u8 {
                     if let Some(Bar::Memory32 { address, size, .. }) = ep.bar(slot, PortAccess) {
                         let (a, s) = (address as u64, size as u64);
-                        if a >= START && a < END {
+                        if (START..END).contains(&a) {
                             top = top.max(a + s);
                         }
                     }
@@ -238,24 +238,24 @@ pub fn setup_interrupt(d: &Device, vector: u8) -> IrqKind {
             _ => {}
         }
     }
-    if let Some(mut m) = msix {
-        if let Some((base, size)) = mem_bar(d, m.table_bar()) {
-            let off = m.table_offset() as u64;
-            if off + 16 <= size {
-                let table = crate::mm::paging::map_mmio(base, size) + off;
-                // SAFETY: MSI-X table entry 0 (PCI Local Bus 3.0 §6.8.2):
-                // address lo/hi, data, vector control (bit 0 = masked).
-                unsafe {
-                    let e = table as *mut u32;
-                    e.write_volatile(msi_address() as u32);
-                    e.add(1).write_volatile((msi_address() >> 32) as u32);
-                    e.add(2).write_volatile(vector as u32);
-                    e.add(3).write_volatile(0);
-                }
-                m.set_function_mask(false, PortAccess);
-                m.set_enabled(true, PortAccess);
-                return IrqKind::MsiX;
+    if let Some(mut m) = msix
+        && let Some((base, size)) = mem_bar(d, m.table_bar())
+    {
+        let off = m.table_offset() as u64;
+        if off + 16 <= size {
+            let table = crate::mm::paging::map_mmio(base, size) + off;
+            // SAFETY: MSI-X table entry 0 (PCI Local Bus 3.0 §6.8.2):
+            // address lo/hi, data, vector control (bit 0 = masked).
+            unsafe {
+                let e = table as *mut u32;
+                e.write_volatile(msi_address() as u32);
+                e.add(1).write_volatile((msi_address() >> 32) as u32);
+                e.add(2).write_volatile(vector as u32);
+                e.add(3).write_volatile(0);
             }
+            m.set_function_mask(false, PortAccess);
+            m.set_enabled(true, PortAccess);
+            return IrqKind::MsiX;
         }
     }
     if let Some(m) = msi {

@@ -28,6 +28,6 @@ pub fn range() -> (u64, u64) {
 
 /// Bytes allocated and number of live allocations.
 pub fn stats() -> (usize, usize) {
-    let c = HEAP.lock().counters().clone();
+    let c = *HEAP.lock().counters();
     (c.allocated_bytes, c.allocation_count)
 }

@@ -11,7 +11,7 @@ pub const MAX_FRAMES: usize = 32;
 
 /// Reads a u64 at `addr` if it is mapped and aligned.
 pub fn read_u64_checked(addr: u64) -> Option<u64> {
-    if addr % 8 != 0 || !crate::mm::paging::is_mapped(addr, 8) {
+    if !addr.is_multiple_of(8) || !crate::mm::paging::is_mapped(addr, 8) {
         return None;
     }
     // SAFETY: the address is aligned and mapped (checked above); identity

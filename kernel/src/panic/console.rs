@@ -28,17 +28,17 @@ impl Inputs {
     fn poll(&mut self) -> Option<Key> {
         // SAFETY: the panic console runs on the panic CPU with every other
         // CPU parked, after `panic_takeover`.
-        if let Some(k) = unsafe { crate::usb::panic_poll_key() } {
-            if let Some(k) = decoded_to_key(k) {
-                return Some(k);
-            }
+        if let Some(k) = unsafe { crate::usb::panic_poll_key() }
+            && let Some(k) = decoded_to_key(k)
+        {
+            return Some(k);
         }
         // SAFETY: COM1 LSR/RBR reads; reading RBR consumes a received byte.
         unsafe {
-            if inb(COM1 + 5) & 1 != 0 {
-                if let Some(k) = self.serial.feed(inb(COM1)) {
-                    return Some(k);
-                }
+            if inb(COM1 + 5) & 1 != 0
+                && let Some(k) = self.serial.feed(inb(COM1))
+            {
+                return Some(k);
             }
         }
         self.ps2.poll().and_then(decoded_to_key)

@@ -68,8 +68,16 @@ impl Ps2 {
         }
         let ctl = HandleControl::MapLettersToUnicode;
         match config_byte() {
-            Some(c) if c & XLAT == 0 => Self::Set2(PS2Keyboard::new(ScancodeSet2::new(), layouts::Us104Key, ctl)),
-            Some(_) => Self::Set1(PS2Keyboard::new(ScancodeSet1::new(), layouts::Us104Key, ctl)),
+            Some(c) if c & XLAT == 0 => Self::Set2(PS2Keyboard::new(
+                ScancodeSet2::new(),
+                layouts::Us104Key,
+                ctl,
+            )),
+            Some(_) => Self::Set1(PS2Keyboard::new(
+                ScancodeSet1::new(),
+                layouts::Us104Key,
+                ctl,
+            )),
             None => Self::Absent,
         }
     }
@@ -87,8 +95,16 @@ impl Ps2 {
         }
         match self {
             Self::Absent => None,
-            Self::Set1(k) => k.add_byte(byte).ok().flatten().and_then(|ev| k.process_keyevent(ev)),
-            Self::Set2(k) => k.add_byte(byte).ok().flatten().and_then(|ev| k.process_keyevent(ev)),
+            Self::Set1(k) => k
+                .add_byte(byte)
+                .ok()
+                .flatten()
+                .and_then(|ev| k.process_keyevent(ev)),
+            Self::Set2(k) => k
+                .add_byte(byte)
+                .ok()
+                .flatten()
+                .and_then(|ev| k.process_keyevent(ev)),
         }
     }
 }

@@ -19,11 +19,23 @@ pub const TRIGGERS: &[(&str, &str)] = &[
     ("cli", "another CPU spins forever with interrupts disabled"),
     ("nested", "a second panic inside the panic path"),
     ("fault", "a page fault in kernel code"),
-    ("early", "panic during early boot (kernel command line only)"),
+    (
+        "early",
+        "panic during early boot (kernel command line only)",
+    ),
     ("usb-lock", "another CPU holds the USB driver lock"),
-    ("usb-cmd", "another CPU stopped with an xHCI command in flight"),
-    ("usb-enum", "panic while another CPU is enumerating a hot-plugged keyboard"),
-    ("usb-irq", "panic inside the xHCI interrupt handler (on the next key)"),
+    (
+        "usb-cmd",
+        "another CPU stopped with an xHCI command in flight",
+    ),
+    (
+        "usb-enum",
+        "panic while another CPU is enumerating a hot-plugged keyboard",
+    ),
+    (
+        "usb-irq",
+        "panic inside the xHCI interrupt handler (on the next key)",
+    ),
 ];
 
 /// Runs `f` on another CPU holding the USB driver lock, and spins there

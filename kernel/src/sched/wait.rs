@@ -144,6 +144,11 @@ mod kernel_queue {
         pub fn len(&self) -> usize {
             self.list.lock().len()
         }
+
+        /// True when no thread is blocked here.
+        pub fn is_empty(&self) -> bool {
+            self.list.lock().is_empty()
+        }
     }
 
     impl Default for WaitQueue {

@@ -152,10 +152,10 @@ fn irq(_vector: u8) {
     if PANIC_IN_IRQ.swap(false, Ordering::SeqCst) {
         panic!("test: panic inside the xHCI interrupt handler");
     }
-    if let Some(mut g) = CONTROLLER.try_lock() {
-        if let Some(c) = g.as_mut() {
-            c.ack_interrupt();
-        }
+    if let Some(mut g) = CONTROLLER.try_lock()
+        && let Some(c) = g.as_mut()
+    {
+        c.ack_interrupt();
     }
     IRQ_PENDING.store(true, Ordering::Release);
     WQ.wake_one();
@@ -172,7 +172,7 @@ pub fn tick(ticks: u64) {
     } else {
         25
     };
-    if ticks % interval == 0 {
+    if ticks.is_multiple_of(interval) {
         if let Some(g) = CONTROLLER.try_lock() {
             REPEAT.store(
                 g.as_ref().is_some_and(|c| c.repeat_pending()),
@@ -334,7 +334,10 @@ fn settle(c: &mut Controller<KernelHal>, w: &mut impl Write) {
         crate::dump::watchdog::pet();
         let s = c.poll();
         let now = crate::time::now_us();
-        if s.events > 0 || c.devices().any(|d| d.state == xhci_kbd::DeviceState::Enumerating) {
+        if s.events > 0
+            || c.devices()
+                .any(|d| d.state == xhci_kbd::DeviceState::Enumerating)
+        {
             quiet_since = now;
         }
         if now - quiet_since >= 100_000 {
@@ -345,8 +348,15 @@ fn settle(c: &mut Controller<KernelHal>, w: &mut impl Write) {
             break;
         }
     }
-    let keyboards = c.devices().filter(|d| d.state == xhci_kbd::DeviceState::Keyboard).count();
-    let _ = writeln!(w, "usb: {keyboards} keyboard(s) ready ({} ms)", (crate::time::now_us() - start) / 1000);
+    let keyboards = c
+        .devices()
+        .filter(|d| d.state == xhci_kbd::DeviceState::Keyboard)
+        .count();
+    let _ = writeln!(
+        w,
+        "usb: {keyboards} keyboard(s) ready ({} ms)",
+        (crate::time::now_us() - start) / 1000
+    );
 }
 
 /// The driver in panic mode, if any.
