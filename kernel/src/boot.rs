@@ -36,6 +36,19 @@ fn read_cmdline(paddr: u64) -> &'static str {
     }
 }
 
+/// TSC deadline for the bootstrap processor to reach the shell (0: none).
+pub static BOOT_DEADLINE: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Called on every timer tick of an application processor: a boot that
+/// stalls (the bootstrap CPU stuck with interrupts off) becomes a panic
+/// whose report shows where CPU 0 is (stopped by NMI), instead of a silent hang.
+pub fn check_boot_progress() {
+    let d = BOOT_DEADLINE.load(Ordering::Relaxed);
+    if d != 0 && crate::time::passed(d) && BOOT_DEADLINE.swap(0, Ordering::Relaxed) != 0 {
+        panic!("boot watchdog: the bootstrap CPU did not reach the shell within 30 s");
+    }
+}
+
 /// Rust entry of the bootstrap processor, called by the PVH stub.
 #[unsafe(no_mangle)]
 extern "C" fn kmain(start_info: u32) -> ! {
@@ -169,6 +182,7 @@ extern "C" fn kmain(start_info: u32) -> ! {
         crate::panic::trigger::run("early").ok();
     }
 
+    BOOT_DEADLINE.store(time::deadline_after_us(30_000_000), Ordering::Relaxed);
     let started = smp::start_aps(&ids[..count]);
     log::info!(
         "cpus: {} of {} online ({})",
@@ -184,6 +198,7 @@ extern "C" fn kmain(start_info: u32) -> ! {
     crate::usb::init();
     crate::dump::init();
     x86_64::instructions::interrupts::enable();
+    BOOT_DEADLINE.store(0, Ordering::Relaxed);
 
     if let Some(kind) = opts.trigger {
         println!("trigger: panic {kind}");

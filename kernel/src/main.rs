@@ -46,7 +46,7 @@ pub mod usb;
 pub mod vga;
 
 #[cfg(target_os = "none")]
-mod boot;
+pub mod boot;
 
 #[cfg(not(target_os = "none"))]
 fn main() {

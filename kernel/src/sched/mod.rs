@@ -425,6 +425,8 @@ mod kernel_sched {
         wake_sleepers();
         if cpu::current_index() == 0 {
             crate::usb::tick(ticks);
+        } else {
+            crate::boot::check_boot_progress();
         }
         // Time slice: one tick.
         c.need_resched.store(true, Ordering::Relaxed);
