@@ -365,3 +365,24 @@ impl Drop for Vm {
         let _ = std::fs::remove_file(self.qmp_path.with_extension("img"));
     }
 }
+
+/// Runs one QEMU scenario; if QEMU itself died of a signal (an emulator
+/// crash, e.g. the rare SIGSEGV seen in QEMU 7.2 under load right after the
+/// kernel's USB and virtio set-up), says so loudly and runs it once more.
+/// Hangs, wrong output and wrong exit codes are never retried.
+pub fn retry_emulator_crash(name: &str, scenario: impl Fn()) {
+    let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(&scenario));
+    let Err(e) = first else { return };
+    let msg = e
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default();
+    if !msg.contains("QEMU exited (signal:") {
+        std::panic::resume_unwind(e);
+    }
+    eprintln!(
+        "EMULATOR CRASH in {name} (QEMU died of a signal, not a kernel failure); retrying once:\n{msg}"
+    );
+    scenario();
+}

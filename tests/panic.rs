@@ -65,7 +65,9 @@ fn panic_once(kind: &str, smp: u32, rep: usize) {
 fn run_trigger(kind: &str, smps: &[u32]) {
     for rep in 0..reps() {
         for &smp in smps {
-            panic_once(kind, smp, rep);
+            panicbench::harness::retry_emulator_crash(&format!("panic-{kind}-{smp}-{rep}"), || {
+                panic_once(kind, smp, rep)
+            });
         }
     }
 }

@@ -96,7 +96,9 @@ fn panic_then_type(kind: &str, rep: usize) {
 
 fn run(kind: &str) {
     for rep in 0..reps() {
-        panic_then_type(kind, rep);
+        panicbench::harness::retry_emulator_crash(&format!("usbpanic-{kind}-{rep}"), || {
+            panic_then_type(kind, rep)
+        });
     }
 }
 
