@@ -22,7 +22,7 @@ fn reps() -> usize {
 fn panic_once(kind: &str, smp: u32, rep: usize) {
     let mut cfg = Config::new(KERNEL_ELF);
     cfg.smp = smp;
-    cfg.firmware = if rep % 2 == 0 {
+    cfg.firmware = if rep.is_multiple_of(2) {
         Firmware::Qboot
     } else {
         Firmware::SeaBios

@@ -24,7 +24,7 @@ fn reps() -> usize {
 /// firmware and CPU count, so ten repetitions cover each combination axis.
 fn config(kind: &str, rep: usize) -> (Config, u32) {
     let mut cfg = Config::new(KERNEL_ELF);
-    cfg.controller = if rep % 2 == 0 {
+    cfg.controller = if rep.is_multiple_of(2) {
         "qemu-xhci"
     } else {
         "nec-usb-xhci"

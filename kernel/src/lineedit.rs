@@ -283,11 +283,11 @@ mod tests {
         let mut out = String::new();
         let mut lines = Vec::new();
         for &b in bytes {
-            if let Some(k) = d.feed(b) {
-                if e.key(k, &mut out) == Edit::Done {
-                    lines.push(e.line().to_string());
-                    e.clear();
-                }
+            if let Some(k) = d.feed(b)
+                && e.key(k, &mut out) == Edit::Done
+            {
+                lines.push(e.line().to_string());
+                e.clear();
             }
         }
         (lines, out)

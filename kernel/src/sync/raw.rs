@@ -330,7 +330,7 @@ mod tests {
                         // Non-atomic read-modify-write under the lock.
                         let v = counter.load(Ordering::Relaxed);
                         counter.store(v + 1, Ordering::Relaxed);
-                        // SAFETY (test): we hold the lock.
+                        // SAFETY: (test) we hold the lock.
                         unsafe { lock.unlock() };
                     }
                 })
@@ -370,10 +370,10 @@ mod tests {
         let rw2 = rw.clone();
         std::thread::spawn(move || {
             rw2.lock_exclusive();
-            // SAFETY (test): pairs with the faked acquisition above.
+            // SAFETY: (test) pairs with the faked acquisition above.
             unsafe { rw2.unlock_exclusive() };
             rw2.lock_shared();
-            // SAFETY (test): pairs with lock_shared.
+            // SAFETY: (test) pairs with lock_shared.
             unsafe { rw2.unlock_shared() };
         })
         .join()
