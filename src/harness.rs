@@ -386,3 +386,12 @@ pub fn retry_emulator_crash(name: &str, scenario: impl Fn()) {
     );
     scenario();
 }
+
+/// Repetitions of each panic scenario: `PANIC_REPS`, default 10 (the
+/// issues ask for at least 10).
+pub fn panic_reps() -> usize {
+    std::env::var("PANIC_REPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10)
+}

@@ -11,14 +11,6 @@ use panicbench::qemu::{Config, Firmware};
 const BOOT: Duration = Duration::from_secs(90);
 const STEP: Duration = Duration::from_secs(60);
 
-/// Repetitions per trigger (the issue asks for at least 10).
-fn reps() -> usize {
-    std::env::var("PANIC_REPS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10)
-}
-
 fn panic_once(kind: &str, smp: u32, rep: usize) {
     let mut cfg = Config::new(KERNEL_ELF);
     cfg.smp = smp;
@@ -63,7 +55,7 @@ fn panic_once(kind: &str, smp: u32, rep: usize) {
 }
 
 fn run_trigger(kind: &str, smps: &[u32]) {
-    for rep in 0..reps() {
+    for rep in 0..panicbench::harness::panic_reps() {
         for &smp in smps {
             panicbench::harness::retry_emulator_crash(&format!("panic-{kind}-{smp}-{rep}"), || {
                 panic_once(kind, smp, rep)

@@ -13,13 +13,6 @@ use serde_json::json;
 const BOOT: Duration = Duration::from_secs(90);
 const STEP: Duration = Duration::from_secs(60);
 
-fn reps() -> usize {
-    std::env::var("PANIC_REPS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10)
-}
-
 /// Configuration of repetition `rep`: every repetition changes controller,
 /// firmware and CPU count, so ten repetitions cover each combination axis.
 fn config(kind: &str, rep: usize) -> (Config, u32) {
@@ -95,7 +88,7 @@ fn panic_then_type(kind: &str, rep: usize) {
 }
 
 fn run(kind: &str) {
-    for rep in 0..reps() {
+    for rep in 0..panicbench::harness::panic_reps() {
         panicbench::harness::retry_emulator_crash(&format!("usbpanic-{kind}-{rep}"), || {
             panic_then_type(kind, rep)
         });
