@@ -24,6 +24,47 @@ const PORT_RESET_TIMEOUT_US: u64 = 500_000;
 pub(crate) const RESET_RECOVERY_US: u64 = 10_000;
 
 impl<H: Hal> Controller<H> {
+    /// Configure Endpoint (xHCI 1.2 §4.6.6) for the device's one interrupt
+    /// IN endpoint `dci`, on a freshly reset transfer ring; shared by the
+    /// keyboard and the hub status-change endpoint.
+    pub(crate) fn configure_interrupt_in(
+        &mut self,
+        index: usize,
+        dci: u8,
+        max_packet: u16,
+        interval: u8,
+        average_trb_length: u16,
+        what: &'static str,
+    ) -> Result<(), Error> {
+        let slot = index as u8 + 1;
+        let context = self.caps.context;
+        let mem = self.devices[index].mem;
+        {
+            let device = &mut self.devices[index];
+            device.intr = crate::ring::ProducerRing::reset(&mut device.mem.intr_ring);
+        }
+        context.input_control(&mem.input_context, 1 | (1 << dci), 0);
+        context.write_slot(&mem.input_context, self.slot_fields(index, dci));
+        context.write_endpoint(
+            &mem.input_context,
+            dci,
+            EndpointFields {
+                ep_type: EndpointType::InterruptIn,
+                max_packet,
+                interval,
+                dequeue: mem.intr_ring.phys(),
+                dcs: self.devices[index].intr.cycle(),
+                average_trb_length,
+                max_esit_payload: max_packet,
+            },
+        );
+        self.command(
+            command::configure_endpoint(mem.input_context.phys(), slot),
+            what,
+        )?;
+        Ok(())
+    }
+
     /// Handles a port whose status changed. Returns (attached, detached).
     pub(crate) fn port_changed(&mut self, port: u8) -> (u32, u32) {
         let portsc = self.regs.portsc(port);
@@ -302,9 +343,6 @@ impl<H: Hal> Controller<H> {
         configuration: u8,
         keyboard: InterruptInterface,
     ) -> Result<(), Error> {
-        let slot = index as u8 + 1;
-        let context = self.caps.context;
-        let mem = self.devices[index].mem;
         let speed = self.devices[index].speed;
         self.control(
             index,
@@ -331,27 +369,12 @@ impl<H: Hal> Controller<H> {
         }
         let dci = keyboard.endpoint * 2 + 1;
         let max_packet = keyboard.max_packet.clamp(1, 64);
-        {
-            let device = &mut self.devices[index];
-            device.intr = crate::ring::ProducerRing::reset(&mut device.mem.intr_ring);
-        }
-        context.input_control(&mem.input_context, 1 | (1 << dci), 0);
-        context.write_slot(&mem.input_context, self.slot_fields(index, dci));
-        context.write_endpoint(
-            &mem.input_context,
+        self.configure_interrupt_in(
+            index,
             dci,
-            EndpointFields {
-                ep_type: EndpointType::InterruptIn,
-                max_packet,
-                interval: interrupt_interval(speed.id(), keyboard.interval),
-                dequeue: mem.intr_ring.phys(),
-                dcs: self.devices[index].intr.cycle(),
-                average_trb_length: 8,
-                max_esit_payload: max_packet,
-            },
-        );
-        self.command(
-            command::configure_endpoint(mem.input_context.phys(), slot),
+            max_packet,
+            interrupt_interval(speed.id(), keyboard.interval),
+            8,
             "Configure Endpoint",
         )?;
         self.devices[index].keyboard = Some(KeyboardEndpoint {

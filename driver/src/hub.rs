@@ -6,14 +6,13 @@
 //! status-change endpoint runs on the slot's interrupt ring and report buffer.
 #![forbid(unsafe_code)]
 
-use crate::context::{EndpointFields, EndpointType, interrupt_interval};
+use crate::context::interrupt_interval;
 use crate::controller::Controller;
 use crate::descriptor::{DESC_HUB, HubDescriptor, InterruptInterface, SetupPacket};
 use crate::device::{HubEndpoint, Location, MAX_HUB_PORTS};
 use crate::enumerate::RESET_RECOVERY_US;
 use crate::error::Error;
 use crate::hal::Hal;
-use crate::trb::command;
 use crate::types::{DeviceState, Speed};
 
 /// Hub class feature selectors (USB 2.0 Table 11-17).
@@ -61,7 +60,6 @@ impl<H: Hal> Controller<H> {
         configuration: u8,
         status: InterruptInterface,
     ) -> Result<(), Error> {
-        let slot = index as u8 + 1;
         let speed = self.devices[index].speed;
         if matches!(speed, Speed::Super | Speed::Other(_)) {
             // USB 3 hubs use descriptor 0x2A and different port requests (USB 3.2 §10.16).
@@ -107,29 +105,14 @@ impl<H: Hal> Controller<H> {
             failed: 0,
             think_time,
         };
-        {
-            let device = &mut self.devices[index];
-            device.intr = crate::ring::ProducerRing::reset(&mut device.mem.intr_ring);
-            device.hub = Some(hub);
-        }
-        let context = self.caps.context;
-        context.input_control(&mem.input_context, 1 | (1 << dci), 0);
-        context.write_slot(&mem.input_context, self.slot_fields(index, dci));
-        context.write_endpoint(
-            &mem.input_context,
+        // The slot fields (Hub, ports, think time) come from `device.hub`.
+        self.devices[index].hub = Some(hub);
+        self.configure_interrupt_in(
+            index,
             dci,
-            EndpointFields {
-                ep_type: EndpointType::InterruptIn,
-                max_packet,
-                interval: interrupt_interval(speed.id(), status.interval),
-                dequeue: mem.intr_ring.phys(),
-                dcs: self.devices[index].intr.cycle(),
-                average_trb_length: 4,
-                max_esit_payload: max_packet,
-            },
-        );
-        self.command(
-            command::configure_endpoint(mem.input_context.phys(), slot),
+            max_packet,
+            interrupt_interval(speed.id(), status.interval),
+            4,
             "Configure Endpoint (hub)",
         )?;
         // Port power (USB 2.0 §11.11): harmless on hubs without power switching.
