@@ -182,6 +182,15 @@ extern "C" fn kmain(start_info: u32) -> ! {
         crate::panic::trigger::run("early").ok();
     }
 
+    // Every PCI change that moves memory mappings (BAR sizing and
+    // assignment, command register, virtio's notification eventfds) happens
+    // here, while this is the only running CPU. QEMU 7.2's TCG races a
+    // memory-map update against MMIO on another vCPU (seen as a SIGSEGV in
+    // `memory_region_dispatch_write` or a stall, about 1 boot in 600, when the
+    // dump disk was probed while the `usb` thread and the LAPIC timers ran).
+    crate::usb::init();
+    crate::dump::init();
+
     BOOT_DEADLINE.store(time::deadline_after_us(30_000_000), Ordering::Relaxed);
     let started = smp::start_aps(&ids[..count]);
     log::info!(
@@ -195,8 +204,7 @@ extern "C" fn kmain(start_info: u32) -> ! {
         let (gsi, low) = isa_gsi[4];
         apic::route_irq(gsi, v, low);
     }
-    crate::usb::init();
-    crate::dump::init();
+    crate::usb::start_thread();
     x86_64::instructions::interrupts::enable();
     BOOT_DEADLINE.store(0, Ordering::Relaxed);
 

@@ -65,8 +65,9 @@ fn config(interrupts: bool) -> Config {
     }
 }
 
-/// Finds the controller, starts the driver and its thread. Failures are
-/// reported; the kernel runs on without USB.
+/// Finds the controller and starts the driver (boot, before the other CPUs
+/// start: see `boot::kmain` on PCI changes). Failures are reported; the
+/// kernel runs on without USB.
 pub fn init() {
     let Some(dev) = pci::scan().into_iter().find(is_xhci) else {
         log::info!("usb: no xHCI controller");
@@ -98,19 +99,25 @@ pub fn init() {
                 kind.name()
             );
             *CONTROLLER.lock() = Some(c);
-            // The thread lives on the last online CPU, away from CPU 0 where
-            // the shell and the panic triggers run: a CPU spinning on the
-            // driver lock held by a frozen CPU (the `usb-*` triggers) must
-            // not be the one that is about to panic.
-            let cpu = crate::arch::cpu::all()
-                .iter()
-                .rev()
-                .find(|c| c.state() == crate::arch::cpu::CpuState::Online)
-                .map(|c| c.index());
-            crate::sched::spawn_on("usb", cpu, usb_thread);
         }
         Err(e) => log::error!("usb: controller start failed: {e}; running without USB"),
     }
+}
+
+/// Starts the `usb` thread (boot, once the other CPUs are online). It lives
+/// on the last online CPU, away from CPU 0 where the shell and the panic
+/// triggers run: a CPU spinning on the driver lock held by a frozen CPU (the
+/// `usb-*` triggers) must not be the one that is about to panic.
+pub fn start_thread() {
+    if CONTROLLER.lock().is_none() {
+        return;
+    }
+    let cpu = crate::arch::cpu::all()
+        .iter()
+        .rev()
+        .find(|c| c.state() == crate::arch::cpu::CpuState::Online)
+        .map(|c| c.index());
+    crate::sched::spawn_on("usb", cpu, usb_thread);
 }
 
 /// Test switch (`panic usb-irq`): panic inside the next xHCI interrupt.
