@@ -97,7 +97,7 @@ pub fn save(disk: &Path, output: &Path) -> Result<Summary, Error> {
         .map_err(|e| io("seeking to the core", e))?;
     f.read_exact(&mut core)
         .map_err(|e| io("reading the core (disk shorter than the header says)", e))?;
-    let sum = Checksum::of(&core);
+    let sum = Checksum::sampled_of(&core);
     if sum != header.checksum {
         return Err(Error::Corrupt(format!(
             "checksum {sum:#018x}, header says {:#018x}",
@@ -251,7 +251,7 @@ mod tests {
         let mut h = Header::new(core.len() as u64, "boom");
         h.status = Status::Complete;
         h.written = core.len() as u64;
-        h.checksum = Checksum::of(&core);
+        h.checksum = Checksum::sampled_of(&core);
         h.cpus = 2;
         let out = std::env::temp_dir().join(format!("savecore-test-{}.vmcore", std::process::id()));
         let disk = disk_with(&h, &core);

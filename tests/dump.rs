@@ -135,8 +135,14 @@ fn dump_typed_on_the_usb_keyboard_readable_by_gdb() {
 }
 
 #[test]
-fn dump_cli_readable_by_gdb() {
-    dump_and_debug("cli", 4, false);
+fn dump_cli_typed_on_the_usb_keyboard_readable_by_gdb() {
+    dump_and_debug("cli", 4, true);
+}
+
+#[test]
+fn dump_usb_lock_typed_on_the_usb_keyboard_readable_by_gdb() {
+    // The `usb` thread is frozen holding the driver lock on another CPU.
+    dump_and_debug("usb-lock", 4, true);
 }
 
 #[test]

@@ -11,6 +11,7 @@ use crate::{cmdline, console, mm, println, sched, time};
 unsafe extern "C" {
     static __kernel_start: u8;
     static __kernel_end: u8;
+    static __data_start: u8;
 }
 
 /// Copies the NUL-terminated command line into a static buffer.
@@ -132,6 +133,9 @@ extern "C" fn kmain(start_info: u32) -> ! {
         mm::heap::init(heap, heap_size);
         mm::paging::init(ram_top);
     }
+    // Statics change while a dump runs; code and constants do not.
+    let data_start = &raw const __data_start as u64;
+    crate::dump::volatile::note(data_start, kend - data_start);
     crate::usb::hal::reserve_panic_pool();
     if let Some((mp, ms)) = module {
         crate::panic::symbols::init(mp, ms);

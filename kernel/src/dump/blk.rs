@@ -16,7 +16,7 @@ use crate::mm::{FRAMES, PAGE_SIZE};
 /// Bytes per write request (and per bounce buffer).
 pub const CHUNK: usize = 1 << 20;
 /// Requests in flight at once (one bounce buffer each).
-pub const DEPTH: usize = 2;
+pub const DEPTH: usize = 4;
 /// Longest wait for one request.
 pub const IO_TIMEOUT_US: u64 = 5_000_000;
 
@@ -69,11 +69,33 @@ impl fmt::Display for IoError {
     }
 }
 
+/// A request in flight.
+#[derive(Clone, Copy)]
+struct InFlight {
+    token: u16,
+    sector: u64,
+    /// The data being written: the slot's bounce buffer or memory written
+    /// in place.
+    data: *const u8,
+    len: usize,
+}
+
+impl InFlight {
+    /// The data passed to `write_blocks_nb`, for `complete_write_blocks`.
+    ///
+    /// # Safety
+    /// `data..data + len` was valid when submitted and stays so: bounce
+    /// buffers and RAM written in place are never freed.
+    unsafe fn data(&self) -> &[u8] {
+        // SAFETY: forwarded to the caller.
+        unsafe { core::slice::from_raw_parts(self.data, self.len) }
+    }
+}
+
 struct Slot {
     req: BlkReq,
     resp: BlkResp,
-    /// Token, first sector and length of the request in flight.
-    busy: Option<(u16, u64, usize)>,
+    busy: Option<InFlight>,
     buf: &'static mut [u8],
 }
 
@@ -171,7 +193,7 @@ impl DumpDisk {
                 buf: alloc_buf(CHUNK).ok_or(ProbeError::NoMemory)?,
             })
         };
-        let slots = [slot()?, slot()?];
+        let slots = [slot()?, slot()?, slot()?, slot()?];
         let sector_buf = alloc_buf(SECTOR_SIZE).ok_or(ProbeError::NoMemory)?;
         Ok(Self {
             blk,
@@ -197,6 +219,14 @@ impl DumpDisk {
         self.slots.iter().position(|s| s.busy.is_none())
     }
 
+    /// The bounce buffers' address ranges (left out of dumps).
+    pub fn bounce_ranges(&self) -> [(u64, u64); DEPTH] {
+        core::array::from_fn(|i| {
+            let b = &self.slots[i].buf;
+            (b.as_ptr() as u64, b.as_ptr() as u64 + b.len() as u64)
+        })
+    }
+
     /// Bounce buffer `slot`.
     pub fn buffer(&mut self, slot: usize) -> &mut [u8] {
         self.slots[slot].buf
@@ -207,27 +237,73 @@ impl DumpDisk {
         self.slots.iter().any(|s| s.busy.is_some())
     }
 
-    /// Starts writing `len` bytes (a multiple of 512) of bounce buffer `slot` at byte `offset`.
+    /// Starts writing `len` bytes of bounce buffer `slot` at byte `offset`
+    /// (rounded up to whole sectors).
     pub fn submit(&mut self, slot: usize, offset: u64, len: usize) -> Result<(), IoError> {
+        let len = len
+            .next_multiple_of(SECTOR_SIZE)
+            .min(self.slots[slot].buf.len());
+        let data = self.slots[slot].buf[..len].as_ptr();
+        // SAFETY: the bounce buffer is owned by this disk and never freed.
+        unsafe { self.submit_from(slot, offset, data, len) }
+    }
+
+    /// Starts writing `data` (whole sectors) in place at byte `offset`,
+    /// using `slot`'s request and response (its bounce buffer is not used).
+    ///
+    /// # Safety
+    /// `data` must stay valid, identity-mapped RAM until the request
+    /// completes (the dump writes RAM that is never freed).
+    pub unsafe fn submit_memory(
+        &mut self,
+        slot: usize,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<(), IoError> {
+        if !data.len().is_multiple_of(SECTOR_SIZE) {
+            return Err(IoError::Failed {
+                sector: offset / SECTOR_SIZE as u64,
+                error: virtio_drivers::Error::InvalidParam,
+            });
+        }
+        // SAFETY: forwarded to the caller.
+        unsafe { self.submit_from(slot, offset, data.as_ptr(), data.len()) }
+    }
+
+    /// # Safety
+    /// `data..data + len` stays valid until the request completes.
+    unsafe fn submit_from(
+        &mut self,
+        slot: usize,
+        offset: u64,
+        data: *const u8,
+        len: usize,
+    ) -> Result<(), IoError> {
         if self.broken {
             return Err(IoError::Broken);
         }
         let sector = offset / SECTOR_SIZE as u64;
-        let len = len.next_multiple_of(SECTOR_SIZE);
         let capacity = self.blk.capacity();
         if sector + (len / SECTOR_SIZE) as u64 > capacity {
             return Err(IoError::OutOfRange { sector, capacity });
         }
         let s = &mut self.slots[slot];
-        // SAFETY: `req`, `buf` and `resp` live in this `DumpDisk` (never moved
-        // once stored in its static) and are not touched until the request
-        // completes in `complete_one`, which passes the same three back.
+        let f = InFlight {
+            token: 0,
+            sector,
+            data,
+            len,
+        };
+        // SAFETY: `req` and `resp` live in this `DumpDisk` (never moved once
+        // stored in its static), the data stays valid (caller); none is
+        // touched until the request completes in `complete_one`, which
+        // passes the same three back.
         let token = unsafe {
             self.blk
-                .write_blocks_nb(sector as usize, &mut s.req, &s.buf[..len], &mut s.resp)
+                .write_blocks_nb(sector as usize, &mut s.req, f.data(), &mut s.resp)
         }
         .map_err(|error| IoError::Failed { sector, error })?;
-        s.busy = Some((token, sector, len));
+        s.busy = Some(InFlight { token, ..f });
         Ok(())
     }
 
@@ -236,11 +312,12 @@ impl DumpDisk {
         let deadline = crate::time::deadline_after_us(IO_TIMEOUT_US);
         loop {
             if let Some(token) = self.blk.peek_used() {
-                let Some(i) = self
+                let found = self
                     .slots
                     .iter()
-                    .position(|s| s.busy.is_some_and(|b| b.0 == token))
-                else {
+                    .enumerate()
+                    .find_map(|(i, s)| s.busy.filter(|b| b.token == token).map(|f| (i, f)));
+                let Some((i, f)) = found else {
                     self.broken = true;
                     return Err(IoError::Failed {
                         sector: 0,
@@ -248,11 +325,12 @@ impl DumpDisk {
                     });
                 };
                 let s = &mut self.slots[i];
-                let (_, sector, len) = s.busy.take().unwrap_or_default();
+                s.busy = None;
+                let sector = f.sector;
                 // SAFETY: the same buffers as passed to `write_blocks_nb` for this token.
                 let r = unsafe {
                     self.blk
-                        .complete_write_blocks(token, &s.req, &s.buf[..len], &mut s.resp)
+                        .complete_write_blocks(token, &s.req, f.data(), &mut s.resp)
                 };
                 return match r {
                     Ok(()) if s.resp.status() == RespStatus::OK => Ok(()),
@@ -269,7 +347,7 @@ impl DumpDisk {
                     .slots
                     .iter()
                     .filter_map(|s| s.busy)
-                    .map(|b| (b.1, b.2))
+                    .map(|b| (b.sector, b.len))
                     .min()
                     .unwrap_or((0, 0));
                 return Err(IoError::Timeout {

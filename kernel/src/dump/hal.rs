@@ -27,6 +27,8 @@ unsafe impl Hal for VirtioHal {
         let Some(phys) = FRAMES.lock().alloc_contiguous(pages, PAGE_SIZE) else {
             return (0, NonNull::dangling());
         };
+        // The device writes it (used ring): a dump must snapshot it.
+        super::volatile::note(phys, pages as u64 * PAGE_SIZE);
         // SAFETY: freshly allocated, identity-mapped frames owned by us.
         unsafe { core::ptr::write_bytes(phys as *mut u8, 0, pages * PAGE_SIZE as usize) };
         match NonNull::new(phys as *mut u8) {

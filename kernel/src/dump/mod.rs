@@ -10,6 +10,7 @@
 pub mod blk;
 pub mod hal;
 pub mod rtc;
+pub mod volatile;
 pub mod watchdog;
 pub mod writer;
 
@@ -96,50 +97,88 @@ pub fn run(full: bool) -> Outcome {
     out
 }
 
-/// `test=dump-bench`: writes `MiB` sequentially in normal mode (scheduler
-/// running, interrupts on), then panics with `panic=dump` so the polled dump
-/// of about the same size runs in the same boot and prints the ratio.
+/// `test=dump-bench`: writes [`BENCH_BYTES`] of RAM sequentially in normal
+/// mode (scheduler running, interrupts on) three times and keeps the
+/// median, then panics with `panic=dump` so the polled dump runs in the same
+/// boot and prints the ratio.
 pub fn bench() -> bool {
     // SAFETY: boot CPU running the scenario; no panic yet.
     let Some(d) = (unsafe { disk() }) else {
         crate::println!("dump-bench: no dump disk");
         return false;
     };
-    let total: u64 = 32 << 20;
-    for s in 0..blk::DEPTH {
-        d.buffer(s).fill(0xa5);
+    let Some(source) = bench_source() else {
+        crate::println!(
+            "dump-bench: no {} MiB run of RAM to write",
+            BENCH_BYTES >> 20
+        );
+        return false;
+    };
+    let mut rates = [0u64; 3];
+    for r in &mut rates {
+        match sequential_write(d, source) {
+            Ok(us) => *r = BENCH_BYTES * 1_000_000 / us.max(1),
+            Err(e) => {
+                crate::println!("dump-bench: {e}");
+                return false;
+            }
+        }
     }
+    rates.sort_unstable();
+    let bps = rates[1];
+    BENCH_NORMAL_BPS.store(bps, Ordering::Relaxed);
+    crate::println!(
+        "dump-bench: normal-mode sequential write: {} MiB x 3, median {} KB/s (min {}, max {})",
+        BENCH_BYTES >> 20,
+        bps / 1000,
+        rates[0] / 1000,
+        rates[2] / 1000
+    );
+    crate::panic::set_policy(crate::panic::Policy::Dump);
+    panic!("dump-bench: measuring the polled dump");
+}
+
+/// Bytes of one normal-mode benchmark write.
+const BENCH_BYTES: u64 = 64 << 20;
+
+/// A run of [`BENCH_BYTES`] of usable RAM above 1 MiB: the benchmark writes
+/// RAM as it is (the device only reads it), like a normal-mode write of
+/// distinct pages, rather than one hot buffer over and over.
+fn bench_source() -> Option<u64> {
+    let frames = crate::mm::FRAMES.lock();
+    frames.map[..frames.map_len]
+        .iter()
+        .filter(|r| r.kind == 1)
+        .map(|r| {
+            (
+                r.start.max(1 << 20).next_multiple_of(1 << 20),
+                r.start + r.len,
+            )
+        })
+        .find(|&(s, e)| s + BENCH_BYTES <= e)
+        .map(|(s, _)| s)
+}
+
+/// Writes [`BENCH_BYTES`] of RAM from `source` at the core's offset, the same
+/// requests as a dump (in place, [`blk::DEPTH`] in flight); returns the
+/// microseconds taken.
+fn sequential_write(d: &mut DumpDisk, source: u64) -> Result<u64, blk::IoError> {
     let start = crate::arch::rdtsc();
     let mut off = 0u64;
-    while off < total {
+    while off < BENCH_BYTES {
         let slot = loop {
             if let Some(s) = d.free_slot() {
                 break s;
             }
-            if let Err(e) = d.complete_one() {
-                crate::println!("dump-bench: {e}");
-                return false;
-            }
+            d.complete_one()?;
         };
-        if let Err(e) = d.submit(slot, crashdump::CORE_OFFSET + off, blk::CHUNK) {
-            crate::println!("dump-bench: {e}");
-            return false;
-        }
+        // SAFETY: usable, identity-mapped RAM that is never freed; the
+        // device only reads it.
+        let data = unsafe { core::slice::from_raw_parts((source + off) as *const u8, blk::CHUNK) };
+        // SAFETY: as above; valid until the request completes.
+        unsafe { d.submit_memory(slot, crashdump::CORE_OFFSET + off, data) }?;
         off += blk::CHUNK as u64;
     }
-    if let Err(e) = d.drain() {
-        crate::println!("dump-bench: {e}");
-        return false;
-    }
-    let us = crate::time::cycles_to_us(crate::arch::rdtsc() - start).max(1);
-    let bps = total * 1_000_000 / us;
-    BENCH_NORMAL_BPS.store(bps, Ordering::Relaxed);
-    crate::println!(
-        "dump-bench: normal-mode sequential write: {} MiB in {} ms ({} KB/s)",
-        total >> 20,
-        us / 1000,
-        bps / 1000
-    );
-    crate::panic::set_policy(crate::panic::Policy::Dump);
-    panic!("dump-bench: measuring the polled dump");
+    d.drain()?;
+    Ok(crate::time::cycles_to_us(crate::arch::rdtsc() - start))
 }

@@ -1,7 +1,9 @@
 //! Writing a dump: the header as "in progress", the ELF core chunk by chunk
-//! (two requests in flight, each from a bounce buffer filled by a copy that
-//! also feeds the checksum), progress in place, Ctrl-C and the watchdog
-//! between chunks, then the final header (complete or aborted).
+//! (two requests in flight; memory that nothing changes during the dump is
+//! written in place, memory that may change, see [`super::volatile`], from a
+//! bounce-buffer snapshot, so the checksum always matches the disk),
+//! progress in place, Ctrl-C and the watchdog between chunks, then the final
+//! header (complete or aborted).
 //!
 //! Runs on the panic CPU alone: no locks (the frame bitmap is read without
 //! its lock), no allocation (every buffer was reserved at boot).
@@ -18,6 +20,13 @@ use crate::arch::cpu::{self, MAX_CPUS};
 use crate::mm::PAGE_SIZE;
 use crate::panic::stop::SavedRegs;
 use crate::pprintln;
+
+/// How often the keyboard is polled for Ctrl-C between chunks. A poll
+/// reads a dozen xHCI registers (each an exit to the emulator, about 0.4 ms
+/// per poll under TCG); usb-kbd reports at most every 10 ms anyway.
+const KEY_POLL_US: u64 = 10_000;
+/// How often the progress line is rewritten.
+const REPORT_US: u64 = 100_000;
 
 /// Most `PT_LOAD` runs (more are bridged over RAM gaps or dropped).
 const MAX_SEGMENTS: usize = 512;
@@ -143,8 +152,9 @@ fn collect_cpus(out: &mut [CpuRegs; MAX_CPUS]) -> usize {
 
 /// Memory runs: all usable RAM but page 0 (`full`) or what the kernel uses: frames not
 /// free in the frame bitmap (allocated frames, heap, page tables, stacks,
-/// the kernel image and the other boot reservations).
-fn collect_segments(full: bool, segs: &mut Segments<MAX_SEGMENTS>) {
+/// the kernel image and the other boot reservations). Pages in `exclude`
+/// (the dump's own bounce buffers, rewritten while it runs) are left out.
+fn collect_segments(full: bool, exclude: &[(u64, u64)], segs: &mut Segments<MAX_SEGMENTS>) {
     segs.clear();
     // SAFETY: other CPUs are parked (or, in the benchmark, none allocates
     // frames meanwhile); read without the lock, which may be held by a
@@ -155,17 +165,14 @@ fn collect_segments(full: bool, segs: &mut Segments<MAX_SEGMENTS>) {
         map.iter()
             .any(|r| r.kind == 1 && a >= r.start && b <= r.start + r.len)
     };
+    let excluded = |a: u64| exclude.iter().any(|&(s, e)| (s..e).contains(&a));
     for r in map.iter().filter(|r| r.kind == 1) {
         // Page 0 is left out: a null pointer to Rust, and nothing lives there.
         let start = (r.start.div_ceil(PAGE_SIZE) * PAGE_SIZE).max(PAGE_SIZE);
         let end = ((r.start + r.len) / PAGE_SIZE * PAGE_SIZE).min(crate::mm::frame::MAX_PHYS);
-        if full {
-            segs.push(start, end.saturating_sub(start), in_ram);
-            continue;
-        }
         let mut a = start;
         while a < end {
-            if frames.is_allocated(a) {
+            if (full || frames.is_allocated(a)) && !excluded(a) {
                 segs.push(a, PAGE_SIZE, in_ram);
             }
             a += PAGE_SIZE;
@@ -196,7 +203,8 @@ pub fn write(disk: &mut DumpDisk, full: bool) -> Outcome {
     // SAFETY: one dump at a time on one CPU (see `ScratchCell`).
     let scratch = unsafe { &mut *SCRATCH.0.get() };
     let ncpus = collect_cpus(&mut scratch.cpus);
-    collect_segments(full, &mut scratch.segments);
+    let bounce = disk.bounce_ranges();
+    collect_segments(full, &bounce, &mut scratch.segments);
     watchdog::pet();
     let message = crate::panic::message();
     let cpus = &scratch.cpus[..ncpus];
@@ -239,17 +247,23 @@ pub fn write(disk: &mut DumpDisk, full: bool) -> Outcome {
         return Outcome::Failed;
     }
 
-    let mut sum = Checksum::new();
+    let mut sum = Checksum::sampled();
     let mut written = 0u64;
     let mut status = Status::Complete;
     let mut error: Option<IoError> = None;
     let start = crate::arch::rdtsc();
     let mut last_report = 0u64;
+    let volatile = super::volatile::Volatile::now();
+    let mut next_key_poll = 0;
+    let mut next_report = crate::time::deadline_after_us(REPORT_US);
     for piece in layout.pieces(CHUNK as u64) {
         watchdog::pet();
-        if crate::panic::console::poll_abort_key() {
-            status = Status::Aborted;
-            break;
+        if crate::time::passed(next_key_poll) {
+            if crate::panic::console::poll_abort_key() {
+                status = Status::Aborted;
+                break;
+            }
+            next_key_poll = crate::time::deadline_after_us(KEY_POLL_US);
         }
         if FAULT_STALL.load(Ordering::Relaxed) && written >= CHUNK as u64 {
             pprintln!();
@@ -276,28 +290,47 @@ pub fn write(disk: &mut DumpDisk, full: bool) -> Outcome {
             }
         };
         let len = piece.len as usize;
-        let buf = &mut disk.buffer(slot)[..len];
-        match piece.source {
-            Source::Headers(_) => {
-                // Headers come as one piece (headers_size <= CHUNK, checked above).
-                let _ = layout.write_headers(buf);
-            }
-            Source::Memory(addr) => {
+        let submitted = match piece.source {
+            Source::Memory(addr) if !volatile.overlaps(addr, piece.len) => {
                 // SAFETY: `addr..addr + len` is usable RAM from the firmware
-                // map, identity mapped; `copy` allows the overlap when the
-                // run includes this bounce buffer itself.
-                unsafe { core::ptr::copy(addr as *const u8, buf.as_mut_ptr(), len) };
+                // map, identity mapped and never freed, and nothing writes it
+                // while the dump runs (the other CPUs are parked; it is not
+                // volatile: no device and no code of the dump writes it), so
+                // the checksum matches what the device reads.
+                let data = unsafe { core::slice::from_raw_parts(addr as *const u8, len) };
+                sum.update(data);
+                // SAFETY: as above; the RAM stays valid until the request completes.
+                unsafe { disk.submit_memory(slot, CORE_OFFSET + piece.offset, data) }
             }
-        }
-        sum.update(buf);
-        if let Err(e) = disk.submit(slot, CORE_OFFSET + piece.offset, len) {
+            source => {
+                let buf = &mut disk.buffer(slot)[..len];
+                match source {
+                    Source::Headers(_) => {
+                        // Headers come as one piece (headers_size <= CHUNK, checked above).
+                        let _ = layout.write_headers(buf);
+                    }
+                    Source::Memory(addr) => {
+                        // SAFETY: `addr..addr + len` is usable RAM from the
+                        // firmware map, identity mapped, and not one of the
+                        // bounce buffers (left out of the dump).
+                        unsafe {
+                            core::ptr::copy_nonoverlapping(addr as *const u8, buf.as_mut_ptr(), len)
+                        };
+                    }
+                }
+                sum.update(buf);
+                disk.submit(slot, CORE_OFFSET + piece.offset, len)
+            }
+        };
+        if let Err(e) = submitted {
             error = Some(e);
             break;
         }
         written += piece.len;
-        if written - last_report >= CHUNK as u64 * 4 || written == total {
+        if crate::time::passed(next_report) {
             progress(written, total, start);
             last_report = written;
+            next_report = crate::time::deadline_after_us(REPORT_US);
         }
     }
     if let Err(e) = disk.drain() {

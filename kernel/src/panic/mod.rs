@@ -237,6 +237,9 @@ fn after_report() -> ! {
         }
         Policy::Dump => {
             pprintln!("panic=dump: writing a crash dump");
+            // The USB keyboard in polled mode first, so Ctrl-C can abort.
+            // SAFETY: we are the panic CPU and every other CPU is parked.
+            unsafe { crate::usb::panic_takeover(&mut writer::PanicWriter) };
             let _ = crate::dump::run(false);
             pprintln!("panic=dump: rebooting");
             crate::acpi::reset();

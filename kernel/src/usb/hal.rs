@@ -23,6 +23,7 @@ pub fn reserve_panic_pool() {
         .lock()
         .alloc_contiguous((PANIC_POOL_SIZE / PAGE_SIZE) as usize, 64 * 1024)
     {
+        crate::dump::volatile::note(base, PANIC_POOL_SIZE);
         POOL_BASE.store(base, Ordering::Relaxed);
         POOL_NEXT.store(base, Ordering::Relaxed);
     }
@@ -71,7 +72,10 @@ unsafe impl Hal for KernelHal {
         let phys = match self.source {
             DmaSource::Frames => {
                 let frames = (size as u64).div_ceil(PAGE_SIZE) as usize;
-                FRAMES.lock().alloc_contiguous(frames, a)?
+                let phys = FRAMES.lock().alloc_contiguous(frames, a)?;
+                // The controller writes it: a dump must snapshot it.
+                crate::dump::volatile::note(phys, frames as u64 * PAGE_SIZE);
+                phys
             }
             DmaSource::PanicPool => {
                 let base = POOL_BASE.load(Ordering::Relaxed);
