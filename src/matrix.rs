@@ -556,7 +556,15 @@ fn drive(vm: &mut Vm, s: &Scenario, r: &mut RunResult) -> Result<(), String> {
             pat += "db> ";
             typed(vm, "cpus", &pat, STEP)?;
             typed(vm, "bt", r"(?s)backtrace.*?db> ", STEP)?;
-            if s.smp > 1 {
+            if s.smp > 1 && s.trigger == "early" {
+                // The early panic comes before the other CPUs are started.
+                typed(
+                    vm,
+                    "regs 1",
+                    r"(?s)regs: cpu 1 has no saved registers \(absent\).*?db> ",
+                    STEP,
+                )?;
+            } else if s.smp > 1 {
                 typed(
                     vm,
                     "regs 1",

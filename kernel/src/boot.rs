@@ -182,18 +182,22 @@ extern "C" fn kmain(start_info: u32) -> ! {
     cpu::this().set_state(CpuState::Online);
     sched::start();
 
+    // The dump disk and the watchdog first, so that even an early panic
+    // (before USB and the other CPUs) can be dumped.
+    crate::dump::init();
+
     if opts.trigger == Some("early") {
         crate::panic::trigger::run("early").ok();
     }
 
     // Every PCI change that moves memory mappings (BAR sizing and
     // assignment, command register, virtio's notification eventfds) happens
-    // here, while this is the only running CPU. QEMU 7.2's TCG races a
-    // memory-map update against MMIO on another vCPU (seen as a SIGSEGV in
-    // `memory_region_dispatch_write` or a stall, about 1 boot in 600, when the
-    // dump disk was probed while the `usb` thread and the LAPIC timers ran).
+    // here and in `dump::init` above, while this is the only running CPU.
+    // QEMU 7.2's TCG races a memory-map update against MMIO on another vCPU
+    // (seen as a SIGSEGV in `memory_region_dispatch_write` or a stall, about
+    // 1 boot in 600, when the dump disk was probed while the `usb` thread and
+    // the LAPIC timers ran).
     crate::usb::init();
-    crate::dump::init();
 
     BOOT_DEADLINE.store(time::deadline_after_us(30_000_000), Ordering::Relaxed);
     let started = smp::start_aps(&ids[..count]);

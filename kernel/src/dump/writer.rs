@@ -1,5 +1,5 @@
 //! Writing a dump: the header as "in progress", the ELF core chunk by chunk
-//! (two requests in flight; memory that nothing changes during the dump is
+//! ([`DEPTH`](super::blk::DEPTH) requests in flight; memory that nothing changes during the dump is
 //! written in place, memory that may change, see [`super::volatile`], from a
 //! bounce-buffer snapshot, so the checksum always matches the disk),
 //! progress in place, Ctrl-C and the watchdog between chunks, then the final
@@ -22,8 +22,8 @@ use crate::panic::stop::SavedRegs;
 use crate::pprintln;
 
 /// How often the keyboard is polled for Ctrl-C between chunks. A poll
-/// reads a dozen xHCI registers (each an exit to the emulator, about 0.4 ms
-/// per poll under TCG); usb-kbd reports at most every 10 ms anyway.
+/// reads a dozen xHCI registers (each an exit to the emulator under TCG);
+/// usb-kbd reports at most every 10 ms anyway.
 const KEY_POLL_US: u64 = 10_000;
 /// How often the progress line is rewritten.
 const REPORT_US: u64 = 100_000;
