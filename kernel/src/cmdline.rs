@@ -121,5 +121,6 @@ mod tests {
             }
         }
         assert_eq!(cases, 64 * 200);
+        std::println!("kernel command line garbage: {cases} cases, 0 crashes");
     }
 }

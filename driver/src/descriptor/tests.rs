@@ -88,24 +88,38 @@ fn hub_descriptor() {
     assert!(HubDescriptor::parse(&h[..6]).is_err());
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2000))]
-    #[test]
-    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
-        let _ = ConfigSummary::parse(&bytes);
-        let _ = DeviceDescriptor::parse(&bytes);
-        let _ = HubDescriptor::parse(&bytes);
-        let _ = parse_device_prefix(&bytes);
-    }
+#[test]
+fn arbitrary_bytes_never_panic() {
+    crate::testing::check(
+        "descriptors: arbitrary bytes",
+        2000,
+        proptest::collection::vec(any::<u8>(), 0..300),
+        |bytes| {
+            let _ = ConfigSummary::parse(&bytes);
+            let _ = DeviceDescriptor::parse(&bytes);
+            let _ = HubDescriptor::parse(&bytes);
+            let _ = parse_device_prefix(&bytes);
+            Ok(())
+        },
+    );
+}
 
-    #[test]
-    fn mutated_keyboard_config_never_panics(i in 0usize..34, v in any::<u8>(), cut in 0usize..=34) {
-        let mut c: Vec<u8> = KBD_CONFIG.to_vec();
-        c[i] = v;
-        c.truncate(cut);
-        if let Ok(s) = ConfigSummary::parse(&c)
-            && let Some(k) = s.keyboard {
+#[test]
+fn mutated_keyboard_config_never_panics() {
+    crate::testing::check(
+        "descriptors: mutated keyboard configuration",
+        2000,
+        (0usize..34, any::<u8>(), 0usize..=34),
+        |(i, v, cut)| {
+            let mut c: Vec<u8> = KBD_CONFIG.to_vec();
+            c[i] = v;
+            c.truncate(cut);
+            if let Ok(s) = ConfigSummary::parse(&c)
+                && let Some(k) = s.keyboard
+            {
                 prop_assert!(k.endpoint >= 1 && k.endpoint <= 15);
             }
-    }
+            Ok(())
+        },
+    );
 }

@@ -166,34 +166,74 @@ mod tests {
         ));
     }
 
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(3000))]
-        /// Applying the diff of a→b to the key set of a gives the key set of b.
-        #[test]
-        fn diff_is_consistent(a in any::<[u8; 8]>(), b in any::<[u8; 8]>()) {
-            let a_clean = { let mut a = a; for k in &mut a[2..] { if (1..=3).contains(k) { *k = 0; } } a };
-            match diff(&a_clean, &b) {
-                Diff::Rollover => prop_assert!(b[2..].iter().any(|u| (1..=3).contains(u))),
-                Diff::Changes(c) => {
-                    prop_assert!(c.len() <= MAX_CHANGES);
-                    let mut down: Vec<KeyCode> = Vec::new();
-                    for (bit, k) in MODIFIER_KEYS.iter().enumerate() { if a_clean[0] & (1 << bit) != 0 { down.push(*k); } }
-                    for &u in &a_clean[2..] { if let Some(k) = usage_to_keycode(u).filter(|_| is_key(u)) && !down.contains(&k) { down.push(k); } }
-                    for e in c.iter() {
-                        match e.state {
-                            KeyState::Up => { prop_assert!(down.contains(&e.code)); down.retain(|k| *k != e.code); }
-                            KeyState::Down => { down.push(e.code); }
-                            KeyState::SingleShot => prop_assert!(false),
+    /// Applying the diff of a→b to the key set of a gives the key set of b.
+    #[test]
+    fn diff_is_consistent() {
+        crate::testing::check(
+            "HID: report diffs",
+            3000,
+            (any::<[u8; 8]>(), any::<[u8; 8]>()),
+            |(a, b)| {
+                let a_clean = {
+                    let mut a = a;
+                    for k in &mut a[2..] {
+                        if (1..=3).contains(k) {
+                            *k = 0;
                         }
                     }
-                    let mut want: Vec<KeyCode> = Vec::new();
-                    for (bit, k) in MODIFIER_KEYS.iter().enumerate() { if b[0] & (1 << bit) != 0 { want.push(*k); } }
-                    for &u in &b[2..] { if let Some(k) = usage_to_keycode(u).filter(|_| is_key(u)) && !want.contains(&k) { want.push(k); } }
-                    down.sort(); down.dedup(); want.sort();
-                    want.dedup();
-                    prop_assert_eq!(down, want);
+                    a
+                };
+                match diff(&a_clean, &b) {
+                    Diff::Rollover => prop_assert!(b[2..].iter().any(|u| (1..=3).contains(u))),
+                    Diff::Changes(c) => {
+                        prop_assert!(c.len() <= MAX_CHANGES);
+                        let mut down: Vec<KeyCode> = Vec::new();
+                        for (bit, k) in MODIFIER_KEYS.iter().enumerate() {
+                            if a_clean[0] & (1 << bit) != 0 {
+                                down.push(*k);
+                            }
+                        }
+                        for &u in &a_clean[2..] {
+                            if let Some(k) = usage_to_keycode(u).filter(|_| is_key(u))
+                                && !down.contains(&k)
+                            {
+                                down.push(k);
+                            }
+                        }
+                        for e in c.iter() {
+                            match e.state {
+                                KeyState::Up => {
+                                    prop_assert!(down.contains(&e.code));
+                                    down.retain(|k| *k != e.code);
+                                }
+                                KeyState::Down => {
+                                    down.push(e.code);
+                                }
+                                KeyState::SingleShot => prop_assert!(false),
+                            }
+                        }
+                        let mut want: Vec<KeyCode> = Vec::new();
+                        for (bit, k) in MODIFIER_KEYS.iter().enumerate() {
+                            if b[0] & (1 << bit) != 0 {
+                                want.push(*k);
+                            }
+                        }
+                        for &u in &b[2..] {
+                            if let Some(k) = usage_to_keycode(u).filter(|_| is_key(u))
+                                && !want.contains(&k)
+                            {
+                                want.push(k);
+                            }
+                        }
+                        down.sort();
+                        down.dedup();
+                        want.sort();
+                        want.dedup();
+                        prop_assert_eq!(down, want);
+                    }
                 }
-            }
-        }
+                Ok(())
+            },
+        );
     }
 }

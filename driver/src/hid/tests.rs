@@ -137,23 +137,37 @@ fn queue_overflow_is_counted() {
     assert_eq!(k.queue.dropped, 100 - queue::KEY_QUEUE_CAPACITY as u32);
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2000))]
-    /// Arbitrary report sequences never panic, never exceed the queue, and
-    /// releasing everything always stops repeat.
-    #[test]
-    fn arbitrary_reports(reports in proptest::collection::vec(any::<[u8; 8]>(), 1..20), layout in 0usize..10) {
-        let mut k = KeyboardState::new(Layout::ALL[layout], Repeat { delay_ms: 1, rate_hz: 1000 });
-        let mut prev = [0; 8];
-        let mut t = 0;
-        for r in reports {
-            k.handle_report(&mut prev, r, t);
-            t += 700;
-            k.tick(t);
-            prop_assert!(k.queue.len() <= queue::KEY_QUEUE_CAPACITY);
-        }
-        k.release_all(&mut prev);
-        prop_assert_eq!(prev, [0; 8]);
-        prop_assert_eq!(k.tick(u64::MAX / 2), 0);
-    }
+/// Arbitrary report sequences never panic, never exceed the queue, and
+/// releasing everything always stops repeat.
+#[test]
+fn arbitrary_reports() {
+    crate::testing::check(
+        "HID: arbitrary report sequences",
+        2000,
+        (
+            proptest::collection::vec(any::<[u8; 8]>(), 1..20),
+            0usize..10,
+        ),
+        |(reports, layout)| {
+            let mut k = KeyboardState::new(
+                Layout::ALL[layout],
+                Repeat {
+                    delay_ms: 1,
+                    rate_hz: 1000,
+                },
+            );
+            let mut prev = [0; 8];
+            let mut t = 0;
+            for r in reports {
+                k.handle_report(&mut prev, r, t);
+                t += 700;
+                k.tick(t);
+                prop_assert!(k.queue.len() <= queue::KEY_QUEUE_CAPACITY);
+            }
+            k.release_all(&mut prev);
+            prop_assert_eq!(prev, [0; 8]);
+            prop_assert_eq!(k.tick(u64::MAX / 2), 0);
+            Ok(())
+        },
+    );
 }

@@ -21,3 +21,26 @@ mod hook_tests;
 mod hub_tests;
 #[cfg(test)]
 mod tests;
+
+/// Runs property `test` on `cases` random inputs from `strategy` (proptest,
+/// no failure files) and prints the case count: every hostile-input suite
+/// reports how many cases it ran.
+#[cfg(test)]
+pub(crate) fn check<S: proptest::strategy::Strategy>(
+    name: &str,
+    cases: u32,
+    strategy: S,
+    test: impl Fn(S::Value) -> Result<(), proptest::test_runner::TestCaseError>,
+) {
+    use proptest::test_runner::{Config, TestRunner};
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    if let Err(e) = runner.run(&strategy, test) {
+        panic!("{name}: {e}");
+    }
+    extern crate std;
+    std::println!("{name}: {cases} cases, 0 crashes");
+}

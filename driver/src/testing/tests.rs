@@ -384,3 +384,40 @@ fn event_ring_full_is_recovered() {
     keys(&mut c);
     assert_eq!(type_hi(&mut c, &h, 1), hi(), "keys flow again");
 }
+
+/// Fuzz: event TRBs from a misbehaving controller, any 16 bytes with a valid
+/// cycle bit (random type, TRB pointer, slot, endpoint, port, completion
+/// code), 1 to 23 at a time. Every one is consumed by one `poll()` (none is
+/// left stuck), nothing panics, and the keyboard types afterwards unless the
+/// driver declared the controller dead.
+#[test]
+fn random_controller_events_are_survived() {
+    use proptest::prelude::*;
+    super::check(
+        "random controller events",
+        400,
+        proptest::collection::vec(any::<[u32; 4]>(), 1..24),
+        |trbs| {
+            let (mut c, h) = start(std::vec![(1, FakeDevice::keyboard())], Config::default());
+            c.poll();
+            let before = c.info().rejected_events;
+            h.with(|m, mem| {
+                for t in &trbs {
+                    m.post_raw(mem, *t, false);
+                }
+            });
+            let s = c.poll();
+            prop_assert!(
+                s.events as usize >= trbs.len(),
+                "{} posted, {s:?}",
+                trbs.len()
+            );
+            prop_assert!(c.info().rejected_events >= before);
+            if !c.is_dead() {
+                keys(&mut c);
+                prop_assert_eq!(type_hi(&mut c, &h, 1), hi());
+            }
+            Ok(())
+        },
+    );
+}
