@@ -21,7 +21,7 @@ use crate::qemu::{Config, Firmware, Keyboard};
 /// Every trigger the matrix knows, in the kernel's order.
 pub const TRIGGERS: &[&str] = &[
     "plain", "lock", "irq", "ap", "all", "cli", "nested", "fault", "early", "usb-lock", "usb-cmd",
-    "usb-enum", "usb-irq",
+    "usb-enum", "usb-irq", "badstack",
 ];
 /// Controllers.
 pub const CONTROLLERS: &[&str] = &["qemu-xhci", "nec-usb-xhci"];
@@ -35,7 +35,7 @@ pub const KEYBOARDS: &[Keyboard] = &[Keyboard::RootPort, Keyboard::BehindHub];
 /// Triggers whose point is another CPU: on `-smp 1` the kernel degrades
 /// them to a plain panic of the only CPU (see `kernel/src/panic/trigger.rs`),
 /// so they duplicate `plain` there and are skipped.
-const NEED_SMP: &[&str] = &["lock", "ap", "all", "cli", "usb-lock"];
+const NEED_SMP: &[&str] = &["lock", "ap", "all", "cli", "usb-lock", "badstack"];
 
 /// Time to boot to the panic (TCG, other VMs competing for the cores).
 const BOOT: Duration = Duration::from_secs(120);

@@ -118,3 +118,44 @@ fn panic_console_survives_hostile_serial_input() {
     vm.expect_success_exit(STEP);
     println!("hostile serial input: {} cases, 0 crashes", cases.len());
 }
+
+/// `trigger=badstack`: every other CPU is stopped with a corrupted frame
+/// pointer (not canonical, unmapped, misaligned, a frame pointing at itself,
+/// device memory). `bt N` prints what it can and says why the walk ended,
+/// without a fault; the panic CPU's own backtrace is whole.
+#[test]
+fn backtraces_of_corrupted_stacks_end_with_a_reason() {
+    let mut cfg = Config::new(KERNEL_ELF);
+    cfg.smp = 8;
+    cfg.firmware = Firmware::Qboot;
+    cfg.append = "trigger=badstack".into();
+    let mut vm = Vm::start("hostile-badstack", cfg);
+    vm.expect("PANIC on cpu 0", BOOT);
+    vm.expect("db> ", STEP);
+    let reasons = [
+        r"frame pointer 0xdead0000dead0000 is not a canonical address",
+        r"frame pointer 0x4000deadb000 is not in RAM",
+        r"frame pointer 0x[0-9a-f]*[1-7] is misaligned",
+        r"next frame 0x[0-9a-f]+ is not above the last one",
+        r"frame pointer 0xfee00000 is not in RAM",
+        r"frame pointer 0xdead0000dead0000 is not a canonical address",
+        r"frame pointer 0x4000deadb000 is not in RAM",
+    ];
+    for (i, reason) in reasons.iter().enumerate() {
+        let cpu = i + 1;
+        vm.send_serial(&format!("bt {cpu}\r"));
+        vm.expect(
+            &format!(r"(?s)backtrace of cpu {cpu} .*?\(walk ended: {reason}\)\ndb> "),
+            STEP,
+        );
+    }
+    vm.send_serial("bt\r");
+    let out = vm.expect(r"(?s)backtrace of cpu 0 .*?db> ", STEP);
+    assert!(out.contains("trigger::run"), "{out}");
+    assert!(!out.contains("walk ended"), "{out}");
+    vm.send_serial("cpus\r");
+    vm.expect(r"(?s)cpu 7: apic .*?db> ", STEP);
+    assert!(!vm.console().contains("NESTED PANIC"));
+    vm.send_serial("poweroff\r");
+    vm.expect_success_exit(STEP);
+}

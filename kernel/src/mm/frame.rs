@@ -31,6 +31,21 @@ pub fn kind_name(kind: u32) -> &'static str {
     }
 }
 
+/// True if `[addr, addr + len)` lies in one usable RAM region of the firmware
+/// map. Lock-free (panic path): the map is written once, by the boot CPU in
+/// [`FrameAllocator::init`], before anything reads it.
+pub fn is_ram(addr: u64, len: u64) -> bool {
+    let Some(end) = addr.checked_add(len) else {
+        return false;
+    };
+    // SAFETY: `map` and `map_len` never change after boot (see above); the
+    // lock may be held by a parked CPU, so it is not taken.
+    let f = unsafe { &*FRAMES.data_ptr() };
+    f.map[..f.map_len]
+        .iter()
+        .any(|r| r.kind == 1 && addr >= r.start && end <= r.start + r.len)
+}
+
 /// Bitmap frame allocator (bit set = free).
 pub struct FrameAllocator {
     bitmap: [u64; FRAMES_MAX / 64],

@@ -1,7 +1,7 @@
 //! Panic triggers for tests and people: `panic [KIND]` in the shell or
 //! `trigger=KIND` on the kernel command line.
 
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use crate::arch::cpu;
 use crate::arch::idt::vector;
@@ -36,7 +36,28 @@ pub const TRIGGERS: &[(&str, &str)] = &[
         "usb-irq",
         "panic inside the xHCI interrupt handler (on the next key)",
     ),
+    (
+        "badstack",
+        "the other CPUs spin with corrupted frame pointers (for `bt N`)",
+    ),
 ];
+
+/// Frame pointers `badstack` gives the other CPUs, in turn: not canonical,
+/// unmapped, misaligned, a frame that points at itself, device memory
+/// (the LAPIC). `bt N` must say why each walk ended, and never fault.
+fn bad_frame_pointer(i: usize) -> u64 {
+    static SELF_LOOP: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+    let looped = SELF_LOOP.as_ptr() as u64;
+    SELF_LOOP[0].store(looped, Ordering::SeqCst);
+    SELF_LOOP[1].store(run as *const () as u64, Ordering::SeqCst);
+    match i % 5 {
+        0 => 0xdead_0000_dead_0000,
+        1 => 0x0000_4000_dead_b000,
+        2 => looped + 3,
+        3 => looped,
+        _ => 0xfee0_0000,
+    }
+}
 
 /// Runs `f` on another CPU holding the USB driver lock, and spins there
 /// forever (interrupts off: the panic must stop that CPU by NMI). Returns
@@ -193,6 +214,34 @@ pub fn run(kind: &str) -> Result<(), &'static str> {
             loop {
                 crate::sched::sleep_us(1_000_000);
             }
+        }
+        "badstack" => {
+            static READY: AtomicU32 = AtomicU32::new(0);
+            let me = cpu::current_index();
+            let mut want = 0;
+            for (k, c) in cpu::all()
+                .iter()
+                .filter(|c| c.index() != me && c.state() == cpu::CpuState::Online)
+                .enumerate()
+            {
+                want += 1;
+                let bad = bad_frame_pointer(k);
+                crate::sched::spawn_on("bad-stack", Some(c.index()), move || {
+                    x86_64::instructions::interrupts::disable();
+                    READY.fetch_add(1, Ordering::SeqCst);
+                    // SAFETY: deliberately unsound: corrupts this thread's frame
+                    // pointer and spins for ever with interrupts off (the panic
+                    // stops this CPU by NMI and saves the bad `rbp`).
+                    unsafe {
+                        core::arch::asm!("mov rbp, {0}", "2:", "pause", "jmp 2b", in(reg) bad, options(noreturn))
+                    }
+                });
+            }
+            let d = crate::time::deadline_after_us(2_000_000);
+            while READY.load(Ordering::SeqCst) < want && !crate::time::passed(d) {
+                crate::sched::yield_now();
+            }
+            panic!("test: panic while the other CPUs have corrupted frame pointers");
         }
         _ => Err("unknown panic kind (try `panic help`)"),
     }
