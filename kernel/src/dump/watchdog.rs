@@ -142,24 +142,40 @@ pub fn arm() {
     if !present() {
         return;
     }
-    pet();
+    reload();
     config_write8(LOCK_REG, LOCK_ENABLE);
     ARMED.store(config_read8(LOCK_REG) & LOCK_ENABLE != 0, Ordering::Relaxed);
 }
 
-/// Reloads the timers (no effect when not armed).
+/// Least time between two reloads: a reload is three register writes, each
+/// an exit to the emulator under TCG, and callers pet in tight loops (every
+/// dump chunk, every console poll); the timeout is [`TIMEOUT_SECS`].
+const PET_INTERVAL_US: u64 = 100_000;
+/// TSC before which [`pet`] does nothing.
+static NEXT_PET: AtomicU64 = AtomicU64::new(0);
+
+/// Reloads the timers, at most every [`PET_INTERVAL_US`] (no effect when
+/// not armed).
 #[inline]
 pub fn pet() {
-    if present() {
-        unlock();
-        write16(RELOAD, RELOAD_BIT);
+    if present() && crate::time::passed(NEXT_PET.load(Ordering::Relaxed)) {
+        reload();
     }
+}
+
+fn reload() {
+    unlock();
+    write16(RELOAD, RELOAD_BIT);
+    NEXT_PET.store(
+        crate::time::deadline_after_us(PET_INTERVAL_US),
+        Ordering::Relaxed,
+    );
 }
 
 /// Disables the watchdog (an explicit `halt`).
 pub fn disarm() {
     if present() {
-        pet();
+        reload();
         config_write8(LOCK_REG, 0);
         ARMED.store(false, Ordering::Relaxed);
     }
