@@ -173,23 +173,6 @@ impl<H: Hal> Controller<H> {
         }
         device.intr_outstanding = None;
         match code {
-            Ok(CompletionCode::Success | CompletionCode::ShortPacket)
-                if device.state == Some(DeviceState::Hub) =>
-            {
-                // Status change bitmap (USB 2.0 §11.12.4): bit 0 hub, bit p port p.
-                // The endpoint is re-armed once the changes are handled in poll().
-                let requested = u32::from(max_packet.min(64));
-                let length = requested.saturating_sub(residual) as usize;
-                let mut bitmap = [0u8; 2];
-                device
-                    .mem
-                    .report
-                    .read_bytes(0, &mut bitmap[..length.min(2)]);
-                if let Some(hub) = device.hub.as_mut() {
-                    let bits = u16::from_le_bytes(bitmap);
-                    hub.changed |= bits & (hub.all_ports() | 1);
-                }
-            }
             Ok(CompletionCode::Success | CompletionCode::ShortPacket) => {
                 let requested = u32::from(max_packet.min(64));
                 let length = requested.saturating_sub(residual) as usize;
@@ -198,6 +181,16 @@ impl<H: Hal> Controller<H> {
                     .mem
                     .report
                     .read_bytes(0, &mut report[..length.min(8)]);
+                if device.state == Some(DeviceState::Hub) {
+                    // Status change bitmap (USB 2.0 §11.12.4): bit 0 hub, bit p
+                    // port p. The endpoint is re-armed once the changes are
+                    // handled in poll().
+                    if let Some(hub) = device.hub.as_mut() {
+                        let bits = u16::from_le_bytes([report[0], report[1]]);
+                        hub.changed |= bits & (hub.all_ports() | 1);
+                    }
+                    return;
+                }
                 device.reports = device.reports.wrapping_add(1);
                 let now = self.hal.now_us();
                 let device = &mut self.devices[index];
