@@ -133,3 +133,46 @@ fn panic_from_the_shell_with_a_typed_command() {
     vm.send_serial("poweroff\r");
     vm.expect_success_exit(STEP);
 }
+
+/// `panic=reboot` and `panic=halt` are for systems that must not offer a
+/// console: the report, then a reboot (an exit under `-no-reboot`) or a
+/// halt, and never a prompt, whatever is typed on serial or USB.
+#[test]
+fn panic_reboot_and_halt_offer_no_console() {
+    for policy in ["reboot", "halt"] {
+        let mut cfg = Config::new(KERNEL_ELF);
+        cfg.smp = 2;
+        cfg.firmware = Firmware::Qboot;
+        cfg.append = format!("trigger=plain panic={policy}");
+        let mut vm = Vm::start(&format!("panic-policy-{policy}"), cfg);
+        vm.expect("PANIC on cpu", BOOT);
+        match policy {
+            "reboot" => {
+                vm.expect("panic=reboot: rebooting", STEP);
+                let code = vm.wait_exit(STEP);
+                assert_eq!(code, 0, "a reboot under -no-reboot exits QEMU with 0");
+            }
+            _ => {
+                vm.expect("panic=halt: halted", STEP);
+                vm.send_serial("cpus\r");
+                vm.type_text("cpus\n");
+                // Nothing may answer: no prompt, no command output.
+                std::thread::sleep(Duration::from_secs(2));
+                assert!(
+                    matches!(vm.try_wait_exit(Duration::from_millis(10)), Err(_)),
+                    "a halted machine keeps running (halted), it does not exit"
+                );
+                vm.qmp("quit", serde_json::json!({})).ok();
+            }
+        }
+        let out = vm.console();
+        assert!(
+            !out.contains("db> "),
+            "panic={policy} offered a prompt:\n{out}"
+        );
+        assert!(
+            !out.contains("cpu 1: apic"),
+            "panic={policy} answered a command:\n{out}"
+        );
+    }
+}
