@@ -248,6 +248,20 @@ fn dump_bench(rows: &mut Vec<Row>) {
                 format!("{:.1} MB/s", normal / 1e3),
                 String::new(),
             ));
+            let text = vm.console();
+            if let (Some(polled), Some(r)) = (
+                num(r"polled-mode sequential write (\d+) KB/s", &text),
+                num(
+                    r"polled-mode sequential write \d+ KB/s, ratio ([0-9.]+)",
+                    &text,
+                ),
+            ) {
+                rows.push(Row(
+                    "disk write, polled mode after the panic (raw)".into(),
+                    format!("{:.1} MB/s", polled / 1e3),
+                    format!("{r:.2} x normal-mode write"),
+                ));
+            }
         }
         Err(e) => {
             let why = if vm.console().contains("unknown scenario") {

@@ -35,7 +35,7 @@ fn representative_matrix_subset() {
 #[test]
 fn matrix_covers_every_dimension_and_filters_by_component() {
     let all = matrix::all_scenarios();
-    assert_eq!(all.len(), 13 * 2 * 2 * 2 * 4 * 2);
+    assert_eq!(all.len(), 14 * 2 * 2 * 2 * 4 * 2);
     let lock: Vec<_> = all.iter().filter(|s| s.matches("lock")).collect();
     assert!(
         lock.iter().all(|s| s.trigger == "lock"),
@@ -52,4 +52,10 @@ fn matrix_covers_every_dimension_and_filters_by_component() {
         kernel.iter().any(|t| t == "plain"),
         "TRIGGERS parsed: {kernel:?}"
     );
+    for t in &kernel {
+        assert!(
+            matrix::TRIGGERS.contains(&t.as_str()),
+            "kernel trigger {t} is missing from the matrix"
+        );
+    }
 }

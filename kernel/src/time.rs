@@ -14,7 +14,15 @@ static TSC_HZ: AtomicU64 = AtomicU64::new(1_000_000_000);
 /// TSC value at boot (time zero).
 static TSC_BOOT: AtomicU64 = AtomicU64::new(0);
 
-/// Calibrates the TSC against 10 ms of PIT channel 2.
+/// Calibrates the TSC against 10 ms of PIT channel 2 (mode 0: OUT goes
+/// high when the count written last runs out), the best of three.
+///
+/// The TSC is read before the count is written, so anything that delays
+/// this CPU (an emulator thread descheduled by a loaded host) can only make
+/// one measurement longer, never shorter, and the shortest wins. (Reading it
+/// after the count was written let a delay of more than 10 ms at that point
+/// end the wait at once: a TSC rate 100x too low, every deadline 100x too
+/// short, seen once in a matrix run as "cpu 1 did not come up".)
 pub fn calibrate() {
     TSC_BOOT.store(rdtsc(), Ordering::Relaxed);
     let mut best = u64::MAX;
@@ -26,13 +34,9 @@ pub fn calibrate() {
             let gate = inb(0x61);
             outb(0x61, (gate & !0x02) | 0x01); // gate on, speaker off
             outb(0x43, 0b1011_0000); // channel 2, lo/hi, mode 0, binary
-            outb(0x42, ticks as u8);
-            outb(0x42, (ticks >> 8) as u8);
-            // Restart the count by toggling the gate.
-            let g = inb(0x61);
-            outb(0x61, g & !0x01);
-            outb(0x61, g | 0x01);
             let start = rdtsc();
+            outb(0x42, ticks as u8);
+            outb(0x42, (ticks >> 8) as u8); // counting starts here
             let mut spins = 0u64;
             while inb(0x61) & 0x20 == 0 {
                 spins += 1;

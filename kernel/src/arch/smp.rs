@@ -124,12 +124,17 @@ pub fn start_aps(apic_ids: &[u32]) -> usize {
         while c.state() == CpuState::Starting && !crate::time::passed(deadline) {
             core::hint::spin_loop();
         }
-        if c.state() == CpuState::Online {
-            online += 1;
-        } else {
-            c.set_state(CpuState::Failed);
-            log::warn!("cpu {index} (apic id {apic_id}) did not come up; skipped");
+        if c.transition(CpuState::Starting, CpuState::Failed) {
+            // It may still arrive late: it then sees `Failed` and halts. The
+            // trampoline variables (its stack) must not change under it, so
+            // no further AP is started.
+            log::warn!(
+                "cpu {index} (apic id {apic_id}) did not come up; not starting the {} after it",
+                apic_ids.len() - index - 1
+            );
+            break;
         }
+        online += 1;
     }
     online
 }
@@ -137,13 +142,20 @@ pub fn start_aps(apic_ids: &[u32]) -> usize {
 /// Rust entry of an application processor (from the trampoline, on its stack).
 extern "C" fn ap_entry(index: u64) -> ! {
     let index = index as usize;
+    if cpu::cpu(index).state() != CpuState::Starting {
+        // Too late: the bootstrap CPU gave up on this CPU (see `start_aps`).
+        crate::arch::halt_forever();
+    }
     let apic_id = cpu::cpu(index).apic_id.load(Ordering::Relaxed);
     cpu::install(index, apic_id);
     super::gdt::init(cpu::this());
     super::idt::load();
     super::apic::init_cpu();
     crate::sched::init_cpu(&alloc::format!("ap/{index}"));
-    cpu::this().set_state(CpuState::Online);
+    if !cpu::this().transition(CpuState::Starting, CpuState::Online) {
+        // Too late: the bootstrap CPU gave up on this CPU meanwhile.
+        crate::arch::halt_forever();
+    }
     // The boot flow of an AP has nothing left to do: hand the CPU to the scheduler.
     crate::sched::exit();
 }
