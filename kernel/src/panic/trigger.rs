@@ -75,8 +75,14 @@ fn hold_usb_lock(f: fn(&mut xhci_kbd::Controller<crate::usb::hal::KernelHal>)) {
             core::hint::spin_loop();
         }
     });
-    let d = crate::time::deadline_after_us(5_000_000);
-    while !HELD.load(Ordering::SeqCst) && !crate::time::passed(d) {
+    wait_until(5_000_000, || HELD.load(Ordering::SeqCst));
+}
+
+/// Yields until `done()` or `us` microseconds passed (a helper CPU that
+/// never gets going must not hang the trigger: the panic follows anyway).
+fn wait_until(us: u64, done: impl Fn() -> bool) {
+    let d = crate::time::deadline_after_us(us);
+    while !done() && !crate::time::passed(d) {
         crate::sched::yield_now();
     }
 }
@@ -104,10 +110,7 @@ pub fn run(kind: &str) -> Result<(), &'static str> {
                         core::hint::spin_loop();
                     }
                 });
-                let d = crate::time::deadline_after_us(2_000_000);
-                while !HELD.load(Ordering::SeqCst) && !crate::time::passed(d) {
-                    crate::sched::yield_now();
-                }
+                wait_until(2_000_000, || HELD.load(Ordering::SeqCst));
             }
             panic!("test: panic while another CPU holds the log lock");
         }
@@ -147,10 +150,7 @@ pub fn run(kind: &str) -> Result<(), &'static str> {
                     });
                 }
             }
-            let d = crate::time::deadline_after_us(2_000_000);
-            while READY.load(Ordering::SeqCst) < want && !crate::time::passed(d) {
-                crate::sched::yield_now();
-            }
+            wait_until(2_000_000, || READY.load(Ordering::SeqCst) >= want);
             x86_64::instructions::interrupts::disable();
             GO.store(true, Ordering::SeqCst);
             panic!("test: simultaneous panic on cpu {me}");
@@ -165,10 +165,7 @@ pub fn run(kind: &str) -> Result<(), &'static str> {
                         core::hint::spin_loop();
                     }
                 });
-                let d = crate::time::deadline_after_us(2_000_000);
-                while !SPINNING.load(Ordering::SeqCst) && !crate::time::passed(d) {
-                    crate::sched::yield_now();
-                }
+                wait_until(2_000_000, || SPINNING.load(Ordering::SeqCst));
             }
             panic!("test: panic while another CPU spins with interrupts disabled");
         }
@@ -237,10 +234,7 @@ pub fn run(kind: &str) -> Result<(), &'static str> {
                     }
                 });
             }
-            let d = crate::time::deadline_after_us(2_000_000);
-            while READY.load(Ordering::SeqCst) < want && !crate::time::passed(d) {
-                crate::sched::yield_now();
-            }
+            wait_until(2_000_000, || READY.load(Ordering::SeqCst) >= want);
             panic!("test: panic while the other CPUs have corrupted frame pointers");
         }
         _ => Err("unknown panic kind (try `panic help`)"),
