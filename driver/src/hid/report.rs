@@ -166,6 +166,24 @@ mod tests {
         ));
     }
 
+    /// Modifiers and keys (no duplicates) held in a boot report.
+    fn held_keys(r: &[u8; 8]) -> Vec<KeyCode> {
+        let mut held: Vec<KeyCode> = Vec::new();
+        for (bit, k) in MODIFIER_KEYS.iter().enumerate() {
+            if r[0] & (1 << bit) != 0 {
+                held.push(*k);
+            }
+        }
+        for &u in &r[2..] {
+            if let Some(k) = usage_to_keycode(u).filter(|_| is_key(u))
+                && !held.contains(&k)
+            {
+                held.push(k);
+            }
+        }
+        held
+    }
+
     /// Applying the diff of a→b to the key set of a gives the key set of b.
     #[test]
     fn diff_is_consistent() {
@@ -187,19 +205,7 @@ mod tests {
                     Diff::Rollover => prop_assert!(b[2..].iter().any(|u| (1..=3).contains(u))),
                     Diff::Changes(c) => {
                         prop_assert!(c.len() <= MAX_CHANGES);
-                        let mut down: Vec<KeyCode> = Vec::new();
-                        for (bit, k) in MODIFIER_KEYS.iter().enumerate() {
-                            if a_clean[0] & (1 << bit) != 0 {
-                                down.push(*k);
-                            }
-                        }
-                        for &u in &a_clean[2..] {
-                            if let Some(k) = usage_to_keycode(u).filter(|_| is_key(u))
-                                && !down.contains(&k)
-                            {
-                                down.push(k);
-                            }
-                        }
+                        let mut down = held_keys(&a_clean);
                         for e in c.iter() {
                             match e.state {
                                 KeyState::Up => {
@@ -212,19 +218,7 @@ mod tests {
                                 KeyState::SingleShot => prop_assert!(false),
                             }
                         }
-                        let mut want: Vec<KeyCode> = Vec::new();
-                        for (bit, k) in MODIFIER_KEYS.iter().enumerate() {
-                            if b[0] & (1 << bit) != 0 {
-                                want.push(*k);
-                            }
-                        }
-                        for &u in &b[2..] {
-                            if let Some(k) = usage_to_keycode(u).filter(|_| is_key(u))
-                                && !want.contains(&k)
-                            {
-                                want.push(k);
-                            }
-                        }
+                        let mut want = held_keys(&b);
                         down.sort();
                         down.dedup();
                         want.sort();
