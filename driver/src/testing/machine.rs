@@ -21,7 +21,6 @@ const CONFIG: usize = OP + 0x38;
 const IMAN: usize = RT + 0x20;
 const ERSTBA: usize = RT + 0x30;
 const ERDP: usize = RT + 0x38;
-const DB_SENTINEL: u32 = 0xffff_ffff;
 /// RsvdZ bits used as "published by the fake" markers: a driver write clears them.
 const USBSTS_MARK: u32 = 1 << 1;
 const PORTSC_MARK: u32 = 1 << 2;
@@ -162,9 +161,6 @@ impl Machine {
         }
         for off in (RT..RT + 0x40).step_by(4) {
             self.set_reg(off, 0);
-        }
-        for i in 0..=SLOTS {
-            self.set_reg(DB + 4 * i, DB_SENTINEL);
         }
         self.halted = true;
         self.usbsts = 1;
@@ -357,53 +353,20 @@ impl Machine {
             self.er_enq = 0;
             self.er_pcs = true;
         }
-        // PORTSC writes, in the order the driver made them
+        // PORTSC and doorbell writes, in the order the driver made them (a
+        // doorbell rung before a Stop Endpoint command runs before it)
         let log = crate::regs::WRITE_LOG.with(|l| core::mem::take(&mut *l.borrow_mut()));
         for (off, v) in log {
-            if !(OP + 0x400..OP + 0x400 + 0x10 * PORTS).contains(&off) || off % 0x10 != 0 {
-                continue;
-            }
-            let p = (off - OP - 0x400) / 0x10;
-            {
-                self.portsc[p] &= !(v & CHANGE);
-                if v & PED != 0 {
-                    self.portsc[p] &= !PED;
-                }
-                if v & PR != 0 && self.portsc[p] & CCS != 0 {
-                    self.portsc[p] = (self.portsc[p] & !(0xf << 5)) | PED | PRC;
-                    self.publish();
-                    self.post(mem, [0, 0, 1 << 24, 34 << 10], Some(p + 1));
-                }
+            if (OP + 0x400..OP + 0x400 + 0x10 * PORTS).contains(&off) && off % 0x10 == 0 {
+                self.portsc_write((off - OP - 0x400) / 0x10, v, mem);
+            } else if (DB..=DB + 4 * SLOTS).contains(&off) && off % 4 == 0 && !self.halted {
+                // (rung while halted: ignored)
+                self.doorbell((off - DB) / 4, v, mem);
             }
         }
         self.publish();
         if self.halted {
             return;
-        }
-        // Doorbells
-        for i in 0..=SLOTS {
-            let v = self.reg(DB + 4 * i);
-            if v != DB_SENTINEL {
-                self.set_reg(DB + 4 * i, DB_SENTINEL);
-                if i == 0 {
-                    self.crr = true;
-                    self.crcr_published = 1 << 3;
-                    self.publish();
-                    if !self.freeze_commands {
-                        self.run_commands(mem);
-                    }
-                } else {
-                    // xHCI 1.2 §4.6.9: ringing a stopped endpoint restarts it
-                    let dci = (v & 0x1f) as usize;
-                    if self.slots[i].enabled && dci > 0 && self.slots[i].eps[dci].state == 3 {
-                        self.slots[i].eps[dci].state = 1;
-                        self.sync_ep(mem, i, dci);
-                    }
-                    if dci == 1 {
-                        self.run_ep0(mem, i);
-                    }
-                }
-            }
         }
         if !self.freeze_commands && self.crr {
             self.run_commands(mem);
@@ -450,6 +413,41 @@ impl Machine {
             return Some((ep.deq, trb));
         }
         None
+    }
+
+    /// A write of `v` to port `p`'s PORTSC.
+    fn portsc_write(&mut self, p: usize, v: u32, mem: &Memory) {
+        self.portsc[p] &= !(v & CHANGE);
+        if v & PED != 0 {
+            self.portsc[p] &= !PED;
+        }
+        if v & PR != 0 && self.portsc[p] & CCS != 0 {
+            self.portsc[p] = (self.portsc[p] & !(0xf << 5)) | PED | PRC;
+            self.publish();
+            self.post(mem, [0, 0, 1 << 24, 34 << 10], Some(p + 1));
+        }
+    }
+
+    /// A write of `v` to doorbell `i` (0: the command ring).
+    fn doorbell(&mut self, i: usize, v: u32, mem: &Memory) {
+        if i == 0 {
+            self.crr = true;
+            self.crcr_published = 1 << 3;
+            self.publish();
+            if !self.freeze_commands {
+                self.run_commands(mem);
+            }
+            return;
+        }
+        // xHCI 1.2 §4.6.9: ringing a stopped endpoint restarts it
+        let dci = (v & 0x1f) as usize;
+        if self.slots[i].enabled && dci > 0 && self.slots[i].eps[dci].state == 3 {
+            self.slots[i].eps[dci].state = 1;
+            self.sync_ep(mem, i, dci);
+        }
+        if dci == 1 {
+            self.run_ep0(mem, i);
+        }
     }
 
     fn run_commands(&mut self, mem: &Memory) {
