@@ -95,9 +95,73 @@ impl<const N: usize> Segments<N> {
     }
 }
 
+/// Splits `[addr, addr + len)` against `ranges` (`[start, end)` pairs in any
+/// order, possibly overlapping; `ranges()` yields them afresh each call):
+/// the length of its leading part that lies wholly inside the ranges or
+/// wholly outside them, and which. Walking a range with it visits
+/// alternately inside and outside parts, never an empty one.
+pub fn leading<I>(addr: u64, len: u64, ranges: impl Fn() -> I) -> (u64, bool)
+where
+    I: Iterator<Item = (u64, u64)>,
+{
+    let end = addr.saturating_add(len);
+    // Inside while ranges cover the next byte.
+    let mut covered = addr;
+    while covered < end {
+        match ranges().find(|&(s, e)| s <= covered && covered < e) {
+            Some((_, e)) => covered = e,
+            None => break,
+        }
+    }
+    if covered > addr {
+        return (covered.min(end) - addr, true);
+    }
+    let next = ranges()
+        .filter(|&(s, e)| addr < s && s < end && s < e)
+        .map(|(s, _)| s)
+        .min()
+        .unwrap_or(end);
+    (next - addr, false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn leading_splits_into_alternating_parts_that_match_the_ranges() {
+        // Small deterministic generator (no dependencies in this crate).
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |m: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % m
+        };
+        for case in 0..2000 {
+            let ranges: std::vec::Vec<(u64, u64)> = (0..next(6))
+                .map(|_| {
+                    let s = next(64);
+                    (s, s + next(16))
+                })
+                .collect();
+            let (addr, len) = (next(64), next(64));
+            let inside = |b: u64| ranges.iter().any(|&(s, e)| s <= b && b < e);
+            let mut at = addr;
+            let mut last = None;
+            while at < addr + len {
+                let (n, is_in) = leading(at, addr + len - at, || ranges.iter().copied());
+                assert!(n > 0, "case {case}: empty part at {at}");
+                assert!(at + n <= addr + len, "case {case}: part past the end");
+                assert_ne!(last, Some(is_in), "case {case}: two parts of one kind");
+                for b in at..at + n {
+                    assert_eq!(inside(b), is_in, "case {case}: byte {b} of {ranges:?}");
+                }
+                last = Some(is_in);
+                at += n;
+            }
+        }
+    }
 
     #[test]
     fn coalesces_and_bridges_only_when_allowed() {
