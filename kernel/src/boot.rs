@@ -133,9 +133,17 @@ extern "C" fn kmain(start_info: u32) -> ! {
         mm::heap::init(heap, heap_size);
         mm::paging::init(ram_top);
     }
-    // Statics change while a dump runs; code and constants do not.
+    // Statics change while a dump runs; code and constants do not. Nor do
+    // the two largest statics once the other CPUs are parked (halted with
+    // interrupts off): the IST stacks (a dump running on one of its own CPU's
+    // is inside its stack window) and the frame bitmap (nothing allocates
+    // after a panic).
     let data_start = &raw const __data_start as u64;
-    crate::dump::volatile::note(data_start, kend - data_start);
+    crate::dump::volatile::note_except(
+        data_start,
+        kend,
+        &mut [crate::arch::gdt::ist_stacks(), mm::frame::bitmap_range()],
+    );
     crate::usb::hal::reserve_panic_pool();
     if let Some((mp, ms)) = module {
         crate::panic::symbols::init(mp, ms);

@@ -27,6 +27,12 @@ pub fn ist_stack_range(cpu: usize, slot: usize) -> (u64, u64) {
     (base, base + IST_STACK_SIZE as u64)
 }
 
+/// Every CPU's IST stacks, `[start, end)`.
+pub fn ist_stacks() -> (u64, u64) {
+    let base = (&raw const IST_STACKS) as u64;
+    (base, base + core::mem::size_of::<IstStacks>() as u64)
+}
+
 /// Builds and loads this CPU's GDT and TSS. Runs once per CPU at bring-up.
 pub fn init(cpu: &'static PerCpu) {
     let idx = cpu.index();

@@ -13,8 +13,12 @@ use virtio_drivers::transport::pci::bus::{DeviceFunction, PciRoot};
 use super::hal::{PortCam, VirtioHal};
 use crate::mm::{FRAMES, PAGE_SIZE};
 
-/// Bytes per write request (and per bounce buffer).
-pub const CHUNK: usize = 1 << 20;
+/// Bytes per bounce buffer (the most one copied request writes).
+pub const CHUNK: usize = 256 << 10;
+/// Most bytes one in-place request writes. Each request costs the emulator
+/// a fixed ~25 us (measured under TCG: 256 KiB requests 4.6 GB/s, 1 MiB
+/// 6.7 GB/s, 4 MiB 8 GB/s).
+pub const REQUEST: usize = 4 << 20;
 /// Requests in flight at once (one bounce buffer each).
 pub const DEPTH: usize = 4;
 /// Longest wait for one request.

@@ -33,8 +33,11 @@ struct DiskCell(UnsafeCell<Option<DumpDisk>>);
 unsafe impl Sync for DiskCell {}
 
 static DISK: DiskCell = DiskCell(UnsafeCell::new(None));
-/// Bytes per second of the normal-mode benchmark write (0: not measured).
+/// Bytes per second of the normal-mode contiguous benchmark write (0: not
+/// measured).
 static BENCH_NORMAL_BPS: AtomicU64 = AtomicU64::new(0);
+/// Bytes per second of the normal-mode write of a minidump's runs.
+static BENCH_RUNS_BPS: AtomicU64 = AtomicU64::new(0);
 
 /// The dump disk.
 ///
@@ -80,9 +83,8 @@ pub fn run(full: bool) -> Outcome {
         );
         return Outcome::Failed;
     };
-    let normal = BENCH_NORMAL_BPS.load(Ordering::Relaxed);
-    if normal > 0 {
-        return bench_after_panic(d, full, normal);
+    if BENCH_NORMAL_BPS.load(Ordering::Relaxed) > 0 {
+        return bench_after_panic(d, full);
     }
     writer::write(d, full)
 }
@@ -92,11 +94,27 @@ fn ratio(a: u64, b: u64) -> (u64, u64) {
     (r / 100, r % 100)
 }
 
-/// The panic half of `test=dump-bench`: the same sequential write as in
-/// normal mode, now polled with the world stopped (the I/O path alone), then
-/// three dumps; medians, and both ratios to the normal-mode write.
-fn bench_after_panic(d: &mut DumpDisk, full: bool, normal: u64) -> Outcome {
-    watchdog::pet();
+/// Median of [`REPS`] rates (bytes per second) measured by `f`.
+fn median<E>(mut f: impl FnMut() -> Result<u64, E>) -> Result<u64, E> {
+    let mut rates = [0u64; REPS];
+    for r in &mut rates {
+        watchdog::pet();
+        *r = f()?;
+    }
+    rates.sort_unstable();
+    Ok(rates[REPS / 2])
+}
+
+fn rate(bytes: u64, us: u64) -> u64 {
+    bytes * 1_000_000 / us.max(1)
+}
+
+/// The panic half of `test=dump-bench`: the contiguous write again, now
+/// polled with the world stopped (the I/O path alone), then [`REPS`] dumps;
+/// medians, and the ratios to the normal-mode writes.
+fn bench_after_panic(d: &mut DumpDisk, full: bool) -> Outcome {
+    let normal = BENCH_NORMAL_BPS.load(Ordering::Relaxed);
+    let runs = BENCH_RUNS_BPS.load(Ordering::Relaxed);
     match median_write_rate(d) {
         Ok(polled) => {
             let (i, f) = ratio(polled, normal);
@@ -107,31 +125,37 @@ fn bench_after_panic(d: &mut DumpDisk, full: bool, normal: u64) -> Outcome {
         }
         Err(e) => pprintln!("dump-bench: polled-mode write: {e}"),
     }
-    let mut rates = [0u64; 3];
     let mut out = Outcome::Failed;
-    for r in &mut rates {
-        watchdog::pet();
+    let dump = median(|| {
         out = writer::write(d, full);
-        let Outcome::Complete { bytes, us } = out else {
-            return out;
-        };
-        *r = bytes * 1_000_000 / us.max(1);
-    }
-    rates.sort_unstable();
-    let (i, f) = ratio(rates[1], normal);
+        match out {
+            Outcome::Complete { bytes, us } => Ok(rate(bytes, us)),
+            _ => Err(()),
+        }
+    });
+    let Ok(dump) = dump else {
+        return out;
+    };
+    let (i, f) = ratio(dump, runs);
+    let (ci, cf) = ratio(dump, normal);
     pprintln!(
-        "dump-bench: polled dump {} KB/s, normal-mode sequential write {} KB/s, ratio {i}.{f:02}",
-        rates[1] / 1000,
+        "dump-bench: polled dump {} KB/s, normal-mode write of the same runs {} KB/s, ratio {i}.{f:02}; \
+         of {} MiB contiguous {} KB/s, ratio {ci}.{cf:02}",
+        dump / 1000,
+        runs / 1000,
+        BENCH_BYTES >> 20,
         normal / 1000,
     );
     out
 }
 
-/// `test=dump-bench`: writes [`BENCH_BYTES`] of RAM sequentially in normal
-/// mode (scheduler running, interrupts on) three times and keeps the
-/// median, then panics with `panic=dump`, so that the same write in polled
-/// mode and three dumps run in the same boot ([`bench_after_panic`]) and
-/// print their ratios.
+/// `test=dump-bench`, the normal-mode half (scheduler running, interrupts
+/// on), each measurement [`REPS`] times, medians: [`BENCH_BYTES`] of
+/// contiguous RAM written sequentially, and the memory runs a minidump would
+/// hold written the same way ([`writer::write_plain`]). Then it panics
+/// with `panic=dump`, so that the contiguous write in polled mode and the
+/// dumps run in the same boot ([`bench_after_panic`]) and print their
+/// ratios.
 pub fn bench() -> bool {
     // SAFETY: boot CPU running the scenario; no panic yet.
     let Some(d) = (unsafe { disk() }) else {
@@ -145,15 +169,31 @@ pub fn bench() -> bool {
             return false;
         }
     };
+    let runs =
+        median(|| writer::write_plain(d, writer::Plain::MinidumpRuns).map(|(b, us)| rate(b, us)));
+    let runs = match runs {
+        Ok(r) => r,
+        Err(e) => {
+            crate::println!("dump-bench: {e}");
+            return false;
+        }
+    };
     BENCH_NORMAL_BPS.store(bps, Ordering::Relaxed);
+    BENCH_RUNS_BPS.store(runs, Ordering::Relaxed);
     crate::println!(
-        "dump-bench: normal-mode sequential write: {} MiB x 3, median {} KB/s",
+        "dump-bench: normal-mode sequential write: {} MiB contiguous x {REPS}, median {} KB/s; \
+         the minidump's runs x {REPS}, median {} KB/s",
         BENCH_BYTES >> 20,
-        bps / 1000
+        bps / 1000,
+        runs / 1000
     );
     crate::panic::set_policy(crate::panic::Policy::Dump);
     panic!("dump-bench: measuring the polled dump");
 }
+
+/// Runs of each measurement (odd: the median is one of them). A write takes
+/// about 10 ms and single runs vary by 2x under TCG.
+const REPS: usize = 11;
 
 /// Bytes of one normal-mode benchmark write.
 const BENCH_BYTES: u64 = 64 << 20;
@@ -195,38 +235,16 @@ impl core::fmt::Display for BenchError {
     }
 }
 
-/// Median bytes per second of three [`sequential_write`]s.
+/// Median bytes per second of [`REPS`] writes of [`BENCH_BYTES`] of
+/// contiguous RAM.
 fn median_write_rate(d: &mut DumpDisk) -> Result<u64, BenchError> {
-    let source = bench_source().ok_or(BenchError::NoSource)?;
-    let mut rates = [0u64; 3];
-    for r in &mut rates {
-        let us = sequential_write(d, source).map_err(BenchError::Io)?;
-        *r = BENCH_BYTES * 1_000_000 / us.max(1);
-    }
-    rates.sort_unstable();
-    Ok(rates[1])
-}
-
-/// Writes [`BENCH_BYTES`] of RAM from `source` at the core's offset, the same
-/// requests as a dump (in place, [`blk::DEPTH`] in flight); returns the
-/// microseconds taken.
-fn sequential_write(d: &mut DumpDisk, source: u64) -> Result<u64, blk::IoError> {
-    let start = crate::arch::rdtsc();
-    let mut off = 0u64;
-    while off < BENCH_BYTES {
-        let slot = loop {
-            if let Some(s) = d.free_slot() {
-                break s;
-            }
-            d.complete_one()?;
-        };
-        // SAFETY: usable, identity-mapped RAM that is never freed; the
-        // device only reads it.
-        let data = unsafe { core::slice::from_raw_parts((source + off) as *const u8, blk::CHUNK) };
-        // SAFETY: as above; valid until the request completes.
-        unsafe { d.submit_memory(slot, crashdump::CORE_OFFSET + off, data) }?;
-        off += blk::CHUNK as u64;
-    }
-    d.drain()?;
-    Ok(crate::time::cycles_to_us(crate::arch::rdtsc() - start))
+    let addr = bench_source().ok_or(BenchError::NoSource)?;
+    let what = writer::Plain::Contiguous {
+        addr,
+        len: BENCH_BYTES,
+    };
+    median(|| {
+        let (bytes, us) = writer::write_plain(d, what).map_err(BenchError::Io)?;
+        Ok(rate(bytes, us))
+    })
 }

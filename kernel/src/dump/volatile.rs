@@ -4,13 +4,16 @@
 //!
 //! Once the other CPUs are parked, RAM changes only through the dumping CPU
 //! and through devices: the kernel's `.data` and `.bss` (statics of the
-//! console, the drivers, the frame bitmap, the IST stacks), the dumping
-//! CPU's stack, and the DMA areas of the devices still in use (the xHCI
-//! controller polled for Ctrl-C, the dump disk's queue). The DMA areas and
-//! the statics are recorded here when they are reserved; the stack is taken
-//! at dump time; the bounce buffers themselves are left out of the dump. If
-//! the table overflows, or a CPU stopped half-way through recording, all
-//! memory counts as volatile (every byte copied).
+//! console and the drivers; not the frame bitmap, as nothing allocates after
+//! a panic, nor the IST stacks of parked CPUs), the dumping CPU's stack, and
+//! the DMA areas of the devices still in use (the xHCI controller polled for
+//! Ctrl-C, the panic-time DMA pool once an early panic uses it, the dump
+//! disk's queue). The DMA areas and the statics are recorded here when they
+//! are reserved; the stack is taken at dump time; the bounce buffers
+//! themselves are left out of the dump. A request is split where volatile
+//! memory starts or ends, so only volatile pages are copied. If the table
+//! overflows, or a CPU stopped half-way through recording, all memory counts
+//! as volatile (every byte copied).
 
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
@@ -40,6 +43,20 @@ pub fn note(start: u64, len: u64) {
     s.store(start, Ordering::Relaxed);
     // The end is published last: an entry with end 0 is not complete yet.
     e.store(start.saturating_add(len), Ordering::Release);
+}
+
+/// Records `[start, end)` but the `holes` in it (disjoint ranges, any order)
+/// as volatile.
+pub fn note_except(start: u64, end: u64, holes: &mut [(u64, u64)]) {
+    let end = end.max(start);
+    holes.sort_unstable();
+    let mut at = start;
+    for &(s, e) in holes.iter() {
+        let (s, e) = (s.clamp(at, end), e.clamp(at, end));
+        note(at, s - at);
+        at = e;
+    }
+    note(at, end - at);
 }
 
 /// The volatile memory at the start of a dump.
@@ -73,23 +90,36 @@ impl Volatile {
                 rsp.saturating_add(STACK_WINDOW),
             )
         };
+        let n = COUNT.load(Ordering::Relaxed).min(MAX);
+        // An entry without its end: a CPU stopped half-way through `note`.
+        let torn = RANGES[..n]
+            .iter()
+            .any(|(_, e)| e.load(Ordering::Acquire) == 0);
         Self {
             stack,
-            all: OVERFLOW.load(Ordering::Relaxed),
+            all: torn || OVERFLOW.load(Ordering::Relaxed),
         }
     }
 
-    /// Whether `[addr, addr + len)` may change while the dump runs.
-    pub fn overlaps(&self, addr: u64, len: u64) -> bool {
-        let end = addr.saturating_add(len);
-        let hit = |s: u64, e: u64| addr < e && s < end;
-        if self.all || hit(self.stack.0, self.stack.1) {
-            return true;
-        }
+    /// Every volatile range, widened to whole pages.
+    fn ranges(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
         let n = COUNT.load(Ordering::Relaxed).min(MAX);
-        RANGES[..n].iter().any(|(s, e)| {
-            let e = e.load(Ordering::Acquire);
-            e == 0 || hit(s.load(Ordering::Relaxed), e)
-        })
+        let page = crate::mm::PAGE_SIZE;
+        RANGES[..n]
+            .iter()
+            .map(|(s, e)| (s.load(Ordering::Relaxed), e.load(Ordering::Acquire)))
+            .chain(core::iter::once(self.stack))
+            .map(move |(s, e)| (s / page * page, e.saturating_add(page - 1) / page * page))
+    }
+
+    /// Splits `[addr, addr + len)` (whole pages): the length of its leading
+    /// part that is all volatile or all stable, and whether it is volatile.
+    /// A dump copies only the volatile parts, so that a 4 MiB request that
+    /// holds one page of a DMA ring does not become a 4 MiB copy.
+    pub fn leading(&self, addr: u64, len: u64) -> (u64, bool) {
+        if self.all {
+            return (len, true);
+        }
+        crashdump::segments::leading(addr, len, || self.ranges())
     }
 }

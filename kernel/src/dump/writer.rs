@@ -14,7 +14,8 @@ use crashdump::elf::{CoreLayout, Source};
 use crashdump::header::FLAG_FULL;
 use crashdump::{CORE_OFFSET, Checksum, CpuRegs, Header, Regs, SECTOR, Segments, Status};
 
-use super::blk::{CHUNK, DumpDisk, IoError};
+use super::blk::{CHUNK, DumpDisk, IoError, REQUEST};
+use super::volatile::Volatile;
 use super::{FAULT_STALL, watchdog};
 use crate::arch::cpu::{self, MAX_CPUS};
 use crate::mm::PAGE_SIZE;
@@ -197,6 +198,109 @@ fn progress(done: u64, total: u64, start_tsc: u64) {
     );
 }
 
+/// What one request writes.
+#[derive(Clone, Copy)]
+enum Data {
+    /// The ELF headers and notes, built in the bounce buffer.
+    Headers,
+    /// RAM that nothing changes during the dump, read by the device in place.
+    InPlace(u64),
+    /// RAM that may change (see [`Volatile`]), copied to the bounce buffer
+    /// first.
+    Snapshot(u64),
+}
+
+/// The core's requests in file order, `(file offset, length, data)`:
+/// `layout`'s pieces of at most [`REQUEST`], memory split where volatile
+/// memory starts or ends (page-granular, so every request is whole
+/// sectors), copied parts at most [`CHUNK`] (a bounce buffer).
+fn requests<'a>(
+    layout: &'a CoreLayout<'a>,
+    volatile: &'a Volatile,
+) -> impl Iterator<Item = (u64, u64, Data)> + 'a {
+    layout.pieces(REQUEST as u64).flat_map(move |piece| {
+        let mut done = 0;
+        core::iter::from_fn(move || {
+            let rest = piece.len.checked_sub(done).filter(|&r| r > 0)?;
+            let (len, data) = match piece.source {
+                Source::Headers(_) => (rest, Data::Headers),
+                Source::Memory(addr) => {
+                    let a = addr + done;
+                    let (n, changes) = volatile.leading(a, rest);
+                    if changes {
+                        (n.min(CHUNK as u64), Data::Snapshot(a))
+                    } else {
+                        (n, Data::InPlace(a))
+                    }
+                }
+            };
+            let off = piece.offset + done;
+            done += len;
+            Some((off, len, data))
+        })
+    })
+}
+
+/// What a benchmark's plain write ([`write_plain`]) writes.
+#[derive(Clone, Copy, Debug)]
+pub enum Plain {
+    /// One run of RAM.
+    Contiguous {
+        /// Start (page aligned).
+        addr: u64,
+        /// Bytes (whole pages).
+        len: u64,
+    },
+    /// The memory runs a minidump would hold right now (normal mode only:
+    /// it takes the frame allocator's lock).
+    MinidumpRuns,
+}
+
+/// A benchmark's baseline for a dump: `what`, laid out as a core and
+/// written to the same place on the same disk in the same requests as a
+/// dump (in place, [`REQUEST`] at most, the headers' space from a bounce
+/// buffer), with no header content, checksum or copy. Returns `(bytes,
+/// microseconds)`. One user at a time: the boot CPU before any panic, or the
+/// panic CPU.
+pub fn write_plain(disk: &mut DumpDisk, what: Plain) -> Result<(u64, u64), IoError> {
+    // SAFETY: one user at a time (see above), as for a dump.
+    let scratch = unsafe { &mut *SCRATCH.0.get() };
+    match what {
+        Plain::Contiguous { addr, len } => {
+            scratch.segments.clear();
+            scratch.segments.push(addr, len, |_, _| false);
+        }
+        Plain::MinidumpRuns => {
+            // Other CPUs allocate meanwhile: read under the lock.
+            let _frames = crate::mm::FRAMES.lock();
+            collect_segments(false, &disk.bounce_ranges(), &mut scratch.segments);
+        }
+    }
+    let layout = CoreLayout::new(&[], "", scratch.segments.as_slice());
+    let start = crate::arch::rdtsc();
+    for piece in layout.pieces(REQUEST as u64) {
+        let slot = loop {
+            if let Some(s) = disk.free_slot() {
+                break s;
+            }
+            disk.complete_one()?;
+        };
+        let at = CORE_OFFSET + piece.offset;
+        match piece.source {
+            Source::Headers(_) => disk.submit(slot, at, piece.len as usize)?,
+            // SAFETY: usable RAM from the firmware map, identity mapped and
+            // never freed; the device only reads it.
+            Source::Memory(addr) => unsafe {
+                let data = core::slice::from_raw_parts(addr as *const u8, piece.len as usize);
+                disk.submit_memory(slot, at, data)?
+            },
+        }
+    }
+    disk.drain()?;
+    let us = crate::time::cycles_to_us(crate::arch::rdtsc() - start);
+    Ok((layout.total_size(), us))
+}
+
 /// Writes a dump to `disk`. Reports on the panic console as it goes.
 pub fn write(disk: &mut DumpDisk, full: bool) -> Outcome {
     watchdog::pet();
@@ -253,18 +357,10 @@ pub fn write(disk: &mut DumpDisk, full: bool) -> Outcome {
     let mut error: Option<IoError> = None;
     let start = crate::arch::rdtsc();
     let mut last_report = 0u64;
-    let volatile = super::volatile::Volatile::now();
+    let volatile = Volatile::now();
     let mut next_key_poll = 0;
     let mut next_report = crate::time::deadline_after_us(REPORT_US);
-    for piece in layout.pieces(CHUNK as u64) {
-        watchdog::pet();
-        if crate::time::passed(next_key_poll) {
-            if crate::panic::console::poll_abort_key() {
-                status = Status::Aborted;
-                break;
-            }
-            next_key_poll = crate::time::deadline_after_us(KEY_POLL_US);
-        }
+    for (offset, len, data) in requests(&layout, &volatile) {
         if FAULT_STALL.load(Ordering::Relaxed) && written >= CHUNK as u64 {
             pprintln!();
             pprintln!(
@@ -289,44 +385,55 @@ pub fn write(disk: &mut DumpDisk, full: bool) -> Outcome {
                 break;
             }
         };
-        let len = piece.len as usize;
-        let submitted = match piece.source {
-            Source::Memory(addr) if !volatile.overlaps(addr, piece.len) => {
-                // SAFETY: `addr..addr + len` is usable RAM from the firmware
+        let at = CORE_OFFSET + offset;
+        let n = len as usize;
+        let submitted = match data {
+            Data::InPlace(addr) => {
+                // SAFETY: `addr..addr + n` is usable RAM from the firmware
                 // map, identity mapped and never freed, and nothing writes it
                 // while the dump runs (the other CPUs are parked; it is not
                 // volatile: no device and no code of the dump writes it), so
                 // the checksum matches what the device reads.
-                let data = unsafe { core::slice::from_raw_parts(addr as *const u8, len) };
-                sum.update(data);
+                let data = unsafe { core::slice::from_raw_parts(addr as *const u8, n) };
                 // SAFETY: as above; the RAM stays valid until the request completes.
-                unsafe { disk.submit_memory(slot, CORE_OFFSET + piece.offset, data) }
+                let r = unsafe { disk.submit_memory(slot, at, data) };
+                // Summed while the device reads it (both only read).
+                sum.update(data);
+                r
             }
-            source => {
-                let buf = &mut disk.buffer(slot)[..len];
-                match source {
-                    Source::Headers(_) => {
-                        // Headers come as one piece (headers_size <= CHUNK, checked above).
-                        let _ = layout.write_headers(buf);
-                    }
-                    Source::Memory(addr) => {
-                        // SAFETY: `addr..addr + len` is usable RAM from the
-                        // firmware map, identity mapped, and not one of the
-                        // bounce buffers (left out of the dump).
-                        unsafe {
-                            core::ptr::copy_nonoverlapping(addr as *const u8, buf.as_mut_ptr(), len)
-                        };
-                    }
+            Data::Headers | Data::Snapshot(_) => {
+                let buf = &mut disk.buffer(slot)[..n];
+                if let Data::Snapshot(addr) = data {
+                    // SAFETY: `addr..addr + n` is usable RAM from the
+                    // firmware map, identity mapped, and not one of the
+                    // bounce buffers (left out of the dump).
+                    unsafe {
+                        core::ptr::copy_nonoverlapping(addr as *const u8, buf.as_mut_ptr(), n)
+                    };
+                } else {
+                    // Headers come as one piece (headers_size <= CHUNK, checked above).
+                    let _ = layout.write_headers(buf);
                 }
-                sum.update(buf);
-                disk.submit(slot, CORE_OFFSET + piece.offset, len)
+                let r = disk.submit(slot, at, n);
+                // The slot's buffer is not rewritten before its request completes.
+                sum.update(&disk.buffer(slot)[..n]);
+                r
             }
         };
         if let Err(e) = submitted {
             error = Some(e);
             break;
         }
-        written += piece.len;
+        written += len;
+        // The watchdog, Ctrl-C and the progress line while the disk works.
+        watchdog::pet();
+        if crate::time::passed(next_key_poll) {
+            if crate::panic::console::poll_abort_key() {
+                status = Status::Aborted;
+                break;
+            }
+            next_key_poll = crate::time::deadline_after_us(KEY_POLL_US);
+        }
         if crate::time::passed(next_report) {
             progress(written, total, start);
             last_report = written;

@@ -46,6 +46,14 @@ pub fn is_ram(addr: u64, len: u64) -> bool {
         .any(|r| r.kind == 1 && addr >= r.start && end <= r.start + r.len)
 }
 
+/// Where the allocation bitmap lives, `[start, end)` (for the dump, which
+/// treats it as memory that does not change after a panic).
+pub fn bitmap_range() -> (u64, u64) {
+    // SAFETY: only the field's address is taken, never a reference.
+    let start = unsafe { (&raw const (*FRAMES.data_ptr()).bitmap) as u64 };
+    (start, start + (FRAMES_MAX / 64 * 8) as u64)
+}
+
 /// Bitmap frame allocator (bit set = free).
 pub struct FrameAllocator {
     bitmap: [u64; FRAMES_MAX / 64],

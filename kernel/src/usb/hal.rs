@@ -23,7 +23,6 @@ pub fn reserve_panic_pool() {
         .lock()
         .alloc_contiguous((PANIC_POOL_SIZE / PAGE_SIZE) as usize, 64 * 1024)
     {
-        crate::dump::volatile::note(base, PANIC_POOL_SIZE);
         POOL_BASE.store(base, Ordering::Relaxed);
         POOL_NEXT.store(base, Ordering::Relaxed);
     }
@@ -89,6 +88,9 @@ unsafe impl Hal for KernelHal {
                     return None;
                 }
                 POOL_NEXT.store(end, Ordering::Relaxed);
+                // In use now (an early panic's controller): a dump must
+                // snapshot it. Unused, it is stable memory.
+                crate::dump::volatile::note(start, size as u64);
                 start
             }
         };
