@@ -10,8 +10,24 @@ use pci_types::{Bar, ConfigRegionAccess, EndpointHeader, PciAddress, PciHeader};
 use crate::arch::port::{inl, outl};
 use crate::sync::SpinLock;
 
-/// Serialises the two-step 0xCF8/0xCFC access.
+/// Serialises the two-step 0xCF8/0xCFC access between CPUs.
 static CONFIG_LOCK: SpinLock<()> = SpinLock::new(());
+
+/// Runs one configuration access: under [`CONFIG_LOCK`] in normal
+/// operation; without any lock once a panic has stopped the other CPUs,
+/// so that the panic path (the USB takeover masks MSI-X, an early panic
+/// finds and enables the controller) takes no lock at all. Nothing can
+/// interleave then: the panic CPU is the only one running, and every access
+/// writes 0xCF8 before it touches 0xCFC, so an access a stopped CPU left
+/// half done does not matter.
+fn config_access<R>(access: impl FnOnce() -> R) -> R {
+    if crate::sync::raw::scheduler_stopped() {
+        access()
+    } else {
+        let _g = CONFIG_LOCK.lock();
+        access()
+    }
+}
 
 /// Configuration access through ports 0xCF8/0xCFC.
 #[derive(Clone, Copy, Debug, Default)]
@@ -27,21 +43,19 @@ fn config_address(a: PciAddress, offset: u16) -> u32 {
 
 impl ConfigRegionAccess for PortAccess {
     unsafe fn read(&self, address: PciAddress, offset: u16) -> u32 {
-        let _g = CONFIG_LOCK.lock();
         // SAFETY: the PCI configuration mechanism #1 ports.
-        unsafe {
+        config_access(|| unsafe {
             outl(0xCF8, config_address(address, offset));
             inl(0xCFC)
-        }
+        })
     }
 
     unsafe fn write(&self, address: PciAddress, offset: u16, value: u32) {
-        let _g = CONFIG_LOCK.lock();
         // SAFETY: as `read`; the caller owns the semantics of the write.
-        unsafe {
+        config_access(|| unsafe {
             outl(0xCF8, config_address(address, offset));
             outl(0xCFC, value);
-        }
+        })
     }
 }
 
