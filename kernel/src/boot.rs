@@ -135,9 +135,8 @@ extern "C" fn kmain(start_info: u32) -> ! {
     }
     // Statics change while a dump runs; code and constants do not. Nor do
     // the two largest statics once the other CPUs are parked (halted with
-    // interrupts off): the IST stacks (a dump running on one of its own CPU's
-    // is inside its stack window) and the frame bitmap (nothing allocates
-    // after a panic).
+    // interrupts off): the IST stacks (the dumping CPU's own are added at
+    // dump time) and the frame bitmap (nothing allocates after a panic).
     let data_start = &raw const __data_start as u64;
     crate::dump::volatile::note_except(
         data_start,

@@ -5,11 +5,11 @@
 //! Once the other CPUs are parked, RAM changes only through the dumping CPU
 //! and through devices: the kernel's `.data` and `.bss` (statics of the
 //! console and the drivers; not the frame bitmap, as nothing allocates after
-//! a panic, nor the IST stacks of parked CPUs), the dumping CPU's stack, and
-//! the DMA areas of the devices still in use (the xHCI controller polled for
+//! a panic, nor the IST stacks of parked CPUs), the dumping CPU's stacks
+//! (the one it runs on and its IST stacks), and the DMA areas of the devices still in use (the xHCI controller polled for
 //! Ctrl-C, the panic-time DMA pool once an early panic uses it, the dump
 //! disk's queue). The DMA areas and the statics are recorded here when they
-//! are reserved; the stack is taken at dump time; the bounce buffers
+//! are reserved; the stacks are taken at dump time; the bounce buffers
 //! themselves are left out of the dump. A request is split where volatile
 //! memory starts or ends, so only volatile pages are copied. If the table
 //! overflows, or a CPU stopped half-way through recording, all memory counts
@@ -61,13 +61,16 @@ pub fn note_except(start: u64, end: u64, holes: &mut [(u64, u64)]) {
 
 /// The volatile memory at the start of a dump.
 pub struct Volatile {
-    stack: (u64, u64),
+    /// The dumping CPU's stack, then its three IST stacks (an NMI or a
+    /// machine check on this CPU would write one while the dump runs).
+    stacks: [(u64, u64); 4],
     all: bool,
 }
 
 impl Volatile {
-    /// Takes the dumping CPU's stack: its thread's stack if the stack
-    /// pointer lies in it, else a window around the stack pointer.
+    /// Takes the dumping CPU's stacks: its thread's stack if the stack
+    /// pointer lies in it, else a window around the stack pointer; and its
+    /// IST stacks.
     pub fn now() -> Self {
         let rsp: u64;
         // SAFETY: reads the stack pointer only.
@@ -95,8 +98,10 @@ impl Volatile {
         let torn = RANGES[..n]
             .iter()
             .any(|(_, e)| e.load(Ordering::Acquire) == 0);
+        let me = crate::arch::cpu::current_index();
+        let ist = |slot| crate::arch::gdt::ist_stack_range(me, slot);
         Self {
-            stack,
+            stacks: [stack, ist(0), ist(1), ist(2)],
             all: torn || OVERFLOW.load(Ordering::Relaxed),
         }
     }
@@ -108,7 +113,7 @@ impl Volatile {
         RANGES[..n]
             .iter()
             .map(|(s, e)| (s.load(Ordering::Relaxed), e.load(Ordering::Acquire)))
-            .chain(core::iter::once(self.stack))
+            .chain(self.stacks)
             .map(move |(s, e)| (s / page * page, e.saturating_add(page - 1) / page * page))
     }
 
