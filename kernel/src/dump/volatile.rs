@@ -6,14 +6,15 @@
 //! and through devices: the kernel's `.data` and `.bss` (statics of the
 //! console and the drivers; not the frame bitmap, as nothing allocates after
 //! a panic, nor the IST stacks of parked CPUs), the dumping CPU's stacks
-//! (the one it runs on and its IST stacks), and the DMA areas of the devices still in use (the xHCI controller polled for
-//! Ctrl-C, the panic-time DMA pool once an early panic uses it, the dump
-//! disk's queue). The DMA areas and the statics are recorded here when they
-//! are reserved; the stacks are taken at dump time; the bounce buffers
-//! themselves are left out of the dump. A request is split where volatile
-//! memory starts or ends, so only volatile pages are copied. If the table
-//! overflows, or a CPU stopped half-way through recording, all memory counts
-//! as volatile (every byte copied).
+//! (the one it runs on and its IST stacks), and the DMA areas of the devices
+//! still in use (the xHCI controller polled for Ctrl-C, the panic-time DMA
+//! pool once an early panic uses it, the dump disk's queue). The DMA areas
+//! and the statics are recorded here when they are reserved; the stacks are
+//! taken at dump time; the bounce buffers themselves are left out of the
+//! dump. A request is split where volatile memory starts or ends, so only
+//! volatile pages are copied. If the table overflows, or a CPU stopped
+//! half-way through recording, all memory counts as volatile (every byte
+//! copied).
 
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
