@@ -259,6 +259,16 @@ fn dump_bench(rows: &mut Vec<Row>) {
                 String::new(),
             ));
             let text = vm.console();
+            if let (Some(plain), Some(r)) = (
+                num(r"same runs between the dumps (\d+) KB/s", &text),
+                num(r"between the dumps \d+ KB/s, dump ratio ([0-9.]+)", &text),
+            ) {
+                rows.push(Row(
+                    "disk write, polled mode, the minidump's runs between the dumps".into(),
+                    format!("{:.1} MB/s", plain / 1e3),
+                    format!("dump = {r:.2} x this (control, same conditions)"),
+                ));
+            }
             if let (Some(polled), Some(r)) = (
                 num(r"polled-mode sequential write (\d+) KB/s", &text),
                 num(

@@ -95,33 +95,45 @@ impl<const N: usize> Segments<N> {
     }
 }
 
-/// Splits `[addr, addr + len)` against `ranges` (`[start, end)` pairs in any
-/// order, possibly overlapping; `ranges()` yields them afresh each call):
-/// the length of its leading part that lies wholly inside the ranges or
-/// wholly outside them, and which. Walking a range with it visits
-/// alternately inside and outside parts, never an empty one.
-pub fn leading<I>(addr: u64, len: u64, ranges: impl Fn() -> I) -> (u64, bool)
-where
-    I: Iterator<Item = (u64, u64)>,
-{
-    let end = addr.saturating_add(len);
-    // Inside while ranges cover the next byte.
-    let mut covered = addr;
-    while covered < end {
-        match ranges().find(|&(s, e)| s <= covered && covered < e) {
-            Some((_, e)) => covered = e,
-            None => break,
+/// Prepares `ranges` (`[start, end)` pairs in any order, possibly
+/// overlapping, empty or adjacent) for [`leading`]: sorts them and merges
+/// the ones that overlap or touch, in place. Returns how many are left, at
+/// the front of `ranges`.
+pub fn merge(ranges: &mut [(u64, u64)]) -> usize {
+    ranges.sort_unstable();
+    let mut n = 0usize;
+    for i in 0..ranges.len() {
+        let (s, e) = ranges[i];
+        if s >= e {
+            continue;
+        }
+        match n.checked_sub(1).map(|last| &mut ranges[last]) {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => {
+                ranges[n] = (s, e);
+                n += 1;
+            }
         }
     }
-    if covered > addr {
-        return (covered.min(end) - addr, true);
+    n
+}
+
+/// Splits `[addr, addr + len)` against `merged` (prepared by [`merge`]):
+/// the length of its leading part that lies wholly inside the ranges or
+/// wholly outside them, and which (a binary search). Walking a range with
+/// it visits alternately inside and outside parts, never an empty one.
+pub fn leading(addr: u64, len: u64, merged: &[(u64, u64)]) -> (u64, bool) {
+    if len == 0 {
+        return (0, false);
     }
-    let next = ranges()
-        .filter(|&(s, e)| addr < s && s < end && s < e)
-        .map(|(s, _)| s)
-        .min()
-        .unwrap_or(end);
-    (next - addr, false)
+    let end = addr.saturating_add(len);
+    // The first range that ends after `addr`.
+    let i = merged.partition_point(|&(_, e)| e <= addr);
+    match merged.get(i) {
+        Some(&(s, e)) if s <= addr => (e.min(end) - addr, true),
+        Some(&(s, _)) => (s.min(end) - addr, false),
+        None => (end - addr, false),
+    }
 }
 
 #[cfg(test)]
@@ -145,12 +157,19 @@ mod tests {
                     (s, s + next(16))
                 })
                 .collect();
+            let mut merged = ranges.clone();
+            let n = merge(&mut merged);
+            let merged = &merged[..n];
+            assert!(
+                merged.windows(2).all(|w| w[0].1 < w[1].0),
+                "case {case}: {merged:?} not sorted, disjoint and apart"
+            );
             let (addr, len) = (next(64), next(64));
             let inside = |b: u64| ranges.iter().any(|&(s, e)| s <= b && b < e);
             let mut at = addr;
             let mut last = None;
             while at < addr + len {
-                let (n, is_in) = leading(at, addr + len - at, || ranges.iter().copied());
+                let (n, is_in) = leading(at, addr + len - at, merged);
                 assert!(n > 0, "case {case}: empty part at {at}");
                 assert!(at + n <= addr + len, "case {case}: part past the end");
                 assert_ne!(last, Some(is_in), "case {case}: two parts of one kind");

@@ -1,43 +1,132 @@
-//! The dump disk: a virtio-blk PCI function driven by `virtio-drivers` in
-//! polled mode (no interrupts), created at boot so that every DMA buffer
-//! (virtqueue, bounce buffers, request and response) exists before a panic.
-//! Every request is submitted without blocking and waited for against a TSC
-//! deadline: a device that stops answering gives an error naming the sector.
+//! The dump disk: a virtio-blk PCI function in polled mode (no interrupts),
+//! created at boot so that every DMA buffer (virtqueue, bounce buffers,
+//! request headers) exists before a panic.
+//!
+//! `virtio-drivers` gives the PCI transport and the split virtqueue; the
+//! block requests themselves (virtio 1.2 §5.2.6: a device-readable header,
+//! the data, a device-written status byte) are built here, because its
+//! `VirtIOBlk` takes one data buffer per request and has only a flush that
+//! waits without bound. A request here gathers up to [`MAX_PARTS`] pieces of
+//! memory that follow each other on the disk (scatter-gather: a dump's
+//! memory runs, its snapshots of volatile memory and its ELF headers go out
+//! in requests of up to [`REQUEST`] bytes whatever the runs look like), and
+//! every request, writes and flushes alike, is waited for against a TSC
+//! deadline: a device that stops answering gives an error naming the
+//! sectors, never a hang.
 
 use core::fmt;
 
-use virtio_drivers::device::blk::{BlkReq, BlkResp, RespStatus, SECTOR_SIZE, VirtIOBlk};
+use bitflags::bitflags;
+use virtio_drivers::queue::VirtQueue;
+use virtio_drivers::transport::Transport;
 use virtio_drivers::transport::pci::PciTransport;
 use virtio_drivers::transport::pci::bus::{DeviceFunction, PciRoot};
 
 use super::hal::{PortCam, VirtioHal};
 use crate::mm::{FRAMES, PAGE_SIZE};
 
-/// Bytes per bounce buffer (the most one copied request writes).
+/// Bytes per sector (virtio 1.2 §5.2.6: sector numbers count 512 bytes).
+pub const SECTOR_SIZE: usize = 512;
+/// Bytes per bounce buffer: the most one request copies (snapshots of
+/// volatile memory and the ELF headers).
 pub const CHUNK: usize = 256 << 10;
-/// Most bytes one in-place request writes. Each request costs the emulator
-/// a fixed ~25 us (measured under TCG: 256 KiB requests 4.6 GB/s, 1 MiB
-/// 6.7 GB/s, 4 MiB 8 GB/s).
-pub const REQUEST: usize = 4 << 20;
+/// Most bytes one request writes. Each request costs the emulator a fixed
+/// ~25 us (measured under TCG: 256 KiB requests 4.6 GB/s, 1 MiB 6.7 GB/s,
+/// 4 MiB 8 GB/s).
+pub const REQUEST: u64 = 4 << 20;
 /// Requests in flight at once (one bounce buffer each).
 pub const DEPTH: usize = 4;
-/// Longest wait for one request.
+/// Descriptors in the virtqueue: every request in flight can use
+/// [`MAX_PARTS`] data descriptors plus its header and status (no indirect
+/// descriptors: they would need an allocation per request).
+const QUEUE_SIZE: usize = 64;
+/// Most data pieces in one request.
+pub const MAX_PARTS: usize = QUEUE_SIZE / DEPTH - 2;
+/// Longest wait for one write.
 pub const IO_TIMEOUT_US: u64 = 5_000_000;
+/// Longest wait for a flush (the host may have to write back every byte of
+/// a full dump).
+pub const FLUSH_TIMEOUT_US: u64 = 30_000_000;
+
+/// The virtqueue of a virtio-blk device without `VIRTIO_BLK_F_MQ`.
+const QUEUE: u16 = 0;
+
+bitflags! {
+    /// Feature bits we accept (virtio 1.2 §5.2.3, §6).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    struct Features: u64 {
+        /// `size_max` holds the largest data segment.
+        const SIZE_MAX = 1 << 1;
+        /// `seg_max` holds the most data segments per request.
+        const SEG_MAX = 1 << 2;
+        /// The device is read-only.
+        const RO = 1 << 5;
+        /// The device has a write cache and takes `VIRTIO_BLK_T_FLUSH`.
+        const FLUSH = 1 << 9;
+        /// Virtio 1.0 or later (must be accepted when offered).
+        const VERSION_1 = 1 << 32;
+    }
+}
+
+/// Request types (virtio 1.2 §5.2.6).
+const T_OUT: u32 = 1;
+const T_FLUSH: u32 = 4;
+/// Status values the device writes (virtio 1.2 §5.2.6).
+const S_OK: u8 = 0;
+/// Configuration space offsets (virtio 1.2 §5.2.4).
+const CFG_CAPACITY: usize = 0;
+const CFG_SIZE_MAX: usize = 8;
+const CFG_SEG_MAX: usize = 12;
+
+/// What a request does, for errors.
+#[derive(Clone, Copy, Debug)]
+pub enum Op {
+    /// Writes `count` sectors from `sector`.
+    Write {
+        /// First sector.
+        sector: u64,
+        /// Sectors.
+        count: u64,
+    },
+    /// Flushes the device's write cache.
+    Flush,
+    /// A request the device returned that the driver did not submit.
+    Unknown,
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::Write { sector, count } => {
+                write!(f, "write of sectors {sector}..{}", sector + count)
+            }
+            Self::Flush => write!(f, "flush"),
+            Self::Unknown => write!(f, "request"),
+        }
+    }
+}
 
 /// A failed or timed-out request.
 #[derive(Clone, Copy, Debug)]
 pub enum IoError {
     /// The device did not complete the request in time.
     Timeout {
-        /// First sector of the request.
-        sector: u64,
-        /// Sectors in the request.
-        count: u64,
+        /// The oldest request in flight.
+        op: Op,
+        /// How long it was waited for.
+        ms: u64,
     },
-    /// The device or the queue reported an error.
-    Failed {
-        /// First sector of the request.
-        sector: u64,
+    /// The device completed the request with an error status.
+    Status {
+        /// The request.
+        op: Op,
+        /// `VIRTIO_BLK_S_*` (1: I/O error, 2: unsupported).
+        status: u8,
+    },
+    /// The virtqueue refused the request or returned an unknown one.
+    Queue {
+        /// The request.
+        op: Op,
         /// What went wrong.
         error: virtio_drivers::Error,
     },
@@ -55,60 +144,104 @@ pub enum IoError {
 impl fmt::Display for IoError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            Self::Timeout { sector, count } => write!(
-                f,
-                "write of sectors {sector}..{} timed out after {} ms",
-                sector + count,
-                IO_TIMEOUT_US / 1000
-            ),
-            Self::Failed { sector, error } => write!(f, "write at sector {sector} failed: {error}"),
-            Self::OutOfRange { sector, capacity } => {
-                write!(
-                    f,
-                    "write at sector {sector} is beyond the end of the disk ({capacity} sectors)"
-                )
+            Self::Timeout { op, ms } => write!(f, "{op} timed out after {ms} ms"),
+            Self::Status { op, status } => {
+                let what = match status {
+                    1 => "I/O error",
+                    2 => "unsupported",
+                    _ => "unknown status",
+                };
+                write!(f, "{op} failed: device status {status} ({what})")
             }
+            Self::Queue { op, error } => write!(f, "{op} failed: {error}"),
+            Self::OutOfRange { sector, capacity } => write!(
+                f,
+                "write at sector {sector} is beyond the end of the disk ({capacity} sectors)"
+            ),
             Self::Broken => write!(f, "the dump device timed out earlier and is not used again"),
         }
     }
 }
 
-/// A request in flight.
+/// One data piece of a request: RAM written in place or a slice of the
+/// slot's bounce buffer.
 #[derive(Clone, Copy)]
-struct InFlight {
-    token: u16,
-    sector: u64,
-    /// The data being written: the slot's bounce buffer or memory written
-    /// in place.
+struct Part {
     data: *const u8,
     len: usize,
 }
 
-impl InFlight {
-    /// The data passed to `write_blocks_nb`, for `complete_write_blocks`.
-    ///
-    /// # Safety
-    /// `data..data + len` was valid when submitted and stays so: bounce
-    /// buffers and RAM written in place are never freed.
-    unsafe fn data(&self) -> &[u8] {
-        // SAFETY: forwarded to the caller.
-        unsafe { core::slice::from_raw_parts(self.data, self.len) }
-    }
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum State {
+    Idle,
+    Building,
+    /// With the device; the virtqueue token.
+    InFlight(u16),
 }
 
 struct Slot {
-    req: BlkReq,
-    resp: BlkResp,
-    busy: Option<InFlight>,
+    /// The request header (virtio 1.2 §5.2.6: type, reserved, sector, little
+    /// endian); the device reads it. In the page after the bounce buffer,
+    /// with the status: what the device touches stays out of the kernel's
+    /// statics.
+    header: &'static mut [u8; 16],
+    /// The status byte; the device writes it.
+    status: &'static mut [u8; 1],
+    /// The slot's DMA memory (bounce buffer, header and status), left out of
+    /// dumps.
+    dma: (u64, u64),
+    parts: [Part; MAX_PARTS],
+    nparts: usize,
+    /// Where the request writes, in bytes from the start of the disk.
+    offset: u64,
+    /// Bytes the request writes.
+    len: u64,
+    /// Bytes of `buf` the request uses.
+    bounce_used: usize,
+    op: Op,
+    state: State,
+    /// Bounce buffer, [`CHUNK`] bytes.
     buf: &'static mut [u8],
+}
+
+/// The device-readable buffers of a request: its header, then its data.
+fn inputs<'a>(header: &'a [u8; 16], parts: &[Part]) -> ([&'a [u8]; MAX_PARTS + 1], usize) {
+    let mut ins: [&[u8]; MAX_PARTS + 1] = [&[]; MAX_PARTS + 1];
+    ins[0] = header;
+    for (i, p) in parts.iter().enumerate() {
+        // SAFETY: every part is RAM that stays valid while its request
+        // exists (`push_memory`'s contract) or a slice of a bounce buffer,
+        // which is never freed.
+        ins[i + 1] = unsafe { core::slice::from_raw_parts(p.data, p.len) };
+    }
+    (ins, parts.len() + 1)
+}
+
+/// What the request being built can still take.
+#[derive(Clone, Copy, Debug)]
+pub struct Room {
+    /// Bytes (whole sectors).
+    pub bytes: u64,
+    /// Bytes of the bounce buffer.
+    pub bounce: usize,
+    /// Bytes one piece may hold (the device's `size_max`, whole sectors, at
+    /// least [`CHUNK`]).
+    pub piece: u64,
 }
 
 /// The dump disk.
 pub struct DumpDisk {
-    blk: VirtIOBlk<VirtioHal, PciTransport>,
+    transport: PciTransport,
+    queue: VirtQueue<VirtioHal, QUEUE_SIZE>,
     slots: [Slot; DEPTH],
-    /// One sector for the header.
-    sector_buf: &'static mut [u8],
+    /// Disk size in sectors.
+    capacity: u64,
+    features: Features,
+    /// Most data pieces per request (the device's `seg_max`, at most
+    /// [`MAX_PARTS`]).
+    max_parts: usize,
+    /// Most bytes per data piece (the device's `size_max`).
+    max_piece: u64,
     broken: bool,
     /// PCI function, for reports.
     pub function: DeviceFunction,
@@ -164,9 +297,12 @@ fn alloc_buf(bytes: usize) -> Option<&'static mut [u8]> {
     }
 }
 
+const SECTOR: u64 = SECTOR_SIZE as u64;
+
 impl DumpDisk {
     /// Finds the first virtio-blk PCI function (legacy id 0x1001 or modern
-    /// 0x1042, both with virtio 1.0 capabilities) and brings it up, polled.
+    /// 0x1042, both with virtio 1.0 capabilities) and brings it up, polled:
+    /// feature negotiation and one virtqueue (virtio 1.2 §3.1.1, §5.2.5).
     pub fn probe() -> Result<Self, ProbeError> {
         let d =
             crate::pci::find(|d| d.vendor == 0x1af4 && (d.device == 0x1001 || d.device == 0x1042))
@@ -180,29 +316,78 @@ impl DumpDisk {
         let mut root = PciRoot::new(PortCam);
         assign_bars(&mut root, function);
         crate::pci::enable(&d);
-        let transport = PciTransport::new::<VirtioHal, _>(&mut root, function).map_err(|e| {
-            log::warn!("dump: virtio PCI transport at {function}: {e}");
-            ProbeError::Init("virtio PCI transport")
+        let mut transport =
+            PciTransport::new::<VirtioHal, _>(&mut root, function).map_err(|e| {
+                log::warn!("dump: virtio PCI transport at {function}: {e}");
+                ProbeError::Init("virtio PCI transport")
+            })?;
+        let features = transport.begin_init(Features::all());
+        if !features.contains(Features::VERSION_1) {
+            return Err(ProbeError::Init("not a virtio 1.0 device"));
+        }
+        let config = |offset| transport.read_config_space::<u32>(offset);
+        let read = || -> virtio_drivers::Result<(u64, u32, u32)> {
+            let capacity =
+                u64::from(config(CFG_CAPACITY)?) | u64::from(config(CFG_CAPACITY + 4)?) << 32;
+            Ok((capacity, config(CFG_SIZE_MAX)?, config(CFG_SEG_MAX)?))
+        };
+        let (capacity, size_max, seg_max) = transport
+            .read_consistent(read)
+            .map_err(|_| ProbeError::Init("virtio-blk configuration"))?;
+        let max_piece = if features.contains(Features::SIZE_MAX) {
+            u64::from(size_max) / SECTOR * SECTOR
+        } else {
+            u64::MAX
+        };
+        if max_piece < CHUNK as u64 {
+            // A bounce buffer (the ELF headers) must fit one piece.
+            return Err(ProbeError::Init("size_max below 256 KiB"));
+        }
+        let max_parts = if features.contains(Features::SEG_MAX) {
+            (seg_max as usize).clamp(1, MAX_PARTS)
+        } else {
+            MAX_PARTS
+        };
+        let mut queue = VirtQueue::new(&mut transport, QUEUE, false, false).map_err(|e| {
+            log::warn!("dump: virtio-blk at {function}: a {QUEUE_SIZE}-entry virtqueue: {e}");
+            ProbeError::Init("virtqueue")
         })?;
-        let mut blk = VirtIOBlk::<VirtioHal, _>::new(transport).map_err(|e| {
-            log::warn!("dump: virtio-blk at {function}: {e}");
-            ProbeError::Init("virtio-blk")
-        })?;
-        blk.disable_interrupts();
+        transport.finish_init();
+        queue.set_dev_notify(false);
         let slot = || -> Result<Slot, ProbeError> {
+            let mem = alloc_buf(CHUNK + PAGE_SIZE as usize).ok_or(ProbeError::NoMemory)?;
+            let dma = (mem.as_ptr() as u64, mem.as_ptr() as u64 + mem.len() as u64);
+            let (buf, tail) = mem.split_at_mut(CHUNK);
+            let (header, tail) = tail.split_at_mut(16);
+            let (Ok(header), Ok(status)) = (header.try_into(), (&mut tail[..1]).try_into()) else {
+                return Err(ProbeError::NoMemory);
+            };
             Ok(Slot {
-                req: BlkReq::default(),
-                resp: BlkResp::default(),
-                busy: None,
-                buf: alloc_buf(CHUNK).ok_or(ProbeError::NoMemory)?,
+                header,
+                status,
+                dma,
+                parts: [Part {
+                    data: core::ptr::null(),
+                    len: 0,
+                }; MAX_PARTS],
+                nparts: 0,
+                offset: 0,
+                len: 0,
+                bounce_used: 0,
+                op: Op::Flush,
+                state: State::Idle,
+                buf,
             })
         };
         let slots = [slot()?, slot()?, slot()?, slot()?];
-        let sector_buf = alloc_buf(SECTOR_SIZE).ok_or(ProbeError::NoMemory)?;
         Ok(Self {
-            blk,
+            transport,
+            queue,
             slots,
-            sector_buf,
+            capacity,
+            features,
+            max_parts,
+            max_piece,
             broken: false,
             function,
         })
@@ -210,157 +395,268 @@ impl DumpDisk {
 
     /// Disk size in bytes.
     pub fn capacity_bytes(&self) -> u64 {
-        self.blk.capacity() * SECTOR_SIZE as u64
+        self.capacity * SECTOR
     }
 
     /// True if the device refuses writes.
     pub fn readonly(&self) -> bool {
-        self.blk.readonly()
+        self.features.contains(Features::RO)
     }
 
-    /// The bounce buffer of a free slot, if any (fill it, then [`Self::submit`]).
-    pub fn free_slot(&mut self) -> Option<usize> {
-        self.slots.iter().position(|s| s.busy.is_none())
+    /// True if `slot` holds no request (then [`Self::begin`] one in it).
+    pub fn is_free(&self, slot: usize) -> bool {
+        self.slots[slot].state == State::Idle
     }
 
-    /// The bounce buffers' address ranges (left out of dumps).
+    /// The slots' DMA memory: bounce buffers, request headers and status
+    /// bytes (left out of dumps: rewritten while a dump runs).
     pub fn bounce_ranges(&self) -> [(u64, u64); DEPTH] {
-        core::array::from_fn(|i| {
-            let b = &self.slots[i].buf;
-            (b.as_ptr() as u64, b.as_ptr() as u64 + b.len() as u64)
-        })
-    }
-
-    /// Bounce buffer `slot`.
-    pub fn buffer(&mut self, slot: usize) -> &mut [u8] {
-        self.slots[slot].buf
+        core::array::from_fn(|i| self.slots[i].dma)
     }
 
     /// True if a request is in flight.
     pub fn busy(&self) -> bool {
-        self.slots.iter().any(|s| s.busy.is_some())
+        self.slots
+            .iter()
+            .any(|s| matches!(s.state, State::InFlight(_)))
     }
 
-    /// Starts writing `len` bytes of bounce buffer `slot` at byte `offset`
-    /// (rounded up to whole sectors).
-    pub fn submit(&mut self, slot: usize, offset: u64, len: usize) -> Result<(), IoError> {
-        let len = len
-            .next_multiple_of(SECTOR_SIZE)
-            .min(self.slots[slot].buf.len());
-        let data = self.slots[slot].buf[..len].as_ptr();
-        // SAFETY: the bounce buffer is owned by this disk and never freed.
-        unsafe { self.submit_from(slot, offset, data, len) }
+    /// Starts building a write at byte `offset` (a sector multiple) in a
+    /// free `slot`.
+    pub fn begin(&mut self, slot: usize, offset: u64) {
+        let s = &mut self.slots[slot];
+        debug_assert!(s.state == State::Idle && offset.is_multiple_of(SECTOR));
+        s.state = State::Building;
+        s.offset = offset;
+        s.len = 0;
+        s.nparts = 0;
+        s.bounce_used = 0;
     }
 
-    /// Starts writing `data` (whole sectors) in place at byte `offset`,
-    /// using `slot`'s request and response (its bounce buffer is not used).
+    /// What the request being built in `slot` can still take.
+    pub fn room(&self, slot: usize) -> Room {
+        let s = &self.slots[slot];
+        Room {
+            bytes: REQUEST - s.len,
+            bounce: s.buf.len() - s.bounce_used,
+            piece: self.max_piece,
+        }
+    }
+
+    /// Appends `len` bytes at `data` to the request in `slot`, merged with
+    /// the last piece when they follow it in memory. False (nothing added)
+    /// if they do not fit or are not whole sectors.
+    fn push(&mut self, slot: usize, data: *const u8, len: usize) -> bool {
+        let max_parts = self.max_parts;
+        let max_piece = self.max_piece;
+        let s = &mut self.slots[slot];
+        if s.state != State::Building
+            || len == 0
+            || !len.is_multiple_of(SECTOR_SIZE)
+            || s.len + len as u64 > REQUEST
+        {
+            return false;
+        }
+        match s.parts[..s.nparts].last_mut() {
+            Some(last)
+                if last.data.wrapping_add(last.len) == data
+                    && (last.len + len) as u64 <= max_piece =>
+            {
+                last.len += len;
+            }
+            _ if s.nparts < max_parts && len as u64 <= max_piece => {
+                s.parts[s.nparts] = Part { data, len };
+                s.nparts += 1;
+            }
+            _ => return false,
+        }
+        s.len += len as u64;
+        true
+    }
+
+    /// Appends `data` (whole sectors of RAM, written in place) to the
+    /// request in `slot`. False if it does not fit ([`Self::room`]).
     ///
     /// # Safety
     /// `data` must stay valid, identity-mapped RAM until the request
     /// completes (the dump writes RAM that is never freed).
-    pub unsafe fn submit_memory(
-        &mut self,
-        slot: usize,
-        offset: u64,
-        data: &[u8],
-    ) -> Result<(), IoError> {
-        if !data.len().is_multiple_of(SECTOR_SIZE) {
-            return Err(IoError::Failed {
-                sector: offset / SECTOR_SIZE as u64,
-                error: virtio_drivers::Error::InvalidParam,
-            });
-        }
-        // SAFETY: forwarded to the caller.
-        unsafe { self.submit_from(slot, offset, data.as_ptr(), data.len()) }
+    pub unsafe fn push_memory(&mut self, slot: usize, data: &[u8]) -> bool {
+        self.push(slot, data.as_ptr(), data.len())
     }
 
+    /// Appends the next `len` bytes (whole sectors) of `slot`'s bounce
+    /// buffer to its request and returns them to be filled before
+    /// [`Self::submit`]; `None` if they do not fit ([`Self::room`]).
+    pub fn push_bounce(&mut self, slot: usize, len: usize) -> Option<&mut [u8]> {
+        let s = &mut self.slots[slot];
+        let at = s.bounce_used;
+        if len > s.buf.len() - at {
+            return None;
+        }
+        // The piece and the slice handed out come from one raw pointer.
+        let data = s.buf.as_mut_ptr().wrapping_add(at);
+        if !self.push(slot, data, len) {
+            return None;
+        }
+        self.slots[slot].bounce_used += len;
+        // SAFETY: `data..data + len` lies in the slot's bounce buffer
+        // (checked above), owned by this disk and never freed; no other
+        // slice of it is alive while `self` is borrowed, and the device reads
+        // it only once the request is submitted.
+        Some(unsafe { core::slice::from_raw_parts_mut(data, len) })
+    }
+
+    /// Data piece `i` of `slot`'s request, in disk order (for a checksum
+    /// once it is submitted: the device only reads it): RAM that is never
+    /// freed, or a part of the slot's bounce buffer.
+    ///
     /// # Safety
-    /// `data..data + len` stays valid until the request completes.
-    unsafe fn submit_from(
-        &mut self,
-        slot: usize,
-        offset: u64,
-        data: *const u8,
-        len: usize,
-    ) -> Result<(), IoError> {
+    /// The slice must not be used once the slot's next request is begun
+    /// ([`Self::begin`]): its bounce buffer is then written again.
+    pub unsafe fn piece(&self, slot: usize, i: usize) -> Option<&'static [u8]> {
+        let s = &self.slots[slot];
+        let p = s.parts[..s.nparts].get(i)?;
+        // SAFETY: as in `inputs`; the caller does not use it past the
+        // slot's next request.
+        Some(unsafe { core::slice::from_raw_parts(p.data, p.len) })
+    }
+
+    /// Hands the request built in `slot` to the device. An empty request
+    /// is dropped.
+    pub fn submit(&mut self, slot: usize) -> Result<(), IoError> {
+        let s = &mut self.slots[slot];
+        if s.state != State::Building {
+            return Ok(());
+        }
+        if s.nparts == 0 {
+            s.state = State::Idle;
+            return Ok(());
+        }
+        let sector = s.offset / SECTOR;
+        let count = s.len / SECTOR;
+        if sector + count > self.capacity {
+            s.state = State::Idle;
+            return Err(IoError::OutOfRange {
+                sector,
+                capacity: self.capacity,
+            });
+        }
+        self.send(slot, T_OUT, Op::Write { sector, count })
+    }
+
+    /// Puts `slot`'s request (`kind`, its pieces) on the virtqueue and
+    /// notifies the device.
+    fn send(&mut self, slot: usize, kind: u32, op: Op) -> Result<(), IoError> {
+        let s = &mut self.slots[slot];
         if self.broken {
+            s.state = State::Idle;
             return Err(IoError::Broken);
         }
-        let sector = offset / SECTOR_SIZE as u64;
-        let capacity = self.blk.capacity();
-        if sector + (len / SECTOR_SIZE) as u64 > capacity {
-            return Err(IoError::OutOfRange { sector, capacity });
-        }
-        let s = &mut self.slots[slot];
-        let f = InFlight {
-            token: 0,
-            sector,
-            data,
-            len,
+        s.header[..4].copy_from_slice(&kind.to_le_bytes());
+        s.header[4..8].fill(0);
+        let sector = match op {
+            Op::Write { sector, .. } => sector,
+            Op::Flush | Op::Unknown => 0,
         };
-        // SAFETY: `req` and `resp` live in this `DumpDisk` (never moved once
-        // stored in its static), the data stays valid (caller); none is
-        // touched until the request completes in `complete_one`, which
-        // passes the same three back.
-        let token = unsafe {
-            self.blk
-                .write_blocks_nb(sector as usize, &mut s.req, f.data(), &mut s.resp)
+        s.header[8..].copy_from_slice(&sector.to_le_bytes());
+        *s.status = [0xff];
+        s.op = op;
+        let (ins, n) = inputs(s.header, &s.parts[..s.nparts]);
+        // SAFETY: the header, status and bounce buffer are the slot's DMA
+        // memory (never freed) and RAM pieces
+        // stay valid (`push_memory`); none is written until the request
+        // completes in `reap`, which passes the same buffers back.
+        let token = unsafe { self.queue.add(&ins[..n], &mut [&mut s.status[..]]) };
+        let token = match token {
+            Ok(t) => t,
+            Err(error) => {
+                s.state = State::Idle;
+                return Err(IoError::Queue { op, error });
+            }
+        };
+        s.state = State::InFlight(token);
+        if self.queue.should_notify() {
+            self.transport.notify(QUEUE);
         }
-        .map_err(|error| IoError::Failed { sector, error })?;
-        s.busy = Some(InFlight { token, ..f });
         Ok(())
+    }
+
+    /// Takes one completed request off the used ring, if there is one: its
+    /// slot is free again.
+    pub fn reap(&mut self) -> Option<Result<(), IoError>> {
+        let token = self.queue.peek_used()?;
+        let Some(i) = self
+            .slots
+            .iter()
+            .position(|s| s.state == State::InFlight(token))
+        else {
+            self.broken = true;
+            return Some(Err(IoError::Queue {
+                op: Op::Unknown,
+                error: virtio_drivers::Error::WrongToken,
+            }));
+        };
+        let s = &mut self.slots[i];
+        let (ins, n) = inputs(s.header, &s.parts[..s.nparts]);
+        // SAFETY: the same buffers as `send` passed for this token.
+        let popped = unsafe {
+            self.queue
+                .pop_used(token, &ins[..n], &mut [&mut s.status[..]])
+        };
+        s.state = State::Idle;
+        // SAFETY: the device wrote the status byte before it published the
+        // used element (read after `pop_used`).
+        let status = unsafe { core::ptr::read_volatile(&s.status[0]) };
+        Some(match popped {
+            Err(error) => Err(IoError::Queue { op: s.op, error }),
+            Ok(_) if status != S_OK => Err(IoError::Status { op: s.op, status }),
+            Ok(_) => Ok(()),
+        })
+    }
+
+    /// Waits until the device completed a request (not taken off the ring:
+    /// [`Self::reap`]), at most until TSC `deadline`, which is `timeout_us`
+    /// from when the wait began (for the error), petting the watchdog if
+    /// `pet`. A timeout leaves requests with the device: the disk is not
+    /// used again.
+    pub fn wait_until(&mut self, deadline: u64, timeout_us: u64, pet: bool) -> Result<(), IoError> {
+        while self.queue.peek_used().is_none() {
+            if crate::time::passed(deadline) {
+                self.broken = true;
+                let op = self
+                    .slots
+                    .iter()
+                    .filter(|s| matches!(s.state, State::InFlight(_)))
+                    .min_by_key(|s| s.offset)
+                    .map_or(Op::Unknown, |s| s.op);
+                return Err(IoError::Timeout {
+                    op,
+                    ms: timeout_us / 1000,
+                });
+            }
+            if pet {
+                super::watchdog::pet();
+            }
+            core::hint::spin_loop();
+        }
+        Ok(())
+    }
+
+    /// Waits, at most `timeout_us` and petting the watchdog if `pet`, for one
+    /// request in flight to complete.
+    fn complete_within(&mut self, timeout_us: u64, pet: bool) -> Result<(), IoError> {
+        let deadline = crate::time::deadline_after_us(timeout_us);
+        loop {
+            if let Some(r) = self.reap() {
+                return r;
+            }
+            self.wait_until(deadline, timeout_us, pet)?;
+        }
     }
 
     /// Waits (bounded) for one request in flight to complete.
     pub fn complete_one(&mut self) -> Result<(), IoError> {
-        let deadline = crate::time::deadline_after_us(IO_TIMEOUT_US);
-        loop {
-            if let Some(token) = self.blk.peek_used() {
-                let found = self
-                    .slots
-                    .iter()
-                    .enumerate()
-                    .find_map(|(i, s)| s.busy.filter(|b| b.token == token).map(|f| (i, f)));
-                let Some((i, f)) = found else {
-                    self.broken = true;
-                    return Err(IoError::Failed {
-                        sector: 0,
-                        error: virtio_drivers::Error::WrongToken,
-                    });
-                };
-                let s = &mut self.slots[i];
-                s.busy = None;
-                let sector = f.sector;
-                // SAFETY: the same buffers as passed to `write_blocks_nb` for this token.
-                let r = unsafe {
-                    self.blk
-                        .complete_write_blocks(token, &s.req, f.data(), &mut s.resp)
-                };
-                return match r {
-                    Ok(()) if s.resp.status() == RespStatus::OK => Ok(()),
-                    Ok(()) => Err(IoError::Failed {
-                        sector,
-                        error: virtio_drivers::Error::IoError,
-                    }),
-                    Err(error) => Err(IoError::Failed { sector, error }),
-                };
-            }
-            if crate::time::passed(deadline) {
-                self.broken = true;
-                let (sector, len) = self
-                    .slots
-                    .iter()
-                    .filter_map(|s| s.busy)
-                    .map(|b| (b.sector, b.len))
-                    .min()
-                    .unwrap_or((0, 0));
-                return Err(IoError::Timeout {
-                    sector,
-                    count: (len / SECTOR_SIZE) as u64,
-                });
-            }
-            core::hint::spin_loop();
-        }
+        self.complete_within(IO_TIMEOUT_US, false)
     }
 
     /// Waits for every request in flight.
@@ -379,39 +675,26 @@ impl DumpDisk {
     /// Writes one sector synchronously (bounded) at byte `offset`.
     pub fn write_sector(&mut self, offset: u64, data: &[u8; SECTOR_SIZE]) -> Result<(), IoError> {
         self.drain()?;
-        // Borrow slot 0's request/response with the dedicated sector buffer.
-        self.sector_buf.copy_from_slice(data);
-        if self.broken {
-            return Err(IoError::Broken);
+        self.begin(0, offset);
+        if let Some(buf) = self.push_bounce(0, SECTOR_SIZE) {
+            buf.copy_from_slice(data);
         }
-        let sector = offset / SECTOR_SIZE as u64;
-        let s = &mut self.slots[0];
-        // SAFETY: as `submit`; `sector_buf` is owned by this `DumpDisk`.
-        let token = unsafe {
-            self.blk
-                .write_blocks_nb(sector as usize, &mut s.req, self.sector_buf, &mut s.resp)
+        self.submit(0)?;
+        self.complete_one()
+    }
+
+    /// Makes every completed write durable (`VIRTIO_BLK_T_FLUSH`, virtio
+    /// 1.2 §5.2.6.2), waiting at most [`FLUSH_TIMEOUT_US`] and petting the
+    /// watchdog meanwhile (the host may write back a gigabyte). A device
+    /// without a write cache (no `VIRTIO_BLK_F_FLUSH`) needs none: false.
+    pub fn flush(&mut self) -> Result<bool, IoError> {
+        if !self.features.contains(Features::FLUSH) {
+            return Ok(false);
         }
-        .map_err(|error| IoError::Failed { sector, error })?;
-        let deadline = crate::time::deadline_after_us(IO_TIMEOUT_US);
-        while self.blk.peek_used() != Some(token) {
-            if crate::time::passed(deadline) {
-                self.broken = true;
-                return Err(IoError::Timeout { sector, count: 1 });
-            }
-            core::hint::spin_loop();
-        }
-        // SAFETY: the same buffers as passed to `write_blocks_nb` above.
-        unsafe {
-            self.blk
-                .complete_write_blocks(token, &s.req, self.sector_buf, &mut s.resp)
-        }
-        .map_err(|error| IoError::Failed { sector, error })?;
-        if s.resp.status() != RespStatus::OK {
-            return Err(IoError::Failed {
-                sector,
-                error: virtio_drivers::Error::IoError,
-            });
-        }
-        Ok(())
+        self.drain()?;
+        self.begin(0, 0);
+        self.send(0, T_FLUSH, Op::Flush)?;
+        self.complete_within(FLUSH_TIMEOUT_US, true)?;
+        Ok(true)
     }
 }

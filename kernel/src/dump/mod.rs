@@ -94,12 +94,20 @@ fn ratio(a: u64, b: u64) -> (u64, u64) {
     (r / 100, r % 100)
 }
 
-/// Median of [`REPS`] rates (bytes per second) measured by `f`.
-fn median<E>(mut f: impl FnMut() -> Result<u64, E>) -> Result<u64, E> {
+/// Median of [`REPS`] rates (bytes per second) measured by `f` on `d`, each
+/// run starting with the disk's cache flushed (untimed): every write, plain
+/// or dump, finds the host's page cache in the same state (a dump ends with
+/// a flush).
+fn median<E>(
+    d: &mut DumpDisk,
+    mut f: impl FnMut(&mut DumpDisk) -> Result<u64, E>,
+) -> Result<u64, E> {
     let mut rates = [0u64; REPS];
     for r in &mut rates {
         watchdog::pet();
-        *r = f()?;
+        // A failed flush leaves the disk broken: the write reports it.
+        let _ = d.flush();
+        *r = f(d)?;
     }
     rates.sort_unstable();
     Ok(rates[REPS / 2])
@@ -110,8 +118,9 @@ fn rate(bytes: u64, us: u64) -> u64 {
 }
 
 /// The panic half of `test=dump-bench`: the contiguous write again, now
-/// polled with the world stopped (the I/O path alone), then [`REPS`] dumps;
-/// medians, and the ratios to the normal-mode writes.
+/// polled with the world stopped (the I/O path alone), then [`REPS`] dumps,
+/// each followed by a polled write of the same memory runs (a control in the
+/// same conditions); medians, and the ratios.
 fn bench_after_panic(d: &mut DumpDisk, full: bool) -> Outcome {
     let normal = BENCH_NORMAL_BPS.load(Ordering::Relaxed);
     let runs = BENCH_RUNS_BPS.load(Ordering::Relaxed);
@@ -125,19 +134,33 @@ fn bench_after_panic(d: &mut DumpDisk, full: bool) -> Outcome {
         }
         Err(e) => pprintln!("dump-bench: polled-mode write: {e}"),
     }
+    // The dumps, each followed by a polled write of the same runs: a control
+    // taken in the same conditions, interleaved.
     let mut out = Outcome::Failed;
-    let dump = median(|| {
+    let mut dumps = [0u64; REPS];
+    let mut plain = [0u64; REPS];
+    for (dump, plain) in dumps.iter_mut().zip(&mut plain) {
+        let _ = d.flush();
         out = writer::write(d, full);
-        match out {
-            Outcome::Complete { bytes, us } => Ok(rate(bytes, us)),
-            _ => Err(()),
-        }
-    });
-    let Ok(dump) = dump else {
-        return out;
-    };
+        let Outcome::Complete { bytes, us } = out else {
+            return out;
+        };
+        *dump = rate(bytes, us);
+        let _ = d.flush();
+        *plain = match writer::write_plain(d, writer::Plain::MinidumpRuns) {
+            Ok((bytes, us)) => rate(bytes, us),
+            Err(e) => {
+                pprintln!("dump-bench: polled-mode write of the same runs: {e}");
+                return Outcome::Failed;
+            }
+        };
+    }
+    dumps.sort_unstable();
+    plain.sort_unstable();
+    let (dump, plain) = (dumps[REPS / 2], plain[REPS / 2]);
     let (i, f) = ratio(dump, runs);
     let (ci, cf) = ratio(dump, normal);
+    let (pi, pf) = ratio(dump, plain);
     pprintln!(
         "dump-bench: polled dump {} KB/s, normal-mode write of the same runs {} KB/s, ratio {i}.{f:02}; \
          of {} MiB contiguous {} KB/s, ratio {ci}.{cf:02}",
@@ -145,6 +168,10 @@ fn bench_after_panic(d: &mut DumpDisk, full: bool) -> Outcome {
         runs / 1000,
         BENCH_BYTES >> 20,
         normal / 1000,
+    );
+    pprintln!(
+        "dump-bench: control: polled-mode write of the same runs between the dumps {} KB/s, dump ratio {pi}.{pf:02}",
+        plain / 1000
     );
     out
 }
@@ -169,8 +196,9 @@ pub fn bench() -> bool {
             return false;
         }
     };
-    let runs =
-        median(|| writer::write_plain(d, writer::Plain::MinidumpRuns).map(|(b, us)| rate(b, us)));
+    let runs = median(d, |d| {
+        writer::write_plain(d, writer::Plain::MinidumpRuns).map(|(b, us)| rate(b, us))
+    });
     let runs = match runs {
         Ok(r) => r,
         Err(e) => {
@@ -243,7 +271,7 @@ fn median_write_rate(d: &mut DumpDisk) -> Result<u64, BenchError> {
         addr,
         len: BENCH_BYTES,
     };
-    median(|| {
+    median(d, |d| {
         let (bytes, us) = writer::write_plain(d, what).map_err(BenchError::Io)?;
         Ok(rate(bytes, us))
     })

@@ -60,19 +60,23 @@ pub fn note_except(start: u64, end: u64, holes: &mut [(u64, u64)]) {
     note(at, end - at);
 }
 
-/// The volatile memory at the start of a dump.
-pub struct Volatile {
-    /// The dumping CPU's stack, then its three IST stacks (an NMI or a
-    /// machine check on this CPU would write one while the dump runs).
-    stacks: [(u64, u64); 4],
+/// Entries of the table a dump prepares with [`Volatile::now`]: the
+/// recorded ranges and the dumping CPU's four stacks.
+pub const CAPACITY: usize = MAX + 4;
+
+/// The volatile memory at the start of a dump: every range widened to whole
+/// pages, sorted and merged, in a table the dump provides.
+pub struct Volatile<'a> {
+    merged: &'a [(u64, u64)],
     all: bool,
 }
 
-impl Volatile {
-    /// Takes the dumping CPU's stacks: its thread's stack if the stack
-    /// pointer lies in it, else a window around the stack pointer; and its
-    /// IST stacks.
-    pub fn now() -> Self {
+impl<'a> Volatile<'a> {
+    /// Takes the recorded ranges and the dumping CPU's stacks into `table`:
+    /// its thread's stack if the stack pointer lies in it, else a window
+    /// around the stack pointer; and its three IST stacks (an NMI or a
+    /// machine check on this CPU would write one while the dump runs).
+    pub fn now(table: &'a mut [(u64, u64); CAPACITY]) -> Self {
         let rsp: u64;
         // SAFETY: reads the stack pointer only.
         unsafe {
@@ -101,21 +105,19 @@ impl Volatile {
             .any(|(_, e)| e.load(Ordering::Acquire) == 0);
         let me = crate::arch::cpu::current_index();
         let ist = |slot| crate::arch::gdt::ist_stack_range(me, slot);
+        let page = crate::mm::PAGE_SIZE;
+        let recorded = RANGES[..n]
+            .iter()
+            .map(|(s, e)| (s.load(Ordering::Relaxed), e.load(Ordering::Acquire)));
+        let stacks = [stack, ist(0), ist(1), ist(2)];
+        for (slot, (s, e)) in table.iter_mut().zip(recorded.chain(stacks)) {
+            *slot = (s / page * page, e.saturating_add(page - 1) / page * page);
+        }
+        let used = crashdump::segments::merge(&mut table[..n + stacks.len()]);
         Self {
-            stacks: [stack, ist(0), ist(1), ist(2)],
+            merged: &table[..used],
             all: torn || OVERFLOW.load(Ordering::Relaxed),
         }
-    }
-
-    /// Every volatile range, widened to whole pages.
-    fn ranges(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
-        let n = COUNT.load(Ordering::Relaxed).min(MAX);
-        let page = crate::mm::PAGE_SIZE;
-        RANGES[..n]
-            .iter()
-            .map(|(s, e)| (s.load(Ordering::Relaxed), e.load(Ordering::Acquire)))
-            .chain(self.stacks)
-            .map(move |(s, e)| (s / page * page, e.saturating_add(page - 1) / page * page))
     }
 
     /// Splits `[addr, addr + len)` (whole pages): the length of its leading
@@ -126,6 +128,6 @@ impl Volatile {
         if self.all {
             return (len, true);
         }
-        crashdump::segments::leading(addr, len, || self.ranges())
+        crashdump::segments::leading(addr, len, self.merged)
     }
 }

@@ -12,22 +12,27 @@ use core::sync::atomic::Ordering;
 
 use crashdump::elf::{CoreLayout, Source};
 use crashdump::header::FLAG_FULL;
-use crashdump::{CORE_OFFSET, Checksum, CpuRegs, Header, Regs, SECTOR, Segments, Status};
+use crashdump::{CORE_OFFSET, Checksum, CpuRegs, Header, Regs, Segments, Status};
 
-use super::blk::{CHUNK, DumpDisk, IoError, REQUEST};
-use super::volatile::Volatile;
+use super::blk::{CHUNK, DEPTH, DumpDisk, IO_TIMEOUT_US, IoError, SECTOR_SIZE};
+use super::volatile::{self, Volatile};
 use super::{FAULT_STALL, watchdog};
 use crate::arch::cpu::{self, MAX_CPUS};
 use crate::mm::PAGE_SIZE;
 use crate::panic::stop::SavedRegs;
 use crate::pprintln;
 
-/// How often the keyboard is polled for Ctrl-C between chunks. A poll
-/// reads a dozen xHCI registers (each an exit to the emulator under TCG);
-/// usb-kbd reports at most every 10 ms anyway.
+/// How often the keyboard is polled for Ctrl-C between requests, the first
+/// time one interval after the dump starts. A poll reads registers of the
+/// xHCI controller and of the UART: exits to the emulator that, while the
+/// disk is busy, wait for its I/O thread (measured under TCG: up to 0.8 ms
+/// per poll, against ~22 us when the disk is idle). usb-kbd reports at most
+/// every 10 ms anyway.
 const KEY_POLL_US: u64 = 10_000;
 /// How often the progress line is rewritten.
 const REPORT_US: u64 = 100_000;
+
+const SECTOR: u64 = SECTOR_SIZE as u64;
 
 /// Most `PT_LOAD` runs (more are bridged over RAM gaps or dropped).
 const MAX_SEGMENTS: usize = 512;
@@ -51,6 +56,7 @@ pub enum Outcome {
 struct Scratch {
     cpus: [CpuRegs; MAX_CPUS],
     segments: Segments<MAX_SEGMENTS>,
+    volatile: [(u64, u64); volatile::CAPACITY],
 }
 
 struct ScratchCell(core::cell::UnsafeCell<Scratch>);
@@ -92,6 +98,7 @@ static SCRATCH: ScratchCell = ScratchCell(core::cell::UnsafeCell::new(Scratch {
         },
     }; MAX_CPUS],
     segments: Segments::new(),
+    volatile: [(0, 0); volatile::CAPACITY],
 }));
 
 fn regs_of(r: &SavedRegs) -> Regs {
@@ -181,6 +188,23 @@ fn collect_segments(full: bool, exclude: &[(u64, u64)], segs: &mut Segments<MAX_
     }
 }
 
+/// How the flush before the final header went, for the report.
+struct Flushed(Option<u64>);
+
+impl core::fmt::Display for Flushed {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Some(us) => write!(
+                f,
+                "flushed in {}.{:03} s",
+                us / 1_000_000,
+                (us / 1000) % 1000
+            ),
+            None => write!(f, "no flush needed (the device has no write cache)"),
+        }
+    }
+}
+
 fn mib(b: u64) -> (u64, u64) {
     (b >> 20, ((b & 0xf_ffff) * 10) >> 20)
 }
@@ -198,39 +222,41 @@ fn progress(done: u64, total: u64, start_tsc: u64) {
     );
 }
 
-/// What one request writes.
+/// Where a piece of the core comes from.
 #[derive(Clone, Copy)]
 enum Data {
-    /// The ELF headers and notes, built in the bounce buffer.
+    /// The ELF headers and notes, built in a bounce buffer.
     Headers,
     /// RAM that nothing changes during the dump, read by the device in place.
     InPlace(u64),
-    /// RAM that may change (see [`Volatile`]), copied to the bounce buffer
+    /// RAM that may change (see [`Volatile`]), copied to a bounce buffer
     /// first.
     Snapshot(u64),
 }
 
-/// The core's requests in file order, `(file offset, length, data)`:
-/// `layout`'s pieces of at most [`REQUEST`], memory split where volatile
-/// memory starts or ends (page-granular, so every request is whole
-/// sectors), copied parts at most [`CHUNK`] (a bounce buffer).
-fn requests<'a>(
+/// A piece of the core: file offset, bytes, source.
+type Piece = (u64, u64, Data);
+
+/// The core's pieces in file order: the headers, then the memory runs,
+/// split where volatile memory starts or ends (page-granular, so every
+/// piece is whole sectors) so that only volatile pages are copied. With no
+/// `volatile` (a benchmark's plain write) all memory is written in place.
+fn pieces<'a>(
     layout: &'a CoreLayout<'a>,
-    volatile: &'a Volatile,
-) -> impl Iterator<Item = (u64, u64, Data)> + 'a {
-    layout.pieces(REQUEST as u64).flat_map(move |piece| {
+    volatile: Option<&'a Volatile>,
+) -> impl Iterator<Item = Piece> + 'a {
+    layout.pieces(u64::MAX).flat_map(move |piece| {
         let mut done = 0;
         core::iter::from_fn(move || {
             let rest = piece.len.checked_sub(done).filter(|&r| r > 0)?;
-            let (len, data) = match piece.source {
-                Source::Headers(_) => (rest, Data::Headers),
-                Source::Memory(addr) => {
+            let (len, data) = match (piece.source, volatile) {
+                (Source::Headers(_), _) => (rest, Data::Headers),
+                (Source::Memory(addr), None) => (rest, Data::InPlace(addr)),
+                (Source::Memory(addr), Some(volatile)) => {
                     let a = addr + done;
-                    let (n, changes) = volatile.leading(a, rest);
-                    if changes {
-                        (n.min(CHUNK as u64), Data::Snapshot(a))
-                    } else {
-                        (n, Data::InPlace(a))
+                    match volatile.leading(a, rest) {
+                        (n, true) => (n, Data::Snapshot(a)),
+                        (n, false) => (n, Data::InPlace(a)),
                     }
                 }
             };
@@ -239,6 +265,178 @@ fn requests<'a>(
             Some((off, len, data))
         })
     })
+}
+
+/// Builds the next request in the free `slot`: the pieces that follow on
+/// the disk, `pending` (what the previous request could not take) first,
+/// as far as one request takes them ([`DumpDisk::room`]); snapshots are
+/// copied and the headers written into the slot's bounce buffer. Returns
+/// the bytes gathered, 0 when every piece has been written.
+fn gather(
+    disk: &mut DumpDisk,
+    slot: usize,
+    layout: &CoreLayout<'_>,
+    pending: &mut Option<Piece>,
+    pieces: &mut impl Iterator<Item = Piece>,
+) -> u64 {
+    let Some(first) = pending.take().or_else(|| pieces.next()) else {
+        return 0;
+    };
+    disk.begin(slot, CORE_OFFSET + first.0);
+    let mut gathered = 0;
+    let mut next = Some(first);
+    while let Some((off, len, data)) = next {
+        let room = disk.room(slot);
+        let limit = room.bytes.min(room.piece);
+        let take = match data {
+            // The headers come whole (at most a bounce buffer, checked by
+            // `write`, and every piece of an empty request takes that much).
+            Data::Headers if len <= limit && len <= room.bounce as u64 => len,
+            Data::Headers => 0,
+            Data::InPlace(_) => len.min(limit),
+            Data::Snapshot(_) => len.min(limit).min(room.bounce as u64),
+        } / SECTOR
+            * SECTOR;
+        let n = take as usize;
+        let added = take > 0
+            && match data {
+                Data::Headers => disk
+                    .push_bounce(slot, n)
+                    .is_some_and(|buf| layout.write_headers(buf).is_ok()),
+                Data::InPlace(addr) => {
+                    // SAFETY: `addr..addr + n` is usable RAM from the
+                    // firmware map, identity mapped and never freed, and
+                    // nothing writes it while the dump runs (the other CPUs
+                    // are parked; it is not volatile: no device and no code
+                    // of the dump writes it), so the checksum matches what
+                    // the device reads.
+                    unsafe {
+                        let data = core::slice::from_raw_parts(addr as *const u8, n);
+                        disk.push_memory(slot, data)
+                    }
+                }
+                Data::Snapshot(addr) => disk.push_bounce(slot, n).is_some_and(|buf| {
+                    // SAFETY: `addr..addr + n` is usable RAM from the
+                    // firmware map, identity mapped, and not one of the
+                    // bounce buffers (left out of the dump).
+                    unsafe {
+                        core::ptr::copy_nonoverlapping(addr as *const u8, buf.as_mut_ptr(), n)
+                    };
+                    true
+                }),
+            };
+        if !added {
+            *pending = Some((off, len, data));
+            break;
+        }
+        gathered += take;
+        next = if take < len {
+            let data = match data {
+                Data::InPlace(a) => Data::InPlace(a + take),
+                Data::Snapshot(a) => Data::Snapshot(a + take),
+                Data::Headers => Data::Headers,
+            };
+            Some((off + take, len - take, data))
+        } else {
+            pieces.next()
+        };
+    }
+    gathered
+}
+
+/// Bytes checksummed per step while the dump waits for the disk: 64 pages,
+/// about 6 us under TCG (each first touch of a page costs ~100 ns), so that
+/// a completed request is replaced almost at once.
+const SUM_STEP: usize = 256 << 10;
+
+/// Requests submitted but not yet checksummed, oldest first. The core's
+/// checksum is computed while the dump waits for the disk (both only read
+/// the data), in steps between looks at the used ring, so that summing
+/// never delays the next request; a slot is not reused before its request is
+/// summed (its bounce buffer would be rewritten).
+struct Backlog {
+    sum: Checksum,
+    slots: [usize; DEPTH],
+    len: usize,
+    /// The next piece of the oldest request to sum.
+    piece: usize,
+    /// What is left of the piece being summed.
+    rest: &'static [u8],
+}
+
+impl Backlog {
+    fn new() -> Self {
+        Self {
+            sum: Checksum::sampled(),
+            slots: [0; DEPTH],
+            len: 0,
+            piece: 0,
+            rest: &[],
+        }
+    }
+
+    /// Adds the request just submitted in `slot`.
+    fn push(&mut self, slot: usize) {
+        self.slots[self.len] = slot;
+        self.len += 1;
+    }
+
+    /// True if `slot`'s request is not summed yet.
+    fn holds(&self, slot: usize) -> bool {
+        self.slots[..self.len].contains(&slot)
+    }
+
+    /// Sums up to [`SUM_STEP`] bytes of the oldest request; false if every
+    /// request is summed.
+    fn step(&mut self, disk: &DumpDisk) -> bool {
+        if self.rest.is_empty() {
+            if self.len == 0 {
+                return false;
+            }
+            // SAFETY: `rest` is used only until the request is summed, and
+            // its slot is not begun again before that (`next_slot`).
+            match unsafe { disk.piece(self.slots[0], self.piece) } {
+                Some(p) => {
+                    self.rest = p;
+                    self.piece += 1;
+                }
+                None => {
+                    self.slots.copy_within(1..self.len, 0);
+                    self.len -= 1;
+                    self.piece = 0;
+                }
+            }
+            return true;
+        }
+        let (now, later) = self.rest.split_at(SUM_STEP.min(self.rest.len()));
+        self.sum.update(now);
+        self.rest = later;
+        true
+    }
+
+    /// Sums every request left and returns the checksum.
+    fn finish(&mut self, disk: &DumpDisk) -> u64 {
+        while self.step(disk) {}
+        self.sum.value()
+    }
+}
+
+/// A free slot whose request is summed: takes completions off the used
+/// ring and sums the backlog until there is one, waiting at most
+/// [`IO_TIMEOUT_US`] for each completion.
+fn next_slot(disk: &mut DumpDisk, backlog: &mut Backlog) -> Result<usize, IoError> {
+    let mut deadline = crate::time::deadline_after_us(IO_TIMEOUT_US);
+    loop {
+        if let Some(slot) = (0..DEPTH).find(|&s| disk.is_free(s) && !backlog.holds(s)) {
+            return Ok(slot);
+        }
+        if let Some(done) = disk.reap() {
+            done?;
+            deadline = crate::time::deadline_after_us(IO_TIMEOUT_US);
+        } else if !backlog.step(disk) {
+            disk.wait_until(deadline, IO_TIMEOUT_US, false)?;
+        }
+    }
 }
 
 /// What a benchmark's plain write ([`write_plain`]) writes.
@@ -251,17 +449,17 @@ pub enum Plain {
         /// Bytes (whole pages).
         len: u64,
     },
-    /// The memory runs a minidump would hold right now (normal mode only:
-    /// it takes the frame allocator's lock).
+    /// The memory runs a minidump would hold right now (under the frame
+    /// allocator's lock: after a panic, a faked acquisition if a stopped CPU
+    /// holds it).
     MinidumpRuns,
 }
 
 /// A benchmark's baseline for a dump: `what`, laid out as a core and
-/// written to the same place on the same disk in the same requests as a
-/// dump (in place, [`REQUEST`] at most, the headers' space from a bounce
-/// buffer), with no header content, checksum or copy. Returns `(bytes,
-/// microseconds)`. One user at a time: the boot CPU before any panic, or the
-/// panic CPU.
+/// written to the same place on the same disk in requests gathered as a
+/// dump's (memory in place, the headers from a bounce buffer), with no
+/// CPU notes, checksum or copy. Returns `(bytes, microseconds)`. One user at
+/// a time: the boot CPU before any panic, or the panic CPU.
 pub fn write_plain(disk: &mut DumpDisk, what: Plain) -> Result<(u64, u64), IoError> {
     // SAFETY: one user at a time (see above), as for a dump.
     let scratch = unsafe { &mut *SCRATCH.0.get() };
@@ -271,30 +469,22 @@ pub fn write_plain(disk: &mut DumpDisk, what: Plain) -> Result<(u64, u64), IoErr
             scratch.segments.push(addr, len, |_, _| false);
         }
         Plain::MinidumpRuns => {
-            // Other CPUs allocate meanwhile: read under the lock.
+            // In normal mode other CPUs allocate meanwhile: read under the lock.
             let _frames = crate::mm::FRAMES.lock();
             collect_segments(false, &disk.bounce_ranges(), &mut scratch.segments);
         }
     }
     let layout = CoreLayout::new(&[], "", scratch.segments.as_slice());
     let start = crate::arch::rdtsc();
-    for piece in layout.pieces(REQUEST as u64) {
-        let slot = loop {
-            if let Some(s) = disk.free_slot() {
-                break s;
-            }
-            disk.complete_one()?;
-        };
-        let at = CORE_OFFSET + piece.offset;
-        match piece.source {
-            Source::Headers(_) => disk.submit(slot, at, piece.len as usize)?,
-            // SAFETY: usable RAM from the firmware map, identity mapped and
-            // never freed; the device only reads it.
-            Source::Memory(addr) => unsafe {
-                let data = core::slice::from_raw_parts(addr as *const u8, piece.len as usize);
-                disk.submit_memory(slot, at, data)?
-            },
+    let mut pieces = pieces(&layout, None);
+    let mut pending = None;
+    let mut unsummed = Backlog::new();
+    loop {
+        let slot = next_slot(disk, &mut unsummed)?;
+        if gather(disk, slot, &layout, &mut pending, &mut pieces) == 0 {
+            break;
         }
+        disk.submit(slot)?;
     }
     disk.drain()?;
     let us = crate::time::cycles_to_us(crate::arch::rdtsc() - start);
@@ -351,16 +541,18 @@ pub fn write(disk: &mut DumpDisk, full: bool) -> Outcome {
         return Outcome::Failed;
     }
 
-    let mut sum = Checksum::sampled();
+    let mut backlog = Backlog::new();
     let mut written = 0u64;
     let mut status = Status::Complete;
     let mut error: Option<IoError> = None;
     let start = crate::arch::rdtsc();
     let mut last_report = 0u64;
-    let volatile = Volatile::now();
-    let mut next_key_poll = 0;
+    let volatile = Volatile::now(&mut scratch.volatile);
+    let mut next_key_poll = crate::time::deadline_after_us(KEY_POLL_US);
     let mut next_report = crate::time::deadline_after_us(REPORT_US);
-    for (offset, len, data) in requests(&layout, &volatile) {
+    let mut pieces = pieces(&layout, Some(&volatile));
+    let mut pending = None;
+    loop {
         if FAULT_STALL.load(Ordering::Relaxed) && written >= CHUNK as u64 {
             pprintln!();
             pprintln!(
@@ -370,61 +562,23 @@ pub fn write(disk: &mut DumpDisk, full: bool) -> Outcome {
                 core::hint::spin_loop();
             }
         }
-        let slot = loop {
-            if let Some(s) = disk.free_slot() {
-                break Ok(s);
-            }
-            if let Err(e) = disk.complete_one() {
-                break Err(e);
-            }
-        };
-        let slot = match slot {
+        let slot = match next_slot(disk, &mut backlog) {
             Ok(s) => s,
             Err(e) => {
                 error = Some(e);
                 break;
             }
         };
-        let at = CORE_OFFSET + offset;
-        let n = len as usize;
-        let submitted = match data {
-            Data::InPlace(addr) => {
-                // SAFETY: `addr..addr + n` is usable RAM from the firmware
-                // map, identity mapped and never freed, and nothing writes it
-                // while the dump runs (the other CPUs are parked; it is not
-                // volatile: no device and no code of the dump writes it), so
-                // the checksum matches what the device reads.
-                let data = unsafe { core::slice::from_raw_parts(addr as *const u8, n) };
-                // SAFETY: as above; the RAM stays valid until the request completes.
-                let r = unsafe { disk.submit_memory(slot, at, data) };
-                // Summed while the device reads it (both only read).
-                sum.update(data);
-                r
-            }
-            Data::Headers | Data::Snapshot(_) => {
-                let buf = &mut disk.buffer(slot)[..n];
-                if let Data::Snapshot(addr) = data {
-                    // SAFETY: `addr..addr + n` is usable RAM from the
-                    // firmware map, identity mapped, and not one of the
-                    // bounce buffers (left out of the dump).
-                    unsafe {
-                        core::ptr::copy_nonoverlapping(addr as *const u8, buf.as_mut_ptr(), n)
-                    };
-                } else {
-                    // Headers come as one piece (headers_size <= CHUNK, checked above).
-                    let _ = layout.write_headers(buf);
-                }
-                let r = disk.submit(slot, at, n);
-                // The slot's buffer is not rewritten before its request completes.
-                sum.update(&disk.buffer(slot)[..n]);
-                r
-            }
-        };
-        if let Err(e) = submitted {
+        let n = gather(disk, slot, &layout, &mut pending, &mut pieces);
+        if n == 0 {
+            break;
+        }
+        if let Err(e) = disk.submit(slot) {
             error = Some(e);
             break;
         }
-        written += len;
+        backlog.push(slot);
+        written += n;
         // The watchdog, Ctrl-C and the progress line while the disk works.
         watchdog::pet();
         if crate::time::passed(next_key_poll) {
@@ -440,6 +594,7 @@ pub fn write(disk: &mut DumpDisk, full: bool) -> Outcome {
             next_report = crate::time::deadline_after_us(REPORT_US);
         }
     }
+    let checksum = backlog.finish(disk);
     if let Err(e) = disk.drain() {
         error.get_or_insert(e);
     }
@@ -448,29 +603,44 @@ pub fn write(disk: &mut DumpDisk, full: bool) -> Outcome {
         progress(written, total, start);
     }
     pprintln!();
+    // The core is durable before the header says it is complete (virtio
+    // 1.2 §5.2.6.2: a completed write may sit in the device's cache).
+    // Timed apart: it is the host's write-back, not the dump's.
+    let flush_start = crate::arch::rdtsc();
+    let mut flushed = false;
+    if error.is_none() && status == Status::Complete {
+        match disk.flush() {
+            Ok(f) => flushed = f,
+            Err(e) => error = Some(e),
+        }
+    }
+    let flush_us = crate::time::cycles_to_us(crate::arch::rdtsc() - flush_start);
     if let Some(e) = error {
         status = Status::Aborted;
         pprintln!("dump: I/O error: {e}");
     }
     header.status = status;
     header.written = written;
-    header.checksum = sum.value();
+    header.checksum = checksum;
     watchdog::pet();
-    if let Err(e) = disk.write_sector(0, &header.encode()) {
+    if let Err(e) = disk
+        .write_sector(0, &header.encode())
+        .and_then(|()| disk.flush())
+    {
         pprintln!("dump: writing the final header: {e}");
         return Outcome::Failed;
     }
-    let _ = SECTOR;
     match (status, error) {
         (Status::Complete, _) => {
             let rate_x10 = written * 10 / us.max(1);
             pprintln!(
-                "dump: complete: {} bytes in {}.{:03} s ({}.{} MB/s), {} CPUs",
+                "dump: complete: {} bytes in {}.{:03} s ({}.{} MB/s), {}, {} CPUs",
                 written,
                 us / 1_000_000,
                 (us / 1000) % 1000,
                 rate_x10 / 10,
                 rate_x10 % 10,
+                Flushed(flushed.then_some(flush_us)),
                 ncpus
             );
             Outcome::Complete { bytes: written, us }
