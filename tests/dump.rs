@@ -3,7 +3,8 @@
 //! reads it with the kernel ELF (backtrace of the panic thread, one thread per
 //! CPU). Also: `panic=dump` dumps and reboots by itself, Ctrl-C aborts (and
 //! `savecore` says so), no dump disk gives a one-line error and a live
-//! console, and `dump.fault=stall` ends in a watchdog reset.
+//! console, a disk write error names its sectors and leaves an aborted dump,
+//! and `dump.fault=stall` ends in a watchdog reset.
 //!
 //! Each test has its own disk image under `target/qemu-scratch/`.
 
@@ -259,6 +260,65 @@ fn no_dump_disk_is_a_one_line_error_and_the_console_lives() {
     vm.expect("cpu 1: apic", STEP);
     vm.send_serial("poweroff\r");
     vm.expect_success_exit(STEP);
+}
+
+#[test]
+fn a_write_error_names_its_sectors_and_leaves_an_aborted_dump() {
+    // QEMU's blkdebug fails every write that covers sector 16384 (8 MiB,
+    // inside the minidump) with EIO; virtio-blk reports it as
+    // VIRTIO_BLK_S_IOERR.
+    const BAD: u64 = 16384;
+    let disk = fresh_disk("ioerror");
+    std::fs::File::create(&disk)
+        .and_then(|f| f.set_len(512 << 20))
+        .unwrap();
+    let rules = scratch_dir().join("dump-ioerror.blkdebug");
+    std::fs::write(
+        &rules,
+        format!("[inject-error]\nevent = \"write_aio\"\nerrno = \"5\"\nsector = \"{BAD}\"\n"),
+    )
+    .unwrap();
+    let mut cfg = Config::new(KERNEL_ELF);
+    cfg.smp = 2;
+    cfg.firmware = Firmware::Qboot;
+    cfg.append = "trigger=plain".into();
+    cfg.dump_disk = None;
+    cfg.extra.extend([
+        "-drive".into(),
+        format!(
+            "file=blkdebug:{}:{},format=raw,if=none,id=baddisk",
+            rules.display(),
+            disk.display()
+        ),
+        "-device".into(),
+        "virtio-blk-pci,drive=baddisk".into(),
+    ]);
+    let mut vm = Vm::start("dump-ioerror", cfg);
+    vm.expect("dump: virtio-blk .* reserved for crash dumps", BOOT);
+    vm.expect("db> ", BOOT);
+    vm.send_serial("dump\r");
+    let line = vm.expect(
+        r"dump: I/O error: write of sectors \d+\.\.\d+ failed: device status 1 \(I/O error\)",
+        DUMP,
+    );
+    let sectors: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    assert!(
+        sectors.len() >= 2 && sectors[0] <= BAD && BAD < sectors[1],
+        "the error names sectors {sectors:?}, not the failing sector {BAD}: {line}"
+    );
+    vm.expect("dump: failed after \\d+ bytes; header marked aborted", STEP);
+    vm.expect("db> ", STEP);
+    vm.send_serial("cpus\r");
+    vm.expect("cpu 1: apic", STEP);
+    vm.send_serial("poweroff\r");
+    vm.expect_success_exit(STEP);
+    let e = savecore::save(&disk, &scratch_dir().join("ioerror.vmcore")).unwrap_err();
+    assert!(e.to_string().contains("aborted"), "{e}");
+    let _ = std::fs::remove_file(disk);
+    let _ = std::fs::remove_file(rules);
 }
 
 /// Reads QMP events from a second monitor until QEMU closes it.

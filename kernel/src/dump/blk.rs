@@ -421,16 +421,20 @@ impl DumpDisk {
             .any(|s| matches!(s.state, State::InFlight(_)))
     }
 
-    /// Starts building a write at byte `offset` (a sector multiple) in a
-    /// free `slot`.
-    pub fn begin(&mut self, slot: usize, offset: u64) {
+    /// Starts building a write at byte `offset` in `slot` (a request being
+    /// built there is dropped). False if the slot has a request with the
+    /// device or `offset` is not a whole sector.
+    pub fn begin(&mut self, slot: usize, offset: u64) -> bool {
         let s = &mut self.slots[slot];
-        debug_assert!(s.state == State::Idle && offset.is_multiple_of(SECTOR));
+        if matches!(s.state, State::InFlight(_)) || !offset.is_multiple_of(SECTOR) {
+            return false;
+        }
         s.state = State::Building;
         s.offset = offset;
         s.len = 0;
         s.nparts = 0;
         s.bounce_used = 0;
+        true
     }
 
     /// What the request being built in `slot` can still take.
@@ -675,10 +679,24 @@ impl DumpDisk {
     /// Writes one sector synchronously (bounded) at byte `offset`.
     pub fn write_sector(&mut self, offset: u64, data: &[u8; SECTOR_SIZE]) -> Result<(), IoError> {
         self.drain()?;
-        self.begin(0, offset);
-        if let Some(buf) = self.push_bounce(0, SECTOR_SIZE) {
-            buf.copy_from_slice(data);
+        if self.broken {
+            return Err(IoError::Broken);
         }
+        let buf = if self.begin(0, offset) {
+            self.push_bounce(0, SECTOR_SIZE)
+        } else {
+            None
+        };
+        let Some(buf) = buf else {
+            return Err(IoError::Queue {
+                op: Op::Write {
+                    sector: offset / SECTOR,
+                    count: 1,
+                },
+                error: virtio_drivers::Error::InvalidParam,
+            });
+        };
+        buf.copy_from_slice(data);
         self.submit(0)?;
         self.complete_one()
     }
@@ -692,7 +710,15 @@ impl DumpDisk {
             return Ok(false);
         }
         self.drain()?;
-        self.begin(0, 0);
+        if self.broken {
+            return Err(IoError::Broken);
+        }
+        if !self.begin(0, 0) {
+            return Err(IoError::Queue {
+                op: Op::Flush,
+                error: virtio_drivers::Error::InvalidParam,
+            });
+        }
         self.send(0, T_FLUSH, Op::Flush)?;
         self.complete_within(FLUSH_TIMEOUT_US, true)?;
         Ok(true)

@@ -271,7 +271,8 @@ fn pieces<'a>(
 /// the disk, `pending` (what the previous request could not take) first,
 /// as far as one request takes them ([`DumpDisk::room`]); snapshots are
 /// copied and the headers written into the slot's bounce buffer. Returns
-/// the bytes gathered, 0 when every piece has been written.
+/// the bytes gathered: 0 when every piece has been written, or (with
+/// `pending` set) if nothing could be gathered, which the caller reports.
 fn gather(
     disk: &mut DumpDisk,
     slot: usize,
@@ -282,7 +283,10 @@ fn gather(
     let Some(first) = pending.take().or_else(|| pieces.next()) else {
         return 0;
     };
-    disk.begin(slot, CORE_OFFSET + first.0);
+    if !disk.begin(slot, CORE_OFFSET + first.0) {
+        *pending = Some(first);
+        return 0;
+    }
     let mut gathered = 0;
     let mut next = Some(first);
     while let Some((off, len, data)) = next {
@@ -598,6 +602,11 @@ pub fn write(disk: &mut DumpDisk, full: bool) -> Outcome {
     if let Err(e) = disk.drain() {
         error.get_or_insert(e);
     }
+    let short = status == Status::Complete && error.is_none() && written != total;
+    if short {
+        // Not expected: `gather` takes a piece into an empty request.
+        status = Status::Aborted;
+    }
     let us = crate::time::cycles_to_us(crate::arch::rdtsc() - start);
     if last_report != written {
         progress(written, total, start);
@@ -618,6 +627,8 @@ pub fn write(disk: &mut DumpDisk, full: bool) -> Outcome {
     if let Some(e) = error {
         status = Status::Aborted;
         pprintln!("dump: I/O error: {e}");
+    } else if short {
+        pprintln!("dump: could not build a request after {written} of {total} bytes");
     }
     header.status = status;
     header.written = written;
@@ -645,7 +656,7 @@ pub fn write(disk: &mut DumpDisk, full: bool) -> Outcome {
             );
             Outcome::Complete { bytes: written, us }
         }
-        (_, Some(_)) => {
+        (_, e) if e.is_some() || short => {
             pprintln!("dump: failed after {written} bytes; header marked aborted");
             Outcome::Failed
         }
