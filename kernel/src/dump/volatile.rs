@@ -11,8 +11,8 @@
 //! pool once an early panic uses it, the dump disk's queue). The DMA areas
 //! and the statics are recorded here when they are reserved; the stacks are
 //! taken at dump time; the bounce buffers themselves are left out of the
-//! dump. A request is split where volatile memory starts or ends, so only
-//! volatile pages are copied. If the table overflows, or a CPU stopped
+//! dump. A memory run is cut into pieces where volatile memory starts or
+//! ends, so only volatile pages are copied. If the table overflows, or a CPU stopped
 //! half-way through recording, all memory counts as volatile (every byte
 //! copied).
 

@@ -1,9 +1,11 @@
-//! Writing a dump: the header as "in progress", the ELF core chunk by chunk
-//! ([`DEPTH`](super::blk::DEPTH) requests in flight; memory that nothing changes during the dump is
-//! written in place, memory that may change, see [`super::volatile`], from a
-//! bounce-buffer snapshot, so the checksum always matches the disk),
-//! progress in place, Ctrl-C and the watchdog between chunks, then the final
-//! header (complete or aborted).
+//! Writing a dump: the header as "in progress", then the ELF core in
+//! requests gathered from the pieces that follow each other on the disk
+//! ([`DEPTH`](super::blk::DEPTH) in flight; memory that nothing changes during
+//! the dump is read by the device in place, memory that may change, see
+//! [`super::volatile`], from a bounce-buffer snapshot, so the checksum always
+//! matches the disk), the checksum computed while waiting for the disk,
+//! progress in place, Ctrl-C and the watchdog between requests; then a
+//! flush, the final header (complete or aborted) and a flush.
 //!
 //! Runs on the panic CPU alone: no locks (the frame bitmap is read without
 //! its lock), no allocation (every buffer was reserved at boot).
