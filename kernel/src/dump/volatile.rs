@@ -12,9 +12,9 @@
 //! and the statics are recorded here when they are reserved; the stacks are
 //! taken at dump time; the bounce buffers themselves are left out of the
 //! dump. A memory run is cut into pieces where volatile memory starts or
-//! ends, so only volatile pages are copied. If the table overflows, or a CPU stopped
-//! half-way through recording, all memory counts as volatile (every byte
-//! copied).
+//! ends, so only volatile pages are copied. If the table overflows, or a
+//! CPU stopped half-way through recording, all memory counts as volatile
+//! (every byte copied).
 
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
