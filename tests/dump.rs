@@ -72,6 +72,16 @@ fn gdb(core: &std::path::Path) -> String {
     )
 }
 
+/// After a failed dump: the panic console prompts again and answers a
+/// command over serial; then the machine powers off cleanly.
+fn console_lives_then_power_off(vm: &mut Vm) {
+    vm.expect("db> ", STEP);
+    vm.send_serial("cpus\r");
+    vm.expect("cpu 1: apic", STEP);
+    vm.send_serial("poweroff\r");
+    vm.expect_success_exit(STEP);
+}
+
 /// Panics with `trigger`, types `dump`, saves the core and checks it in gdb.
 fn dump_and_debug(trigger: &str, smp: u32, usb: bool) {
     let name = format!("gdb-{trigger}{}", if usb { "-usb" } else { "" });
@@ -255,11 +265,7 @@ fn no_dump_disk_is_a_one_line_error_and_the_console_lives() {
     vm.expect("db> ", BOOT);
     vm.send_serial("dump\r");
     vm.expect("dump: no dump device", STEP);
-    vm.expect("db> ", STEP);
-    vm.send_serial("cpus\r");
-    vm.expect("cpu 1: apic", STEP);
-    vm.send_serial("poweroff\r");
-    vm.expect_success_exit(STEP);
+    console_lives_then_power_off(&mut vm);
 }
 
 #[test]
@@ -310,11 +316,7 @@ fn a_write_error_names_its_sectors_and_leaves_an_aborted_dump() {
         "the error names sectors {sectors:?}, not the failing sector {BAD}: {line}"
     );
     vm.expect("dump: failed after \\d+ bytes; header marked aborted", STEP);
-    vm.expect("db> ", STEP);
-    vm.send_serial("cpus\r");
-    vm.expect("cpu 1: apic", STEP);
-    vm.send_serial("poweroff\r");
-    vm.expect_success_exit(STEP);
+    console_lives_then_power_off(&mut vm);
     let e = savecore::save(&disk, &scratch_dir().join("ioerror.vmcore")).unwrap_err();
     assert!(e.to_string().contains("aborted"), "{e}");
     let _ = std::fs::remove_file(disk);
