@@ -285,6 +285,68 @@ impl Vm {
         Ok(())
     }
 
+    /// The VGA text screen (80x25 at physical 0xB8000, two bytes per cell)
+    /// read back through QMP `pmemsave`: one line per row, trailing blanks
+    /// removed. For machines without a serial port, whose console is the
+    /// screen alone.
+    pub fn screen(&mut self) -> Result<String, String> {
+        let file = self.qmp_path.with_extension("screen");
+        let _ = std::fs::remove_file(&file);
+        self.qmp(
+            "pmemsave",
+            serde_json::json!({"val": 0xb8000, "size": 80 * 25 * 2, "filename": file.display().to_string()}),
+        )?;
+        let bytes = std::fs::read(&file).map_err(|e| format!("reading the screen dump: {e}"))?;
+        let _ = std::fs::remove_file(&file);
+        Ok(bytes
+            .chunks(160)
+            .map(|row| {
+                let line: String = row
+                    .iter()
+                    .step_by(2)
+                    .map(|&b| {
+                        if (0x20..0x7f).contains(&b) {
+                            b as char
+                        } else {
+                            ' '
+                        }
+                    })
+                    .collect();
+                line.trim_end().to_string()
+            })
+            .collect::<Vec<_>>()
+            .join("\n"))
+    }
+
+    /// Waits until the screen matches `pattern` (a regex over [`Vm::screen`]);
+    /// returns the matched text. A missed deadline is a HANG that shows the
+    /// screen.
+    pub fn expect_screen(&mut self, pattern: &str, deadline: Duration) -> String {
+        let re = Regex::new(pattern).unwrap_or_else(|e| panic!("bad test regex {pattern:?}: {e}"));
+        let end = Instant::now() + deadline;
+        let mut last = String::new();
+        loop {
+            match self.screen() {
+                Ok(text) => {
+                    if let Some(m) = re.find(&text) {
+                        return m.as_str().to_string();
+                    }
+                    last = text;
+                }
+                Err(e) if matches!(self.child.try_wait(), Ok(Some(_))) => {
+                    self.fail(&format!("QEMU exited while waiting for {pattern:?} on the screen ({e});\n--- screen ---\n{last}"))
+                }
+                Err(_) => {}
+            }
+            if Instant::now() > end {
+                self.fail(&format!(
+                    "HANG: waiting for {pattern:?} on the screen\n--- screen ---\n{last}"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Writes the full console log and the full QMP log to two files (kept
     /// by the matrix for every hang or failure).
     pub fn save_logs(

@@ -30,6 +30,8 @@ options:
   --dump-disk PATH             crash dump disk image (default target/dump-disk.img, created sparse)
   --no-dump-disk               no crash dump disk
   --no-watchdog                no i6300esb watchdog
+  --no-serial                  a PC without a serial port (-serial none): the console is
+                               on the screen only (add e.g. `-- -display gtk` to see it)
   --release                    use the release kernel (pass to cargo: cargo run --release)
   --print-command              print the QEMU command line and exit
   -h, --help                   this text
@@ -100,6 +102,7 @@ fn main() {
             "--dump-disk" => cfg.dump_disk = Some(PathBuf::from(value("--dump-disk"))),
             "--no-dump-disk" => cfg.dump_disk = None,
             "--no-watchdog" => cfg.watchdog = false,
+            "--no-serial" => cfg.serial = false,
             // The profile is chosen by cargo (`cargo run --release`); accepted here too.
             "--release" => {}
             "--print-command" => print_only = true,

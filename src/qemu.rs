@@ -47,6 +47,10 @@ pub struct Config {
     pub qmp: Option<PathBuf>,
     /// Serial console on stdio (interactive runs).
     pub serial_stdio: bool,
+    /// A COM1 UART at all. `false` gives a PC without a serial port
+    /// (`-serial none`: port 0x3F8 reads 0xFF); the console is then on the
+    /// screen alone.
+    pub serial: bool,
     /// Exit on reboot instead of rebooting.
     pub no_reboot: bool,
     /// Extra arguments passed verbatim.
@@ -79,6 +83,7 @@ impl Config {
             append: String::new(),
             qmp: None,
             serial_stdio: true,
+            serial: true,
             no_reboot: false,
             extra: Vec::new(),
             dump_disk: Some(default_dump_disk()),
@@ -140,10 +145,10 @@ impl Config {
         push("-vga");
         push("std");
         push("-serial");
-        push(if self.serial_stdio {
-            "mon:stdio"
-        } else {
-            "stdio"
+        push(match (self.serial, self.serial_stdio) {
+            (false, _) => "none",
+            (true, true) => "mon:stdio",
+            (true, false) => "stdio",
         });
         if !self.serial_stdio {
             push("-monitor");

@@ -54,8 +54,12 @@ pub fn check_boot_progress() {
 #[unsafe(no_mangle)]
 extern "C" fn kmain(start_info: u32) -> ! {
     cpu::install(0, 0);
+    crate::vga::clear();
     console::init();
     console::init_log();
+    if !crate::serial::present() {
+        log::warn!("serial: no UART at COM1; the console is on the screen only");
+    }
     gdt::init(cpu::this());
     idt::init();
     println!();

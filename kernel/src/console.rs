@@ -1,42 +1,47 @@
-//! The kernel console: COM1 output behind an IRQ-safe lock, a line-input
-//! queue fed by the serial port and the USB keyboard, and the `log` backend
-//! (which also keeps the last lines in a ring buffer for the panic console).
+//! The kernel console: output to COM1 (when the probe found one) and the
+//! screen behind one IRQ-safe lock, a line-input queue fed by the serial port
+//! and the USB keyboard, and the `log` backend (which also keeps the last
+//! lines in a ring buffer for the panic console).
+//!
+//! A machine without a serial port has the console on the screen alone
+//! ([`crate::serial`] is absent there: nothing waits on it, nothing is read
+//! from it). Once the panic path has stopped the other CPUs, console output
+//! and log records take no lock at all ([`write_unlocked`]).
 
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use uart_16550::SerialPort;
-
+use crate::serial;
 use crate::sync::SpinLock;
+use crate::sync::raw::scheduler_stopped;
 
-/// COM1.
-pub const COM1: u16 = 0x3F8;
+/// Serialises console output (serial and screen) in normal operation.
+static OUTPUT: SpinLock<()> = SpinLock::new(());
+/// Serialises reads of the UART (the receive interrupt and readers).
+static RX: SpinLock<()> = SpinLock::new(());
 
-static SERIAL: SpinLock<Option<SerialPort>> = SpinLock::new(None);
-
-/// Initialises COM1 (115200 8N1, receive interrupt enabled by the UART driver).
+/// Probes and initialises COM1 (see [`crate::serial`]).
 pub fn init() {
-    // SAFETY: COM1 is the standard port of the PC platform.
-    let mut port = unsafe { SerialPort::new(COM1) };
-    port.init();
-    *SERIAL.lock() = Some(port);
+    serial::init();
+}
+
+/// Writes to serial and the screen without any lock: for the panic path,
+/// where exactly one CPU runs. Bounded (see [`serial::put`]).
+pub fn write_unlocked(s: &str) {
+    serial::write_str(s);
+    crate::vga::write_str(s);
 }
 
 struct Console;
 
 impl Write for Console {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        let mut g = SERIAL.lock();
-        if let Some(p) = g.as_mut() {
-            for b in s.bytes() {
-                if b == b'\n' {
-                    p.send_raw(b'\r');
-                }
-                p.send_raw(b);
-            }
+        if scheduler_stopped() {
+            write_unlocked(s);
+            return Ok(());
         }
-        drop(g);
-        crate::vga::write_str(s);
+        let _g = OUTPUT.lock();
+        write_unlocked(s);
         Ok(())
     }
 }
@@ -59,10 +64,13 @@ macro_rules! println {
     ($($arg:tt)*) => ($crate::console::_print(format_args!("{}\n", format_args!($($arg)*))));
 }
 
-/// Reads one byte from COM1 if one is waiting.
+/// Reads one byte from COM1 if there is a UART and a byte is waiting.
 pub fn serial_try_read() -> Option<u8> {
-    let mut g = SERIAL.lock();
-    g.as_mut().and_then(|p| p.try_receive().ok())
+    if !serial::present() {
+        return None;
+    }
+    let _g = RX.lock();
+    serial::try_get()
 }
 
 // ---- input queue ----
@@ -124,10 +132,14 @@ pub fn read_byte() -> u8 {
     }
 }
 
-/// Moves bytes waiting in the UART into the input queue.
+/// Bytes moved from the UART per [`drain_serial`] call at most (the FIFO
+/// holds 16; the rest waits for the next interrupt or read).
+const DRAIN_MAX: usize = 64;
+
+/// Moves bytes waiting in the UART into the input queue (bounded).
 pub fn drain_serial() {
     let mut tmp = [0u8; 16];
-    loop {
+    for _ in 0..DRAIN_MAX / tmp.len() {
         let mut n = 0;
         while n < tmp.len() {
             match serial_try_read() {
@@ -210,6 +222,30 @@ impl log::Log for Logger {
         }
         let t = crate::time::now_us();
         let cpu = crate::arch::cpu::current_index();
+        if scheduler_stopped() {
+            // The panic path: no lock, no wait (one CPU runs).
+            // SAFETY: every other CPU is stopped for good; nothing else
+            // touches the ring.
+            let ring = unsafe { &mut *LOG.data_ptr() };
+            let _ = writeln!(
+                ring,
+                "[{:>5}.{:06}] cpu{} {:<5} {}",
+                t / 1_000_000,
+                t % 1_000_000,
+                cpu,
+                r.level(),
+                r.args()
+            );
+            let _ = writeln!(
+                Unlocked,
+                "[{:>5}.{:06}] {:<5} {}",
+                t / 1_000_000,
+                t % 1_000_000,
+                r.level(),
+                r.args()
+            );
+            return;
+        }
         let _ = writeln!(
             LOG.lock(),
             "[{:>5}.{:06}] cpu{} {:<5} {}",
@@ -231,6 +267,16 @@ impl log::Log for Logger {
     }
 
     fn flush(&self) {}
+}
+
+/// [`write_unlocked`] as a `fmt::Write`.
+struct Unlocked;
+
+impl Write for Unlocked {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        write_unlocked(s);
+        Ok(())
+    }
 }
 
 static LOGGER: Logger = Logger;

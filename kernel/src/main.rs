@@ -37,6 +37,8 @@ pub mod power;
 #[cfg(target_os = "none")]
 pub mod scenarios;
 #[cfg(target_os = "none")]
+pub mod serial;
+#[cfg(target_os = "none")]
 pub mod shell;
 #[cfg(target_os = "none")]
 pub mod time;

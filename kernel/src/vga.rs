@@ -26,6 +26,16 @@ fn scroll() {
     }
 }
 
+/// Blanks the screen and puts the cursor at the top left (at boot: the
+/// firmware's own lines would otherwise show through).
+pub fn clear() {
+    for i in 0..WIDTH * HEIGHT {
+        // SAFETY: inside the text buffer.
+        unsafe { cell(i).write_volatile(ATTR | b' ' as u16) };
+    }
+    CURSOR.store(0, Ordering::Relaxed);
+}
+
 /// Writes text at the cursor (handles `\n`, `\r` and backspace).
 pub fn write_str(s: &str) {
     let mut pos = CURSOR.load(Ordering::Relaxed);

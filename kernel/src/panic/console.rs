@@ -11,8 +11,6 @@ use pc_keyboard::{DecodedKey, KeyCode};
 use super::backtrace;
 use super::writer::PanicWriter;
 use crate::arch::cpu::{self, CpuState};
-use crate::arch::port::inb;
-use crate::console::COM1;
 use crate::lineedit::{ByteDecoder, Edit, Key, LineEditor};
 use crate::{pprint, pprintln};
 
@@ -33,13 +31,10 @@ impl Inputs {
         {
             return Some(k);
         }
-        // SAFETY: COM1 LSR/RBR reads; reading RBR consumes a received byte.
-        unsafe {
-            if inb(COM1 + 5) & 1 != 0
-                && let Some(k) = self.serial.feed(inb(COM1))
-            {
-                return Some(k);
-            }
+        if let Some(b) = crate::serial::try_get()
+            && let Some(k) = self.serial.feed(b)
+        {
+            return Some(k);
         }
         self.ps2.poll().and_then(decoded_to_key)
     }
@@ -360,18 +355,21 @@ fn log() {
 
 /// Polls every input once for Ctrl-C (checked between dump chunks).
 pub fn poll_abort_key() -> bool {
-    // SAFETY: COM1 registers; panic CPU only.
-    unsafe {
-        while inb(COM1 + 5) & 1 != 0 {
-            if inb(COM1) == 0x03 {
-                return true;
-            }
+    // A FIFO's worth of serial input at most (a missing UART gives none).
+    for _ in 0..16 {
+        match crate::serial::try_get() {
+            Some(0x03) => return true,
+            Some(_) => {}
+            None => break,
         }
     }
-    // SAFETY: panic console context, other CPUs parked.
-    while let Some(k) = unsafe { crate::usb::panic_poll_key() } {
-        if k == DecodedKey::Unicode('\u{3}') {
-            return true;
+    // The keys queued by one poll at most (bounded: key repeat could refill it).
+    for _ in 0..64 {
+        // SAFETY: panic console context, other CPUs parked.
+        match unsafe { crate::usb::panic_poll_key() } {
+            Some(DecodedKey::Unicode('\u{3}')) => return true,
+            Some(_) => {}
+            None => break,
         }
     }
     false
