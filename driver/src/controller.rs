@@ -291,8 +291,17 @@ impl<H: Hal> Controller<H> {
     }
 
     /// Halts, resets and programs the controller using the memory allocated
-    /// in `new` (also the full-reset path of the takeover: no allocation).
+    /// in `new` (also the full-reset path of the takeover and of
+    /// `recover_or_die`: no allocation).
+    ///
+    /// Every key held on any keyboard is released first, even if the reset
+    /// then fails: HCRST (§4.2) drops the devices, so their releases would
+    /// never arrive. The lock keys (LEDs) are kept.
     pub(crate) fn initialize(&mut self) -> Result<(), Error> {
+        self.keyboard.release_all_for_reset();
+        for device in self.devices.iter_mut() {
+            device.previous_report = [0; 8];
+        }
         if self.regs.op(OP_USBSTS) == u32::MAX {
             return Err(Error::ControllerGone);
         }
@@ -314,7 +323,7 @@ impl<H: Hal> Controller<H> {
         })
         .map_err(|_| Error::ControllerNotReady)?;
 
-        // Software state back to a clean slate; the keyboard state survives.
+        // Software state back to a clean slate; the key queue and LEDs survive.
         self.pending_command = None;
         self.command_done = None;
         for device in self.devices.iter_mut() {

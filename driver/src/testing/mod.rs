@@ -20,6 +20,8 @@ mod hook_tests;
 #[cfg(test)]
 mod hub_tests;
 #[cfg(test)]
+mod reset_tests;
+#[cfg(test)]
 mod tests;
 
 /// Runs property `test` on `cases` random inputs from `strategy` (proptest,
