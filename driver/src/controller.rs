@@ -116,6 +116,9 @@ pub struct Controller<H: Hal> {
     pub(crate) interrupt_moderation: u16,
     /// Test hook called at each enumeration step (cleared by the takeover).
     pub(crate) enumeration_probe: Option<fn(EnumerationStep)>,
+    /// HAL time by which every bounded wait ends, whatever its own timeout:
+    /// the takeover's time budget (`None` outside the takeover).
+    pub(crate) deadline_us: Option<u64>,
 }
 
 // SAFETY: a controller exclusively owns its register window and DMA memory,
@@ -241,6 +244,7 @@ impl<H: Hal> Controller<H> {
             in_wait: false,
             interrupt_moderation: config.interrupt_moderation,
             enumeration_probe: None,
+            deadline_us: None,
         };
         controller.initialize()?;
         Ok(controller)
@@ -250,7 +254,10 @@ impl<H: Hal> Controller<H> {
 impl<H: Hal> Controller<H> {
     /// Bounded busy-wait: `done` is checked every [`WAIT_STEP_US`] until
     /// `timeout_us` passed on the HAL clock (and at most that many steps, in
-    /// case the clock does not move).
+    /// case the clock does not move), or until the deadline of the takeover's
+    /// time budget (`deadline_us`), whichever comes first. Once that deadline
+    /// has passed, `done` is checked once and the wait fails at once. A
+    /// timeout names `what` it waited for.
     pub(crate) fn wait_for(
         &mut self,
         timeout_us: u64,
@@ -258,21 +265,27 @@ impl<H: Hal> Controller<H> {
         mut done: impl FnMut(&mut Self) -> Result<bool, Error>,
     ) -> Result<(), Error> {
         let start = self.hal.now_us();
-        let max_steps = timeout_us / WAIT_STEP_US + 2;
+        let timeout_us = match self.deadline_us {
+            Some(deadline) => timeout_us.min(deadline.saturating_sub(start)),
+            None => timeout_us,
+        };
+        if done(self)? {
+            return Ok(());
+        }
+        if timeout_us == 0 {
+            return Err(Error::Timeout { what });
+        }
+        let max_steps = timeout_us / WAIT_STEP_US + 1;
         for _ in 0..max_steps {
+            self.hal.delay_us(WAIT_STEP_US);
             if done(self)? {
                 return Ok(());
             }
-            if self.hal.now_us().saturating_sub(start) > timeout_us {
+            if self.hal.now_us().saturating_sub(start) >= timeout_us {
                 break;
             }
-            self.hal.delay_us(WAIT_STEP_US);
         }
-        if done(self)? {
-            Ok(())
-        } else {
-            Err(Error::Timeout { what })
-        }
+        Err(Error::Timeout { what })
     }
 
     /// Checks USBSTS for a dead or failed controller.
