@@ -37,10 +37,11 @@ impl<H: Hal> Controller<H> {
     /// an outstanding command waited for (bounded) or aborted and the command
     /// ring reset, every keyboard's interrupt endpoint stopped, its ring
     /// re-initialised (Set TR Dequeue Pointer) and re-armed, every hub's
-    /// status-change endpoint likewise with all its ports rescanned, a
-    /// half-enumerated device (on a root port or behind a hub) disabled and
-    /// enumerated again by the next `poll()`. The enumeration probe (a test
-    /// hook) is removed. If that fails, or the controller shows HSE/HCE or
+    /// status-change endpoint likewise with all its ports rescanned, EP0 of a
+    /// keyboard or hub caught mid-control transfer (any TRB queued) stopped
+    /// and rewound too, the LED state sent again, a half-enumerated device
+    /// (on a root port or behind a hub) disabled and enumerated again by the
+    /// next `poll()`. The enumeration probe (a test hook) is removed. If that fails, or the controller shows HSE/HCE or
     /// all-ones registers, it is reset and re-initialised with the same
     /// memory (no allocation) and devices are re-enumerated by `poll()`; if
     /// even that fails the controller is reported dead.
@@ -221,7 +222,9 @@ impl<H: Hal> Controller<H> {
                             what: "corrupt interrupt endpoint record",
                         });
                     }
-                    if self.devices[index].control_status_trb.is_some() {
+                    // EP0 caught mid-control transfer (any TRB queued, even
+                    // before the Status TRB): stop it and rewind its ring
+                    if self.devices[index].ep0_busy() {
                         self.restart_endpoint(index, 1)?;
                     }
                     self.restart_endpoint(index, dci)?;
@@ -242,6 +245,9 @@ impl<H: Hal> Controller<H> {
         for p in self.ports.iter_mut().take(ports) {
             p.changed = true;
         }
+        // An LED report may have been lost with the stopped CPU (mid-transfer,
+        // or between clearing `leds_dirty` and sending): send the LEDs again.
+        self.leds_dirty = true;
         Ok(())
     }
 }

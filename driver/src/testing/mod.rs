@@ -11,9 +11,11 @@
 mod device;
 mod hal;
 mod machine;
+mod stop;
 
 pub(crate) use device::FakeDevice;
 pub(crate) use hal::{FakeHal, FakeHandle};
+pub(crate) use stop::{StopPoint, stop_at, stop_point};
 
 #[cfg(test)]
 mod hook_tests;
