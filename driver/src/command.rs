@@ -126,6 +126,10 @@ impl<H: Hal> Controller<H> {
             command::set_tr_dequeue(slot, dci, phys, cycle),
             "Set TR Dequeue Pointer",
         )?;
+        if dci == 1 {
+            // EP0's ring is empty and the controller dequeues from its start
+            self.devices[index].control_in_flight = false;
+        }
         Ok(())
     }
 }

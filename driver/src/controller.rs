@@ -116,6 +116,9 @@ pub struct Controller<H: Hal> {
     pub(crate) interrupt_moderation: u16,
     /// Test hook called at each enumeration step (cleared by the takeover).
     pub(crate) enumeration_probe: Option<fn(EnumerationStep)>,
+    /// HAL time by which every bounded wait ends, whatever its own timeout:
+    /// the takeover's time budget (`None` outside the takeover).
+    pub(crate) deadline_us: Option<u64>,
 }
 
 // SAFETY: a controller exclusively owns its register window and DMA memory,
@@ -241,6 +244,7 @@ impl<H: Hal> Controller<H> {
             in_wait: false,
             interrupt_moderation: config.interrupt_moderation,
             enumeration_probe: None,
+            deadline_us: None,
         };
         controller.initialize()?;
         Ok(controller)
@@ -250,7 +254,10 @@ impl<H: Hal> Controller<H> {
 impl<H: Hal> Controller<H> {
     /// Bounded busy-wait: `done` is checked every [`WAIT_STEP_US`] until
     /// `timeout_us` passed on the HAL clock (and at most that many steps, in
-    /// case the clock does not move).
+    /// case the clock does not move), or until the deadline of the takeover's
+    /// time budget (`deadline_us`), whichever comes first. Once that deadline
+    /// has passed, `done` is checked once and the wait fails at once. A
+    /// timeout names `what` it waited for.
     pub(crate) fn wait_for(
         &mut self,
         timeout_us: u64,
@@ -258,21 +265,27 @@ impl<H: Hal> Controller<H> {
         mut done: impl FnMut(&mut Self) -> Result<bool, Error>,
     ) -> Result<(), Error> {
         let start = self.hal.now_us();
-        let max_steps = timeout_us / WAIT_STEP_US + 2;
+        let timeout_us = match self.deadline_us {
+            Some(deadline) => timeout_us.min(deadline.saturating_sub(start)),
+            None => timeout_us,
+        };
+        if done(self)? {
+            return Ok(());
+        }
+        if timeout_us == 0 {
+            return Err(Error::Timeout { what });
+        }
+        let max_steps = timeout_us / WAIT_STEP_US + 1;
         for _ in 0..max_steps {
+            self.hal.delay_us(WAIT_STEP_US);
             if done(self)? {
                 return Ok(());
             }
-            if self.hal.now_us().saturating_sub(start) > timeout_us {
+            if self.hal.now_us().saturating_sub(start) >= timeout_us {
                 break;
             }
-            self.hal.delay_us(WAIT_STEP_US);
         }
-        if done(self)? {
-            Ok(())
-        } else {
-            Err(Error::Timeout { what })
-        }
+        Err(Error::Timeout { what })
     }
 
     /// Checks USBSTS for a dead or failed controller.
@@ -291,8 +304,17 @@ impl<H: Hal> Controller<H> {
     }
 
     /// Halts, resets and programs the controller using the memory allocated
-    /// in `new` (also the full-reset path of the takeover: no allocation).
+    /// in `new` (also the full-reset path of the takeover and of
+    /// `recover_or_die`: no allocation).
+    ///
+    /// Every key held on any keyboard is released first, even if the reset
+    /// then fails: HCRST (§4.2) drops the devices, so their releases would
+    /// never arrive. The lock keys (LEDs) are kept.
     pub(crate) fn initialize(&mut self) -> Result<(), Error> {
+        self.keyboard.release_all_for_reset();
+        for device in self.devices.iter_mut() {
+            device.previous_report = [0; 8];
+        }
         if self.regs.op(OP_USBSTS) == u32::MAX {
             return Err(Error::ControllerGone);
         }
@@ -314,7 +336,7 @@ impl<H: Hal> Controller<H> {
         })
         .map_err(|_| Error::ControllerNotReady)?;
 
-        // Software state back to a clean slate; the keyboard state survives.
+        // Software state back to a clean slate; the key queue and LEDs survive.
         self.pending_command = None;
         self.command_done = None;
         for device in self.devices.iter_mut() {

@@ -161,6 +161,11 @@ pub(crate) struct Device {
     pub(crate) intr_needs_restart: bool,
     /// Status TRB of the control transfer in flight.
     pub(crate) control_status_trb: Option<u64>,
+    /// EP0's ring is not at rest: set before a control transfer queues its
+    /// first TRB, cleared once the transfer completed or EP0 was rewound
+    /// (Set TR Dequeue Pointer, xHCI 1.2 §4.6.10). A CPU stopped anywhere in
+    /// between leaves it set, even before `control_status_trb` is known.
+    pub(crate) control_in_flight: bool,
     pub(crate) control_done: Option<ControlDone>,
     pub(crate) control_residual: u32,
     pub(crate) previous_report: [u8; 8],
@@ -186,6 +191,7 @@ impl Device {
             intr_outstanding: None,
             intr_needs_restart: false,
             control_status_trb: None,
+            control_in_flight: false,
             control_done: None,
             control_residual: 0,
             previous_report: [0; 8],
@@ -203,6 +209,12 @@ impl Device {
             Some(DeviceState::Hub) => self.hub.map(|h| (h.dci, h.max_packet)),
             _ => None,
         }
+    }
+
+    /// Does EP0 have TRBs of an unfinished control transfer on its ring (so
+    /// it must be stopped and rewound before it is used again)?
+    pub(crate) fn ep0_busy(&self) -> bool {
+        self.control_in_flight || self.control_status_trb.is_some()
     }
 
     /// Returns the slot to the free state, zeroing its memory and rings.

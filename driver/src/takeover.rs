@@ -14,6 +14,22 @@ use crate::types::{DeviceState, MAX_PORTS, TakeoverReport};
 /// Bounded wait for a command that was in flight when the CPU stopped.
 const PENDING_COMMAND_GRACE_US: u64 = 100_000;
 
+/// Time budget of the whole takeover ([`Controller::enter_polled_mode`]) on
+/// the HAL clock: however dead or slow the controller, the panic path gets
+/// its answer (a repaired controller, a reset one, or a dead one with its
+/// reason) after at most about 2 s. Every bounded wait inside the takeover
+/// (pending command, command abort, endpoint restarts, and the halt, HCRST
+/// and CNR waits of a full reset, xHCI 1.2 §4.2) ends at this deadline; a
+/// wait reached after it fails at once with a timeout naming what it was for.
+pub(crate) const TAKEOVER_BUDGET_US: u64 = 2_000_000;
+
+/// The part of [`TAKEOVER_BUDGET_US`] the repair may use before it gives up
+/// and falls back to a full reset, so that a controller whose commands hang
+/// but which still resets keeps the rest for halt and reset. The repair of
+/// a working controller takes milliseconds.
+const REPAIR_BUDGET_US: u64 = 1_000_000;
+const _: () = assert!(REPAIR_BUDGET_US < TAKEOVER_BUDGET_US);
+
 impl<H: Hal> Controller<H> {
     /// Switches to polled mode for good: masks the interrupter (IMAN.IE,
     /// USBCMD.INTE), then repairs whatever a stopped CPU may have left half
@@ -21,13 +37,19 @@ impl<H: Hal> Controller<H> {
     /// an outstanding command waited for (bounded) or aborted and the command
     /// ring reset, every keyboard's interrupt endpoint stopped, its ring
     /// re-initialised (Set TR Dequeue Pointer) and re-armed, every hub's
-    /// status-change endpoint likewise with all its ports rescanned, a
-    /// half-enumerated device (on a root port or behind a hub) disabled and
-    /// enumerated again by the next `poll()`. The enumeration probe (a test
-    /// hook) is removed. If that fails, or the controller shows HSE/HCE or
+    /// status-change endpoint likewise with all its ports rescanned, EP0 of a
+    /// keyboard or hub caught mid-control transfer (any TRB queued) stopped
+    /// and rewound too, the LED state sent again, a half-enumerated device
+    /// (on a root port or behind a hub) disabled and enumerated again by the
+    /// next `poll()`. The enumeration probe (a test hook) is removed. If that fails, or the controller shows HSE/HCE or
     /// all-ones registers, it is reset and re-initialised with the same
     /// memory (no allocation) and devices are re-enumerated by `poll()`; if
     /// even that fails the controller is reported dead.
+    ///
+    /// The whole takeover keeps to a time budget of [`TAKEOVER_BUDGET_US`]
+    /// (the repair to a first part of it): a controller that never completes
+    /// commands, never halts or never finishes its reset is reported dead,
+    /// with the reason, within about 2 s.
     ///
     /// # Safety
     ///
@@ -40,6 +62,16 @@ impl<H: Hal> Controller<H> {
         reason = "the unsafety is the caller's contract; the body is safe code"
     )]
     pub unsafe fn enter_polled_mode(&mut self) -> TakeoverReport {
+        let start = self.hal.now_us();
+        self.deadline_us = Some(start.saturating_add(REPAIR_BUDGET_US));
+        let report = self.take_over(start);
+        self.deadline_us = None;
+        report
+    }
+
+    /// The body of [`enter_polled_mode`](Self::enter_polled_mode), run
+    /// under the repair's deadline; `start` is when the takeover began.
+    fn take_over(&mut self, start: u64) -> TakeoverReport {
         let mut report = TakeoverReport::default();
         self.interrupts = false;
         self.in_wait = false;
@@ -60,6 +92,7 @@ impl<H: Hal> Controller<H> {
         if let Err(reason) = self.repair(&mut report) {
             report.reset_reason = Some(reason);
             report.full_reset = true;
+            self.deadline_us = Some(start.saturating_add(TAKEOVER_BUDGET_US));
             if let Err(e) = self.initialize() {
                 report.reset_reason = Some(e);
                 report.dead = true;
@@ -189,7 +222,9 @@ impl<H: Hal> Controller<H> {
                             what: "corrupt interrupt endpoint record",
                         });
                     }
-                    if self.devices[index].control_status_trb.is_some() {
+                    // EP0 caught mid-control transfer (any TRB queued, even
+                    // before the Status TRB): stop it and rewind its ring
+                    if self.devices[index].ep0_busy() {
                         self.restart_endpoint(index, 1)?;
                     }
                     self.restart_endpoint(index, dci)?;
@@ -210,6 +245,9 @@ impl<H: Hal> Controller<H> {
         for p in self.ports.iter_mut().take(ports) {
             p.changed = true;
         }
+        // An LED report may have been lost with the stopped CPU (mid-transfer,
+        // or between clearing `leds_dirty` and sending): send the LEDs again.
+        self.leds_dirty = true;
         Ok(())
     }
 }

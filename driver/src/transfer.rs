@@ -2,6 +2,8 @@
 //! the keyboard's interrupt IN transfers (§4.11.2.1, §4.14.1).
 #![forbid(unsafe_code)]
 
+use core::sync::atomic::{Ordering, compiler_fence};
+
 use crate::controller::Controller;
 use crate::descriptor::SetupPacket;
 use crate::device::CONTROL_BUFFER_BYTES;
@@ -18,6 +20,12 @@ impl<H: Hal> Controller<H> {
     /// Runs one control transfer on slot `index`'s endpoint 0. For IN
     /// requests, the data is left in the control buffer; returns the number of
     /// bytes transferred. `out` is the data stage of an OUT request.
+    ///
+    /// EP0 is marked busy before the first TRB is queued and unmarked once
+    /// its ring is at rest again, so the takeover can tell a ring a stopped
+    /// CPU left TRBs on; a ring left busy by an earlier failure is rewound
+    /// (Stop Endpoint, Set TR Dequeue Pointer: xHCI 1.2 §4.6.9, §4.6.10)
+    /// before it is used.
     pub(crate) fn control(
         &mut self,
         index: usize,
@@ -25,6 +33,9 @@ impl<H: Hal> Controller<H> {
         out: &[u8],
         what: &'static str,
     ) -> Result<usize, Error> {
+        if self.devices[index].ep0_busy() {
+            self.restart_endpoint(index, 1)?;
+        }
         let slot = index as u8 + 1;
         let length = usize::from(setup.length).min(CONTROL_BUFFER_BYTES);
         let device = &mut self.devices[index];
@@ -47,15 +58,23 @@ impl<H: Hal> Controller<H> {
         bytes[6..8].copy_from_slice(&(length as u16).to_le_bytes());
         device.control_done = None;
         device.control_residual = 0;
+        device.control_in_flight = true;
+        // The mark is stored before any TRB, also as seen by the CPU that
+        // takes over after stopping this one.
+        compiler_fence(Ordering::SeqCst);
         device
             .ep0
             .push(&mut device.mem.ep0_ring, transfer::setup(bytes, trt));
+        #[cfg(test)]
+        crate::testing::stop_point(crate::testing::StopPoint::ControlSetupQueued);
         if length > 0 {
             let phys = device.mem.control.phys();
             device.ep0.push(
                 &mut device.mem.ep0_ring,
                 transfer::data(phys, length as u32, setup.is_in()),
             );
+            #[cfg(test)]
+            crate::testing::stop_point(crate::testing::StopPoint::ControlDataQueued);
         }
         // Status stage direction is opposite to the data stage (IN when there is none).
         let status_in = length == 0 || !setup.is_in();
@@ -82,7 +101,10 @@ impl<H: Hal> Controller<H> {
         };
         match done.code {
             Ok(CompletionCode::Success | CompletionCode::ShortPacket) => {
-                Ok(length.saturating_sub(self.devices[index].control_residual as usize))
+                // the Status TRB completed: the controller is past the whole TD
+                let device = &mut self.devices[index];
+                device.control_in_flight = false;
+                Ok(length.saturating_sub(device.control_residual as usize))
             }
             code => {
                 // A STALL (or error) halts endpoint 0 (§4.8.3): Reset Endpoint + Set TR Dequeue.

@@ -342,7 +342,8 @@ pub struct TakeoverReport {
     pub key_queue_reset: bool,
     /// A full controller reset and re-initialisation was needed.
     pub full_reset: bool,
-    /// Why the full reset was needed.
+    /// Why the full reset was needed or, when `dead`, why the controller
+    /// was given up (a bounded wait that ran out names what it waited for).
     pub reset_reason: Option<Error>,
     /// The controller is dead: nothing more will come from it.
     pub dead: bool,
@@ -351,11 +352,14 @@ pub struct TakeoverReport {
 impl fmt::Display for TakeoverReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.dead {
+            // one line, with the reason
             write!(f, "xhci takeover: controller DEAD")?;
-            if let Some(e) = self.reset_reason {
-                write!(f, " ({e})")?;
-            }
-            return Ok(());
+            return match (self.full_reset, self.reset_reason) {
+                (true, Some(e)) => write!(f, ", full reset failed ({e})"),
+                (false, Some(e)) => write!(f, " ({e})"),
+                (true, None) => write!(f, ", full reset failed"),
+                (false, None) => write!(f, " (already dead before the takeover)"),
+            };
         }
         write!(f, "xhci takeover: {} events drained", self.events_drained)?;
         if self.event_ring_repaired {

@@ -77,7 +77,7 @@ impl KeyboardState {
     /// (matching `pc-keyboard`'s initial modifiers).
     pub(crate) fn new(layout: Layout, repeat: Repeat) -> Self {
         Self {
-            decoder: EventDecoder::new(layout.to_any(), HandleControl::MapLettersToUnicode),
+            decoder: fresh_decoder(layout),
             layout,
             leds: Leds {
                 num_lock: true,
@@ -161,6 +161,31 @@ impl KeyboardState {
         self.held = None;
     }
 
+    /// Forgets every key held on any keyboard, for a full controller reset
+    /// (xHCI 1.2 §4.2: HCRST drops every device, so no release will ever be
+    /// reported for what was held). The repeat key is dropped and the decoder
+    /// is recreated with the same layout, so no Shift, Ctrl or Alt stays
+    /// latched; each keyboard's previous report is the caller's to clear.
+    ///
+    /// The lock keys are kept as they are: the new decoder is toggled to the
+    /// Caps Lock and Num Lock state of the LEDs, which enumeration sends to
+    /// the keyboards again, so the lights and the decoding stay in step.
+    pub(crate) fn release_all_for_reset(&mut self) {
+        self.held = None;
+        self.decoder = fresh_decoder(self.layout);
+        // a fresh decoder starts with Num Lock on and Caps Lock off
+        if self.leds.caps_lock {
+            let _ = self
+                .decoder
+                .process_keyevent(KeyEvent::new(KeyCode::CapsLock, KeyState::Down));
+        }
+        if !self.leds.num_lock {
+            let _ = self
+                .decoder
+                .process_keyevent(KeyEvent::new(KeyCode::NumpadLock, KeyState::Down));
+        }
+    }
+
     pub(crate) fn repeat_pending(&self) -> bool {
         self.held.is_some()
     }
@@ -204,6 +229,12 @@ impl KeyboardState {
             self.queue.push(key);
         }
     }
+}
+
+/// A decoder with nothing held: Num Lock on, Caps Lock off (`pc-keyboard`'s
+/// initial modifiers), Ctrl mapped to control characters.
+fn fresh_decoder(layout: Layout) -> EventDecoder<AnyLayout> {
+    EventDecoder::new(layout.to_any(), HandleControl::MapLettersToUnicode)
 }
 
 #[cfg(test)]

@@ -125,6 +125,7 @@ impl Memory {
 }
 
 fn split(world: &mut World) -> (&mut Machine, Memory) {
+    world.machine.now_us = world.now_us;
     (
         &mut world.machine,
         Memory {

@@ -6,7 +6,7 @@ use core::cell::{Cell, RefCell};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::vec::Vec;
 
-use super::tests::{Ctrl, hi, start, type_hi};
+use super::tests::{Ctrl, hi, press, start, type_hi};
 use super::*;
 use crate::types::{Config, DeviceState};
 use crate::{EnumerationStep, Error};
@@ -124,4 +124,57 @@ fn cpu_stopped_at_addressed_is_recovered_by_takeover() {
     assert_eq!(c.devices().filter(|d| d.is_keyboard).count(), 1);
     assert_eq!(type_hi(&mut c, &h, 1), hi());
     assert_eq!(h.0.borrow().allocations.len(), allocations);
+}
+
+/// A CPU stopped inside the LED report (SET_REPORT, with a one-byte data
+/// stage) that Caps Lock sends over a keyboard's EP0, with the Setup TRB (or
+/// Setup and Data) queued and neither the Status TRB nor the doorbell: the
+/// takeover stops and rewinds EP0, the lost LED report goes out again, and
+/// Caps Lock, its LEDs and typing work afterwards without a transfer error.
+#[test]
+fn takeover_restarts_ep0_caught_mid_control_transfer() {
+    for point in [StopPoint::ControlSetupQueued, StopPoint::ControlDataQueued] {
+        let (mut c, h) = start(std::vec![(1, FakeDevice::keyboard())], Config::default());
+        assert_eq!(c.poll().attached, 1);
+        assert!(!c.devices[0].ep0_busy(), "enumeration left EP0 at rest");
+        let leds = |h: &FakeHandle| h.with(|m, _| m.ports[0].as_ref().unwrap().leds.clone());
+        let sent = leds(&h).len();
+        press(&h, 1, [0, 0, 0x39, 0, 0, 0, 0, 0]); // Caps Lock
+        stop_at(Some(point));
+        let stopped = catch_unwind(AssertUnwindSafe(|| c.poll()));
+        stop_at(None);
+        assert!(
+            stopped.is_err(),
+            "{point:?}: the CPU stopped in the LED report"
+        );
+        assert_eq!(
+            leds(&h).len(),
+            sent,
+            "{point:?}: the LED report never went out"
+        );
+        let set_dequeue =
+            |h: &FakeHandle| h.with(|m, _| m.commands.iter().filter(|&&k| k == 16).count());
+        let before = set_dequeue(&h);
+        // SAFETY: single-threaded test; the "stopped CPU" unwound out of poll().
+        let report = unsafe { c.enter_polled_mode() };
+        assert!(!report.full_reset && !report.dead, "{point:?}: {report}");
+        assert_eq!(
+            set_dequeue(&h) - before,
+            2,
+            "{point:?}: EP0 and the interrupt endpoint rewound: {report}"
+        );
+        for (report, byte) in [(0x00, 0b011), (0x39, 0b001), (0x00, 0b001)] {
+            press(&h, 1, [0, 0, report, 0, 0, 0, 0, 0]); // release, Caps Lock again, release
+            let s = c.poll();
+            assert_eq!(s.errors, 0, "{point:?}: {s:?}");
+            assert_eq!(
+                leds(&h).last(),
+                Some(&byte),
+                "{point:?}: LEDs after {report:#x}"
+            );
+        }
+        assert!(!c.keyboard_stats().leds.caps_lock);
+        assert!(!c.devices[0].ep0_busy(), "{point:?}: EP0 at rest");
+        assert_eq!(type_hi(&mut c, &h, 1), hi(), "{point:?}");
+    }
 }

@@ -33,6 +33,20 @@ const CSC: u32 = 1 << 17;
 const PRC: u32 = 1 << 21;
 const CHANGE: u32 = 0x7f << 17;
 
+/// Ways a controller can stop responding or slow down, set by a test.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Faults {
+    /// A command runs only after it has waited this long on the ring.
+    pub(crate) command_latency_us: u64,
+    /// Commands never run (an abort still stops the ring).
+    pub(crate) commands_hung: bool,
+    /// Clearing USBCMD.R/S never sets USBSTS.HCH.
+    pub(crate) never_halts: bool,
+    /// USBCMD.HCRST and USBSTS.CNR stay set this long after HCRST is written
+    /// (`u64::MAX`: for ever).
+    pub(crate) reset_takes_us: u64,
+}
+
 #[derive(Clone, Copy, Default)]
 pub(crate) struct Ep {
     pub(crate) state: u8,
@@ -75,6 +89,14 @@ pub(crate) struct Machine {
     pub(crate) context_size: usize,
     /// (root port, route string) of every successful Address Device.
     pub(crate) address_log: Vec<(usize, u32)>,
+    /// What is broken or slow about this controller.
+    pub(crate) faults: Faults,
+    /// The fake clock, as of the last step.
+    pub(crate) now_us: u64,
+    /// The command at the head of the ring and when it was first seen there.
+    cmd_seen: Option<(u64, u64)>,
+    /// When HCRST was first seen set.
+    reset_started: Option<u64>,
 }
 
 impl Machine {
@@ -101,6 +123,10 @@ impl Machine {
             resets: 0,
             context_size: 32,
             address_log: Vec::new(),
+            faults: Faults::default(),
+            now_us: 0,
+            cmd_seen: None,
+            reset_started: None,
         };
         m.power_on();
         m
@@ -302,6 +328,13 @@ impl Machine {
         // USBCMD
         let cmd = self.reg(USBCMD);
         if cmd & 2 != 0 {
+            let since = *self.reset_started.get_or_insert(self.now_us);
+            if self.now_us.saturating_sub(since) < self.faults.reset_takes_us {
+                self.usbsts |= 1 << 11; // CNR
+                self.publish();
+                return;
+            }
+            self.reset_started = None;
             self.resets += 1;
             self.reset_controller();
             return;
@@ -318,7 +351,7 @@ impl Machine {
         }
         if cmd & 1 != 0 && self.halted {
             self.halted = false;
-        } else if cmd & 1 == 0 {
+        } else if cmd & 1 == 0 && !self.faults.never_halts {
             self.halted = true;
         }
         self.usbsts = (self.usbsts & !1) | u32::from(self.halted);
@@ -329,9 +362,11 @@ impl Machine {
             if lo & 6 != 0 && self.crr {
                 self.crr = false;
                 let pending = mem.read_trb(self.cmd_deq);
-                if self.freeze_commands
-                    && (pending[3] & 1 != 0) == self.cmd_ccs
-                    && (pending[3] >> 10) & 0x3f != 6
+                let stuck = self.freeze_commands
+                    || self.faults.commands_hung
+                    || self.faults.command_latency_us > 0;
+                self.cmd_seen = None;
+                if stuck && (pending[3] & 1 != 0) == self.cmd_ccs && (pending[3] >> 10) & 0x3f != 6
                 {
                     self.complete_command(mem, self.cmd_deq, 25, 0); // Command Aborted
                     self.cmd_deq += 16;
@@ -451,6 +486,9 @@ impl Machine {
     }
 
     fn run_commands(&mut self, mem: &Memory) {
+        if self.faults.commands_hung {
+            return;
+        }
         for _ in 0..64 {
             let trb = mem.read_trb(self.cmd_deq);
             if (trb[3] & 1 != 0) != self.cmd_ccs {
@@ -465,6 +503,20 @@ impl Machine {
                 continue;
             }
             let at = self.cmd_deq;
+            if self.faults.command_latency_us > 0 {
+                // a slow controller: the command sits on the ring for a while
+                let since = match self.cmd_seen {
+                    Some((trb, since)) if trb == at => since,
+                    _ => {
+                        self.cmd_seen = Some((at, self.now_us));
+                        self.now_us
+                    }
+                };
+                if self.now_us.saturating_sub(since) < self.faults.command_latency_us {
+                    return;
+                }
+                self.cmd_seen = None;
+            }
             self.cmd_deq += 16;
             self.commands.push(kind);
             let (code, slot) = self.execute(mem, kind, trb);

@@ -11,14 +11,18 @@
 mod device;
 mod hal;
 mod machine;
+mod stop;
 
 pub(crate) use device::FakeDevice;
 pub(crate) use hal::{FakeHal, FakeHandle};
+pub(crate) use stop::{StopPoint, stop_at, stop_point};
 
 #[cfg(test)]
 mod hook_tests;
 #[cfg(test)]
 mod hub_tests;
+#[cfg(test)]
+mod reset_tests;
 #[cfg(test)]
 mod tests;
 
