@@ -13,6 +13,7 @@ extern crate alloc;
 
 pub mod cmdline;
 pub mod lineedit;
+pub mod pci;
 pub mod sched;
 pub mod sync;
 
@@ -30,8 +31,6 @@ pub mod dump;
 pub mod mm;
 #[cfg(target_os = "none")]
 pub mod panic;
-#[cfg(target_os = "none")]
-pub mod pci;
 #[cfg(target_os = "none")]
 pub mod power;
 #[cfg(target_os = "none")]

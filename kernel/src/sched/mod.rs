@@ -5,6 +5,7 @@
 //! switches: `schedule` returns at once, `yield_now` is a no-op, `sleep_us`
 //! busy-waits, wait queues do not block and ticks do not preempt.
 
+pub mod registry;
 pub mod runqueue;
 #[cfg(target_os = "none")]
 pub mod thread;
@@ -22,8 +23,9 @@ mod kernel_sched {
     use core::cell::UnsafeCell;
     use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+    use super::registry::{self, Registry, WalkCount};
     use super::runqueue::{self, RunQueue};
-    use super::thread::{Thread, ThreadState};
+    use super::thread::{THREAD_MAGIC, Thread, ThreadState};
     use crate::arch::cpu::{self, MAX_CPUS};
     use crate::arch::trap::TrapFrame;
     use crate::sync::{SpinLock, scheduler_stopped};
@@ -88,8 +90,16 @@ mod kernel_sched {
     static RUNQ: [SpinLock<RunQueue<Arc<Thread>>>; MAX_CPUS] =
         [const { SpinLock::new(RunQueue::new()) }; MAX_CPUS];
 
-    /// Every live thread (until joined), for `ps`.
+    /// Every live thread (until joined), for `ps`; it owns them. Changed only
+    /// through [`register`] and [`JoinHandle::join`], which keep
+    /// [`REGISTRY`] in step.
     static THREADS: SpinLock<Vec<Arc<Thread>>> = SpinLock::new(Vec::new());
+    /// Slots of the threads in [`THREADS`], for the panic console's
+    /// lock-free `ps` ([`for_each_thread_unlocked`]).
+    static REGISTRY: Registry<Thread, MAX_THREADS> = Registry::new();
+    /// Threads [`for_each_thread_unlocked`] can list; more still run, and are
+    /// counted as unlisted.
+    pub const MAX_THREADS: usize = 1024;
     static SLEEPERS: SpinLock<Vec<Arc<Thread>>> = SpinLock::new(Vec::new());
     static NEXT_ID: AtomicU64 = AtomicU64::new(0);
     static RUNNING: AtomicBool = AtomicBool::new(false);
@@ -102,6 +112,16 @@ mod kernel_sched {
 
     fn next_id() -> u64 {
         NEXT_ID.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Adds threads to [`THREADS`] and publishes them in [`REGISTRY`]: the
+    /// list owns each thread before its slot points at it.
+    fn register(threads: &[&Arc<Thread>]) {
+        let mut all = THREADS.lock();
+        for t in threads {
+            all.push(Arc::clone(t));
+            REGISTRY.publish(Arc::as_ptr(t).cast_mut());
+        }
     }
 
     /// Turns the running boot flow of this CPU into a thread and creates its
@@ -124,11 +144,7 @@ mod kernel_sched {
         ));
         idle.prepare_stack(thread_trampoline as *const () as u64);
         idle.set_state(ThreadState::Idle);
-        {
-            let mut all = THREADS.lock();
-            all.push(boot.clone());
-            all.push(idle.clone());
-        }
+        register(&[&boot, &idle]);
         let c = cpu::this();
         c.current
             .store(Arc::as_ptr(&boot) as *mut Thread, Ordering::Release);
@@ -203,7 +219,10 @@ mod kernel_sched {
             self.thread
                 .exited
                 .wait_until(|| t.state() == ThreadState::Exited);
-            THREADS.lock().retain(|x| !Arc::ptr_eq(x, &self.thread));
+            let mut all = THREADS.lock();
+            // The slot is emptied before the list drops its reference.
+            REGISTRY.withdraw(Arc::as_ptr(&self.thread).cast_mut());
+            all.retain(|x| !Arc::ptr_eq(x, &self.thread));
         }
     }
 
@@ -225,7 +244,7 @@ mod kernel_sched {
             Some(Box::new(f)),
         ));
         t.prepare_stack(thread_trampoline as *const () as u64);
-        THREADS.lock().push(t.clone());
+        register(&[&t]);
         let target = pinned.unwrap_or_else(|| pick_cpu(t.id as usize));
         enqueue(t.clone(), target);
         JoinHandle { thread: t }
@@ -472,18 +491,58 @@ mod kernel_sched {
         THREADS.lock().clone()
     }
 
-    /// Runs `f` on every thread without taking the thread-list lock (panic
-    /// console: the other CPUs are parked, and the list may be mid-update).
+    /// Runs `f` on every thread without taking any lock (panic console: the
+    /// other CPUs are parked, maybe in the middle of spawning or joining).
+    ///
+    /// Reads only [`REGISTRY`], never the `THREADS` vector (a CPU stopped
+    /// inside its `push` or `retain` can leave it pointing at freed memory):
+    /// at most [`MAX_THREADS`] slots, each empty or naming a thread that
+    /// `THREADS` owns. Each entry is checked by [`registry::check_entry`]
+    /// (inside the heap, aligned, [`THREAD_MAGIC`], name inside the heap and
+    /// short) before `f` sees it; refused entries are skipped and counted.
     ///
     /// # Safety
     /// Only after the panic stop, when no other CPU runs.
-    pub unsafe fn for_each_thread_unlocked(mut f: impl FnMut(&Thread)) {
-        // SAFETY: forwarded; `data_ptr` gives access without acquiring, and a
-        // Vec mid-push still has `len` valid elements.
-        let v = unsafe { &*THREADS.data_ptr() };
-        for t in v.iter().take(4096) {
-            f(t);
-        }
+    pub unsafe fn for_each_thread_unlocked(mut f: impl FnMut(&Thread)) -> WalkCount {
+        let (start, end) = crate::mm::heap::range();
+        let heap = registry::Region::new(start as usize, end as usize);
+        let shape = registry::Shape {
+            size: size_of::<Thread>(),
+            align: align_of::<Thread>(),
+            magic: THREAD_MAGIC,
+        };
+        let mut count = WalkCount {
+            unlisted: REGISTRY.unlisted(),
+            ..WalkCount::default()
+        };
+        REGISTRY.for_each(|p| {
+            let checked = registry::check_entry(
+                p as usize,
+                shape,
+                heap,
+                // SAFETY: called only for an aligned `Thread`-sized range
+                // inside the (identity-mapped) heap; every bit pattern is a
+                // valid `AtomicU64`.
+                |a| unsafe { (*(a as *const Thread)).magic.load(Ordering::Relaxed) },
+                // SAFETY: called only once the magic says this is a live
+                // `Thread`; reads the `String`'s pointer and length, inside it.
+                |a| unsafe {
+                    let name = &(*(a as *const Thread)).name;
+                    (name.as_ptr() as usize, name.len())
+                },
+            );
+            match checked {
+                Ok(()) => {
+                    count.shown += 1;
+                    // SAFETY: a live thread, kept alive by `THREADS` (the
+                    // slot is emptied before it is dropped), its name in the
+                    // heap (checked); no other CPU runs to change it.
+                    f(unsafe { &*p });
+                }
+                Err(_) => count.skipped += 1,
+            }
+        });
+        count
     }
 
     /// Queue length of a CPU (for `cpus`).

@@ -13,6 +13,12 @@ use crate::sync::SpinLock;
 /// Size of a kernel thread stack.
 pub const STACK_SIZE: usize = 64 * 1024;
 
+/// [`Thread::magic`] of a live thread ("thread!!"), checked by the panic
+/// console before it reads any other field.
+pub const THREAD_MAGIC: u64 = u64::from_be_bytes(*b"thread!!");
+/// [`Thread::magic`] once the thread is dropped ("deadthrd").
+pub const THREAD_DEAD: u64 = u64::from_be_bytes(*b"deadthrd");
+
 /// Scheduling state of a thread.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -61,6 +67,8 @@ pub type Entry = Box<dyn FnOnce() + Send + 'static>;
 
 /// A kernel thread.
 pub struct Thread {
+    /// [`THREAD_MAGIC`] while the thread is alive, [`THREAD_DEAD`] after.
+    pub(super) magic: AtomicU64,
     /// Unique id (0.. in creation order).
     pub id: u64,
     /// Name shown by `ps`.
@@ -100,6 +108,7 @@ impl Thread {
             Vec::new()
         };
         Self {
+            magic: AtomicU64::new(THREAD_MAGIC),
             id,
             name,
             state: AtomicU8::new(ThreadState::Runnable as u8),
@@ -158,5 +167,14 @@ impl Thread {
             core::ptr::copy_nonoverlapping(frame.as_ptr(), base as *mut u64, frame.len());
             *self.ctx_rsp.get() = base;
         }
+    }
+}
+
+impl Drop for Thread {
+    fn drop(&mut self) {
+        // An atomic store, so the compiler keeps it although the memory is
+        // freed next: a stale pointer to the freed thread then fails the
+        // panic console's magic check.
+        self.magic.store(THREAD_DEAD, Ordering::Relaxed);
     }
 }

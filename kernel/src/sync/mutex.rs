@@ -1,10 +1,18 @@
 //! Sleeping mutex: the same raw spin word, but a contended locker blocks on a
 //! wait queue instead of spinning. After the panic stop, its slow path fakes
 //! the acquisition like every other lock, and a release never wakes anyone.
+//!
+//! The owner token is the thread's, and after the stop the panic CPU keeps
+//! running the thread that panicked. If that thread held this mutex (it
+//! panicked inside the critical section), the faked acquisition finds its own
+//! token and, as for the spin lock, replaces it with
+//! [`POISONED`](super::raw::POISONED) ([`RawSpin::fake_acquisition`]): the
+//! release no longer matches, the mutex keeps reading as locked and
+//! [`RawSleepMutex::is_poisoned`] reports that its data may be torn.
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use super::raw::{Acquired, RawSpin, scheduler_stopped};
+use super::raw::{Acquired, POISONED, RawSpin, scheduler_stopped};
 use crate::sched::wait::WaitQueue;
 
 /// Raw sleeping mutex.
@@ -14,8 +22,13 @@ pub struct RawSleepMutex {
     sleepers: AtomicU32,
 }
 
+// Every token `thread_token` yields (at most `0x8000_0000 | cpu index`)
+// differs from the poisoned word.
+const _: () = assert!((0x8000_0000 | (crate::arch::cpu::MAX_CPUS as u32 - 1)) < POISONED);
+
 /// Owner token of the running thread: a sleeping mutex belongs to a thread,
-/// which may be preempted and migrate while holding it.
+/// which may be preempted and migrate while holding it. Never 0 or
+/// [`POISONED`].
 #[inline(always)]
 fn thread_token() -> u32 {
     let t = crate::sched::current_ptr();
@@ -38,12 +51,20 @@ impl RawSleepMutex {
         )
     }
 
+    /// True once the panicking thread re-entered this mutex while holding it
+    /// (see the module docs): its data may be half updated.
+    pub fn is_poisoned(&self) -> bool {
+        self.inner.is_poisoned()
+    }
+
     #[cold]
     #[inline(never)]
     fn lock_contended(&self, me: u32) {
         let mut spins = 0u32;
         loop {
             if scheduler_stopped() {
+                // Faked; poisons the word if it names this very thread.
+                self.inner.fake_acquisition(me);
                 return;
             }
             if self.inner.try_acquire_for(me) {

@@ -4,9 +4,31 @@
 //! [`RawSpin::lock_contended`], `#[cold]` and `#[inline(never)]`, which spins
 //! and, once per iteration, does the single relaxed load of
 //! [`SCHEDULER_STOPPED`]. When the flag is set every other CPU is parked
-//! forever, so the owner can never release: the acquisition is faked. The
-//! lock word records the owner (`cpu index + 1`), so the release of a faked
-//! acquisition sees a foreign owner and leaves the word alone.
+//! forever, so the owner can never release: the acquisition is faked
+//! ([`RawSpin::fake_acquisition`]). The lock word records the owner
+//! (`cpu index + 1`), so the release of a faked acquisition sees a foreign
+//! owner and leaves the word alone.
+//!
+//! # A faked acquisition of a lock the panic CPU itself holds
+//!
+//! The owner the faked acquisition finds may be the panic CPU itself: it
+//! panicked (or took a fault that panicked) inside the critical section, and
+//! the panic path now takes the same lock again. The word then holds the
+//! caller's own token, and without care the faked acquisition's release would
+//! see that token, take itself for the owner and store 0: the lock would
+//! read as free while the data the dead frame was halfway through updating
+//! (the frame bitmap, a page table, the heap) stays torn, and every later
+//! `try_lock`, `is_locked` or lock report would believe it consistent.
+//!
+//! So a faked acquisition that finds the caller's own token replaces it with
+//! [`POISONED`], a token no CPU or thread ever uses. From then on no release
+//! matches the word, neither this one nor the dead frame's (which never runs
+//! anyway), so the word is never cleared: `is_locked()` stays true,
+//! `try_lock` keeps failing, later acquisitions are faked again, and
+//! [`RawSpin::is_poisoned`] tells panic-path code that the data behind the
+//! lock may be half updated and must not be trusted. A faked acquisition
+//! that finds a parked CPU's token leaves that token (the data may be torn
+//! too: `is_locked()` says so, `owner()` names the CPU).
 
 // (`unsafe impl` of the lock_api traits is the only unsafe code here.)
 
@@ -16,10 +38,25 @@ use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 pub static SCHEDULER_STOPPED: AtomicBool = AtomicBool::new(false);
 
 /// True once the panic path has stopped the other CPUs and the scheduler.
+///
+/// Host unit tests may also set a flag local to their own test thread
+/// (`test_stop::stop_this_thread`), since tests run in parallel and the
+/// global flag would stop every test's locks at once; kernel builds read the
+/// global flag only.
 #[inline(always)]
 pub fn scheduler_stopped() -> bool {
+    #[cfg(test)]
+    if test_stop::stopped_here() {
+        return true;
+    }
     SCHEDULER_STOPPED.load(Ordering::Relaxed)
 }
+
+/// Owner token of a lock whose faked acquisition found the caller's own
+/// token (see the module docs): never a CPU token (`1..=MAX_CPUS`), never a
+/// sleeping-mutex thread token (at most `0x8000_0000 | cpu`), never 0. No
+/// code acquires or releases with it, so a word holding it is never cleared.
+pub const POISONED: u32 = u32::MAX;
 
 /// Index of the running CPU (GS-relative on the kernel, a thread id on the host).
 #[inline(always)]
@@ -81,8 +118,9 @@ impl<const PANIC_AWARE: bool> RawSpinImpl<PANIC_AWARE> {
         self.acquire_for(owner_id())
     }
 
-    /// Acquires the lock for owner token `me` (non-zero; a CPU for spin
-    /// locks, a thread for the sleeping mutex, whose holder may migrate).
+    /// Acquires the lock for owner token `me` (non-zero and not
+    /// [`POISONED`]; a CPU for spin locks, a thread for the sleeping mutex,
+    /// whose holder may migrate).
     #[inline(always)]
     pub fn acquire_for(&self, me: u32) -> Acquired {
         if self
@@ -95,14 +133,15 @@ impl<const PANIC_AWARE: bool> RawSpinImpl<PANIC_AWARE> {
         self.lock_contended(me)
     }
 
-    /// The contended slow path: spin, reading the panic flag once per round.
+    /// The contended slow path: spin, reading the panic flag once per round;
+    /// after the panic stop, fake the acquisition ([`Self::fake_acquisition`]).
     #[cold]
     #[inline(never)]
     pub fn lock_contended(&self, me: u32) -> Acquired {
         loop {
             if PANIC_AWARE && scheduler_stopped() {
                 cold();
-                return Acquired::Bypassed;
+                return self.fake_acquisition(me);
             }
             core::hint::spin_loop();
             if self.word.load(Ordering::Relaxed) == 0
@@ -114,6 +153,27 @@ impl<const PANIC_AWARE: bool> RawSpinImpl<PANIC_AWARE> {
                 return Acquired::Owned;
             }
         }
+    }
+
+    /// Fakes an acquisition by `me` after the panic stop (only the panic CPU
+    /// runs, so the word cannot change under us).
+    ///
+    /// - The word names `me`: the panic CPU is re-entering a critical section
+    ///   it was inside when it panicked. The word becomes [`POISONED`], so
+    ///   neither the matching release nor any later one clears it.
+    /// - The word names a parked CPU, or is already [`POISONED`]: left alone;
+    ///   the release finds a foreign token and does nothing.
+    /// - The word is 0 (it was released between the failed compare-and-swap
+    ///   and here): left alone as well; the caller runs alone anyway, and the
+    ///   release does nothing.
+    ///
+    /// Always returns [`Acquired::Bypassed`]: the caller does not own the word.
+    #[inline(always)]
+    pub fn fake_acquisition(&self, me: u32) -> Acquired {
+        let _ = self
+            .word
+            .compare_exchange(me, POISONED, Ordering::Relaxed, Ordering::Relaxed);
+        Acquired::Bypassed
     }
 
     /// One attempt, no waiting.
@@ -131,7 +191,8 @@ impl<const PANIC_AWARE: bool> RawSpinImpl<PANIC_AWARE> {
     }
 
     /// Releases the lock if this CPU owns it. A faked acquisition finds a
-    /// foreign owner (a parked CPU) and leaves the word untouched.
+    /// foreign owner (a parked CPU) or [`POISONED`] and leaves the word
+    /// untouched.
     #[inline(always)]
     pub fn release(&self) -> Acquired {
         self.release_for(owner_id())
@@ -148,12 +209,20 @@ impl<const PANIC_AWARE: bool> RawSpinImpl<PANIC_AWARE> {
         }
     }
 
-    /// True while some CPU holds the lock.
+    /// True while some CPU holds the lock, and forever once it is
+    /// [poisoned](Self::is_poisoned).
     pub fn is_locked(&self) -> bool {
         self.word.load(Ordering::Relaxed) != 0
     }
 
-    /// Owner CPU index + 1, or 0 (for the debugger's lock report).
+    /// True once the panic CPU re-entered this lock while it held it itself
+    /// (see the module docs): the data behind it may be half updated by the
+    /// frame that panicked, and panic-path code must not trust it.
+    pub fn is_poisoned(&self) -> bool {
+        self.word.load(Ordering::Relaxed) == POISONED
+    }
+
+    /// Owner CPU index + 1, [`POISONED`], or 0 (for the debugger's lock report).
     pub fn owner(&self) -> u32 {
         self.word.load(Ordering::Relaxed)
     }
@@ -200,10 +269,26 @@ unsafe impl<const P: bool> lock_api::RawMutex for RawSpinImpl<P> {
 const WRITER: u32 = 1 << 31;
 
 /// Reader-writer spin lock with the same fast/slow split and after-panic bypass.
+///
+/// The state has no owner token, so a faked acquisition cannot tell the panic
+/// CPU's own hold from a parked CPU's; it does not need to, because a faked
+/// acquisition's release never clears what it did not set:
+///
+/// - A faked write acquisition leaves the state alone and counts itself in
+///   `faked_writers`; its release only takes that count back. So the writer
+///   bit or reader count of the holder that was stopped (the panic CPU's own
+///   dead frame included) stays: the lock keeps reading as held.
+/// - A faked read acquisition adds one reader, which its release takes back.
+///
+/// `faked_writers` is a count, not a flag: with a flag, two nested faked
+/// write acquisitions (the panic path re-entering a write-locked structure
+/// twice) would clear the flag at the inner release, and the outer release
+/// would clear the writer bit of the holder that was stopped mid-update.
 pub struct RawRwSpin {
     state: AtomicU32,
-    /// Set while a writer's acquisition was faked, so its release is a no-op.
-    writer_bypassed: AtomicBool,
+    /// Write acquisitions faked and not yet released; while non-zero a write
+    /// release only decrements it.
+    faked_writers: AtomicU32,
 }
 
 impl RawRwSpin {
@@ -214,7 +299,7 @@ impl RawRwSpin {
             if scheduler_stopped() {
                 cold();
                 if write {
-                    self.writer_bypassed.store(true, Ordering::Relaxed);
+                    self.faked_writers.fetch_add(1, Ordering::Relaxed);
                 }
                 return Acquired::Bypassed;
             }
@@ -256,7 +341,7 @@ unsafe impl lock_api::RawRwLock for RawRwSpin {
     )]
     const INIT: Self = Self {
         state: AtomicU32::new(0),
-        writer_bypassed: AtomicBool::new(false),
+        faked_writers: AtomicU32::new(0),
     };
     type GuardMarker = lock_api::GuardNoSend;
 
@@ -301,10 +386,46 @@ unsafe impl lock_api::RawRwLock for RawRwSpin {
 
     #[inline(always)]
     unsafe fn unlock_exclusive(&self) {
-        if self.writer_bypassed.swap(false, Ordering::Relaxed) {
+        // After the panic stop only the panic CPU runs; before it the count
+        // is always 0 and this is one load. Releases pair with the most
+        // recent acquisitions (guards nest), and a real write acquisition
+        // only happens with the state free, so outside any faked one.
+        let faked = self.faked_writers.load(Ordering::Relaxed);
+        if faked != 0 {
+            self.faked_writers.store(faked - 1, Ordering::Relaxed);
             return;
         }
         self.state.fetch_and(!WRITER, Ordering::Release);
+    }
+}
+
+/// A panic stop local to one host test thread (tests run in parallel, and
+/// [`SCHEDULER_STOPPED`] would stop the locks of every test at once).
+#[cfg(test)]
+pub(crate) mod test_stop {
+    use std::cell::Cell;
+
+    std::thread_local!(static STOPPED: Cell<bool> = const { Cell::new(false) });
+
+    /// True while the calling thread holds a [`Stopped`] guard.
+    pub(crate) fn stopped_here() -> bool {
+        STOPPED.with(Cell::get)
+    }
+
+    /// Makes [`super::scheduler_stopped`] true on the calling thread until
+    /// the guard drops.
+    pub(crate) struct Stopped(());
+
+    impl Drop for Stopped {
+        fn drop(&mut self) {
+            STOPPED.with(|s| s.set(false));
+        }
+    }
+
+    /// Stops the world for the calling thread only.
+    pub(crate) fn stop_this_thread() -> Stopped {
+        STOPPED.with(|s| s.set(true));
+        Stopped(())
     }
 }
 
@@ -384,6 +505,83 @@ mod tests {
             "real writer still holds it"
         );
         SCHEDULER_STOPPED.store(false, Ordering::Relaxed);
+    }
+
+    #[test]
+    fn faked_reacquisition_by_the_holder_poisons_the_lock() {
+        let l = RawSpin::new();
+        // The (future) panic CPU holds the lock: the frame that panics.
+        assert_eq!(l.acquire(), Acquired::Owned);
+        let me = l.owner();
+        let _stop = test_stop::stop_this_thread();
+        // The panic path takes it again: faked, and it finds its own token.
+        assert_eq!(l.acquire(), Acquired::Bypassed);
+        // The faked acquisition's release must not free it...
+        assert_eq!(l.release(), Acquired::Bypassed);
+        assert!(
+            l.is_locked(),
+            "faked release freed a lock held by the dead frame"
+        );
+        assert!(l.is_poisoned(), "own token must become POISONED");
+        assert!(!l.try_acquire());
+        // ...nor the dead frame's release, nor any later faked pair.
+        assert_eq!(l.release_for(me), Acquired::Bypassed);
+        assert_eq!(l.acquire(), Acquired::Bypassed);
+        assert_eq!(l.release(), Acquired::Bypassed);
+        assert_eq!(l.owner(), POISONED);
+
+        // The same through the lock_api guards the kernel uses.
+        let m = lock_api::Mutex::<RawSpin, u32>::new(0);
+        drop(_stop);
+        core::mem::forget(m.lock()); // the dead frame's guard, never dropped
+        let _stop = test_stop::stop_this_thread();
+        drop(m.lock());
+        assert!(m.is_locked());
+        assert!(m.try_lock().is_none());
+        // SAFETY: (test) only the raw word is read.
+        assert!(unsafe { m.raw() }.is_poisoned());
+    }
+
+    #[test]
+    fn faked_acquisition_of_a_parked_owner_leaves_its_token() {
+        let l = Arc::new(RawSpin::new());
+        let l2 = l.clone();
+        std::thread::spawn(move || assert_eq!(l2.acquire(), Acquired::Owned))
+            .join()
+            .unwrap();
+        let parked = l.owner();
+        let _stop = test_stop::stop_this_thread();
+        assert_eq!(l.acquire(), Acquired::Bypassed);
+        assert_eq!(l.release(), Acquired::Bypassed);
+        assert_eq!(l.owner(), parked);
+        assert!(!l.is_poisoned());
+    }
+
+    #[test]
+    fn nested_faked_writers_keep_the_stopped_writer_bit() {
+        use lock_api::RawRwLock as _;
+        let rw = RawRwSpin::INIT;
+        // The frame that panics holds the write lock.
+        rw.lock_exclusive();
+        let _stop = test_stop::stop_this_thread();
+        // The panic path write-locks it twice, nested, and releases both.
+        rw.lock_exclusive();
+        rw.lock_exclusive();
+        // SAFETY: (test) pairs with the inner faked acquisition.
+        unsafe { rw.unlock_exclusive() };
+        // SAFETY: (test) pairs with the outer faked acquisition.
+        unsafe { rw.unlock_exclusive() };
+        assert_eq!(
+            rw.state.load(Ordering::Relaxed) & WRITER,
+            WRITER,
+            "a faked writer's release cleared the stopped writer's bit"
+        );
+        assert!(rw.is_locked());
+        // A faked reader inside is balanced too.
+        rw.lock_shared();
+        // SAFETY: (test) pairs with lock_shared.
+        unsafe { rw.unlock_shared() };
+        assert_eq!(rw.state.load(Ordering::Relaxed), WRITER);
     }
 
     #[test]
