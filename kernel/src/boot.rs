@@ -148,6 +148,7 @@ extern "C" fn kmain(start_info: u32) -> ! {
         &mut [crate::arch::gdt::ist_stacks(), mm::frame::bitmap_range()],
     );
     crate::usb::hal::reserve_panic_pool();
+    mm::panic_stack::reserve();
     if let Some((mp, ms)) = module {
         crate::panic::symbols::init(mp, ms);
     }
@@ -196,6 +197,7 @@ extern "C" fn kmain(start_info: u32) -> ! {
     // The dump disk and the watchdog first, so that even an early panic
     // (before USB and the other CPUs) can be dumped.
     crate::dump::init();
+    crate::usb::prepare();
 
     if opts.trigger == Some("early") {
         crate::panic::trigger::run("early").ok();
@@ -211,6 +213,9 @@ extern "C" fn kmain(start_info: u32) -> ! {
     crate::usb::init();
 
     BOOT_DEADLINE.store(time::deadline_after_us(30_000_000), Ordering::Relaxed);
+    if opts.trigger == Some("ap-start") {
+        smp::PANIC_WHILE_STARTING.store(true, Ordering::Relaxed);
+    }
     let started = smp::start_aps(&ids[..count]);
     log::info!(
         "cpus: {} of {} online ({})",

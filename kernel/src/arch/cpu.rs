@@ -38,6 +38,9 @@ pub enum CpuState {
     ParkedPanic = 6,
     /// The CPU that owns the panic.
     Panicking = 7,
+    /// Arrived from INIT-SIPI-SIPI after a panic had begun and parked itself
+    /// before running anything.
+    StoppedOnArrival = 8,
 }
 
 impl CpuState {
@@ -50,6 +53,7 @@ impl CpuState {
             5 => Self::StoppedNmi,
             6 => Self::ParkedPanic,
             7 => Self::Panicking,
+            8 => Self::StoppedOnArrival,
             _ => Self::Absent,
         }
     }
@@ -65,6 +69,7 @@ impl CpuState {
             Self::StoppedNmi => "stopped (nmi)",
             Self::ParkedPanic => "parked (panicked too)",
             Self::Panicking => "panicking",
+            Self::StoppedOnArrival => "stopped (on arrival)",
         }
     }
 }

@@ -10,6 +10,11 @@ use super::cpu::{self, CpuState};
 /// Physical page the trampoline is copied to (below 1 MiB, 4 KiB aligned).
 const TRAMPOLINE: u64 = 0x8000;
 
+/// Test switch (`trigger=ap-start`): panic right after the first AP was
+/// sent its SIPI, while it is still starting.
+pub static PANIC_WHILE_STARTING: core::sync::atomic::AtomicBool =
+    core::sync::atomic::AtomicBool::new(false);
+
 core::arch::global_asm!(
     r#"
     .section .text.trampoline, "ax"
@@ -120,6 +125,9 @@ pub fn start_aps(apic_ids: &[u32]) -> usize {
             tramp_var(&raw const tramp_arg).write_volatile(index as u64);
         }
         super::apic::start_ap(apic_id, (TRAMPOLINE >> 12) as u8);
+        if PANIC_WHILE_STARTING.load(Ordering::Relaxed) {
+            panic!("test: panic while cpu {index} is starting");
+        }
         let deadline = crate::time::deadline_after_us(1_000_000);
         while c.state() == CpuState::Starting && !crate::time::passed(deadline) {
             core::hint::spin_loop();
@@ -142,6 +150,11 @@ pub fn start_aps(apic_ids: &[u32]) -> usize {
 /// Rust entry of an application processor (from the trampoline, on its stack).
 extern "C" fn ap_entry(index: u64) -> ! {
     let index = index as usize;
+    if crate::panic::panicking() {
+        // A panic began while this CPU was starting: the panic path sends
+        // nothing to a starting CPU, so it stops itself, before anything runs.
+        crate::panic::stop::park_on_arrival(index);
+    }
     if cpu::cpu(index).state() != CpuState::Starting {
         // Too late: the bootstrap CPU gave up on this CPU (see `start_aps`).
         crate::arch::halt_forever();
@@ -155,6 +168,13 @@ extern "C" fn ap_entry(index: u64) -> ! {
     if !cpu::this().transition(CpuState::Starting, CpuState::Online) {
         // Too late: the bootstrap CPU gave up on this CPU meanwhile.
         crate::arch::halt_forever();
+    }
+    // Either the panic CPU sees `Online` (and sends the stop IPI) or this CPU
+    // sees the panic: `stop_others` fences between claiming the panic and
+    // reading the states, this fence between the two here.
+    core::sync::atomic::fence(Ordering::SeqCst);
+    if crate::panic::panicking() {
+        crate::panic::stop::park_on_arrival(index);
     }
     // The boot flow of an AP has nothing left to do: hand the CPU to the scheduler.
     crate::sched::exit();

@@ -620,10 +620,11 @@ impl DumpDisk {
 
     /// Waits until the device completed a request (not taken off the ring:
     /// [`Self::reap`]), at most until TSC `deadline`, which is `timeout_us`
-    /// from when the wait began (for the error), petting the watchdog if
-    /// `pet`. A timeout leaves requests with the device: the disk is not
-    /// used again.
-    pub fn wait_until(&mut self, deadline: u64, timeout_us: u64, pet: bool) -> Result<(), IoError> {
+    /// from when the wait began (for the error). The watchdog is petted
+    /// meanwhile (rate-limited): every wait here is bounded, so a slow or
+    /// dead disk ends in an error the console reports, never in a reset. A
+    /// timeout leaves requests with the device: the disk is not used again.
+    pub fn wait_until(&mut self, deadline: u64, timeout_us: u64) -> Result<(), IoError> {
         while self.queue.peek_used().is_none() {
             if crate::time::passed(deadline) {
                 self.broken = true;
@@ -638,29 +639,26 @@ impl DumpDisk {
                     ms: timeout_us / 1000,
                 });
             }
-            if pet {
-                super::watchdog::pet();
-            }
+            super::watchdog::pet();
             core::hint::spin_loop();
         }
         Ok(())
     }
 
-    /// Waits, at most `timeout_us` and petting the watchdog if `pet`, for one
-    /// request in flight to complete.
-    fn complete_within(&mut self, timeout_us: u64, pet: bool) -> Result<(), IoError> {
+    /// Waits, at most `timeout_us`, for one request in flight to complete.
+    fn complete_within(&mut self, timeout_us: u64) -> Result<(), IoError> {
         let deadline = crate::time::deadline_after_us(timeout_us);
         loop {
             if let Some(r) = self.reap() {
                 return r;
             }
-            self.wait_until(deadline, timeout_us, pet)?;
+            self.wait_until(deadline, timeout_us)?;
         }
     }
 
     /// Waits (bounded) for one request in flight to complete.
     pub fn complete_one(&mut self) -> Result<(), IoError> {
-        self.complete_within(IO_TIMEOUT_US, false)
+        self.complete_within(IO_TIMEOUT_US)
     }
 
     /// Waits for every request in flight.
@@ -720,7 +718,7 @@ impl DumpDisk {
             });
         }
         self.send(0, T_FLUSH, Op::Flush)?;
-        self.complete_within(FLUSH_TIMEOUT_US, true)?;
+        self.complete_within(FLUSH_TIMEOUT_US)?;
         Ok(true)
     }
 }

@@ -73,7 +73,8 @@ pub struct Volatile<'a> {
 
 impl<'a> Volatile<'a> {
     /// Takes the recorded ranges and the dumping CPU's stacks into `table`:
-    /// its thread's stack if the stack pointer lies in it, else a window
+    /// its thread's stack or the panic stack if the stack pointer lies in
+    /// it, else a window
     /// around the stack pointer; and its three IST stacks (an NMI or a
     /// machine check on this CPU would write one while the dump runs).
     pub fn now(table: &'a mut [(u64, u64); CAPACITY]) -> Self {
@@ -92,6 +93,10 @@ impl<'a> Volatile<'a> {
         };
         let stack = if (lo..hi).contains(&rsp) {
             (lo, hi)
+        } else if let Some(top) = crate::mm::panic_stack::top()
+            && crate::mm::panic_stack::contains(rsp)
+        {
+            (top - crate::mm::panic_stack::SIZE, top)
         } else {
             (
                 rsp.saturating_sub(STACK_WINDOW),

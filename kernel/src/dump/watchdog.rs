@@ -158,7 +158,10 @@ static NEXT_PET: AtomicU64 = AtomicU64::new(0);
 /// not armed).
 #[inline]
 pub fn pet() {
-    if present() && crate::time::passed(NEXT_PET.load(Ordering::Relaxed)) {
+    if ARMED.load(Ordering::Relaxed)
+        && present()
+        && crate::time::passed(NEXT_PET.load(Ordering::Relaxed))
+    {
         reload();
     }
 }

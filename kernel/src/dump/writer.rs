@@ -175,7 +175,9 @@ fn collect_segments(full: bool, exclude: &[(u64, u64)], segs: &mut Segments<MAX_
         map.iter()
             .any(|r| r.kind == 1 && a >= r.start && b <= r.start + r.len)
     };
-    let excluded = |a: u64| exclude.iter().any(|&(s, e)| (s..e).contains(&a));
+    // The panic stack's guard page is unmapped: reading it would fault.
+    let guard = crate::mm::panic_stack::guard_page();
+    let excluded = |a: u64| Some(a) == guard || exclude.iter().any(|&(s, e)| (s..e).contains(&a));
     for r in map.iter().filter(|r| r.kind == 1) {
         // Page 0 is left out: a null pointer to Rust, and nothing lives there.
         let start = (r.start.div_ceil(PAGE_SIZE) * PAGE_SIZE).max(PAGE_SIZE);
@@ -440,7 +442,7 @@ fn next_slot(disk: &mut DumpDisk, backlog: &mut Backlog) -> Result<usize, IoErro
             done?;
             deadline = crate::time::deadline_after_us(IO_TIMEOUT_US);
         } else if !backlog.step(disk) {
-            disk.wait_until(deadline, IO_TIMEOUT_US, false)?;
+            disk.wait_until(deadline, IO_TIMEOUT_US)?;
         }
     }
 }

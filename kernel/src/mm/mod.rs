@@ -4,5 +4,6 @@
 pub mod frame;
 pub mod heap;
 pub mod paging;
+pub mod panic_stack;
 
 pub use frame::{FRAMES, PAGE_SIZE};

@@ -41,7 +41,18 @@ fn table() -> OffsetPageTable<'static> {
 
 /// Identity-maps `[phys, phys + size)` with 2 MiB pages and `flags`, skipping
 /// pages already mapped.
+///
+/// After a panic the page tables are not edited at all (the frame allocator
+/// and the map lock may be mid-update in a stopped CPU's dead frame): a range
+/// not mapped by then stays unmapped, and the caller must check
+/// [`is_mapped`] (the panic path maps everything it needs at boot).
 fn identity_map(phys: u64, size: u64, flags: PageTableFlags) {
+    if is_mapped(phys, size) {
+        return;
+    }
+    if crate::sync::raw::scheduler_stopped() {
+        return;
+    }
     let _g = MAP_LOCK.lock();
     let mut t = table();
     let start = phys & !0x1f_ffff;
@@ -58,6 +69,61 @@ fn identity_map(phys: u64, size: u64, flags: PageTableFlags) {
         }
         a += 0x20_0000;
     }
+}
+
+/// Unmaps the 4 KiB page at `addr` from the identity map, splitting the
+/// 2 MiB page that holds it into 512 small pages with the same flags first
+/// (Intel SDM Vol. 3A §4.5, Table 4-17 and 4-19: a PDE with PS=1 maps 2 MiB;
+/// with PS=0 it points at a page table). A guard page: any access faults.
+/// Boot only, before the other CPUs start (this CPU's TLB is flushed).
+/// Returns false if `addr` is not in a present identity mapping.
+pub fn unmap_guard_page(addr: u64) -> bool {
+    let _g = MAP_LOCK.lock();
+    let va = VirtAddr::new(addr & !0xfff);
+    let (l4, _) = Cr3::read();
+    // Each level is identity mapped: a table's physical address is its address.
+    let table_at = |phys: PhysAddr| phys.as_u64() as *mut PageTable;
+    // SAFETY: CR3 points at the live level-4 table; every table below is
+    // reached through a present entry and identity mapped; only this CPU
+    // runs (boot), and the map lock is held.
+    unsafe {
+        let l4 = &mut *table_at(l4.start_address());
+        let e4 = &l4[va.p4_index()];
+        if !e4.flags().contains(PageTableFlags::PRESENT) {
+            return false;
+        }
+        let l3 = &mut *table_at(e4.addr());
+        let e3 = &l3[va.p3_index()];
+        if !e3.flags().contains(PageTableFlags::PRESENT)
+            || e3.flags().contains(PageTableFlags::HUGE_PAGE)
+        {
+            return false;
+        }
+        let l2 = &mut *table_at(e3.addr());
+        let e2 = &mut l2[va.p2_index()];
+        if !e2.flags().contains(PageTableFlags::PRESENT) {
+            return false;
+        }
+        if e2.flags().contains(PageTableFlags::HUGE_PAGE) {
+            let Some(frame) = Frames.allocate_frame() else {
+                return false;
+            };
+            let l1 = &mut *table_at(frame.start_address());
+            let base = e2.addr().as_u64();
+            let flags = e2.flags() - PageTableFlags::HUGE_PAGE;
+            for (i, e) in l1.iter_mut().enumerate() {
+                e.set_addr(PhysAddr::new(base + i as u64 * 4096), flags);
+            }
+            e2.set_addr(
+                frame.start_address(),
+                PageTableFlags::PRESENT | PageTableFlags::WRITABLE,
+            );
+        }
+        let l1 = &mut *table_at(e2.addr());
+        l1[va.p1_index()].set_unused();
+    }
+    x86_64::instructions::tlb::flush_all();
+    true
 }
 
 /// Maps all usable RAM above 4 GiB (the boot stub covers below).

@@ -71,6 +71,7 @@ pub fn run() -> ! {
     super::PROMPT_TSC.store(ready, Ordering::Relaxed);
     let since = ready.saturating_sub(super::PANIC_TSC.load(Ordering::Relaxed));
     pprintln!("panic-to-prompt: {} us", crate::time::cycles_to_us(since));
+    warn_running_cpus();
     pprintln!("panic console: type `help` for commands");
     pprint!("{PROMPT}");
     loop {
@@ -91,6 +92,20 @@ pub fn run() -> ! {
             }
         }
         pprint!("{PROMPT}");
+    }
+}
+
+/// Names, above the prompt, every CPU that answered neither the stop IPI
+/// nor the NMI: it may still be running (wedged in SMM or in hardware) while
+/// locks are faked around it.
+fn warn_running_cpus() {
+    for c in cpu::all() {
+        if c.index() != cpu::current_index() && c.state() == CpuState::Online {
+            pprintln!(
+                "WARNING: cpu {} did not stop; it may still be running, and locks are faked around it",
+                c.index()
+            );
+        }
     }
 }
 
@@ -161,7 +176,7 @@ fn help() {
     pprintln!("  bt [cpu]        backtrace of the panic thread or of a stopped CPU");
     pprintln!("  regs [cpu]      registers of the panic CPU or of a stopped CPU");
     pprintln!("  ps              threads");
-    pprintln!("  mem ADDR [LEN]  hex dump (unmapped addresses are refused)");
+    pprintln!("  mem ADDR [LEN]  hex dump of RAM (unmapped addresses and devices are refused)");
     pprintln!("  log             recent kernel log");
     pprintln!("  lsusb, kbd      USB devices and keyboard state");
     pprintln!("  dump [full]     write a crash dump (minimal, or all RAM); Ctrl-C aborts");
@@ -196,10 +211,10 @@ fn cpus() {
     let me = cpu::current_index();
     for c in cpu::all() {
         let i = c.index();
-        let state = if i == me {
-            "panicked (this CPU)"
-        } else {
-            c.state().name()
+        let state = match c.state() {
+            _ if i == me => "panicked (this CPU)",
+            CpuState::Online => "did not stop (may still be running)",
+            s => s.name(),
         };
         let rip = saved_regs(i).map_or(0, |r| r.rip);
         pprint!(
@@ -286,7 +301,7 @@ fn regs(c: usize) {
 fn ps() {
     pprintln!("  id  state     cpu  cpu-time(us)  name");
     // SAFETY: after the panic stop no other CPU runs.
-    unsafe {
+    let walk = unsafe {
         crate::sched::for_each_thread_unlocked(|t| {
             pprintln!(
                 "{:>4}  {:<8} {:>4}  {:>12}  {}",
@@ -296,7 +311,14 @@ fn ps() {
                 crate::time::cycles_to_us(t.cpu_cycles.load(Ordering::Relaxed)),
                 t.name
             );
-        });
+        })
+    };
+    if walk.skipped + walk.unlisted > 0 {
+        pprintln!(
+            "  ({} entries failed validation and were skipped, {} threads beyond the table)",
+            walk.skipped,
+            walk.unlisted
+        );
     }
 }
 
@@ -319,6 +341,13 @@ fn mem(a: Option<&str>, l: Option<&str>) {
     }
     if !crate::mm::paging::is_mapped(addr, len) {
         pprintln!("mem: {addr:#x}..+{len:#x} is not mapped");
+        return;
+    }
+    // Mapped is not enough: a read of device memory has side effects (or
+    // hangs), so only RAM is read, as `bt` does. Identity mapping: the
+    // address is the physical address.
+    if !crate::mm::frame::is_ram(addr, len) {
+        pprintln!("mem: {addr:#x}..+{len:#x} is not RAM (device memory is not read)");
         return;
     }
     let mut off = 0;
@@ -385,6 +414,7 @@ pub fn all_others_parked() -> bool {
                 CpuState::StoppedIpi
                     | CpuState::StoppedNmi
                     | CpuState::ParkedPanic
+                    | CpuState::StoppedOnArrival
                     | CpuState::Failed
             )
     })

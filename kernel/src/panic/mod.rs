@@ -193,6 +193,12 @@ impl fmt::Display for ExceptionMessage<'_> {
 }
 
 /// The one entry of every panic, exception or `panic!`.
+///
+/// Order matters: after claiming the panic, the other CPUs are stopped
+/// (and the scheduler, and the watchdog armed) before anything runs that
+/// can fault or panic, such as the message's `Display` code; then the panic
+/// CPU moves to the panic stack (an exception may have brought it here on a
+/// small IST stack) and reports.
 fn begin(regs: SavedRegs, msg: &dyn fmt::Display, loc: Option<&core::panic::Location>) -> ! {
     x86_64::instructions::interrupts::disable();
     let me = cpu::current_index() as u32;
@@ -204,18 +210,82 @@ fn begin(regs: SavedRegs, msg: &dyn fmt::Display, loc: Option<&core::panic::Loca
     PANIC_TSC.store(regs.tsc, Ordering::Relaxed);
     cpu::this().set_state(CpuState::Panicking);
     // SAFETY: only the winning CPU reaches this point, once.
-    let st = unsafe { &mut *STATE.0.get() };
-    st.regs = regs;
-    let _ = write!(st.message, "{msg}");
-    let report = stop::stop_others(me as usize);
-    crate::sync::raw::SCHEDULER_STOPPED.store(true, Ordering::SeqCst);
-    // From here a hang of the panic path (or of a dump) ends in a watchdog reset.
-    crate::dump::arm_watchdog();
+    unsafe { (*STATE.0.get()).regs = regs };
+    let cycles = stop_world(me as usize);
+    let entry = Entry { msg, loc, cycles };
+    on_panic_stack(&entry, report_and_continue)
+}
 
+/// What `begin` hands over to the panic stack.
+struct Entry<'a> {
+    msg: &'a dyn fmt::Display,
+    loc: Option<&'a core::panic::Location<'a>>,
+    cycles: u64,
+}
+
+/// Set once the other CPUs were stopped (by `begin`, or by `nested` when a
+/// fault came first).
+static WORLD_STOPPED: AtomicBool = AtomicBool::new(false);
+
+/// Stops every other CPU, then the scheduler (locks fake from here on),
+/// and arms the watchdog (a hang of the panic path from here on ends in a
+/// reset). Returns the stop latency in TSC cycles.
+fn stop_world(me: usize) -> u64 {
+    let report = stop::stop_others(me);
+    WORLD_STOPPED.store(true, Ordering::SeqCst);
+    crate::sync::raw::SCHEDULER_STOPPED.store(true, Ordering::SeqCst);
+    crate::dump::arm_watchdog();
+    report.cycles
+}
+
+/// Calls `f(entry)` on the panic stack ([`crate::mm::panic_stack`]) unless
+/// this CPU is on it already or none was reserved, in which case `f` runs
+/// where we are.
+fn on_panic_stack(entry: &Entry, f: extern "C" fn(*const Entry) -> !) -> ! {
+    let rsp: u64;
+    // SAFETY: reads the stack pointer only.
+    unsafe {
+        core::arch::asm!("mov {}, rsp", out(reg) rsp, options(nomem, nostack, preserves_flags))
+    };
+    match crate::mm::panic_stack::top() {
+        Some(top) if !crate::mm::panic_stack::contains(rsp) => {
+            // SAFETY: `top` is the 16-byte aligned top of a reserved,
+            // mapped stack nothing else uses (one panic CPU); `f` never
+            // returns, so the old stack, where `entry` lives, stays as it is
+            // (this CPU never goes back to it, and interrupts are off).
+            unsafe {
+                core::arch::asm!(
+                    "mov rsp, {top}",
+                    "call {f}",
+                    "ud2",
+                    top = in(reg) top,
+                    f = in(reg) f,
+                    in("rdi") entry as *const Entry,
+                    options(noreturn)
+                )
+            }
+        }
+        _ => f(entry),
+    }
+}
+
+/// The panic report and the policy, on the panic stack.
+extern "C" fn report_and_continue(entry: *const Entry) -> ! {
+    // SAFETY: `begin` passes a pointer to its `Entry`, alive for ever (see
+    // `on_panic_stack`).
+    let entry = unsafe { &*entry };
+    let me = cpu::current_index();
+    // SAFETY: only the panic CPU runs, and only it writes `STATE`.
+    let st = unsafe { &mut *STATE.0.get() };
+    // Arbitrary `Display` code: a fault or panic in it is a nested panic,
+    // with the world already stopped.
+    let _ = write!(st.message, "{}", entry.msg);
+    let regs = st.regs;
+    let text = st.message.as_str();
     // From here on exactly one CPU runs, and every lock fakes its acquisition.
     // The log ring is written through its (possibly held) lock on purpose.
-    let _ = writeln!(crate::console::LOG.lock(), "PANIC: {msg}");
-    print_report(me as usize, msg, loc, &regs, report.cycles);
+    let _ = writeln!(crate::console::LOG.lock(), "PANIC: {text}");
+    print_report(me, text, entry.loc, &regs, entry.cycles);
     if NESTED_TRIGGER.swap(false, Ordering::Relaxed) {
         panic!("test: nested panic inside the panic path");
     }
@@ -250,7 +320,7 @@ fn after_report() -> ! {
 
 fn print_report(
     me: usize,
-    msg: &dyn fmt::Display,
+    msg: &str,
     loc: Option<&core::panic::Location>,
     regs: &SavedRegs,
     cycles: u64,
@@ -294,7 +364,14 @@ fn print_report(
                 c.index(),
                 saved.rip
             ),
-            CpuState::Online => pprintln!("cpu {}: did not stop", c.index()),
+            CpuState::Online => pprintln!(
+                "cpu {}: did not stop (no answer to the stop IPI or the NMI)",
+                c.index()
+            ),
+            CpuState::StoppedOnArrival => pprintln!(
+                "cpu {}: stopped on arrival (it was starting when the panic began)",
+                c.index()
+            ),
             other => pprintln!("cpu {}: {}", c.index(), other.name()),
         }
     }
@@ -314,7 +391,11 @@ fn nested(msg: &dyn fmt::Display, loc: Option<&core::panic::Location>, regs: &Sa
         // Even the minimal report failed twice: halt without touching anything.
         crate::arch::halt_forever();
     }
-    crate::sync::raw::SCHEDULER_STOPPED.store(true, Ordering::SeqCst);
+    if !WORLD_STOPPED.load(Ordering::SeqCst) {
+        // The fault came before `begin` stopped the others: stop them now,
+        // before anything else runs.
+        stop_world(cpu::current_index());
+    }
     pprintln!();
     pprint!(
         "NESTED PANIC (depth {depth}) on cpu {}: {msg}",

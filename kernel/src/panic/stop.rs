@@ -7,7 +7,7 @@
 //! interrupts off. NMIs are told apart by [`STOP_PENDING`]: a bit per CPU set
 //! by the panic CPU before it sends anything.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::arch::cpu::{self, CpuState};
 use crate::arch::idt::vector;
@@ -15,6 +15,15 @@ use crate::arch::trap::TrapFrame;
 
 /// Bit n set: CPU n has been asked to stop and has not yet parked.
 pub static STOP_PENDING: AtomicU64 = AtomicU64::new(0);
+
+/// Test switch (`trigger=deaf`): the CPU with this index ignores the stop
+/// IPI and the NMI, like a CPU wedged in SMM or hung in hardware.
+/// `u32::MAX`: none.
+pub static DEAF_CPU: AtomicU32 = AtomicU32::new(u32::MAX);
+
+fn deaf(index: usize) -> bool {
+    DEAF_CPU.load(Ordering::Relaxed) == index as u32
+}
 
 /// Register state of a stopped CPU (or of the panic CPU at panic entry).
 #[derive(Clone, Copy, Debug, Default)]
@@ -136,6 +145,9 @@ pub struct StopReport {
 /// the NMI; a CPU that answers neither is left and reported.
 pub fn stop_others(me: usize) -> StopReport {
     let start = crate::arch::rdtsc();
+    // Pairs with the fence in `ap_entry`: a CPU going online either is seen
+    // `Online` here or sees the panic and parks itself.
+    core::sync::atomic::fence(Ordering::SeqCst);
     let mut mask = 0u64;
     for c in cpu::all() {
         if c.index() != me && c.state() == CpuState::Online {
@@ -185,6 +197,9 @@ fn park(frame: &TrapFrame, how: CpuState) -> ! {
 pub fn on_stop_ipi(frame: &mut TrapFrame) {
     crate::arch::apic::eoi();
     let me = cpu::current_index();
+    if deaf(me) {
+        return;
+    }
     if STOP_PENDING.load(Ordering::SeqCst) & (1 << me) != 0 {
         park(frame, CpuState::StoppedIpi);
     }
@@ -194,6 +209,9 @@ pub fn on_stop_ipi(frame: &mut TrapFrame) {
 /// to sleep; any other NMI is a hardware error and panics.
 pub fn on_nmi(frame: &mut TrapFrame) {
     let c = cpu::this();
+    if deaf(c.index()) {
+        return;
+    }
     if STOP_PENDING.load(Ordering::SeqCst) & (1 << c.index()) != 0 {
         park(frame, CpuState::StoppedNmi);
     }
@@ -201,9 +219,20 @@ pub fn on_nmi(frame: &mut TrapFrame) {
         CpuState::StoppedIpi
         | CpuState::StoppedNmi
         | CpuState::ParkedPanic
+        | CpuState::StoppedOnArrival
         | CpuState::Panicking => {}
         _ => panic!("unexpected NMI at {:#x}", frame.rip),
     }
+}
+
+/// Parks an application processor that arrived from INIT-SIPI-SIPI after a
+/// panic began (it was `Starting`, so no stop was sent to it).
+pub fn park_on_arrival(index: usize) -> ! {
+    x86_64::instructions::interrupts::disable();
+    let c = cpu::cpu(index);
+    c.set_state(CpuState::StoppedOnArrival);
+    STOP_PENDING.fetch_and(!(1 << index), Ordering::SeqCst);
+    crate::arch::halt_forever();
 }
 
 /// Parks a CPU that panicked after another CPU won the panic.

@@ -40,7 +40,29 @@ pub const TRIGGERS: &[(&str, &str)] = &[
         "badstack",
         "the other CPUs spin with corrupted frame pointers (for `bt N`)",
     ),
+    ("fmt", "a panic inside the formatting of the panic message"),
+    (
+        "deaf",
+        "another CPU ignores the stop IPI and the NMI (it does not stop)",
+    ),
+    (
+        "ap-start",
+        "panic while an application processor is starting (kernel command line only)",
+    ),
+    (
+        "nmi",
+        "an unexpected NMI: the panic is raised on the NMI's IST stack",
+    ),
 ];
+
+/// A panic message whose formatting panics (`fmt`).
+struct PanickingMessage;
+
+impl core::fmt::Display for PanickingMessage {
+    fn fmt(&self, _: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        panic!("test: panic inside the formatting of the panic message")
+    }
+}
 
 /// Frame pointers `badstack` gives the other CPUs, in turn: not canonical,
 /// unmapped, misaligned, a frame that points at itself, device memory
@@ -181,6 +203,32 @@ pub fn run(kind: &str) -> Result<(), &'static str> {
             panic!("test: read of an unmapped address returned {v:#x}");
         }
         "early" => panic!("test: early boot panic"),
+        "fmt" => panic!(
+            "test: the message of this panic panics: {}",
+            PanickingMessage
+        ),
+        "deaf" => {
+            static SPINNING: AtomicBool = AtomicBool::new(false);
+            if let Some(c) = other_cpu() {
+                crate::sched::spawn_on("deaf", Some(c), move || {
+                    x86_64::instructions::interrupts::disable();
+                    super::stop::DEAF_CPU.store(c as u32, Ordering::SeqCst);
+                    SPINNING.store(true, Ordering::SeqCst);
+                    loop {
+                        core::hint::spin_loop();
+                    }
+                });
+                wait_until(2_000_000, || SPINNING.load(Ordering::SeqCst));
+            }
+            panic!("test: panic while another CPU ignores the stop IPI and the NMI");
+        }
+        "ap-start" => Err("ap-start works on the kernel command line only (trigger=ap-start)"),
+        "nmi" => {
+            crate::arch::apic::send_nmi(cpu::current_index());
+            loop {
+                core::hint::spin_loop();
+            }
+        }
         "usb-lock" => {
             hold_usb_lock(|_| {});
             panic!("test: panic while another CPU holds the USB driver lock");

@@ -111,7 +111,13 @@ unsafe impl Hal for KernelHal {
         crate::time::now_us()
     }
 
+    /// Every bounded wait of the driver (command, reset, port reset; the
+    /// panic takeover's among them) passes here: the watchdog is petted
+    /// (rate-limited), so a slow controller ends in the driver's own
+    /// timeout and a one-line reason, never in a watchdog reset. (Before the
+    /// panic the watchdog is not armed and petting is a no-op.)
     fn delay_us(&self, us: u64) {
         crate::time::delay_us(us);
+        crate::dump::watchdog::pet();
     }
 }

@@ -65,25 +65,44 @@ fn config(interrupts: bool) -> Config {
     }
 }
 
-/// Finds the controller and starts the driver (boot, before the other CPUs
-/// start: see `boot::kmain` on PCI changes). Failures are reported; the
-/// kernel runs on without USB.
-pub fn init() {
+/// The controller's register BAR `(physical address, size)`, mapped at boot
+/// by [`prepare`] (0 size: none).
+static BAR: SpinLock<(u64, u64)> = SpinLock::new((0, 0));
+
+/// Finds the xHCI controller, enables it, assigns and maps its register BAR
+/// (boot, before the early-panic trigger and before the other CPUs start:
+/// see `boot::kmain` on PCI changes). Afterwards even a panic that brings
+/// the controller up from scratch edits no page table, allocates nothing
+/// and touches no PCI BAR: everything it needs is in place.
+pub fn prepare() {
     let Some(dev) = pci::scan().into_iter().find(is_xhci) else {
         log::info!("usb: no xHCI controller");
         return;
     };
     pci::enable(&dev);
-    let Some((bar, _size)) = pci::mem_bar(&dev, 0) else {
+    let Some((bar, size)) = pci::mem_bar(&dev, 0) else {
         log::error!("usb: xHCI controller without a memory BAR 0");
         return;
     };
+    crate::mm::paging::map_mmio(bar, size);
+    *DEVICE.lock() = Some(dev);
+    *BAR.lock() = (bar, size);
+}
+
+/// Starts the driver on the controller [`prepare`] found (boot, before the
+/// other CPUs start). Failures are reported; the kernel runs on without USB.
+pub fn init() {
+    let (Some(dev), (bar, _)) = (*DEVICE.lock(), *BAR.lock()) else {
+        return;
+    };
+    if bar == 0 {
+        return;
+    }
     let kind = match crate::arch::trap::register_device_handler(irq) {
         Some(v) => pci::setup_interrupt(&dev, v),
         None => pci::IrqKind::None,
     };
     IRQ_KIND.store(kind as u8, Ordering::Relaxed);
-    *DEVICE.lock() = Some(dev);
     let hal = KernelHal {
         source: DmaSource::Frames,
     };
@@ -296,20 +315,25 @@ pub unsafe fn panic_takeover(w: &mut impl Write) {
         settle(c, w);
         return;
     }
-    // Early panic: bring the controller up from scratch, polled.
-    let Some(d) = pci::find(is_xhci) else {
+    // Early panic: bring the controller up from scratch, polled, on what
+    // `prepare` set up at boot (nothing is mapped, assigned or allocated now).
+    // SAFETY: as above; `BAR` is written once at boot.
+    let (bar, size) = unsafe { *BAR.data_ptr() };
+    let Some(d) = dev.filter(|_| bar != 0) else {
         let _ = writeln!(
             w,
             "usb: no xHCI controller; keyboard input from serial and PS/2 only"
         );
         return;
     };
-    pci::enable(&d);
-    pci::disable_msi(&d);
-    let Some((bar, _)) = pci::mem_bar(&d, 0) else {
-        let _ = writeln!(w, "usb: xHCI controller without a memory BAR");
+    if !crate::mm::paging::is_mapped(bar, size) {
+        let _ = writeln!(
+            w,
+            "usb: xHCI registers at {bar:#x} not mapped at boot; no USB"
+        );
         return;
-    };
+    }
+    pci::disable_msi(&d);
     let hal = KernelHal {
         source: DmaSource::PanicPool,
     };
