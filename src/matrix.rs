@@ -21,7 +21,7 @@ use crate::qemu::{Config, Firmware, Keyboard};
 /// Every trigger the matrix knows, in the kernel's order.
 pub const TRIGGERS: &[&str] = &[
     "plain", "lock", "irq", "ap", "all", "cli", "nested", "fault", "early", "usb-lock", "usb-cmd",
-    "usb-enum", "usb-irq", "badstack",
+    "usb-enum", "usb-irq", "badstack", "fmt", "deaf", "ap-start", "nmi",
 ];
 /// Controllers.
 pub const CONTROLLERS: &[&str] = &["qemu-xhci", "nec-usb-xhci"];
@@ -35,7 +35,11 @@ pub const KEYBOARDS: &[Keyboard] = &[Keyboard::RootPort, Keyboard::BehindHub];
 /// Triggers whose point is another CPU: on `-smp 1` the kernel degrades
 /// them to a plain panic of the only CPU (see `kernel/src/panic/trigger.rs`),
 /// so they duplicate `plain` there and are skipped.
-const NEED_SMP: &[&str] = &["lock", "ap", "all", "cli", "usb-lock", "badstack"];
+/// (`deaf` and `ap-start` need a second CPU to mean anything: without one
+/// there is nothing to ignore the stop, and no AP to catch starting.)
+const NEED_SMP: &[&str] = &[
+    "lock", "ap", "all", "cli", "usb-lock", "badstack", "deaf", "ap-start",
+];
 
 /// Time to boot to the panic (TCG, other VMs competing for the cores).
 const BOOT: Duration = Duration::from_secs(120);
@@ -197,6 +201,10 @@ pub fn representative() -> Vec<Scenario> {
         s("nested", Console, "qemu-xhci", SeaBios, 2, RootPort),
         s("usb-enum", Console, "qemu-xhci", Qboot, 4, BehindHub),
         s("usb-irq", Console, "nec-usb-xhci", Qboot, 2, RootPort),
+        s("fmt", Dump, "qemu-xhci", SeaBios, 4, RootPort),
+        s("deaf", Console, "nec-usb-xhci", Qboot, 2, BehindHub),
+        s("ap-start", Console, "qemu-xhci", Qboot, 4, RootPort),
+        s("nmi", Dump, "qemu-xhci", Qboot, 2, BehindHub),
     ]
 }
 
@@ -530,7 +538,8 @@ fn drive(vm: &mut Vm, s: &Scenario, r: &mut RunResult) -> Result<(), String> {
         }
         _ => {}
     }
-    vm.try_expect("PANIC on cpu", BOOT)?;
+    // `fmt` panics inside its own message: the report is the nested one.
+    vm.try_expect(r"PANIC (?:\(depth 1\) )?on cpu", BOOT)?;
     let panic_seen = Instant::now();
     vm.try_expect("db> ", STEP)?;
     r.panic_to_prompt_ms = Some(panic_seen.elapsed().as_secs_f64() * 1e3);
@@ -542,8 +551,11 @@ fn drive(vm: &mut Vm, s: &Scenario, r: &mut RunResult) -> Result<(), String> {
         r.panic_to_prompt_ms = c[1].parse::<f64>().ok().map(|us| us / 1e3);
         r.prompt_source = "kernel";
     }
-    if text.contains("did not stop") {
-        return Err("a CPU did not stop".into());
+    match (s.trigger.as_str(), text.contains("did not stop")) {
+        ("deaf", false) => return Err("the deaf CPU was not reported as not stopped".into()),
+        ("deaf", true) => {}
+        (_, true) => return Err("a CPU did not stop".into()),
+        (_, false) => {}
     }
     wait_usb_ready(vm)?;
     r.usb_ready_ms = Some(panic_seen.elapsed().as_secs_f64() * 1e3);
@@ -562,6 +574,22 @@ fn drive(vm: &mut Vm, s: &Scenario, r: &mut RunResult) -> Result<(), String> {
                     vm,
                     "regs 1",
                     r"(?s)regs: cpu 1 has no saved registers \(absent\).*?db> ",
+                    STEP,
+                )?;
+            } else if s.smp > 1 && s.trigger == "ap-start" {
+                // CPU 1 was starting and parked itself on arrival.
+                typed(
+                    vm,
+                    "regs 1",
+                    r"(?s)regs: cpu 1 has no saved registers \(stopped \(on arrival\)\).*?db> ",
+                    STEP,
+                )?;
+            } else if s.smp > 1 && s.trigger == "deaf" {
+                // CPU 1 never stopped, so it saved nothing.
+                typed(
+                    vm,
+                    "regs 1",
+                    r"(?s)regs: cpu 1 has no saved registers \(online\).*?db> ",
                     STEP,
                 )?;
             } else if s.smp > 1 {

@@ -35,7 +35,8 @@ fn representative_matrix_subset() {
 #[test]
 fn matrix_covers_every_dimension_and_filters_by_component() {
     let all = matrix::all_scenarios();
-    assert_eq!(all.len(), 14 * 2 * 2 * 2 * 4 * 2);
+    assert_eq!(all.len(), matrix::TRIGGERS.len() * 2 * 2 * 2 * 4 * 2);
+    assert_eq!(matrix::TRIGGERS.len(), 18);
     let lock: Vec<_> = all.iter().filter(|s| s.matches("lock")).collect();
     assert!(
         lock.iter().all(|s| s.trigger == "lock"),

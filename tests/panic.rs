@@ -176,3 +176,8 @@ fn panic_reboot_and_halt_offer_no_console() {
         );
     }
 }
+
+#[test]
+fn panic_nmi() {
+    run_trigger("nmi", &[4]);
+}

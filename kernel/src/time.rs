@@ -7,10 +7,14 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use crate::arch::port::{inb, outb};
 use crate::arch::rdtsc;
 
+/// The TSC rate assumed before [`calibrate`] ran: the fastest plausible
+/// (10 GHz), so that a deadline taken that early lasts at least as long as
+/// asked (up to some 10x longer on a slow CPU), never shorter.
+const UNCALIBRATED_TSC_MHZ: u64 = 10_000;
 /// TSC ticks per microsecond, fixed-point: `tsc_per_us * 2^16`.
-static TSC_PER_US_FP: AtomicU64 = AtomicU64::new(1000 << 16);
+static TSC_PER_US_FP: AtomicU64 = AtomicU64::new(UNCALIBRATED_TSC_MHZ << 16);
 /// TSC frequency in Hz.
-static TSC_HZ: AtomicU64 = AtomicU64::new(1_000_000_000);
+static TSC_HZ: AtomicU64 = AtomicU64::new(UNCALIBRATED_TSC_MHZ * 1_000_000);
 /// TSC value at boot (time zero).
 static TSC_BOOT: AtomicU64 = AtomicU64::new(0);
 

@@ -11,7 +11,8 @@ use super::cpu::{self, CpuState};
 const TRAMPOLINE: u64 = 0x8000;
 
 /// Test switch (`trigger=ap-start`): panic right after the first AP was
-/// sent its SIPI, while it is still starting.
+/// sent its SIPI, while it is still starting; that AP holds back in
+/// [`ap_entry`] until the panic has begun.
 pub static PANIC_WHILE_STARTING: core::sync::atomic::AtomicBool =
     core::sync::atomic::AtomicBool::new(false);
 
@@ -150,6 +151,15 @@ pub fn start_aps(apic_ids: &[u32]) -> usize {
 /// Rust entry of an application processor (from the trampoline, on its stack).
 extern "C" fn ap_entry(index: u64) -> ! {
     let index = index as usize;
+    if PANIC_WHILE_STARTING.load(Ordering::Relaxed) {
+        // The test makes this CPU arrive after the panic began (the real
+        // race goes either way: an AP fast enough to be online is stopped by
+        // IPI like any other).
+        let d = crate::time::deadline_after_us(2_000_000);
+        while !crate::panic::panicking() && !crate::time::passed(d) {
+            core::hint::spin_loop();
+        }
+    }
     if crate::panic::panicking() {
         // A panic began while this CPU was starting: the panic path sends
         // nothing to a starting CPU, so it stops itself, before anything runs.

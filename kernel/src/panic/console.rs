@@ -163,6 +163,9 @@ fn execute(line: &str) {
             crate::arch::halt_forever();
         }
         "poweroff" => {
+            // Where ACPI power-off fails (it then halts), an armed watchdog
+            // would reset the machine the user asked to switch off.
+            crate::dump::watchdog::disarm();
             pprintln!("powering off");
             crate::power::poweroff(true);
         }
