@@ -13,8 +13,16 @@ use serde_json::json;
 const BOOT: Duration = Duration::from_secs(90);
 const STEP: Duration = Duration::from_secs(60);
 
+/// Triggers whose point is a second CPU: on `-smp 1` the kernel degrades
+/// them to a plain panic, so their repetitions never use `-smp 1` (a rep
+/// there would be a plain panic counted as theirs).
+const NEED_SMP: &[&str] = &[
+    "lock", "ap", "all", "cli", "usb-lock", "usb-cmd", "badstack", "deaf", "ap-start",
+];
+
 /// Configuration of repetition `rep`: every repetition changes controller,
-/// firmware and CPU count, so ten repetitions cover each combination axis.
+/// firmware, CPU count (1, 2, 4, 8) and, every fifth, puts the keyboard
+/// behind a `usb-hub`, so ten repetitions cover each axis.
 fn config(kind: &str, rep: usize) -> (Config, u32) {
     let mut cfg = Config::new(KERNEL_ELF);
     cfg.controller = if rep.is_multiple_of(2) {
@@ -28,50 +36,149 @@ fn config(kind: &str, rep: usize) -> (Config, u32) {
     } else {
         Firmware::SeaBios
     };
-    let smp = [4, 1, 8][rep % 3];
+    let smp = if NEED_SMP.contains(&kind) {
+        [4, 2, 8][rep % 3]
+    } else {
+        [4, 1, 8, 2][rep % 4]
+    };
     cfg.smp = smp;
+    if rep % 5 == 3 {
+        cfg.keyboard = Keyboard::BehindHub;
+    }
     cfg.append = format!("trigger={kind}");
     (cfg, smp)
 }
 
-/// Types a console session on the USB keyboard and checks the answers.
-fn console_session(vm: &mut Vm, smp: u32, started: u32) {
+/// The panic message each trigger must produce (a regex).
+fn expected_message(kind: &str) -> &'static str {
+    match kind {
+        "plain" => r"PANIC on cpu 0 [^\n]*: test: plain panic",
+        "lock" => r"PANIC on cpu 0 [^\n]*: test: panic while another CPU holds the log lock",
+        "irq" => r"PANIC on cpu 0[^\n]*: test: panic inside an interrupt handler",
+        "ap" => r"PANIC on cpu [1-9][^\n]*: test: panic on application processor",
+        "all" => r"PANIC on cpu \d+[^\n]*: test: simultaneous panic on cpu \d+",
+        "cli" => r"PANIC on cpu 0 [^\n]*: test: panic while another CPU spins with interrupts disabled",
+        "nested" => r"PANIC on cpu 0 [^\n]*: test: first panic",
+        "fault" => r"PANIC on cpu 0 [^\n]*: CPU exception 14 \(page fault\)",
+        "early" => r"PANIC on cpu 0[^\n]*: test: early boot panic",
+        "usb-lock" => r"PANIC on cpu 0 [^\n]*: test: panic while another CPU holds the USB driver lock",
+        "usb-cmd" => r"PANIC on cpu 0 [^\n]*: test: panic while another CPU has an xHCI command in flight",
+        "usb-enum" => r"PANIC on cpu \d+[^\n]*: test: panic (while another CPU is enumerating a keyboard \(stalled: true\)|inside the enumeration of a keyboard)",
+        "usb-irq" => r"PANIC on cpu \d+[^\n]*: test: panic inside the xHCI interrupt handler",
+        "badstack" => r"PANIC on cpu 0 [^\n]*: test: panic while the other CPUs have corrupted frame pointers",
+        "deaf" => r"PANIC on cpu 0 [^\n]*: test: panic while another CPU ignores the stop IPI and the NMI",
+        "ap-start" => r"PANIC on cpu 0[^\n]*: test: panic while cpu 1 is starting",
+        "nmi" => r"PANIC on cpu 0[^\n]*: unexpected NMI",
+        "fmt" => r"NESTED PANIC \(depth 1\) on cpu 0: test: panic inside the formatting of the panic message",
+        _ => panic!("no expected message for trigger {kind}"),
+    }
+}
+
+/// What `regs 1` must answer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Regs1 {
+    /// CPU 1 was stopped and saved its registers.
+    Saved,
+    /// CPU 1 exists but saved none (never started, parked on arrival, or
+    /// never stopped).
+    NoneSaved,
+    /// There is no CPU 1.
+    NoSuchCpu,
+}
+
+fn regs1_for(kind: &str, smp: u32) -> Regs1 {
+    match (kind, smp) {
+        (_, 1) => Regs1::NoSuchCpu,
+        ("early" | "ap-start" | "deaf", _) => Regs1::NoneSaved,
+        _ => Regs1::Saved,
+    }
+}
+
+/// The USB keyboard's report counter, from `kbd` typed on the USB keyboard.
+fn usb_reports(vm: &mut Vm) -> u64 {
+    vm.type_text("kbd\n");
+    let c = vm.expect_captures(r"keyboard\(s\), (\d+) reports", STEP);
     vm.expect("db> ", STEP);
-    vm.type_text("cpus\n");
+    c[1].parse().expect("a report count")
+}
+
+/// Types a console session on the USB keyboard and checks the answers. The
+/// first key typed after the prompt must echo: `db> ` means ready. With
+/// `usb`, the USB keyboard's report counter must rise over the session, so
+/// the keys provably came over USB (QMP sends keys to PS/2 once no usb-kbd
+/// exists, and `db>` polls PS/2 too).
+fn console_session(vm: &mut Vm, smp: u32, regs1: Regs1, usb: bool) {
+    vm.expect("db> ", STEP);
+    vm.type_text("c");
+    vm.expect(r"\Ac", Duration::from_secs(5));
+    vm.type_text("pus\n");
     for c in 0..smp {
         vm.expect(&format!("cpu {c}: apic"), STEP);
     }
     vm.expect("db> ", STEP);
+    let before = if usb { usb_reports(vm) } else { 0 };
     vm.type_text("bt\n");
     vm.expect(r"backtrace of cpu \d+", STEP);
     vm.expect("db> ", STEP);
     vm.type_text("regs 1\n");
-    if started > 1 {
-        vm.expect(r"cpu 1 registers:\n\s+rax 0x", STEP);
-    } else if smp > 1 {
-        vm.expect("regs: cpu 1 has no saved registers", STEP);
-    } else {
-        vm.expect("regs: no such CPU", STEP);
-    }
+    match regs1 {
+        Regs1::Saved => vm.expect(r"cpu 1 registers:\n\s+rax 0x", STEP),
+        Regs1::NoneSaved => vm.expect("regs: cpu 1 has no saved registers", STEP),
+        Regs1::NoSuchCpu => vm.expect("regs: no such CPU", STEP),
+    };
     vm.expect("db> ", STEP);
     vm.type_text("mem 0x4000deadb000 32\n");
     vm.expect("is not mapped", STEP);
     vm.expect("db> ", STEP);
+    if usb {
+        let after = usb_reports(vm);
+        assert!(
+            after > before,
+            "the USB keyboard's report counter did not rise ({before} -> {after}): keys did not come over USB"
+        );
+    }
     vm.type_text("poweroff\n");
     vm.expect_success_exit(STEP);
 }
 
+/// Checks the takeover report between the panic and the prompt: no full
+/// reset, no dead controller, no busy bus, and what the trigger left behind
+/// was repaired.
+fn check_takeover(vm: &mut Vm, kind: &str) {
+    // Up to the end of the line: console output arrives as it is written.
+    let report = vm.expect(r"usb: (polled mode: [^\n]*|controller started from scratch[^\n]*)\n", STEP);
+    let ready = vm.expect(r"(?s).*?usb: [1-9]\d* keyboard\(s\) ready", STEP);
+    for bad in ["FULL RESET", "DEAD", "bus still busy", "polled bring-up failed"] {
+        assert!(
+            !report.contains(bad) && !ready.contains(bad),
+            "trigger {kind}: the takeover reported {bad:?}:\n{report}\n{ready}"
+        );
+    }
+    match kind {
+        "usb-cmd" => assert!(
+            report.contains("pending command completed") || report.contains("command aborted"),
+            "usb-cmd: the in-flight command was neither completed nor aborted:\n{report}"
+        ),
+        "usb-enum" => assert!(
+            report.contains("enumeration(s) restarted"),
+            "usb-enum: no enumeration restarted:\n{report}"
+        ),
+        _ => {}
+    }
+}
+
 fn panic_then_type(kind: &str, rep: usize) {
     let (cfg, smp) = config(kind, rep);
+    let hub = cfg.keyboard == Keyboard::BehindHub;
     let mut vm = Vm::start(&format!("usbpanic-{kind}-{rep}"), cfg);
     match kind {
         "usb-enum" => {
             vm.expect("usb-enum: plug in a USB keyboard now", BOOT);
-            vm.qmp(
-                "device_add",
-                json!({"driver": "usb-kbd", "bus": "xhci.0", "id": "kbd1"}),
-            )
-            .unwrap();
+            let mut dev = json!({"driver": "usb-kbd", "bus": "xhci.0", "id": "kbd1"});
+            if hub {
+                dev["port"] = json!("1.2");
+            }
+            vm.qmp("device_add", dev).unwrap();
         }
         "usb-irq" => {
             vm.expect("usb-irq: press a key on the USB keyboard", BOOT);
@@ -79,12 +186,9 @@ fn panic_then_type(kind: &str, rep: usize) {
         }
         _ => {}
     }
-    vm.expect("PANIC on cpu", BOOT);
-    vm.expect(r"usb: (polled mode|controller started from scratch)", STEP);
-    vm.expect(r"usb: [1-9]\d* keyboard\(s\) ready", STEP);
-    // An early panic comes before the other CPUs start: they are listed but
-    // have no registers.
-    console_session(&mut vm, smp, if kind == "early" { 1 } else { smp });
+    vm.expect(expected_message(kind), BOOT);
+    check_takeover(&mut vm, kind);
+    console_session(&mut vm, smp, regs1_for(kind, smp), true);
 }
 
 fn run(kind: &str) {
@@ -149,6 +253,27 @@ fn usb_console_after_usb_irq() {
 }
 
 #[test]
+fn usb_console_after_badstack() {
+    run("badstack");
+}
+#[test]
+fn usb_console_after_fmt() {
+    run("fmt");
+}
+#[test]
+fn usb_console_after_deaf() {
+    run("deaf");
+}
+#[test]
+fn usb_console_after_ap_start() {
+    run("ap-start");
+}
+#[test]
+fn usb_console_after_nmi() {
+    run("nmi");
+}
+
+#[test]
 fn hot_plug_after_the_panic() {
     let mut cfg = Config::new(KERNEL_ELF);
     cfg.firmware = Firmware::Qboot;
@@ -170,7 +295,51 @@ fn hot_plug_after_the_panic() {
     vm.type_text("lsusb\n");
     vm.expect(r"polled mode", STEP);
     vm.expect(r"keyboard \(", STEP);
-    console_session(&mut vm, 4, 4);
+    console_session(&mut vm, 4, Regs1::Saved, true);
+}
+
+/// Hot-plug behind a hub in polled mode: the keyboard on the hub is
+/// unplugged and another is plugged into the hub's second port; the keys
+/// typed afterwards go to the new keyboard (QMP sends them to the most
+/// recently added one) and are answered.
+#[test]
+fn hot_plug_behind_a_hub_after_the_panic() {
+    let mut cfg = Config::new(KERNEL_ELF);
+    cfg.firmware = Firmware::Qboot;
+    cfg.smp = 2;
+    cfg.keyboard = Keyboard::BehindHub;
+    cfg.append = "trigger=plain".into();
+    let mut vm = Vm::start("usbpanic-hub-hotplug", cfg);
+    vm.expect("db> ", BOOT);
+    vm.qmp("device_del", json!({"id": "kbd0"})).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    vm.qmp(
+        "device_add",
+        json!({"driver": "usb-kbd", "bus": "xhci.0", "port": "1.2", "id": "kbd-hub2"}),
+    )
+    .unwrap();
+    // The new keyboard enumerates inside the console loop: type until it echoes.
+    let mut ok = false;
+    for n in 0..60 {
+        vm.type_text(&format!("x{n}\n"));
+        if vm
+            .try_expect(&format!("unknown command: x{n}\n"), Duration::from_millis(700))
+            .is_ok()
+        {
+            ok = true;
+            break;
+        }
+    }
+    if !ok {
+        vm.fail("HANG: a keyboard hot-plugged behind the hub never typed at db>");
+    }
+    vm.type_text("lsusb\n");
+    let out = vm.expect(r"(?s)xHCI.*?db> ", STEP);
+    assert!(
+        out.contains("hub") && out.matches(", keyboard (").count() == 1,
+        "lsusb after the hot-plug behind the hub:\n{out}"
+    );
+    console_session(&mut vm, 2, Regs1::Saved, true);
 }
 
 #[test]
@@ -186,7 +355,7 @@ fn keyboard_behind_a_hub_after_the_panic() {
         cfg.append = "trigger=plain".into();
         let mut vm = Vm::start(&format!("usbpanic-hub-{rep}"), cfg);
         vm.expect("PANIC on cpu", BOOT);
-        console_session(&mut vm, 4, 4);
+        console_session(&mut vm, 4, Regs1::Saved, true);
     }
 }
 
@@ -199,5 +368,5 @@ fn ps2_only_machine_still_gets_a_console() {
     // Without a USB keyboard, QMP key events go to the i8042 (PS/2) keyboard.
     let mut vm = Vm::start("ps2-console", cfg);
     vm.expect("PANIC on cpu", BOOT);
-    console_session(&mut vm, 4, 4);
+    console_session(&mut vm, 4, Regs1::Saved, false);
 }
