@@ -196,7 +196,12 @@ impl<H: Hal> Controller<H> {
         }
     }
 
-    /// Slot context fields of a device, from its record (§6.2.2).
+    /// Slot context fields of a device, from its record (§6.2.2): route
+    /// string, speed, root port, and for a LS/FS device behind a high-speed
+    /// hub the TT Hub Slot ID, TT Port Number and MTT (as Linux
+    /// `xhci_setup_addressable_virt_dev` fills `tt_info` and `DEV_MTT`); for
+    /// a hub, Hub, Number of Ports, TTT and its own MTT (Linux
+    /// `xhci_update_hub_device`).
     pub(crate) fn slot_fields(&self, index: usize, context_entries: u8) -> SlotFields {
         let device = &self.devices[index];
         let at = device.location;
@@ -207,10 +212,12 @@ impl<H: Hal> Controller<H> {
             root_port: at.root_port,
             tt_hub_slot: at.tt_hub_slot,
             tt_port: at.tt_port,
+            mtt: at.tt_multi,
             ..SlotFields::default()
         };
         if let Some(hub) = device.hub {
             fields.hub = true;
+            fields.mtt |= hub.multi_tt;
             fields.hub_ports = hub.ports;
             fields.think_time = hub.think_time;
         }
