@@ -2,11 +2,13 @@
 //! sentinel values, rings consumed from the driver's DMA memory.
 extern crate std;
 
+use std::string::String;
 use std::vec::Vec;
 
 use super::device::FakeDevice;
 use super::hal::{MMIO_SIZE, Memory};
 
+mod checks;
 mod commands;
 mod transfers;
 
@@ -55,6 +57,8 @@ pub(crate) struct Ep {
     pub(crate) state: u8,
     pub(crate) deq: u64,
     pub(crate) ccs: bool,
+    /// Link TRBs with Toggle Cycle followed (ring wraps, xHCI 1.2 §4.11.5.1).
+    pub(crate) wraps: u32,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -63,6 +67,8 @@ pub(crate) struct Slot {
     pub(crate) port: Option<usize>,
     /// Route string from the slot context at Address Device.
     pub(crate) route: u32,
+    /// EP0 Max Packet Size from Address Device or Evaluate Context (§6.2.3).
+    pub(crate) ep0_max_packet: u16,
     pub(crate) eps: [Ep; 32],
 }
 
@@ -92,6 +98,11 @@ pub(crate) struct Machine {
     pub(crate) context_size: usize,
     /// (root port, route string) of every successful Address Device.
     pub(crate) address_log: Vec<(usize, u32)>,
+    /// (slot, EP0 max packet) of every Evaluate Context that changed EP0.
+    pub(crate) evaluate_log: Vec<(usize, u16)>,
+    /// Why commands or transfers were refused (wrong slot context, EP0
+    /// max packet size), for the test to read.
+    pub(crate) refusals: Vec<String>,
     /// What is broken or slow about this controller.
     pub(crate) faults: Faults,
     /// The fake clock, as of the last step.
@@ -126,6 +137,8 @@ impl Machine {
             resets: 0,
             context_size: 32,
             address_log: Vec::new(),
+            evaluate_log: Vec::new(),
+            refusals: Vec::new(),
             faults: Faults::default(),
             now_us: 0,
             cmd_seen: None,
@@ -205,10 +218,9 @@ impl Machine {
         self.slots = [Slot::default(); SLOTS + 1];
         for p in 0..PORTS {
             self.portsc[p] = PP
-                | if self.ports[p].is_some() {
-                    CCS | CSC | (1 << 10) | (7 << 5)
-                } else {
-                    5 << 5
+                | match &self.ports[p] {
+                    Some(dev) => CCS | CSC | (dev.speed << 10) | (7 << 5),
+                    None => 5 << 5,
                 };
         }
         self.publish();
@@ -224,14 +236,19 @@ impl Machine {
     }
 
     pub(crate) fn plug(&mut self, mem: &Memory, port: usize, device: FakeDevice) {
+        let speed = device.speed;
         self.ports[port - 1] = Some(device);
-        self.portsc[port - 1] = PP | CCS | CSC | (1 << 10) | (7 << 5);
+        self.portsc[port - 1] = PP | CCS | CSC | (speed << 10) | (7 << 5);
         self.publish();
         self.post(mem, [0, 0, 1 << 24, 34 << 10], Some(port));
     }
 
-    /// Changes the PORTSC speed ID of a connected root port (1-based).
+    /// Changes the PORTSC speed ID of a connected root port (1-based) and
+    /// the speed its device runs at.
     pub(crate) fn set_port_speed(&mut self, port: usize, speed: u32) {
+        if let Some(dev) = self.ports[port - 1].as_mut() {
+            dev.speed = speed;
+        }
         self.portsc[port - 1] = (self.portsc[port - 1] & !(0xf << 10)) | (speed << 10);
         self.publish();
     }

@@ -45,18 +45,29 @@ impl Machine {
                 }) {
                     return (5, slot as u32);
                 }
-                match self.device_at(root - 1, route) {
-                    Some(dev) => dev.reset(),
-                    None => return (4, slot as u32),
+                if self.device_at(root - 1, route).is_none() {
+                    return (4, slot as u32);
+                }
+                // SET_ADDRESS goes out at the slot's speed through its TT
+                if self
+                    .check_slot_context(mem, input + ctx, root - 1, route)
+                    .is_err()
+                {
+                    return (4, slot as u32);
+                }
+                if let Some(dev) = self.device_at(root - 1, route) {
+                    dev.reset();
                 }
                 self.address_log.push((root, route));
                 let ep0 = mem.read64(input + 2 * ctx + 8);
                 self.slots[slot].port = Some(root - 1);
                 self.slots[slot].route = route;
+                self.slots[slot].ep0_max_packet = (mem.read32(input + 2 * ctx + 4) >> 16) as u16;
                 self.slots[slot].eps[1] = Ep {
                     state: 1,
                     deq: ep0 & !0xf,
                     ccs: ep0 & 1 != 0,
+                    wraps: 0,
                 };
                 let out = self.dcbaa_entry(mem, slot);
                 for i in 0..(2 * ctx / 4) {
@@ -71,6 +82,11 @@ impl Machine {
                 let add = mem.read32(input + 4);
                 let out = self.dcbaa_entry(mem, slot);
                 if add & 1 != 0 {
+                    let (port, route) = (self.slots[slot].port, self.slots[slot].route);
+                    let checked = port.map(|p| self.check_slot_context(mem, input + ctx, p, route));
+                    if !matches!(checked, Some(Ok(()))) {
+                        return (17, slot as u32); // Parameter Error
+                    }
                     // slot context fields (Hub, ports, TT) as the driver set them
                     for i in 0..3 {
                         mem.write32(out + 4 * i, mem.read32(input + ctx + 4 * i));
@@ -84,6 +100,7 @@ impl Machine {
                             state: 1,
                             deq: deq & !0xf,
                             ccs: deq & 1 != 0,
+                            wraps: 0,
                         };
                         for i in 0..(ctx / 4) {
                             mem.write32(out + d as u64 * ctx + 4 * i, mem.read32(e + 4 * i));
@@ -94,7 +111,7 @@ impl Machine {
                 mem.write32(out + 12, 3 << 27);
                 (1, slot as u32)
             }
-            13 if valid => (1, slot as u32),
+            13 if valid => self.evaluate_context(mem, ptr & !0xf, slot),
             14 if valid && dci > 0 => {
                 if self.slots[slot].eps[dci].state == 2 {
                     self.slots[slot].eps[dci].state = 3;
@@ -130,5 +147,28 @@ impl Machine {
             23 => (1, 0),
             _ => (5, 0),
         }
+    }
+
+    /// Evaluate Context (xHCI 1.2 §4.6.7, §6.2.5.1): only the slot (A0) and
+    /// EP0 (A1) contexts may be added and none dropped; for EP0 the Max
+    /// Packet Size is taken, as after the driver read bMaxPacketSize0.
+    fn evaluate_context(&mut self, mem: &Memory, input: u64, slot: usize) -> (u32, u32) {
+        let ctx = self.context_size as u64;
+        let drop = mem.read32(input);
+        let add = mem.read32(input + 4);
+        if drop != 0 || add == 0 || add & !0b11 != 0 {
+            self.refusals.push(std::format!(
+                "Evaluate Context with drop {drop:#x} add {add:#x}"
+            ));
+            return (17, slot as u32); // Parameter Error
+        }
+        if add & 0b10 != 0 {
+            let max_packet = mem.read32(input + 2 * ctx + 4) >> 16;
+            self.slots[slot].ep0_max_packet = max_packet as u16;
+            self.evaluate_log.push((slot, max_packet as u16));
+            let out = self.dcbaa_entry(mem, slot) + ctx + 4;
+            mem.write32(out, (mem.read32(out) & 0xffff) | (max_packet << 16));
+        }
+        (1, slot as u32)
     }
 }

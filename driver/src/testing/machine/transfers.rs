@@ -26,6 +26,7 @@ impl Machine {
                 e.deq = (u64::from(trb[0]) | (u64::from(trb[1]) << 32)) & !0xf;
                 if trb[3] & 2 != 0 {
                     e.ccs = !e.ccs;
+                    e.wraps += 1;
                 }
                 continue;
             }
@@ -82,8 +83,8 @@ impl Machine {
                 _ => Vec::new(),
             };
             let (port, route) = (self.slots[slot].port, self.slots[slot].route);
-            let reply = match port.and_then(|p| self.device_at(p, route)) {
-                Some(dev) => dev.control(bytes, &out),
+            let (reply, device_max_packet) = match port.and_then(|p| self.device_at(p, route)) {
+                Some(dev) => (dev.control(bytes, &out), dev.descriptor.max_packet0),
                 None => {
                     self.transfer_event(mem, setup_at, 4, 0, slot, 1);
                     self.slots[slot].eps[1].state = 2;
@@ -103,7 +104,14 @@ impl Machine {
                         && d[3] & (1 << 16) != 0
                     {
                         let len = (d[2] & 0x1ffff) as usize;
-                        let n = len.min(reply.len());
+                        let Some(n) =
+                            self.ep0_packets(slot, len.min(reply.len()), device_max_packet)
+                        else {
+                            self.transfer_event(mem, data_at, 3, len as u32, slot, 1);
+                            self.slots[slot].eps[1].state = 2;
+                            self.sync_ep(mem, slot, 1);
+                            return;
+                        };
                         mem.write_bytes(u64::from(d[0]) | (u64::from(d[1]) << 32), &reply[..n]);
                         if n < len && d[3] & (1 << 2) != 0 {
                             self.transfer_event(mem, data_at, 13, (len - n) as u32, slot, 1);
@@ -124,7 +132,13 @@ impl Machine {
             if self.next_trb(mem, slot, dci).is_none() {
                 return;
             }
-            let Some(report) = self.device_at(port, route).and_then(|d| d.interrupt_in()) else {
+            // an IN endpoint's DCI is 2 × number + 1 (xHCI 1.2 §4.5.1)
+            let number = (dci / 2) as u8;
+            let report = match self.device_at(port, route) {
+                Some(d) if dci % 2 == 1 => d.interrupt_in(number),
+                _ => None,
+            };
+            let Some(report) = report else {
                 return; // NAK: the TRB stays pending
             };
             let Some((at, trb)) = self.next_trb(mem, slot, dci) else {
@@ -137,5 +151,28 @@ impl Machine {
             let code = if n < len { 13 } else { 1 };
             self.transfer_event(mem, at, code, (len - n) as u32, slot, dci);
         }
+    }
+
+    /// How many of the `n` bytes a device with `device_max_packet` sends on
+    /// EP0 reach the host, whose EP0 context says the slot's Max Packet
+    /// Size: a packet longer than that is babble (`None`, USB 2.0 §8.4.1,
+    /// xHCI 1.2 §4.10.2.4), one shorter ends the data stage early as a short
+    /// packet (USB 2.0 §5.5.3, §8.5.3.2). Either is logged in `refusals`.
+    fn ep0_packets(&mut self, slot: usize, n: usize, device_max_packet: u8) -> Option<usize> {
+        let host = usize::from(self.slots[slot].ep0_max_packet);
+        let first = n.min(usize::from(device_max_packet).max(1));
+        if first > host {
+            self.refusals.push(std::format!(
+                "slot {slot}: {first}-byte packet on EP0, Max Packet Size {host}: babble"
+            ));
+            return None;
+        }
+        if first < host && n > first {
+            self.refusals.push(std::format!(
+                "slot {slot}: {first}-byte packet on EP0, Max Packet Size {host}: data stage cut short"
+            ));
+            return Some(first);
+        }
+        Some(n)
     }
 }
