@@ -357,7 +357,11 @@ impl<H: Hal> Controller<H> {
             &[],
             "SET_CONFIGURATION",
         )?;
-        // Boot protocol and idle rate are optional for some devices: a STALL is tolerated.
+        // A keyboard may STALL SET_PROTOCOL or SET_IDLE (a protocol stall,
+        // USB 2.0 §8.4.5, §9.2.7: only EP0 is halted and gets reset); carry
+        // on, as FreeBSD ukbd_attach does ("Set protocol error (ignored)").
+        // HID 1.11 §7.2.6 starts a device in report protocol, so such a
+        // keyboard types if its reports are boot-format (HID 1.11 B.1).
         if let Err(e) = self.control(
             index,
             SetupPacket::set_protocol(keyboard.interface, 0),
