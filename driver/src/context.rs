@@ -64,7 +64,9 @@ pub(crate) struct SlotFields {
     pub(crate) root_port: u8,
     /// The device is a hub (Hub, §6.2.2).
     pub(crate) hub: bool,
-    /// Multi-TT in use (MTT): only for a high-speed hub configured for it.
+    /// Multi-TT in use (MTT): a high-speed hub whose multiple-TT interface
+    /// is selected, or a LS/FS device (or full-speed hub) behind the TT of
+    /// such a hub (§6.2.2).
     pub(crate) mtt: bool,
     /// Number of downstream ports, hubs only.
     pub(crate) hub_ports: u8,

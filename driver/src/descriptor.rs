@@ -315,6 +315,17 @@ impl SetupPacket {
         }
     }
 
+    /// SET_INTERFACE (USB 2.0 §9.4.10): select `alternate` of `interface`.
+    pub(crate) fn set_interface(interface: u8, alternate: u8) -> Self {
+        Self {
+            request_type: 0x01,
+            request: 11,
+            value: u16::from(alternate),
+            index: u16::from(interface),
+            length: 0,
+        }
+    }
+
     /// HID SET_PROTOCOL (HID 1.11 §7.2.6): 0 = boot.
     pub(crate) fn set_protocol(interface: u8, protocol: u16) -> Self {
         Self {

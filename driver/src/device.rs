@@ -64,6 +64,10 @@ pub(crate) struct HubEndpoint {
     pub(crate) failed: u16,
     /// TT Think Time for the slot context (high-speed hubs; else 0).
     pub(crate) think_time: u8,
+    /// A high-speed hub running one TT per port: its multiple-TT interface
+    /// is selected (USB 2.0 §11.14.1.3, §11.23.1), so its slot context and
+    /// those of the LS/FS devices behind it carry MTT (xHCI 1.2 §6.2.2).
+    pub(crate) multi_tt: bool,
 }
 
 impl HubEndpoint {
@@ -88,6 +92,8 @@ pub(crate) struct Location {
     pub(crate) tt_hub_slot: u8,
     /// Port of that hub.
     pub(crate) tt_port: u8,
+    /// That hub has one TT per port (MTT, xHCI 1.2 §6.2.2).
+    pub(crate) tt_multi: bool,
 }
 
 impl Location {

@@ -196,7 +196,12 @@ impl<H: Hal> Controller<H> {
         }
     }
 
-    /// Slot context fields of a device, from its record (§6.2.2).
+    /// Slot context fields of a device, from its record (§6.2.2): route
+    /// string, speed, root port, and for a LS/FS device behind a high-speed
+    /// hub the TT Hub Slot ID, TT Port Number and MTT (as Linux
+    /// `xhci_setup_addressable_virt_dev` fills `tt_info` and `DEV_MTT`); for
+    /// a hub, Hub, Number of Ports, TTT and its own MTT (Linux
+    /// `xhci_update_hub_device`).
     pub(crate) fn slot_fields(&self, index: usize, context_entries: u8) -> SlotFields {
         let device = &self.devices[index];
         let at = device.location;
@@ -207,10 +212,12 @@ impl<H: Hal> Controller<H> {
             root_port: at.root_port,
             tt_hub_slot: at.tt_hub_slot,
             tt_port: at.tt_port,
+            mtt: at.tt_multi,
             ..SlotFields::default()
         };
         if let Some(hub) = device.hub {
             fields.hub = true;
+            fields.mtt |= hub.multi_tt;
             fields.hub_ports = hub.ports;
             fields.think_time = hub.think_time;
         }
@@ -350,7 +357,11 @@ impl<H: Hal> Controller<H> {
             &[],
             "SET_CONFIGURATION",
         )?;
-        // Boot protocol and idle rate are optional for some devices: a STALL is tolerated.
+        // A keyboard may STALL SET_PROTOCOL or SET_IDLE (a protocol stall,
+        // USB 2.0 §8.4.5, §9.2.7: only EP0 is halted and gets reset); carry
+        // on, as FreeBSD ukbd_attach does ("Set protocol error (ignored)").
+        // HID 1.11 §7.2.6 starts a device in report protocol, so such a
+        // keyboard types if its reports are boot-format (HID 1.11 B.1).
         if let Err(e) = self.control(
             index,
             SetupPacket::set_protocol(keyboard.interface, 0),

@@ -46,6 +46,8 @@ const HUB_PORT_RESET_TIMEOUT_US: u64 = 500_000;
 const HUB_PORT_RESET_STEP_US: u64 = 2_000;
 /// Upper bound for bPwrOn2PwrGood (a 255 × 2 ms descriptor value is clamped).
 const POWER_ON_MAX_US: u64 = 100_000;
+/// bDeviceProtocol of a high-speed hub with one TT per port (USB 2.0 §11.23.1).
+const HUB_PROTOCOL_MULTI_TT: u8 = 2;
 /// Route strings have 5 tiers (xHCI 1.2 §8.9).
 const MAX_TIERS: u32 = 5;
 
@@ -79,6 +81,9 @@ impl<H: Hal> Controller<H> {
             &[],
             "SET_CONFIGURATION (hub)",
         )?;
+        let multi_tt = speed == Speed::High
+            && self.devices[index].descriptor.protocol == HUB_PROTOCOL_MULTI_TT
+            && self.select_multi_tt(index, status.interface);
         let n = self.control(
             index,
             SetupPacket::get_class_descriptor(DESC_HUB, HUB_DESCRIPTOR_MAX),
@@ -104,6 +109,7 @@ impl<H: Hal> Controller<H> {
             changed: 0,
             failed: 0,
             think_time,
+            multi_tt,
         };
         // The slot fields (Hub, ports, think time) come from `device.hub`.
         self.devices[index].hub = Some(hub);
@@ -130,6 +136,21 @@ impl<H: Hal> Controller<H> {
             h.changed = h.all_ports();
         }
         Ok(())
+    }
+
+    /// Selects the multiple-TT interface of a high-speed hub whose device
+    /// descriptor says it has one TT per port (bDeviceProtocol 2, USB 2.0
+    /// §11.23.1: alternate setting 1 of the hub interface, protocol 2). Like
+    /// Linux `hub_configure` (`usb_set_interface(hdev, 0, 1)`, "Using single
+    /// TT" on failure), a hub refusing it stays single-TT: no error.
+    fn select_multi_tt(&mut self, index: usize, interface: u8) -> bool {
+        self.control(
+            index,
+            SetupPacket::set_interface(interface, 1),
+            &[],
+            "SET_INTERFACE (multiple TTs)",
+        )
+        .is_ok()
     }
 
     /// Looks at every hub port a status-change report (or a rescan) flagged,
@@ -342,10 +363,14 @@ impl<H: Hal> Controller<H> {
         } else {
             Speed::Full
         };
-        let (tt_hub_slot, tt_port) = match (speed, hub_speed) {
-            (Speed::Low | Speed::Full, Speed::High) => (hub_slot, port),
-            (Speed::Low | Speed::Full, _) => (parent.tt_hub_slot, parent.tt_port),
-            _ => (0, 0),
+        // The TT is in the nearest high-speed hub above a LS/FS device: this
+        // hub if it is high speed, else the one serving this full-speed hub
+        // (xHCI 1.2 §6.2.2 TT Hub Slot ID, TT Port Number, MTT; §4.3.3).
+        let hub_multi_tt = self.devices[index].hub.is_some_and(|h| h.multi_tt);
+        let (tt_hub_slot, tt_port, tt_multi) = match (speed, hub_speed) {
+            (Speed::Low | Speed::Full, Speed::High) => (hub_slot, port, hub_multi_tt),
+            (Speed::Low | Speed::Full, _) => (parent.tt_hub_slot, parent.tt_port, parent.tt_multi),
+            _ => (0, 0, false),
         };
         let at = Location {
             root_port: parent.root_port,
@@ -354,6 +379,7 @@ impl<H: Hal> Controller<H> {
             parent_port: port,
             tt_hub_slot,
             tt_port,
+            tt_multi,
         };
         self.enumerate(at, speed).map(|_| ())
     }

@@ -1,7 +1,14 @@
+//! Fake USB devices: keyboards, a tablet and hubs, answering endpoint 0
+//! requests and interrupt IN transfers.
 extern crate std;
 
 use std::collections::VecDeque;
 use std::vec::Vec;
+
+use super::descriptors::{
+    CLASS_HID, CLASS_HUB, DeviceFields, FULL_SPEED, FakeInterface, HIGH_SPEED, LOW_SPEED,
+    configuration,
+};
 
 /// What a fake USB device answers on endpoint 0.
 pub(crate) enum ControlReply {
@@ -32,31 +39,85 @@ pub(crate) struct FakeHub {
 const PORT_STAT_CONNECTION: u16 = 1;
 const PORT_STAT_ENABLE: u16 = 2;
 const PORT_STAT_POWER: u16 = 0x100;
+const PORT_STAT_LOW_SPEED: u16 = 0x200;
+const PORT_STAT_HIGH_SPEED: u16 = 0x400;
 
-/// A fake full-speed device: QEMU's usb-kbd, usb-tablet or usb-hub.
+/// A fake USB device: QEMU's usb-kbd, usb-tablet or usb-hub by default, or a
+/// keyboard shaped otherwise (speed, bMaxPacketSize0, interfaces).
 pub(crate) struct FakeDevice {
-    pub(crate) keyboard: bool,
     pub(crate) hub: Option<FakeHub>,
     pub(crate) reports: VecDeque<[u8; 8]>,
     pub(crate) leds: Vec<u8>,
     pub(crate) configured: Option<u8>,
+    /// SET_PROTOCOL value received on the boot keyboard interface.
     pub(crate) protocol: Option<u16>,
     pub(crate) stall_set_idle: bool,
+    /// STALL SET_PROTOCOL (a protocol stall, USB 2.0 §8.4.5, §9.2.7).
+    pub(crate) stall_set_protocol: bool,
     pub(crate) requests: Vec<[u8; 8]>,
+    /// PORTSC speed ID the device runs at (see [`FULL_SPEED`] and friends).
+    pub(crate) speed: u32,
+    pub(crate) descriptor: DeviceFields,
+    /// Interfaces and alternate settings of configuration 1.
+    pub(crate) interfaces: Vec<FakeInterface>,
+    /// Alternate setting selected on interface 0 (SET_INTERFACE, USB 2.0 §9.4.10).
+    pub(crate) alternate: u8,
 }
 
 impl FakeDevice {
     pub(crate) fn keyboard() -> Self {
-        Self::new(true)
+        Self::new(true, std::vec![FakeInterface::boot_keyboard(0, 0x81)])
     }
 
     pub(crate) fn tablet() -> Self {
-        Self::new(false)
+        Self::new(false, std::vec![FakeInterface::hid(0, 0, 0, 0x81)])
     }
 
-    /// QEMU's usb-hub with `ports` ports (8 by default there).
+    /// A keyboard with `interfaces` (one of them a boot keyboard).
+    pub(crate) fn keyboard_with(interfaces: Vec<FakeInterface>) -> Self {
+        Self::new(true, interfaces)
+    }
+
+    /// The same device at another speed (PORTSC speed ID).
+    pub(crate) fn at_speed(mut self, speed: u32) -> Self {
+        self.speed = speed;
+        if speed == LOW_SPEED {
+            // USB 2.0 §5.7.3: a low-speed interrupt endpoint moves at most 8 bytes
+            for i in self.interfaces.iter_mut() {
+                i.max_packet = i.max_packet.min(8);
+                i.interval = i.interval.max(10);
+            }
+        }
+        self
+    }
+
+    /// The same device with another bMaxPacketSize0 (USB 2.0 §9.6.1).
+    pub(crate) fn with_max_packet0(mut self, max_packet0: u8) -> Self {
+        self.descriptor.max_packet0 = max_packet0;
+        self
+    }
+
+    /// QEMU's usb-hub with `ports` ports (8 by default there): USB 1.1, full speed.
     pub(crate) fn hub(ports: usize) -> Self {
-        let mut hub = Self::new(false);
+        let mut hub = Self::new(
+            false,
+            std::vec![FakeInterface {
+                number: 0,
+                alternate: 0,
+                class: (CLASS_HUB, 0, 0),
+                endpoint: 0x81,
+                max_packet: 2,
+                interval: 0xff,
+            }],
+        );
+        hub.descriptor = DeviceFields {
+            usb_version: 0x0110,
+            class: CLASS_HUB,
+            protocol: 0,
+            max_packet0: 8,
+            vendor: 0x0409,
+            product: 0x55aa,
+        };
         let bitmap = (ports + 1).div_ceil(8);
         let mut descriptor = std::vec![0, 0x29, ports as u8, 0x0a, 0, 1, 0];
         descriptor.extend(std::iter::repeat_n(0u8, bitmap));
@@ -77,9 +138,58 @@ impl FakeDevice {
         hub
     }
 
-    /// Plugs a device into hub port `port` (QEMU usb_hub_attach).
-    pub(crate) fn hub_plug(&mut self, port: usize, device: FakeDevice) {
+    /// A USB 2.0 high-speed hub (USB 2.0 §11.23.1): bDeviceProtocol 1 with
+    /// one TT, or 2 with one TT per port, the multiple-TT interface being
+    /// alternate setting 1 (protocol 2) beside the single-TT setting 0
+    /// (protocol 1).
+    pub(crate) fn high_speed_hub(ports: usize, multi_tt: bool) -> Self {
+        let mut hub = Self::hub(ports);
+        hub.speed = HIGH_SPEED;
+        hub.descriptor.usb_version = 0x0200;
+        hub.descriptor.max_packet0 = 64;
+        hub.descriptor.protocol = if multi_tt { 2 } else { 1 };
+        let status = FakeInterface {
+            number: 0,
+            alternate: 0,
+            class: (CLASS_HUB, 0, if multi_tt { 1 } else { 0 }),
+            endpoint: 0x81,
+            max_packet: ((ports + 8) / 8) as u16,
+            interval: 12,
+        };
+        hub.interfaces = std::vec![status];
+        if multi_tt {
+            hub.interfaces.push(FakeInterface {
+                alternate: 1,
+                class: (CLASS_HUB, 0, 2),
+                ..status
+            });
+        }
+        hub
+    }
+
+    /// Is the multiple-TT interface of a high-speed hub selected?
+    pub(crate) fn multi_tt_enabled(&self) -> bool {
+        self.speed == HIGH_SPEED && self.hub.is_some() && self.alternate == 1
+    }
+
+    /// The boot keyboard interface, if any.
+    pub(crate) fn boot_keyboard(&self) -> Option<FakeInterface> {
+        self.interfaces
+            .iter()
+            .copied()
+            .find(|i| i.is_boot_keyboard())
+    }
+
+    /// Plugs a device into hub port `port` (QEMU usb_hub_attach). A
+    /// high-speed device behind a full-speed hub runs at full speed (no
+    /// chirp, USB 2.0 §7.1.7.5).
+    pub(crate) fn hub_plug(&mut self, port: usize, mut device: FakeDevice) {
+        if self.speed != HIGH_SPEED && device.speed == HIGH_SPEED {
+            device.speed = FULL_SPEED;
+        }
         let p = &mut self.hub.as_mut().expect("hub").ports[port - 1];
+        p.status =
+            (p.status & !(PORT_STAT_LOW_SPEED | PORT_STAT_HIGH_SPEED)) | speed_bits(device.speed);
         p.device = Some(device);
         p.status |= PORT_STAT_CONNECTION;
         p.change |= PORT_STAT_CONNECTION;
@@ -89,7 +199,7 @@ impl FakeDevice {
     pub(crate) fn hub_unplug(&mut self, port: usize) {
         let p = &mut self.hub.as_mut().expect("hub").ports[port - 1];
         p.device = None;
-        p.status &= !PORT_STAT_CONNECTION;
+        p.status &= !(PORT_STAT_CONNECTION | PORT_STAT_LOW_SPEED | PORT_STAT_HIGH_SPEED);
         p.change |= PORT_STAT_CONNECTION;
         if p.status & PORT_STAT_ENABLE != 0 {
             p.status &= !PORT_STAT_ENABLE;
@@ -101,21 +211,27 @@ impl FakeDevice {
     /// ports go back to powered, connection reported as a change.
     pub(crate) fn reset(&mut self) {
         self.configured = None;
+        self.alternate = 0;
         if let Some(hub) = self.hub.as_mut() {
             for p in hub.ports.iter_mut() {
                 p.status = PORT_STAT_POWER;
                 p.change = 0;
-                if p.device.is_some() {
-                    p.status |= PORT_STAT_CONNECTION;
+                if let Some(d) = p.device.as_ref() {
+                    p.status |= PORT_STAT_CONNECTION | speed_bits(d.speed);
                     p.change |= PORT_STAT_CONNECTION;
                 }
             }
         }
     }
 
-    /// Data for the next interrupt IN transfer, or `None` for a NAK.
-    pub(crate) fn interrupt_in(&mut self) -> Option<Vec<u8>> {
+    /// Data for the next interrupt IN transfer on endpoint `number`, or
+    /// `None` for a NAK: a hub answers on its status-change endpoint, a
+    /// keyboard on its boot interface's endpoint; other endpoints stay idle.
+    pub(crate) fn interrupt_in(&mut self, number: u8) -> Option<Vec<u8>> {
         if let Some(hub) = self.hub.as_ref() {
+            if self.interfaces.first().map(|i| i.endpoint_number()) != Some(number) {
+                return None;
+            }
             let mut bits = 0u16;
             for (i, p) in hub.ports.iter().enumerate() {
                 if p.change != 0 {
@@ -124,52 +240,47 @@ impl FakeDevice {
             }
             return (bits != 0).then(|| bits.to_le_bytes().to_vec());
         }
+        if self.boot_keyboard().map(|i| i.endpoint_number()) != Some(number) {
+            return None;
+        }
         self.reports.pop_front().map(|r| r.to_vec())
     }
 
-    fn new(keyboard: bool) -> Self {
+    fn new(keyboard: bool, interfaces: Vec<FakeInterface>) -> Self {
         Self {
-            keyboard,
             hub: None,
             reports: VecDeque::new(),
             leds: Vec::new(),
             configured: None,
             protocol: None,
             stall_set_idle: false,
+            stall_set_protocol: false,
             requests: Vec::new(),
+            speed: FULL_SPEED,
+            descriptor: DeviceFields {
+                usb_version: 0x0200,
+                class: 0,
+                protocol: 0,
+                max_packet0: 8,
+                vendor: 0x0627,
+                product: if keyboard { 1 } else { 2 },
+            },
+            interfaces,
+            alternate: 0,
         }
     }
 
-    fn device_descriptor(&self) -> Vec<u8> {
-        if self.hub.is_some() {
-            return std::vec![
-                18, 1, 0x10, 1, 9, 0, 0, 8, 0x09, 0x04, 0xaa, 0x55, 1, 1, 1, 2, 3, 1
-            ];
-        }
-        let product = if self.keyboard { 1u8 } else { 2 };
-        std::vec![
-            18, 1, 0, 2, 0, 0, 0, 8, 0x27, 0x06, product, 0, 0, 0, 1, 2, 3, 1
-        ]
+    /// The HID interface `index` addresses (HID 1.11 §7.2: wIndex is the interface).
+    fn hid_interface(&self, index: u16) -> Option<FakeInterface> {
+        self.interfaces
+            .iter()
+            .copied()
+            .find(|i| u16::from(i.number) == index && i.class.0 == CLASS_HID && i.alternate == 0)
     }
 
-    fn config_descriptor(&self) -> Vec<u8> {
-        if self.hub.is_some() {
-            return std::vec![
-                9, 2, 25, 0, 1, 1, 0, 0xe0, 0, //
-                9, 4, 0, 0, 1, 9, 0, 0, 0, //
-                7, 5, 0x81, 3, 2, 0, 0xff,
-            ];
-        }
-        let (subclass, protocol) = if self.keyboard { (1, 1) } else { (0, 0) };
-        std::vec![
-            9, 2, 34, 0, 1, 1, 0, 0xa0, 50, //
-            9, 4, 0, 0, 1, 3, subclass, protocol, 0, //
-            9, 0x21, 0x11, 1, 0, 1, 0x22, 63, 0, //
-            7, 5, 0x81, 3, 8, 0, 7,
-        ]
-    }
-
-    /// Handles a SETUP packet (USB 2.0 §9.4, HID 1.11 §7.2).
+    /// Handles a SETUP packet (USB 2.0 §9.4, HID 1.11 §7.2). A class request
+    /// the addressed interface does not support gets a protocol STALL
+    /// (USB 2.0 §9.2.7).
     pub(crate) fn control(&mut self, setup: [u8; 8], out: &[u8]) -> ControlReply {
         self.requests.push(setup);
         let value = u16::from_le_bytes([setup[2], setup[3]]);
@@ -177,28 +288,56 @@ impl FakeDevice {
         if let Some(reply) = self.hub_control(setup[0], setup[1], value, index) {
             return reply;
         }
+        let hid = self.hid_interface(index);
+        let is_keyboard = hid.is_some_and(|i| i.is_boot_keyboard());
         match (setup[0], setup[1]) {
             (0x80, 6) => match value >> 8 {
-                1 => ControlReply::Data(self.device_descriptor()),
-                2 => ControlReply::Data(self.config_descriptor()),
+                1 => ControlReply::Data(self.descriptor.bytes()),
+                2 => ControlReply::Data(configuration(&self.interfaces, self.hub.is_some())),
                 _ => ControlReply::Stall,
             },
             (0x00, 9) => {
                 self.configured = Some(value as u8);
+                self.alternate = 0;
                 ControlReply::Data(Vec::new())
             }
+            (0x01, 11) => {
+                let exists = self
+                    .interfaces
+                    .iter()
+                    .any(|i| u16::from(i.number) == index && u16::from(i.alternate) == value);
+                if !exists || index != 0 {
+                    return ControlReply::Stall;
+                }
+                self.alternate = value as u8;
+                ControlReply::Data(Vec::new())
+            }
+            // SET_PROTOCOL is for boot-subclass interfaces only (HID 1.11 §7.2.6)
+            (0x21, 0x0b) if hid.is_none_or(|i| i.class.1 != 1) => ControlReply::Stall,
+            (0x21, 0x0b) if is_keyboard && self.stall_set_protocol => ControlReply::Stall,
             (0x21, 0x0b) => {
-                self.protocol = Some(value);
+                if is_keyboard {
+                    self.protocol = Some(value);
+                }
                 ControlReply::Data(Vec::new())
             }
-            (0x21, 0x0a) if self.stall_set_idle => ControlReply::Stall,
+            (0x21, 0x0a) if self.stall_set_idle || hid.is_none() => ControlReply::Stall,
             (0x21, 0x0a) => ControlReply::Data(Vec::new()),
-            (0x21, 0x09) => {
+            (0x21, 0x09) if is_keyboard => {
                 self.leds.push(out.first().copied().unwrap_or(0));
                 ControlReply::Data(Vec::new())
             }
             _ => ControlReply::Stall,
         }
+    }
+}
+
+/// wPortStatus speed bits of a device at `speed` (USB 2.0 Table 11-21).
+fn speed_bits(speed: u32) -> u16 {
+    match speed {
+        LOW_SPEED => PORT_STAT_LOW_SPEED,
+        HIGH_SPEED => PORT_STAT_HIGH_SPEED,
+        _ => 0,
     }
 }
 

@@ -2,10 +2,15 @@
 //! sentinel values, rings consumed from the driver's DMA memory.
 extern crate std;
 
+use std::string::String;
 use std::vec::Vec;
 
-use super::device::{ControlReply, FakeDevice};
+use super::device::FakeDevice;
 use super::hal::{MMIO_SIZE, Memory};
+
+mod checks;
+mod commands;
+mod transfers;
 
 pub(crate) const PORTS: usize = 4;
 const SLOTS: usize = 16;
@@ -52,6 +57,8 @@ pub(crate) struct Ep {
     pub(crate) state: u8,
     pub(crate) deq: u64,
     pub(crate) ccs: bool,
+    /// Link TRBs with Toggle Cycle followed (ring wraps, xHCI 1.2 §4.11.5.1).
+    pub(crate) wraps: u32,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -60,6 +67,8 @@ pub(crate) struct Slot {
     pub(crate) port: Option<usize>,
     /// Route string from the slot context at Address Device.
     pub(crate) route: u32,
+    /// EP0 Max Packet Size from Address Device or Evaluate Context (§6.2.3).
+    pub(crate) ep0_max_packet: u16,
     pub(crate) eps: [Ep; 32],
 }
 
@@ -89,6 +98,11 @@ pub(crate) struct Machine {
     pub(crate) context_size: usize,
     /// (root port, route string) of every successful Address Device.
     pub(crate) address_log: Vec<(usize, u32)>,
+    /// (slot, EP0 max packet) of every Evaluate Context that changed EP0.
+    pub(crate) evaluate_log: Vec<(usize, u16)>,
+    /// Why commands or transfers were refused (wrong slot context, EP0
+    /// max packet size), for the test to read.
+    pub(crate) refusals: Vec<String>,
     /// What is broken or slow about this controller.
     pub(crate) faults: Faults,
     /// The fake clock, as of the last step.
@@ -123,6 +137,8 @@ impl Machine {
             resets: 0,
             context_size: 32,
             address_log: Vec::new(),
+            evaluate_log: Vec::new(),
+            refusals: Vec::new(),
             faults: Faults::default(),
             now_us: 0,
             cmd_seen: None,
@@ -202,10 +218,9 @@ impl Machine {
         self.slots = [Slot::default(); SLOTS + 1];
         for p in 0..PORTS {
             self.portsc[p] = PP
-                | if self.ports[p].is_some() {
-                    CCS | CSC | (1 << 10) | (7 << 5)
-                } else {
-                    5 << 5
+                | match &self.ports[p] {
+                    Some(dev) => CCS | CSC | (dev.speed << 10) | (7 << 5),
+                    None => 5 << 5,
                 };
         }
         self.publish();
@@ -221,14 +236,19 @@ impl Machine {
     }
 
     pub(crate) fn plug(&mut self, mem: &Memory, port: usize, device: FakeDevice) {
+        let speed = device.speed;
         self.ports[port - 1] = Some(device);
-        self.portsc[port - 1] = PP | CCS | CSC | (1 << 10) | (7 << 5);
+        self.portsc[port - 1] = PP | CCS | CSC | (speed << 10) | (7 << 5);
         self.publish();
         self.post(mem, [0, 0, 1 << 24, 34 << 10], Some(port));
     }
 
-    /// Changes the PORTSC speed ID of a connected root port (1-based).
+    /// Changes the PORTSC speed ID of a connected root port (1-based) and
+    /// the speed its device runs at.
     pub(crate) fn set_port_speed(&mut self, port: usize, speed: u32) {
+        if let Some(dev) = self.ports[port - 1].as_mut() {
+            dev.speed = speed;
+        }
         self.portsc[port - 1] = (self.portsc[port - 1] & !(0xf << 10)) | (speed << 10);
         self.publish();
     }
@@ -430,27 +450,6 @@ impl Machine {
         mem.write32(at, (v & !7) | u32::from(self.slots[slot].eps[dci].state));
     }
 
-    fn next_trb(&mut self, mem: &Memory, slot: usize, dci: usize) -> Option<(u64, [u32; 4])> {
-        for _ in 0..4 {
-            let ep = self.slots[slot].eps[dci];
-            let trb = mem.read_trb(ep.deq);
-            if (trb[3] & 1 != 0) != ep.ccs {
-                return None;
-            }
-            if (trb[3] >> 10) & 0x3f == 6 {
-                let e = &mut self.slots[slot].eps[dci];
-                e.deq = (u64::from(trb[0]) | (u64::from(trb[1]) << 32)) & !0xf;
-                if trb[3] & 2 != 0 {
-                    e.ccs = !e.ccs;
-                }
-                continue;
-            }
-            return Some((ep.deq, trb));
-        }
-        None
-    }
-
-    /// A write of `v` to port `p`'s PORTSC.
     fn portsc_write(&mut self, p: usize, v: u32, mem: &Memory) {
         self.portsc[p] &= !(v & CHANGE);
         if v & PED != 0 {
@@ -521,238 +520,6 @@ impl Machine {
             self.commands.push(kind);
             let (code, slot) = self.execute(mem, kind, trb);
             self.complete_command(mem, at, code, slot);
-        }
-    }
-
-    fn execute(&mut self, mem: &Memory, kind: u8, trb: [u32; 4]) -> (u32, u32) {
-        let slot = (trb[3] >> 24) as usize;
-        let dci = ((trb[3] >> 16) & 0x1f) as usize;
-        let ptr = u64::from(trb[0]) | (u64::from(trb[1]) << 32);
-        let valid = (1..=SLOTS).contains(&slot) && self.slots[slot].enabled;
-        let ctx = self.context_size as u64;
-        match kind {
-            9 => {
-                let max = (self.reg(CONFIG) & 0xff) as usize;
-                match (1..=max.min(SLOTS)).find(|&s| !self.slots[s].enabled) {
-                    Some(s) => {
-                        self.slots[s] = Slot {
-                            enabled: true,
-                            ..Slot::default()
-                        };
-                        (1, s as u32)
-                    }
-                    None => (9, 0),
-                }
-            }
-            10 if valid => {
-                self.slots[slot] = Slot::default();
-                (1, slot as u32)
-            }
-            11 if valid => {
-                let input = ptr & !0xf;
-                let root = ((mem.read32(input + ctx + 4) >> 16) & 0xff) as usize;
-                let route = mem.read32(input + ctx) & 0xf_ffff;
-                if root == 0 || root > PORTS {
-                    return (5, slot as u32);
-                }
-                // QEMU xhci_address_slot: one slot per device
-                if (1..=SLOTS).any(|s| {
-                    s != slot
-                        && self.slots[s].enabled
-                        && self.slots[s].port == Some(root - 1)
-                        && self.slots[s].route == route
-                }) {
-                    return (5, slot as u32);
-                }
-                match self.device_at(root - 1, route) {
-                    Some(dev) => dev.reset(),
-                    None => return (4, slot as u32),
-                }
-                self.address_log.push((root, route));
-                let ep0 = mem.read64(input + 2 * ctx + 8);
-                self.slots[slot].port = Some(root - 1);
-                self.slots[slot].route = route;
-                self.slots[slot].eps[1] = Ep {
-                    state: 1,
-                    deq: ep0 & !0xf,
-                    ccs: ep0 & 1 != 0,
-                };
-                let out = self.dcbaa_entry(mem, slot);
-                for i in 0..(2 * ctx / 4) {
-                    mem.write32(out + 4 * i, mem.read32(input + ctx + 4 * i));
-                }
-                mem.write32(out + 12, 2 << 27);
-                self.sync_ep(mem, slot, 1);
-                (1, slot as u32)
-            }
-            12 if valid => {
-                let input = ptr & !0xf;
-                let add = mem.read32(input + 4);
-                let out = self.dcbaa_entry(mem, slot);
-                if add & 1 != 0 {
-                    // slot context fields (Hub, ports, TT) as the driver set them
-                    for i in 0..3 {
-                        mem.write32(out + 4 * i, mem.read32(input + ctx + 4 * i));
-                    }
-                }
-                for d in 2..32usize {
-                    if add & (1 << d) != 0 {
-                        let e = input + (1 + d as u64) * ctx;
-                        let deq = mem.read64(e + 8);
-                        self.slots[slot].eps[d] = Ep {
-                            state: 1,
-                            deq: deq & !0xf,
-                            ccs: deq & 1 != 0,
-                        };
-                        for i in 0..(ctx / 4) {
-                            mem.write32(out + d as u64 * ctx + 4 * i, mem.read32(e + 4 * i));
-                        }
-                        self.sync_ep(mem, slot, d);
-                    }
-                }
-                mem.write32(out + 12, 3 << 27);
-                (1, slot as u32)
-            }
-            13 if valid => (1, slot as u32),
-            14 if valid && dci > 0 => {
-                if self.slots[slot].eps[dci].state == 2 {
-                    self.slots[slot].eps[dci].state = 3;
-                    self.sync_ep(mem, slot, dci);
-                    (1, slot as u32)
-                } else {
-                    (19, slot as u32)
-                }
-            }
-            15 if valid && dci > 0 => {
-                if self.slots[slot].eps[dci].state == 1 {
-                    if let Some((at, _)) = self.next_trb(mem, slot, dci) {
-                        self.transfer_event(mem, at, 26, 0, slot, dci);
-                    }
-                    self.slots[slot].eps[dci].state = 3;
-                    self.sync_ep(mem, slot, dci);
-                    (1, slot as u32)
-                } else {
-                    (19, slot as u32)
-                }
-            }
-            16 if valid && dci > 0 => {
-                let e = &mut self.slots[slot].eps[dci];
-                if e.state == 3 || e.state == 4 {
-                    e.deq = ptr & !0xf;
-                    e.ccs = ptr & 1 != 0;
-                    (1, slot as u32)
-                } else {
-                    (19, slot as u32)
-                }
-            }
-            10..=16 => (11, slot as u32),
-            23 => (1, 0),
-            _ => (5, 0),
-        }
-    }
-
-    fn run_ep0(&mut self, mem: &Memory, slot: usize) {
-        if slot > SLOTS || !self.slots[slot].enabled || self.slots[slot].eps[1].state != 1 {
-            return;
-        }
-        for _ in 0..8 {
-            let saved = self.slots[slot].eps[1];
-            let Some((setup_at, setup)) = self.next_trb(mem, slot, 1) else {
-                return;
-            };
-            if (setup[3] >> 10) & 0x3f != 2 {
-                self.transfer_event(mem, setup_at, 5, 0, slot, 1);
-                return;
-            }
-            self.slots[slot].eps[1].deq += 16;
-            let mut data = None;
-            let Some((mut at, mut trb)) = self.next_trb(mem, slot, 1) else {
-                self.slots[slot].eps[1] = saved;
-                return;
-            };
-            if (trb[3] >> 10) & 0x3f == 3 {
-                data = Some((at, trb));
-                self.slots[slot].eps[1].deq += 16;
-                let Some(next) = self.next_trb(mem, slot, 1) else {
-                    self.slots[slot].eps[1] = saved;
-                    return;
-                };
-                (at, trb) = next;
-            }
-            if (trb[3] >> 10) & 0x3f != 4 {
-                self.transfer_event(mem, at, 5, 0, slot, 1);
-                return;
-            }
-            self.slots[slot].eps[1].deq += 16;
-            let status_at = at;
-            let bytes = {
-                let mut b = [0u8; 8];
-                b[..4].copy_from_slice(&setup[0].to_le_bytes());
-                b[4..].copy_from_slice(&setup[1].to_le_bytes());
-                b
-            };
-            let out = match data {
-                Some((_, d)) if d[3] & (1 << 16) == 0 => mem.read_bytes(
-                    u64::from(d[0]) | (u64::from(d[1]) << 32),
-                    (d[2] & 0x1ffff) as usize,
-                ),
-                _ => Vec::new(),
-            };
-            let (port, route) = (self.slots[slot].port, self.slots[slot].route);
-            let reply = match port.and_then(|p| self.device_at(p, route)) {
-                Some(dev) => dev.control(bytes, &out),
-                None => {
-                    self.transfer_event(mem, setup_at, 4, 0, slot, 1);
-                    self.slots[slot].eps[1].state = 2;
-                    self.sync_ep(mem, slot, 1);
-                    return;
-                }
-            };
-            match reply {
-                ControlReply::Stall => {
-                    self.transfer_event(mem, data.map_or(status_at, |d| d.0), 6, 0, slot, 1);
-                    self.slots[slot].eps[1].state = 2;
-                    self.sync_ep(mem, slot, 1);
-                    return;
-                }
-                ControlReply::Data(reply) => {
-                    if let Some((data_at, d)) = data
-                        && d[3] & (1 << 16) != 0
-                    {
-                        let len = (d[2] & 0x1ffff) as usize;
-                        let n = len.min(reply.len());
-                        mem.write_bytes(u64::from(d[0]) | (u64::from(d[1]) << 32), &reply[..n]);
-                        if n < len && d[3] & (1 << 2) != 0 {
-                            self.transfer_event(mem, data_at, 13, (len - n) as u32, slot, 1);
-                        }
-                    }
-                    self.transfer_event(mem, status_at, 1, 0, slot, 1);
-                }
-            }
-        }
-    }
-
-    fn run_interrupt(&mut self, mem: &Memory, slot: usize, dci: usize) {
-        let Some(port) = self.slots[slot].port else {
-            return;
-        };
-        let route = self.slots[slot].route;
-        for _ in 0..8 {
-            if self.next_trb(mem, slot, dci).is_none() {
-                return;
-            }
-            let Some(report) = self.device_at(port, route).and_then(|d| d.interrupt_in()) else {
-                return; // NAK: the TRB stays pending
-            };
-            let Some((at, trb)) = self.next_trb(mem, slot, dci) else {
-                return;
-            };
-            let len = (trb[2] & 0x1ffff) as usize;
-            let n = len.min(report.len());
-            mem.write_bytes(u64::from(trb[0]) | (u64::from(trb[1]) << 32), &report[..n]);
-            self.slots[slot].eps[dci].deq += 16;
-            let code = if n < len { 13 } else { 1 };
-            self.transfer_event(mem, at, code, (len - n) as u32, slot, dci);
         }
     }
 

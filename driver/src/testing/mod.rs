@@ -8,11 +8,13 @@
 //! command TRBs and control/interrupt TRBs from the driver's rings and posts
 //! events, like QEMU's `hcd-xhci.c` does.
 
+mod descriptors;
 mod device;
 mod hal;
 mod machine;
 mod stop;
 
+pub(crate) use descriptors::{FakeInterface, HIGH_SPEED, LOW_SPEED};
 pub(crate) use device::FakeDevice;
 pub(crate) use hal::{FakeHal, FakeHandle};
 pub(crate) use stop::{StopPoint, stop_at, stop_point};
@@ -23,6 +25,8 @@ mod hook_tests;
 mod hub_tests;
 #[cfg(test)]
 mod reset_tests;
+#[cfg(test)]
+mod shape_tests;
 #[cfg(test)]
 mod tests;
 
