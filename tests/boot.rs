@@ -121,3 +121,61 @@ fn runner_prints_the_qemu_command() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--accel takes tcg or kvm"));
 }
+
+/// A reboot is told from a triple fault: the machine is booted without
+/// `-no-reboot` (`-action reboot=reset` overrides the harness's), QEMU logs
+/// its resets (`-d cpu_reset`: a triple fault logs "Triple fault"). `reboot`
+/// at the shell must print the second banner after an ACPI reset, not a
+/// triple fault; `test=triple-fault` must show one (so the check can fail).
+#[test]
+fn a_reboot_is_a_reset_not_a_triple_fault() {
+    for (name, append) in [("reboot", ""), ("triple", "test=triple-fault")] {
+        let log = panicbench::qemu::scratch_dir().join(format!("cpu-reset-{name}.log"));
+        let _ = std::fs::remove_file(&log);
+        let mut cfg = Config::new(KERNEL_ELF);
+        cfg.smp = 2;
+        cfg.firmware = Firmware::Qboot;
+        cfg.dump_disk = None;
+        cfg.append = append.into();
+        cfg.extra.extend(
+            [
+                "-action",
+                "reboot=reset",
+                "-d",
+                "cpu_reset",
+                "-D",
+                &log.display().to_string(),
+            ]
+            .map(String::from),
+        );
+        let mut vm = Vm::start(&format!("reset-{name}"), cfg);
+        if name == "reboot" {
+            vm.expect("shell> ", BOOT);
+            vm.send_serial("reboot\r");
+            vm.expect("rebooting", STEP);
+        } else {
+            vm.expect("triple fault now", BOOT);
+        }
+        // The machine comes up again: the second banner.
+        vm.expect("panic-proof kernel booting", BOOT);
+        if name == "reboot" {
+            vm.expect("shell> ", BOOT);
+            vm.send_serial("poweroff\r");
+            vm.expect_success_exit(STEP);
+        } else {
+            // The same command line triple-faults again: enough seen.
+            vm.expect("triple fault now", BOOT);
+            let _ = vm.qmp("quit", serde_json::json!({}));
+            let _ = vm.wait_exit(STEP);
+        }
+        let resets = std::fs::read_to_string(&log).unwrap_or_default();
+        let triple = resets.contains("Triple fault");
+        assert_eq!(
+            triple,
+            name == "triple",
+            "{name}: QEMU's reset log {} a triple fault",
+            if triple { "shows" } else { "does not show" }
+        );
+        let _ = std::fs::remove_file(&log);
+    }
+}

@@ -126,11 +126,27 @@ fn a_panic_on_the_nmi_stack_runs_the_console_and_a_dump() {
 }
 
 /// `mem` reads RAM only: device memory (the local APIC, the IOAPIC) is
-/// mapped but refused, as `bt` refuses it.
+/// mapped but refused, as `bt` refuses it. Known bytes read back, and a
+/// range running from RAM into an unmapped page (the panic stack's guard)
+/// is dumped up to the boundary, which is named.
 #[test]
 fn mem_refuses_device_memory_and_reads_ram() {
     let mut vm = boot("holes-mem", "plain", 2);
+    let guard = vm.expect_captures(
+        r"panic stack: 0x[0-9a-f]+-0x[0-9a-f]+, guard page at 0x([0-9a-f]+)",
+        BOOT,
+    );
+    let guard = u64::from_str_radix(&guard[1], 16).expect("hex guard page address");
     vm.expect("db> ", BOOT);
+    // The AP trampoline copied to 0x8000 starts `cli; cld; xor ax, ax`.
+    vm.send_serial("mem 0x8000 4\r");
+    vm.expect(r"0x0000000000008000: fa fc 31 c0\b", STEP);
+    vm.send_serial(&format!("mem {:#x} 32\r", guard - 16));
+    vm.expect(
+        &format!("{:#018x}:( [0-9a-f]{{2}}){{16}} ", guard - 16),
+        STEP,
+    );
+    vm.expect(&format!("mem: stopped at {guard:#x}: not mapped"), STEP);
     for addr in ["0xfee00000", "0xfec00000"] {
         vm.send_serial(&format!("mem {addr} 16\r"));
         vm.expect(&format!("mem: {addr}\\.\\.\\+0x10 is not RAM"), STEP);

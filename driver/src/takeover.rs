@@ -111,6 +111,9 @@ impl<H: Hal> Controller<H> {
                 what: "controller found halted",
             });
         }
+        // A command the stopped CPU left in flight, noted before the first
+        // drain: its completion may already wait on the event ring.
+        let had_pending = self.pending_command.is_some();
         // Event ring: re-derive dequeue index and cycle state.
         let base = self.mem.event_ring.phys();
         let erdp = self.regs.erdp() & !0xf;
@@ -138,14 +141,13 @@ impl<H: Hal> Controller<H> {
 
         // Command ring: let an outstanding command finish (bounded), else abort it;
         // either way rewind the ring to a clean state.
-        let had_pending = self.pending_command.is_some();
-        if had_pending {
+        if self.pending_command.is_some() {
             let _ = self.wait_for(PENDING_COMMAND_GRACE_US, "pending command", |c| {
                 c.process_events();
                 Ok(c.pending_command.is_none())
             });
-            report.command_completed = self.pending_command.is_none();
         }
+        report.command_completed = had_pending && self.pending_command.is_none();
         let aborted = self.abort_and_reset_command_ring()?;
         report.command_aborted = had_pending && !report.command_completed && aborted;
         report.command_ring_reset = true;

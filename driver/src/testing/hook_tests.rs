@@ -82,6 +82,19 @@ fn takeover_with_noop_command_in_flight() {
         "{report}"
     );
     assert_eq!(type_hi(&mut c, &h, 1), hi());
+    // and a No Op whose completion already waits on the event ring when the
+    // CPU stops (QEMU completes a No Op at once) is reported completed too
+    let (mut c, h) = start(std::vec![(1, FakeDevice::keyboard())], Config::default());
+    c.poll();
+    c.submit_noop_command().expect("queued");
+    h.with(|m, mem| m.step(mem));
+    // SAFETY: single-threaded test.
+    let report = unsafe { c.enter_polled_mode() };
+    assert!(
+        report.command_completed && !report.command_aborted,
+        "a completion already on the event ring: {report}"
+    );
+    assert_eq!(type_hi(&mut c, &h, 1), hi());
 }
 
 #[test]

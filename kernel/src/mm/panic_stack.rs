@@ -32,6 +32,11 @@ pub fn reserve() {
         return;
     }
     GUARD.store(base, Ordering::Relaxed);
+    log::info!(
+        "panic stack: {:#x}-{:#x}, guard page at {base:#x}",
+        base + PAGE_SIZE,
+        base + PAGE_SIZE + SIZE
+    );
 }
 
 /// The guard page, if the stack was reserved.

@@ -342,24 +342,56 @@ fn mem(a: Option<&str>, l: Option<&str>) {
         pprintln!("mem: {addr:#x} is not a canonical address");
         return;
     }
-    if !crate::mm::paging::is_mapped(addr, len) {
-        pprintln!("mem: {addr:#x}..+{len:#x} is not mapped");
+    let readable = readable_prefix(addr, len);
+    if readable == 0 {
+        pprintln!("mem: {addr:#x}..+{len:#x} is {}", unreadable_reason(addr));
         return;
     }
-    // Mapped is not enough: a read of device memory has side effects (or
-    // hangs), so only RAM is read, as `bt` does. Identity mapping: the
-    // address is the physical address.
-    if !crate::mm::frame::is_ram(addr, len) {
-        pprintln!("mem: {addr:#x}..+{len:#x} is not RAM (device memory is not read)");
-        return;
+    hex_dump(addr, readable);
+    if readable < len
+        && let Some(at) = addr.checked_add(readable)
+    {
+        pprintln!("mem: stopped at {at:#x}: {}", unreadable_reason(at));
     }
+}
+
+/// How many bytes from `addr` (at most `len`) may be read: page by page,
+/// each mapped and RAM. Mapped is not enough: a read of device memory has
+/// side effects (or hangs), so only RAM is read, as `bt` does (identity
+/// mapping: the address is the physical address).
+fn readable_prefix(addr: u64, len: u64) -> u64 {
+    let mut done = 0;
+    while done < len {
+        let Some(at) = addr.checked_add(done) else {
+            break;
+        };
+        let chunk = (4096 - (at & 0xfff)).min(len - done);
+        if !crate::mm::paging::is_mapped(at, chunk) || !crate::mm::frame::is_ram(at, chunk) {
+            break;
+        }
+        done += chunk;
+    }
+    done
+}
+
+fn unreadable_reason(at: u64) -> &'static str {
+    if crate::mm::paging::is_mapped(at, 1) {
+        "not RAM (device memory is not read)"
+    } else {
+        "not mapped"
+    }
+}
+
+/// Hex and ASCII, 16 bytes a line, of `len` readable bytes at `addr`.
+fn hex_dump(addr: u64, len: u64) {
     let mut off = 0;
     while off < len {
         pprint!("{:#018x}:", addr + off);
         let n = (len - off).min(16);
         let mut ascii = [b'.'; 16];
         for i in 0..n {
-            // SAFETY: every byte of the range was checked mapped above.
+            // SAFETY: every byte of the range was checked mapped RAM
+            // (`readable_prefix`).
             let b = unsafe { ((addr + off + i) as *const u8).read_volatile() };
             pprint!(" {b:02x}");
             if (0x20..0x7f).contains(&b) {
