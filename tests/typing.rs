@@ -102,14 +102,18 @@ fn real_typing_at_the_shell_and_at_the_panic_console() {
     vm.expect_success_exit(STEP);
 }
 
-/// `halt` at `db>`, `panic=halt`, and a `db>` left idle: 15 s each (the
-/// watchdog's timeout is 10 s) with no QMP `WATCHDOG` event and no reset.
+/// `halt` at `db>`, `panic=halt`, a `db>` left idle, and a `poweroff` that
+/// fails (`power.fault=stuck`): 15 s each (the watchdog's timeout is 10 s)
+/// with no QMP `WATCHDOG` event and no reset.
 #[test]
 fn halted_and_idle_machines_are_not_reset_by_the_watchdog() {
-    let cases: [(&str, &str); 3] = [
+    let cases: [(&str, &str); 4] = [
         ("halt-command", "trigger=plain"),
         ("panic-halt", "trigger=plain panic=halt"),
         ("idle-console", "trigger=plain"),
+        // `poweroff` at db> on a board whose power-off fails: it halts,
+        // and the watchdog armed by the panic must not reset it.
+        ("poweroff-fails", "trigger=plain power.fault=stuck"),
     ];
     let runs: Vec<_> = cases
         .into_iter()
@@ -130,6 +134,11 @@ fn halted_and_idle_machines_are_not_reset_by_the_watchdog() {
                     }
                     "panic-halt" => {
                         vm.expect("panic=halt: halted", STEP);
+                    }
+                    "poweroff-fails" => {
+                        vm.expect("db> ", STEP);
+                        vm.send_serial("poweroff\r");
+                        vm.expect("powering off", STEP);
                     }
                     _ => {
                         vm.expect("db> ", STEP);

@@ -76,6 +76,9 @@ extern "C" fn kmain(start_info: u32) -> ! {
         log::warn!("kernel command line: ignoring `{w}`");
     }
     console::set_quiet(opts.quiet);
+    if opts.power_fault == Some("stuck") {
+        crate::power::FAULT_STUCK.store(true, core::sync::atomic::Ordering::Relaxed);
+    }
     if opts.dump_fault == Some("stall") {
         crate::dump::FAULT_STALL.store(true, core::sync::atomic::Ordering::Relaxed);
     }

@@ -1,5 +1,5 @@
 //! Kernel command line: `key=value` words (`test=`, `trigger=`, `panic=`, `dump.fault=`,
-//! `layout=`, `quiet`). Garbage is reported and ignored, never fatal.
+//! `power.fault=`, `layout=`, `quiet`). Garbage is reported and ignored, never fatal.
 
 #![forbid(unsafe_code)]
 
@@ -18,12 +18,18 @@ pub struct Options<'a> {
     pub quiet: bool,
     /// Crash dump fault injection (`dump.fault=stall`).
     pub dump_fault: Option<&'a str>,
+    /// Power-off fault injection (`power.fault=stuck`: power-off does not
+    /// work, as on a board whose ACPI power-off fails).
+    pub power_fault: Option<&'a str>,
     /// Words that were not understood (first few).
     pub unknown: [Option<&'a str>; 4],
 }
 
 /// Known values of `dump.fault=`.
 pub const DUMP_FAULTS: [&str; 1] = ["stall"];
+
+/// Known values of `power.fault=`.
+pub const POWER_FAULTS: [&str; 1] = ["stuck"];
 
 /// Known values of `panic=`.
 pub const PANIC_POLICIES: [&str; 4] = ["console", "reboot", "halt", "dump"];
@@ -57,6 +63,10 @@ impl<'a> Options<'a> {
                 }
                 ("dump.fault", Some(v)) if DUMP_FAULTS.contains(&v) => {
                     o.dump_fault = Some(v);
+                    true
+                }
+                ("power.fault", Some(v)) if POWER_FAULTS.contains(&v) => {
+                    o.power_fault = Some(v);
                     true
                 }
                 ("quiet", None) => {

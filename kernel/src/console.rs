@@ -222,51 +222,36 @@ impl log::Log for Logger {
         }
         let t = crate::time::now_us();
         let cpu = crate::arch::cpu::current_index();
+        let echo = !QUIET.load(Ordering::Relaxed) || r.level() <= log::Level::Warn;
         if scheduler_stopped() {
             // The panic path: no lock, no wait (one CPU runs).
             // SAFETY: every other CPU is stopped for good; nothing else
             // touches the ring.
-            let ring = unsafe { &mut *LOG.data_ptr() };
-            let _ = writeln!(
-                ring,
-                "[{:>5}.{:06}] cpu{} {:<5} {}",
-                t / 1_000_000,
-                t % 1_000_000,
-                cpu,
-                r.level(),
-                r.args()
-            );
-            let _ = writeln!(
-                Unlocked,
-                "[{:>5}.{:06}] {:<5} {}",
-                t / 1_000_000,
-                t % 1_000_000,
-                r.level(),
-                r.args()
-            );
+            record(unsafe { &mut *LOG.data_ptr() }, t, cpu, r);
+            if echo {
+                print_record(&mut Unlocked, t, r);
+            }
             return;
         }
-        let _ = writeln!(
-            LOG.lock(),
-            "[{:>5}.{:06}] cpu{} {:<5} {}",
-            t / 1_000_000,
-            t % 1_000_000,
-            cpu,
-            r.level(),
-            r.args()
-        );
-        if !QUIET.load(Ordering::Relaxed) || r.level() <= log::Level::Warn {
-            crate::println!(
-                "[{:>5}.{:06}] {:<5} {}",
-                t / 1_000_000,
-                t % 1_000_000,
-                r.level(),
-                r.args()
-            );
+        record(&mut LOG.lock(), t, cpu, r);
+        if echo {
+            print_record(&mut Console, t, r);
         }
     }
 
     fn flush(&self) {}
+}
+
+/// A log record as the ring keeps it (with the CPU).
+fn record(ring: &mut LogRing, t: u64, cpu: usize, r: &log::Record) {
+    let (s, us) = (t / 1_000_000, t % 1_000_000);
+    let _ = writeln!(ring, "[{s:>5}.{us:06}] cpu{cpu} {:<5} {}", r.level(), r.args());
+}
+
+/// A log record as the console shows it.
+fn print_record(w: &mut impl Write, t: u64, r: &log::Record) {
+    let (s, us) = (t / 1_000_000, t % 1_000_000);
+    let _ = writeln!(w, "[{s:>5}.{us:06}] {:<5} {}", r.level(), r.args());
 }
 
 /// [`write_unlocked`] as a `fmt::Write`.

@@ -39,7 +39,6 @@ pub mod scenarios;
 pub mod serial;
 #[cfg(target_os = "none")]
 pub mod shell;
-#[cfg(target_os = "none")]
 pub mod time;
 #[cfg(target_os = "none")]
 pub mod usb;

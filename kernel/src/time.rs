@@ -2,9 +2,15 @@
 //! a monotonic clock and busy-wait delays that work with interrupts off (the
 //! panic path and the polled USB driver rely on them).
 
+//!
+//! The conversions are plain arithmetic and also build on the host, for
+//! unit tests; everything that reads the TSC or the PIT is kernel-only.
+
 use core::sync::atomic::{AtomicU64, Ordering};
 
+#[cfg(target_os = "none")]
 use crate::arch::port::{inb, outb};
+#[cfg(target_os = "none")]
 use crate::arch::rdtsc;
 
 /// The TSC rate assumed before [`calibrate`] ran: the fastest plausible
@@ -16,8 +22,10 @@ static TSC_PER_US_FP: AtomicU64 = AtomicU64::new(UNCALIBRATED_TSC_MHZ << 16);
 /// TSC frequency in Hz.
 static TSC_HZ: AtomicU64 = AtomicU64::new(UNCALIBRATED_TSC_MHZ * 1_000_000);
 /// TSC value at boot (time zero).
+#[cfg(target_os = "none")]
 static TSC_BOOT: AtomicU64 = AtomicU64::new(0);
 
+#[cfg(target_os = "none")]
 /// Calibrates the TSC against 10 ms of PIT channel 2 (mode 0: OUT goes
 /// high when the count written last runs out), the best of three.
 ///
@@ -76,25 +84,51 @@ pub fn us_to_cycles(us: u64) -> u64 {
     ((us as u128 * TSC_PER_US_FP.load(Ordering::Relaxed) as u128) >> 16) as u64
 }
 
+#[cfg(target_os = "none")]
 /// Microseconds since boot (monotonic on each CPU; the TSC is invariant here).
 pub fn now_us() -> u64 {
     cycles_to_us(rdtsc().saturating_sub(TSC_BOOT.load(Ordering::Relaxed)))
 }
 
+#[cfg(target_os = "none")]
 /// A TSC deadline `us` microseconds from now.
 pub fn deadline_after_us(us: u64) -> u64 {
     rdtsc().saturating_add(us_to_cycles(us))
 }
 
+#[cfg(target_os = "none")]
 /// True once the TSC passed `deadline`.
 pub fn passed(deadline: u64) -> bool {
     rdtsc() >= deadline
 }
 
+#[cfg(target_os = "none")]
 /// Busy-waits `us` microseconds. Needs no interrupts and no locks.
 pub fn delay_us(us: u64) {
     let d = deadline_after_us(us);
     while !passed(d) {
         core::hint::spin_loop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Before calibration a deadline must never be shorter than asked on
+    /// any real CPU: the assumed rate is at least that of the fastest TSC
+    /// shipped (about 5 GHz), so `us` microseconds are at least as many
+    /// cycles as such a TSC counts in that time.
+    #[test]
+    fn deadlines_before_calibration_are_never_short() {
+        for us in [1, 1000, 50_000, 1_000_000] {
+            assert!(
+                us_to_cycles(us) >= us * 5_000,
+                "{us} us is {} cycles before calibration",
+                us_to_cycles(us)
+            );
+        }
+        assert!(tsc_hz() >= 5_000_000_000);
+        assert_eq!(cycles_to_us(us_to_cycles(1_000_000)), 1_000_000);
     }
 }

@@ -15,6 +15,10 @@ use pc_keyboard::{DecodedKey, EventDecoder, HandleControl, KeyCode, KeyEvent, Ke
 
 use report::Diff;
 
+/// How late a key repeat may be and still be produced (see
+/// `KeyboardState::tick`).
+pub(crate) const REPEAT_LATE_MAX_US: u64 = 100_000;
+
 /// Keyboard LED state (HID Usage Tables §11, output report bits 0-2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Leds {
@@ -195,8 +199,11 @@ impl KeyboardState {
             .then(|| u64::from(self.repeat.delay_ms) * 1000)
     }
 
-    /// Generates repeats that are due at `now_us`. At most a few per call, so a
-    /// long gap between polls does not flood the queue.
+    /// Generates repeats that are due at `now_us`. A repeat more than
+    /// [`REPEAT_LATE_MAX_US`] late is dropped, not caught up: the poller was
+    /// stalled (a busy host starving the vCPU, a long command), and the
+    /// key's release may be waiting in a report not read yet; a burst of
+    /// repeats of a key the person already let go is worse than none.
     pub(crate) fn tick(&mut self, now_us: u64) -> usize {
         let Some((code, mut due)) = self.held else {
             return 0;
@@ -204,15 +211,19 @@ impl KeyboardState {
         if self.repeat.rate_hz == 0 {
             return 0;
         }
-        let period = 1_000_000 / u64::from(self.repeat.rate_hz);
+        let period = (1_000_000 / u64::from(self.repeat.rate_hz)).max(1);
+        if now_us.saturating_sub(due) > REPEAT_LATE_MAX_US {
+            // stalled: resynchronise, repeat nothing now
+            self.held = Some((code, now_us.saturating_add(period)));
+            return 0;
+        }
         let mut produced = 0;
-        while now_us >= due && produced < 4 {
+        while now_us >= due && produced < 2 {
             self.decode(KeyEvent::new(code, KeyState::Down));
-            due = due.saturating_add(period.max(1));
+            due = due.saturating_add(period);
             produced += 1;
         }
         if now_us >= due {
-            // far behind (e.g. a long stall): resynchronise instead of bursting
             due = now_us.saturating_add(period);
         }
         self.held = Some((code, due));

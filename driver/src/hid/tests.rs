@@ -80,21 +80,25 @@ fn repeat_timing_with_fake_clock() {
     assert_eq!(k.tick(1000 * MS + 350 * MS), 1);
     assert_eq!(k.tick(1000 * MS + 450 * MS), 1);
     assert_eq!(drain(&mut k), [DecodedKey::Unicode('a'); 3]);
-    // a long stall produces a bounded burst, then resynchronises
-    assert_eq!(k.tick(1000 * MS + 10_000 * MS), 4);
+    // a long stall produces no burst (the release may be unread), then
+    // the repeat resumes one period later
+    assert_eq!(k.tick(1000 * MS + 10_000 * MS), 0);
     assert_eq!(k.tick(1000 * MS + 10_050 * MS), 0);
     assert_eq!(k.tick(1000 * MS + 10_100 * MS), 1);
+    // a little late (within REPEAT_LATE_MAX_US) is still on time
+    assert_eq!(k.tick(1000 * MS + 10_300 * MS), 2);
+    assert_eq!(drain(&mut k).len(), 3);
     // modifiers are not repeated, and pressing one doesn't stop the repeat
     k.handle_report(
         &mut prev,
         [0x02, 0, 0x04, 0, 0, 0, 0, 0],
-        1000 * MS + 10_100 * MS,
+        1000 * MS + 10_300 * MS,
     );
     drain(&mut k);
-    assert_eq!(k.tick(1000 * MS + 10_200 * MS), 1);
+    assert_eq!(k.tick(1000 * MS + 10_400 * MS), 1);
     assert_eq!(drain(&mut k), [DecodedKey::Unicode('A')]);
     // release stops it
-    k.handle_report(&mut prev, [0; 8], 1000 * MS + 10_250 * MS);
+    k.handle_report(&mut prev, [0; 8], 1000 * MS + 10_450 * MS);
     assert_eq!(k.tick(1000 * MS + 20_000 * MS), 0);
     // disabled repeat
     k.set_repeat(Repeat {
@@ -103,6 +107,23 @@ fn repeat_timing_with_fake_clock() {
     });
     k.handle_report(&mut prev, [0, 0, 0x04, 0, 0, 0, 0, 0], 0);
     assert_eq!(k.tick(u64::MAX / 2), 0);
+}
+
+/// A key pressed and released while the poller stalls: the release report
+/// is read only after the stall, so the first tick after it must not repeat
+/// the key (a busy host once turned `bt` into `bttttt` at `db>`).
+#[test]
+fn a_stalled_poller_does_not_repeat_a_released_key() {
+    let mut k = KeyboardState::new(Layout::Us104, Repeat::default());
+    let mut prev = [0; 8];
+    k.handle_report(&mut prev, [0, 0, 0x17, 0, 0, 0, 0, 0], 1000 * MS);
+    assert_eq!(k.tick(1000 * MS + 12 * MS), 0);
+    // 700 ms later (past the 500 ms delay) the poller runs again: the tick
+    // comes first, the release report right after it
+    assert_eq!(k.tick(1000 * MS + 712 * MS), 0, "a stale repeat was produced");
+    k.handle_report(&mut prev, [0; 8], 1000 * MS + 713 * MS);
+    assert_eq!(k.tick(1000 * MS + 2000 * MS), 0);
+    assert_eq!(drain(&mut k), [DecodedKey::Unicode('t')]);
 }
 
 #[test]
