@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use regex::Regex;
 
-use crate::qemu::{Config, check_qemu, scratch_dir};
+use crate::qemu::{Config, SocketPath, check_qemu, scratch_dir};
 use crate::qmp::{Qmp, qcode_for};
 
 /// `isa-debug-exit` status of a kernel that reported success.
@@ -32,7 +32,11 @@ pub struct Vm {
     /// Byte offset in the console output after the last match.
     cursor: usize,
     qmp: Option<Qmp>,
-    qmp_path: PathBuf,
+    /// The QMP socket, in the short per-process socket directory (a deep
+    /// checkout would overflow a unix socket path under `target/`).
+    qmp_socket: SocketPath,
+    /// The dump disk image made for this VM alone (removed on drop).
+    own_disk: Option<PathBuf>,
     started: Instant,
 }
 
@@ -57,17 +61,22 @@ impl Vm {
             return Err(Box::new((None, format!("cannot run QEMU tests: {e}"))));
         }
         let id = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let qmp_path = scratch_dir().join(format!(
-            "{}-{}-{id}.qmp",
-            name.replace(['/', ' '], "_"),
-            std::process::id()
-        ));
-        let _ = std::fs::remove_file(&qmp_path);
-        cfg.qmp = Some(qmp_path.clone());
+        let qmp_socket = match SocketPath::new(&format!("{id}.qmp")) {
+            Ok(s) => s,
+            Err(e) => return Err(Box::new((None, format!("QMP socket for {name}: {e}")))),
+        };
+        cfg.qmp = Some(qmp_socket.path().to_path_buf());
         // Tests run in parallel: the runner's shared dump disk would be locked
         // by the first QEMU, so each VM gets its own image.
+        let mut own_disk = None;
         if cfg.dump_disk.as_deref() == Some(crate::qemu::default_dump_disk().as_path()) {
-            cfg.dump_disk = Some(qmp_path.with_extension("img"));
+            let disk = scratch_dir().join(format!(
+                "{}-{}-{id}.img",
+                name.replace(['/', ' '], "_"),
+                std::process::id()
+            ));
+            cfg.dump_disk = Some(disk.clone());
+            own_disk = Some(disk);
         }
         cfg.serial_stdio = false;
         cfg.no_reboot = true;
@@ -113,10 +122,11 @@ impl Vm {
             console,
             cursor: 0,
             qmp: None,
-            qmp_path,
+            qmp_socket,
+            own_disk,
             started: Instant::now(),
         };
-        match Qmp::connect(&vm.qmp_path, Duration::from_secs(20)) {
+        match Qmp::connect(vm.qmp_socket.path(), Duration::from_secs(20)) {
             Ok(q) => vm.qmp = Some(q),
             Err(e) => return Err(Box::new((Some(vm), format!("QMP did not come up: {e}")))),
         }
@@ -290,7 +300,7 @@ impl Vm {
     /// removed. For machines without a serial port, whose console is the
     /// screen alone.
     pub fn screen(&mut self) -> Result<String, String> {
-        let file = self.qmp_path.with_extension("screen");
+        let file = self.qmp_socket.path().with_extension("screen");
         let _ = std::fs::remove_file(&file);
         self.qmp(
             "pmemsave",
@@ -423,8 +433,11 @@ impl Drop for Vm {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.qmp_path);
-        let _ = std::fs::remove_file(self.qmp_path.with_extension("img"));
+        if let Some(disk) = &self.own_disk {
+            let _ = std::fs::remove_file(disk);
+        }
+        // `qmp_socket` removes the socket (and, if it is the last, the
+        // directory) when the fields are dropped, after QEMU is gone.
     }
 }
 

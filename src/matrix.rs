@@ -3,22 +3,28 @@
 //! times each, as parallel QEMU instances. Each run boots with
 //! `trigger=KIND`, waits for the panic console, types a session on the USB
 //! keyboard through QMP only, powers off and is classified pass, hang (a
-//! deadline passed), fail (wrong output or exit code) or skip (with a reason).
-//! [`crate::report`] turns the results into a table, JSON and an SVG chart.
+//! deadline passed), fail (wrong output or exit code) or skip (a cell that
+//! means nothing on its machine, with the reason; never the outcome of a
+//! run). [`crate::report`] turns the results into a table, JSON and an SVG
+//! chart. `tests/matrix.rs` makes every cell a test of its own.
+
+mod session;
+mod trigger_table;
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use regex::Regex;
-use serde_json::json;
-
-use crate::harness::{EXIT_SUCCESS, Vm};
+use crate::harness::Vm;
 use crate::qemu::{Config, Firmware, Keyboard};
 
-/// Every trigger the matrix knows, in the kernel's order.
+pub use trigger_table::kernel_triggers;
+
+/// Every trigger the matrix knows, in the kernel's order. It must be the
+/// kernel's list exactly ([`check_triggers`]): a trigger the matrix lacks is
+/// never tested, one the kernel lacks boots to nothing.
 pub const TRIGGERS: &[&str] = &[
     "plain", "lock", "irq", "ap", "all", "cli", "nested", "fault", "early", "usb-lock", "usb-cmd",
     "usb-enum", "usb-irq", "badstack", "fmt", "deaf", "ap-start", "nmi",
@@ -35,18 +41,11 @@ pub const KEYBOARDS: &[Keyboard] = &[Keyboard::RootPort, Keyboard::BehindHub];
 /// Triggers whose point is another CPU: on `-smp 1` the kernel degrades
 /// them to a plain panic of the only CPU (see `kernel/src/panic/trigger.rs`),
 /// so they duplicate `plain` there and are skipped.
-/// (`deaf` and `ap-start` need a second CPU to mean anything: without one
-/// there is nothing to ignore the stop, and no AP to catch starting.)
-const NEED_SMP: &[&str] = &[
-    "lock", "ap", "all", "cli", "usb-lock", "badstack", "deaf", "ap-start",
-];
+const NEED_SMP: &[&str] = &["lock", "ap", "all", "cli", "usb-lock", "badstack", "deaf"];
 
-/// Time to boot to the panic (TCG, other VMs competing for the cores).
-const BOOT: Duration = Duration::from_secs(120);
-/// Time for one console step.
-const STEP: Duration = Duration::from_secs(30);
-/// Time for a minimal dump.
-const DUMP: Duration = Duration::from_secs(120);
+/// Triggers that panic only while an application processor starts: on
+/// `-smp 1` nothing panics, so they are skipped there.
+const NEED_AP_START: &[&str] = &["ap-start"];
 
 /// What is typed at `db> `.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -135,16 +134,16 @@ impl Scenario {
         })
     }
 
-    /// Why this cell is not run, if it is not.
-    pub fn skip_reason(&self, kernel_triggers: &[String]) -> Option<String> {
-        if !kernel_triggers.contains(&self.trigger) {
-            return Some(format!(
-                "trigger {} not in this kernel's TRIGGERS",
-                self.trigger
-            ));
+    /// Why this cell is not run, if it is not: only a cell that means
+    /// nothing on its machine. Everything that can go wrong in a run
+    /// (a kernel without the trigger or without `dump`) is a failure.
+    pub fn skip_reason(&self) -> Option<&'static str> {
+        let t = self.trigger.as_str();
+        if self.smp == 1 && NEED_SMP.contains(&t) {
+            return Some("needs a second CPU (smp=1 degrades to a plain panic)");
         }
-        if self.smp == 1 && NEED_SMP.contains(&self.trigger.as_str()) {
-            return Some("needs a second CPU (smp=1 degrades to a plain panic)".into());
+        if self.smp == 1 && NEED_AP_START.contains(&t) {
+            return Some("needs an application processor to start (smp=1 never panics)");
         }
         None
     }
@@ -178,7 +177,8 @@ pub fn all_scenarios() -> Vec<Scenario> {
 
 /// A fast, diverse subset for `cargo test`: every controller, firmware,
 /// CPU count, attachment and session appears, and the stop paths (IPI, NMI,
-/// simultaneous panic, fault, nested, early) are covered.
+/// simultaneous panic, fault, nested, early, a CPU that does not stop, a
+/// panic in the message's formatting) are covered.
 pub fn representative() -> Vec<Scenario> {
     let s = |t: &str, session, c: &str, f, smp, k| Scenario {
         trigger: t.into(),
@@ -201,25 +201,43 @@ pub fn representative() -> Vec<Scenario> {
         s("nested", Console, "qemu-xhci", SeaBios, 2, RootPort),
         s("usb-enum", Console, "qemu-xhci", Qboot, 4, BehindHub),
         s("usb-irq", Console, "nec-usb-xhci", Qboot, 2, RootPort),
-        s("fmt", Dump, "qemu-xhci", SeaBios, 4, RootPort),
-        s("deaf", Console, "nec-usb-xhci", Qboot, 2, BehindHub),
+        s("deaf", Console, "qemu-xhci", Qboot, 2, RootPort),
+        s("fmt", Console, "nec-usb-xhci", SeaBios, 4, BehindHub),
         s("ap-start", Console, "qemu-xhci", Qboot, 4, RootPort),
         s("nmi", Dump, "qemu-xhci", Qboot, 2, BehindHub),
     ]
 }
 
-/// The triggers listed in `TRIGGERS` of the kernel source this runner was
-/// built with (`kernel/src/panic/trigger.rs`).
-pub fn kernel_triggers() -> Vec<String> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("kernel/src/panic/trigger.rs");
-    let src = std::fs::read_to_string(&path).unwrap_or_default();
-    let Some(start) = src.find("pub const TRIGGERS") else {
-        return Vec::new();
-    };
-    let body = &src[start..];
-    let body = &body[..body.find("];").unwrap_or(body.len())];
-    let re = Regex::new(r#"\(\s*"([a-z0-9-]+)""#).expect("static regex");
-    re.captures_iter(body).map(|c| c[1].to_string()).collect()
+/// Checks that [`TRIGGERS`] is the kernel's trigger list exactly, both ways
+/// and in the same order; the error names what is missing on each side.
+pub fn check_triggers() -> Result<(), String> {
+    compare_triggers(&kernel_triggers()?, TRIGGERS)
+}
+
+fn compare_triggers(kernel: &[&str], matrix: &[&str]) -> Result<(), String> {
+    let only_kernel: Vec<_> = kernel.iter().filter(|t| !matrix.contains(t)).collect();
+    let only_matrix: Vec<_> = matrix.iter().filter(|t| !kernel.contains(t)).collect();
+    let mut e = Vec::new();
+    if !only_kernel.is_empty() {
+        e.push(format!(
+            "kernel triggers missing from matrix::TRIGGERS (never tested): {only_kernel:?}"
+        ));
+    }
+    if !only_matrix.is_empty() {
+        e.push(format!(
+            "matrix::TRIGGERS not in the kernel's TRIGGERS (nothing to boot): {only_matrix:?}"
+        ));
+    }
+    if e.is_empty() && kernel != matrix {
+        e.push(format!(
+            "same triggers in another order: kernel {kernel:?}, matrix {matrix:?}"
+        ));
+    }
+    if e.is_empty() {
+        Ok(())
+    } else {
+        Err(e.join("; "))
+    }
 }
 
 /// Classification of one run.
@@ -231,7 +249,8 @@ pub enum Verdict {
     Hang,
     /// Wrong output or exit code.
     Fail,
-    /// Not run (the reason says why).
+    /// Not run: the cell means nothing on its machine
+    /// ([`Scenario::skip_reason`]). Never the outcome of a run.
     Skip,
 }
 
@@ -306,24 +325,13 @@ impl Default for Options {
 /// Runs `scenarios` x `opts.reps` on `opts.jobs` worker threads and returns
 /// every result (skips included), in completion order.
 pub fn run(scenarios: &[Scenario], opts: &Options) -> Vec<RunResult> {
-    let kernel = kernel_triggers();
     let _ = std::fs::create_dir_all(opts.out.join("logs"));
     let mut results = Vec::new();
     let mut queue = VecDeque::new();
     for rep in 0..opts.reps {
         for s in scenarios {
-            match s.skip_reason(&kernel) {
-                Some(reason) => results.push(RunResult {
-                    scenario: s.clone(),
-                    rep,
-                    verdict: Verdict::Skip,
-                    reason,
-                    panic_to_prompt_ms: None,
-                    prompt_source: "",
-                    usb_ready_ms: None,
-                    wall_s: 0.0,
-                    logs: Vec::new(),
-                }),
+            match s.skip_reason() {
+                Some(reason) => results.push(RunResult::skipped(s, rep, reason)),
                 None => queue.push_back((s.clone(), rep)),
             }
         }
@@ -387,20 +395,62 @@ pub fn run(scenarios: &[Scenario], opts: &Options) -> Vec<RunResult> {
     results
 }
 
-/// Boots one cell and drives it; never panics on a guest problem.
-pub fn run_one(s: &Scenario, rep: usize, out: &std::path::Path) -> RunResult {
+impl RunResult {
+    fn new(s: &Scenario, rep: usize, verdict: Verdict, reason: String) -> Self {
+        Self {
+            scenario: s.clone(),
+            rep,
+            verdict,
+            reason,
+            panic_to_prompt_ms: None,
+            prompt_source: "",
+            usb_ready_ms: None,
+            wall_s: 0.0,
+            logs: Vec::new(),
+        }
+    }
+
+    /// A cell not run, with the reason ([`Scenario::skip_reason`]).
+    pub fn skipped(s: &Scenario, rep: usize, reason: &str) -> Self {
+        Self::new(s, rep, Verdict::Skip, reason.into())
+    }
+}
+
+/// Runs one cell, or skips it if it means nothing on its machine
+/// ([`Scenario::skip_reason`]): what [`run`] does for each cell and
+/// repetition, on the calling thread.
+pub fn run_cell(s: &Scenario, rep: usize, out: &Path) -> RunResult {
+    match s.skip_reason() {
+        Some(reason) => RunResult::skipped(s, rep, reason),
+        None => {
+            let _ = std::fs::create_dir_all(out.join("logs"));
+            run_one(s, rep, out)
+        }
+    }
+}
+
+/// Boots one cell and drives it; never panics on a guest problem. A
+/// trigger the kernel does not have is a failure, not a skip.
+pub fn run_one(s: &Scenario, rep: usize, out: &Path) -> RunResult {
     let started = Instant::now();
-    let mut r = RunResult {
-        scenario: s.clone(),
-        rep,
-        verdict: Verdict::Pass,
-        reason: String::new(),
-        panic_to_prompt_ms: None,
-        prompt_source: "host",
-        usb_ready_ms: None,
-        wall_s: 0.0,
-        logs: Vec::new(),
-    };
+    let mut r = RunResult::new(s, rep, Verdict::Pass, String::new());
+    r.prompt_source = "host";
+    match kernel_triggers() {
+        Ok(k) if k.contains(&s.trigger.as_str()) => {}
+        Ok(_) => {
+            r.verdict = Verdict::Fail;
+            r.reason = format!(
+                "trigger {} is not in this kernel's TRIGGERS (kernel/src/panic/trigger.rs)",
+                s.trigger
+            );
+            return r;
+        }
+        Err(e) => {
+            r.verdict = Verdict::Fail;
+            r.reason = e;
+            return r;
+        }
+    }
     let mut cfg = Config::new(crate::KERNEL_ELF);
     cfg.smp = s.smp;
     cfg.controller = s.controller.clone();
@@ -421,27 +471,23 @@ pub fn run_one(s: &Scenario, rep: usize, out: &std::path::Path) -> RunResult {
             return r;
         }
     };
-    match drive(&mut vm, s, &mut r) {
+    match session::drive(&mut vm, s, &mut r) {
         Ok(()) => {}
         Err(e) => {
             r.verdict = if e.starts_with("HANG") {
                 Verdict::Hang
-            } else if e.starts_with("SKIP") {
-                Verdict::Skip
             } else {
                 Verdict::Fail
             };
             r.reason = e;
-            if r.verdict != Verdict::Skip {
-                keep_logs(&vm, &tag, out, &mut r);
-            }
+            keep_logs(&vm, &tag, out, &mut r);
         }
     }
     r.wall_s = started.elapsed().as_secs_f64();
     r
 }
 
-fn keep_logs(vm: &Vm, tag: &str, out: &std::path::Path, r: &mut RunResult) {
+fn keep_logs(vm: &Vm, tag: &str, out: &Path, r: &mut RunResult) {
     let console = out.join("logs").join(format!("{tag}.console.log"));
     let qmp = out.join("logs").join(format!("{tag}.qmp.log"));
     if vm.save_logs(&console, &qmp).is_ok() {
@@ -449,187 +495,38 @@ fn keep_logs(vm: &Vm, tag: &str, out: &std::path::Path, r: &mut RunResult) {
     }
 }
 
-/// Gap between key events typed by the matrix (`MATRIX_KEY_GAP_MS`,
-/// default 12 ms like the harness: usb-kbd is polled every 10 ms).
-fn key_gap() -> Duration {
-    Duration::from_millis(
-        std::env::var("MATRIX_KEY_GAP_MS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0),
-    )
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// One key press and release on the USB keyboard.
-fn tap(vm: &mut Vm, qcode: &str) -> Result<(), String> {
-    vm.try_key(qcode, true)?;
-    std::thread::sleep(key_gap());
-    vm.try_key(qcode, false)?;
-    std::thread::sleep(key_gap());
-    Ok(())
-}
+    #[test]
+    fn the_trigger_lists_must_match_both_ways() {
+        assert!(compare_triggers(&["a", "b"], &["a", "b"]).is_ok());
+        let e = compare_triggers(&["a", "b"], &["a"]).unwrap_err();
+        assert!(
+            e.contains("missing from matrix::TRIGGERS") && e.contains("\"b\""),
+            "{e}"
+        );
+        let e = compare_triggers(&["a"], &["a", "c"]).unwrap_err();
+        assert!(
+            e.contains("not in the kernel's TRIGGERS") && e.contains("\"c\""),
+            "{e}"
+        );
+        let e = compare_triggers(&["a", "b"], &["b", "a"]).unwrap_err();
+        assert!(e.contains("another order"), "{e}");
+    }
 
-/// Types text on the USB keyboard (Shift for capitals and symbols).
-fn type_text(vm: &mut Vm, text: &str) -> Result<(), String> {
-    for c in text.chars() {
-        let Some((code, shift)) = crate::qmp::qcode_for(c) else {
-            return Err(format!("type_text: no key for {c:?}"));
-        };
-        if shift {
-            vm.try_key("shift", true)?;
-        }
-        tap(vm, code)?;
-        if shift {
-            vm.try_key("shift", false)?;
-        }
+    #[test]
+    fn only_single_cpu_cells_of_multi_cpu_triggers_are_skipped() {
+        let skipped: Vec<_> = all_scenarios()
+            .into_iter()
+            .filter(|s| s.skip_reason().is_some())
+            .collect();
+        assert!(skipped.iter().all(|s| s.smp == 1));
+        let per_trigger = 2 * CONTROLLERS.len() * FIRMWARES.len() * KEYBOARDS.len();
+        assert_eq!(
+            skipped.len(),
+            (NEED_SMP.len() + NEED_AP_START.len()) * per_trigger
+        );
     }
-    Ok(())
-}
-
-/// Types a line on the USB keyboard and waits for `pattern`.
-fn typed(vm: &mut Vm, line: &str, pattern: &str, deadline: Duration) -> Result<String, String> {
-    type_text(vm, &format!("{line}\n"))?;
-    vm.try_expect(pattern, deadline)
-        .map_err(|e| format!("{e} after typing {line:?}"))
-}
-
-/// Types one probe key until the panic console echoes it (the USB keyboard
-/// may still be enumerating after an early panic or a hot-plug), then
-/// erases it. Returns when the keyboard works, or a HANG.
-fn wait_usb_ready(vm: &mut Vm) -> Result<(), String> {
-    let end = Instant::now() + STEP;
-    loop {
-        tap(vm, "x")?;
-        if vm
-            .try_expect(r"(?:\A|db> |\n)x\z", Duration::from_millis(700))
-            .is_ok()
-        {
-            tap(vm, "backspace")?;
-            std::thread::sleep(Duration::from_millis(50));
-            // Skip the erase echo.
-            let _ = vm.try_expect(
-                r"\A[\x08\x7f \x1b\[0-9;A-Za-z]*",
-                Duration::from_millis(300),
-            );
-            return Ok(());
-        }
-        // A late echo would leave an `x` on the line: erase it.
-        tap(vm, "backspace")?;
-        if Instant::now() > end {
-            return Err("HANG: the USB keyboard never echoed a key at db> ".into());
-        }
-    }
-}
-
-fn drive(vm: &mut Vm, s: &Scenario, r: &mut RunResult) -> Result<(), String> {
-    match s.trigger.as_str() {
-        "usb-enum" => {
-            vm.try_expect("usb-enum: plug in a USB keyboard now", BOOT)?;
-            let mut dev = json!({"driver": "usb-kbd", "bus": "xhci.0", "id": "kbd-hot"});
-            if s.keyboard == Keyboard::BehindHub {
-                dev["port"] = json!("1.2");
-            }
-            vm.qmp("device_add", dev)
-                .map_err(|e| format!("QMP device_add: {e}"))?;
-        }
-        "usb-irq" => {
-            vm.try_expect("usb-irq: press a key on the USB keyboard", BOOT)?;
-            tap(vm, "a")?;
-        }
-        _ => {}
-    }
-    // `fmt` panics inside its own message: the report is the nested one.
-    vm.try_expect(r"PANIC (?:\(depth 1\) )?on cpu", BOOT)?;
-    let panic_seen = Instant::now();
-    vm.try_expect("db> ", STEP)?;
-    r.panic_to_prompt_ms = Some(panic_seen.elapsed().as_secs_f64() * 1e3);
-    let text = vm.console();
-    if let Some(c) = Regex::new(r"panic-to-prompt:? (\d+) us")
-        .expect("static regex")
-        .captures(&text)
-    {
-        r.panic_to_prompt_ms = c[1].parse::<f64>().ok().map(|us| us / 1e3);
-        r.prompt_source = "kernel";
-    }
-    match (s.trigger.as_str(), text.contains("did not stop")) {
-        ("deaf", false) => return Err("the deaf CPU was not reported as not stopped".into()),
-        ("deaf", true) => {}
-        (_, true) => return Err("a CPU did not stop".into()),
-        (_, false) => {}
-    }
-    wait_usb_ready(vm)?;
-    r.usb_ready_ms = Some(panic_seen.elapsed().as_secs_f64() * 1e3);
-    match s.session {
-        Session::Console => {
-            let mut pat = String::from("(?s)");
-            for c in 0..s.smp {
-                pat += &format!(r"cpu {c}: .*?");
-            }
-            pat += "db> ";
-            typed(vm, "cpus", &pat, STEP)?;
-            typed(vm, "bt", r"(?s)backtrace.*?db> ", STEP)?;
-            if s.smp > 1 && s.trigger == "early" {
-                // The early panic comes before the other CPUs are started.
-                typed(
-                    vm,
-                    "regs 1",
-                    r"(?s)regs: cpu 1 has no saved registers \(absent\).*?db> ",
-                    STEP,
-                )?;
-            } else if s.smp > 1 && s.trigger == "ap-start" {
-                // CPU 1 was starting and parked itself on arrival.
-                typed(
-                    vm,
-                    "regs 1",
-                    r"(?s)regs: cpu 1 has no saved registers \(stopped \(on arrival\)\).*?db> ",
-                    STEP,
-                )?;
-            } else if s.smp > 1 && s.trigger == "deaf" {
-                // CPU 1 never stopped, so it saved nothing.
-                typed(
-                    vm,
-                    "regs 1",
-                    r"(?s)regs: cpu 1 has no saved registers \(online\).*?db> ",
-                    STEP,
-                )?;
-            } else if s.smp > 1 {
-                typed(
-                    vm,
-                    "regs 1",
-                    r"(?s)cpu 1 registers:\n\s+rax 0x.*?db> ",
-                    STEP,
-                )?;
-            } else {
-                typed(vm, "regs 1", r"(?s)regs: no such CPU.*?db> ", STEP)?;
-            }
-            let out = typed(vm, "mem 0xdead0000dead0000", r"(?s)mem: .*?db> ", STEP)?;
-            if !(out.contains("not a canonical address") || out.contains("not mapped")) {
-                return Err(format!("mem of a bad address answered: {out:?}"));
-            }
-        }
-        Session::Dump => {
-            let out = typed(
-                vm,
-                "dump",
-                r"dump: complete: [^\n]*|unknown command: dump|dump: no dump device|dump: failed[^\n]*|dump: I/O error[^\n]*",
-                DUMP,
-            )?;
-            if out.starts_with("unknown command") {
-                return Err("SKIP: no dump support in this kernel".into());
-            }
-            if !out.starts_with("dump: complete") {
-                return Err(format!("dump did not complete: {out}"));
-            }
-            vm.try_expect("db> ", STEP)?;
-        }
-    }
-    type_text(vm, "poweroff")?;
-    // QEMU may exit between the press and the release of Enter: a QMP error
-    // here is not a failure; the exit status decides.
-    let _ = tap(vm, "ret");
-    let code = vm.try_wait_exit(STEP)?;
-    if code != EXIT_SUCCESS {
-        return Err(format!("QEMU exit status {code}, expected {EXIT_SUCCESS}"));
-    }
-    Ok(())
 }

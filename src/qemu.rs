@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
+use std::time::Duration;
 
 /// Boot firmware.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -173,7 +175,10 @@ impl Config {
         }
         if let Some(q) = &self.qmp {
             push("-qmp");
-            push(&format!("unix:{},server=on,wait=off", q.display()));
+            push(&format!(
+                "unix:{},server=on,wait=off",
+                escape_option(&q.display().to_string())
+            ));
         }
         if self.no_reboot {
             push("-no-reboot");
@@ -190,7 +195,7 @@ impl Config {
             };
             push(&format!(
                 "file={},format=raw,if=none,id=dumpdisk,cache=writeback{locking}",
-                disk.display().to_string().replace(',', ",,")
+                escape_option(&disk.display().to_string())
             ));
             push("-device");
             push("virtio-blk-pci,drive=dumpdisk,id=dump0");
@@ -225,6 +230,11 @@ impl Config {
     }
 }
 
+/// A value inside a QEMU `key=value,...` option string: a comma is doubled.
+pub fn escape_option(value: &str) -> String {
+    value.replace(',', ",,")
+}
+
 fn shell_quote(s: &str) -> String {
     if !s.is_empty()
         && s.bytes()
@@ -256,11 +266,179 @@ pub fn check_qemu() -> Result<(), String> {
     }
 }
 
-/// Directory for scratch files (sockets, logs, disk images).
+/// Directory for scratch files (logs, disk images, crash dumps). Unix
+/// sockets do not go here: see [`SocketPath`].
 pub fn scratch_dir() -> PathBuf {
     let d = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("target")
         .join("qemu-scratch");
     let _ = std::fs::create_dir_all(&d);
     d
+}
+
+/// Longest directory [`SocketPath`] puts its sockets in: a unix socket path
+/// holds at most 107 bytes (`sun_path` is 108 with the NUL, Linux
+/// `unix(7)`), and the file name needs room after it.
+const SOCKET_DIR_MAX: usize = 80;
+
+/// Stale socket directories of dead processes are removed once they have
+/// been untouched this long (a live process in another PID namespace that
+/// shares the temp dir is not visible in `/proc`).
+const STALE_SOCKET_DIR: Duration = Duration::from_secs(3600);
+
+/// How many [`SocketPath`]s of this process are alive; the last one to go
+/// removes the directory.
+static LIVE_SOCKETS: Mutex<usize> = Mutex::new(0);
+
+/// A unix socket path that stays short however deep the checkout is:
+/// `<temp dir>/panicbench-<pid>/<name>` (`/tmp/panicbench-<pid>/` when the
+/// temp dir itself is long). The directory is private to this user (mode
+/// 0700) and is removed when the last `SocketPath` of the process is
+/// dropped; directories left by processes that died without dropping theirs
+/// are swept by the next process. Logs and disk images stay in
+/// [`scratch_dir`].
+#[derive(Debug)]
+pub struct SocketPath {
+    path: PathBuf,
+}
+
+impl SocketPath {
+    /// Reserves `name` (keep it short: a counter, e.g. `7.qmp`) in this
+    /// process's socket directory; removes a stale file of that name.
+    pub fn new(name: &str) -> std::io::Result<Self> {
+        let mut live = LIVE_SOCKETS.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = socket_dir();
+        if *live == 0 {
+            sweep_stale_socket_dirs(&dir);
+            create_private_dir(&dir)?;
+        }
+        let path = dir.join(name);
+        if path.as_os_str().len() > 107 {
+            return Err(std::io::Error::other(format!(
+                "unix socket path {} is longer than 107 bytes",
+                path.display()
+            )));
+        }
+        let _ = std::fs::remove_file(&path);
+        *live += 1;
+        Ok(Self { path })
+    }
+
+    /// The socket's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for SocketPath {
+    fn drop(&mut self) {
+        let mut live = LIVE_SOCKETS.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = std::fs::remove_file(&self.path);
+        *live = live.saturating_sub(1);
+        if *live == 0
+            && let Some(dir) = self.path.parent()
+        {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// This process's socket directory (see [`SocketPath`]).
+pub fn socket_dir() -> PathBuf {
+    let name = format!("panicbench-{}", std::process::id());
+    let dir = std::env::temp_dir().join(&name);
+    if dir.as_os_str().len() <= SOCKET_DIR_MAX {
+        dir
+    } else {
+        Path::new("/tmp").join(name)
+    }
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => Ok(()),
+        // Left by an earlier process with our PID: reuse it if it is a
+        // real directory (not a symlink planted in a shared temp dir).
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            if std::fs::symlink_metadata(dir)?.is_dir() {
+                Ok(())
+            } else {
+                Err(std::io::Error::other(format!(
+                    "{} exists and is not a directory",
+                    dir.display()
+                )))
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Removes `panicbench-<pid>` directories beside `ours` whose process is
+/// gone (by `/proc`) and which were untouched for [`STALE_SOCKET_DIR`].
+/// Best effort; does nothing without `/proc`.
+fn sweep_stale_socket_dirs(ours: &Path) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Some(parent) = ours.parent() else { return };
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("panicbench-"))
+            .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let path = e.path();
+        let stale = std::fs::symlink_metadata(&path).is_ok_and(|m| {
+            m.is_dir()
+                && m.modified()
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > STALE_SOCKET_DIR)
+        });
+        if path != ours && stale && !Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn socket_paths_are_short_private_and_cleaned_up() {
+        let a = SocketPath::new("0.qmp").unwrap();
+        let b = SocketPath::new("1.qmp").unwrap();
+        let dir = a.path().parent().unwrap().to_path_buf();
+        assert_eq!(dir, socket_dir());
+        assert_eq!(b.path().parent(), Some(dir.as_path()));
+        assert!(a.path().as_os_str().len() <= 107);
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        drop(a);
+        assert!(dir.is_dir(), "removed while a socket path is alive");
+        drop(b);
+        assert!(!dir.exists(), "{} left behind", dir.display());
+    }
+
+    #[test]
+    fn a_comma_in_an_option_value_is_doubled() {
+        let mut cfg = Config::new("/k");
+        cfg.qmp = Some("/tmp/a,b/0.qmp".into());
+        cfg.dump_disk = Some("/x,y/d.img".into());
+        let args = cfg.args();
+        assert!(args.contains(&"unix:/tmp/a,,b/0.qmp,server=on,wait=off".to_string()));
+        assert!(
+            args.iter()
+                .any(|a| a.starts_with("file=/x,,y/d.img,format=raw"))
+        );
+    }
 }

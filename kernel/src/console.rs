@@ -245,7 +245,12 @@ impl log::Log for Logger {
 /// A log record as the ring keeps it (with the CPU).
 fn record(ring: &mut LogRing, t: u64, cpu: usize, r: &log::Record) {
     let (s, us) = (t / 1_000_000, t % 1_000_000);
-    let _ = writeln!(ring, "[{s:>5}.{us:06}] cpu{cpu} {:<5} {}", r.level(), r.args());
+    let _ = writeln!(
+        ring,
+        "[{s:>5}.{us:06}] cpu{cpu} {:<5} {}",
+        r.level(),
+        r.args()
+    );
 }
 
 /// A log record as the console shows it.

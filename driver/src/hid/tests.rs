@@ -120,7 +120,11 @@ fn a_stalled_poller_does_not_repeat_a_released_key() {
     assert_eq!(k.tick(1000 * MS + 12 * MS), 0);
     // 700 ms later (past the 500 ms delay) the poller runs again: the tick
     // comes first, the release report right after it
-    assert_eq!(k.tick(1000 * MS + 712 * MS), 0, "a stale repeat was produced");
+    assert_eq!(
+        k.tick(1000 * MS + 712 * MS),
+        0,
+        "a stale repeat was produced"
+    );
     k.handle_report(&mut prev, [0; 8], 1000 * MS + 713 * MS);
     assert_eq!(k.tick(1000 * MS + 2000 * MS), 0);
     assert_eq!(drain(&mut k), [DecodedKey::Unicode('t')]);
