@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use panicbench::KERNEL_ELF;
 use panicbench::harness::Vm;
-use panicbench::qemu::{Config, Firmware, scratch_dir};
+use panicbench::qemu::{Config, Firmware, SocketPath, escape_option, scratch_dir};
 use panicbench::savecore;
 
 const BOOT: Duration = Duration::from_secs(90);
@@ -354,11 +354,16 @@ fn qmp_event_reader(path: PathBuf) -> std::thread::JoinHandle<Vec<String>> {
 #[test]
 fn stalled_dump_is_reset_by_the_watchdog() {
     let (mut cfg, disk) = config("stall", "trigger=plain dump.fault=stall", 2);
-    let events = scratch_dir().join(format!("dump-stall-events-{}.qmp", std::process::id()));
-    let _ = std::fs::remove_file(&events);
+    // A second QMP monitor for events, its socket kept short like the
+    // harness's (a unix socket path holds at most 107 bytes).
+    let socket = SocketPath::new("stall-events").expect("a short socket path");
+    let events = socket.path().to_path_buf();
     cfg.extra.extend([
         "-qmp".to_string(),
-        format!("unix:{},server=on,wait=off", events.display()),
+        format!(
+            "unix:{},server=on,wait=off",
+            escape_option(&events.display().to_string())
+        ),
     ]);
     let mut vm = Vm::start("dump-stall", cfg);
     let reader = qmp_event_reader(events.clone());
@@ -394,6 +399,6 @@ fn stalled_dump_is_reset_by_the_watchdog() {
         Err(e @ savecore::Error::Incomplete(_)) => assert!(e.to_string().contains("torn"), "{e}"),
         other => panic!("a stalled dump must be reported torn, got {other:?}"),
     }
-    let _ = std::fs::remove_file(events);
+    drop(socket);
     let _ = std::fs::remove_file(disk);
 }
