@@ -271,9 +271,24 @@ impl Vm {
             Some(Ok(())) => Ok(()),
             // The key ended the VM (e.g. the release after `poweroff`'s
             // Enter): not a typing error; the next step judges the exit.
-            Some(Err(_)) if matches!(self.child.try_wait(), Ok(Some(_))) => Ok(()),
+            // QEMU closes its QMP socket a moment before the process ends.
+            Some(Err(_)) if self.exits_within(Duration::from_secs(2)) => Ok(()),
             Some(Err(e)) => Err(format!("QMP key {qcode}: {e}")),
             None => Err("no QMP connection".into()),
+        }
+    }
+
+    /// True if QEMU exits (or has exited) within `d`.
+    fn exits_within(&mut self, d: Duration) -> bool {
+        let end = Instant::now() + d;
+        loop {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return true;
+            }
+            if Instant::now() > end {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
