@@ -46,7 +46,7 @@ impl<H: Hal> Controller<H> {
     /// memory (no allocation) and devices are re-enumerated by `poll()`; if
     /// even that fails the controller is reported dead.
     ///
-    /// The whole takeover keeps to a time budget of [`TAKEOVER_BUDGET_US`]
+    /// The whole takeover keeps to a time budget of 2 s (`TAKEOVER_BUDGET_US`)
     /// (the repair to a first part of it): a controller that never completes
     /// commands, never halts or never finishes its reset is reported dead,
     /// with the reason, within about 2 s.

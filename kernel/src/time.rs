@@ -13,7 +13,7 @@ use crate::arch::port::{inb, outb};
 #[cfg(target_os = "none")]
 use crate::arch::rdtsc;
 
-/// The TSC rate assumed before [`calibrate`] ran: the fastest plausible
+/// The TSC rate assumed before `calibrate` ran: the fastest plausible
 /// (10 GHz), so that a deadline taken that early lasts at least as long as
 /// asked (up to some 10x longer on a slow CPU), never shorter.
 const UNCALIBRATED_TSC_MHZ: u64 = 10_000;
