@@ -278,6 +278,31 @@ impl Vm {
         }
     }
 
+    /// Types `probeN` and Enter on the USB keyboard, N = 0, 1, ..., until the
+    /// console answers `unknown command: probeN` (a keyboard that is still
+    /// enumerating loses keys); a HANG naming `what` after `deadline`.
+    pub fn wait_until_usb_types(&mut self, what: &str, deadline: Duration) {
+        let end = Instant::now() + deadline;
+        for n in 0.. {
+            self.type_text(&format!("probe{n}\n"));
+            if self
+                .try_expect(
+                    &format!("unknown command: probe{n}\n"),
+                    Duration::from_millis(700),
+                )
+                .is_ok()
+            {
+                return;
+            }
+            if Instant::now() > end {
+                break;
+            }
+        }
+        self.fail(&format!(
+            "HANG: the USB keyboard never typed a line at {what}"
+        ));
+    }
+
     /// True if QEMU exits (or has exited) within `d`.
     fn exits_within(&mut self, d: Duration) -> bool {
         let end = Instant::now() + d;

@@ -28,25 +28,6 @@ fn chord(vm: &mut Vm, events: &[(&str, bool)]) {
     std::thread::sleep(Duration::from_millis(40));
 }
 
-/// Waits until the USB keyboard types at the prompt `prompt` (it may still be
-/// enumerating): `echo`/unknown-command round trips until one answers.
-fn wait_usb_types(vm: &mut Vm, prompt: &str) {
-    for n in 0..100 {
-        vm.type_text(&format!("ready{n}\n"));
-        if vm
-            .try_expect(
-                &format!("unknown command: ready{n}\n"),
-                Duration::from_secs(1),
-            )
-            .is_ok()
-        {
-            vm.expect(prompt, STEP);
-            return;
-        }
-    }
-    vm.fail("HANG: the USB keyboard never typed a line");
-}
-
 /// Overlapping keys, Shift held over a word, a held key.
 fn real_typing(vm: &mut Vm, prompt: &str) {
     // `a` and `b` down together, then both up: "ab" (rollover), no repeat.
@@ -93,7 +74,8 @@ fn real_typing_at_the_shell_and_at_the_panic_console() {
     cfg.dump_disk = None;
     let mut vm = Vm::start("typing-real", cfg);
     vm.expect("shell> ", BOOT);
-    wait_usb_types(&mut vm, "shell> ");
+    vm.wait_until_usb_types("shell>", STEP);
+    vm.expect("shell> ", STEP);
     real_typing(&mut vm, "shell> ");
     vm.type_text("panic\n");
     vm.expect("db> ", STEP);
