@@ -3,7 +3,6 @@
 //!
 //! Usage: `cargo run [-- OPTIONS] [-- QEMU ARGS]`, see `--help`.
 
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 
 use panicbench::KERNEL_ELF;
@@ -119,8 +118,27 @@ fn main() {
     if let Err(e) = check_qemu() {
         die(&e);
     }
-    let err = cfg.command().exec();
-    die(&format!("starting QEMU: {err}"));
+    let status = match cfg.command().status() {
+        Ok(s) => s,
+        Err(e) => die(&format!("starting QEMU: {e}")),
+    };
+    std::process::exit(exit_code(status));
+}
+
+/// The runner's exit status for QEMU's: the kernel's `poweroff` leaves
+/// through `isa-debug-exit` with its success code (33), which a person's
+/// `cargo run` reports as 0; the failure code (35) as 1; anything else
+/// (a reset under `--no-reboot`, QEMU's own errors) as QEMU gave it, and a
+/// signal as 128 + its number.
+fn exit_code(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(c), _) if c == panicbench::harness::EXIT_SUCCESS => 0,
+        (Some(c), _) if c == panicbench::harness::EXIT_FAILURE => 1,
+        (Some(c), _) => c,
+        (None, Some(sig)) => 128 + sig,
+        (None, None) => 1,
+    }
 }
 
 fn die(msg: &str) -> ! {

@@ -179,3 +179,59 @@ fn a_reboot_is_a_reset_not_a_triple_fault() {
         let _ = std::fs::remove_file(&log);
     }
 }
+
+/// `cargo run` as a person uses it: the runner starts QEMU with the serial
+/// console on its stdio; `poweroff` typed there ends it with status 0 (the
+/// kernel's `isa-debug-exit` success code 33 is the tests', not a person's).
+#[test]
+fn poweroff_in_the_runner_exits_0() {
+    use std::io::{Read, Write};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_panicbench"))
+        .args(["--smp", "2", "--firmware", "qboot", "--no-dump-disk"])
+        .args(["--no-watchdog", "--no-reboot"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("running the runner");
+    let mut out = child.stdout.take().expect("stdout");
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let reader = {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        })
+    };
+    let end = std::time::Instant::now() + BOOT;
+    while !String::from_utf8_lossy(&seen.lock().unwrap()).contains("shell> ") {
+        if std::time::Instant::now() > end {
+            let _ = child.kill();
+            panic!(
+                "HANG: waiting for shell> from `cargo run`:\n{}",
+                String::from_utf8_lossy(&seen.lock().unwrap())
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(b"poweroff\r").expect("typing poweroff");
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("waiting") {
+            break s;
+        }
+        if std::time::Instant::now() > end + STEP {
+            let _ = child.kill();
+            panic!("HANG: waiting for the runner to exit after poweroff");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = reader.join();
+    assert_eq!(status.code(), Some(0), "cargo run's poweroff exit status");
+}
