@@ -12,6 +12,7 @@
 extern crate alloc;
 
 pub mod cmdline;
+pub mod command;
 pub mod lineedit;
 pub mod pci;
 pub mod sched;

@@ -1,14 +1,17 @@
 //! The interactive shell (`shell> `), fed by the console input queue (serial
-//! and USB keyboard).
+//! and USB keyboard), and the bodies of its own commands (the table is
+//! [`crate::command::COMMANDS`]).
 
 use alloc::vec::Vec;
+use core::fmt::Write;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use crate::arch::cpu;
+use crate::command::parse::load_count;
+use crate::command::{Args, Console};
 use crate::lineedit::{ByteDecoder, Edit, LineEditor};
+use crate::print;
 use crate::sched::JoinHandle;
 use crate::sync::{Mutex, SpinLock};
-use crate::{print, println};
 
 /// The shell prompt.
 pub const PROMPT: &str = "shell> ";
@@ -45,74 +48,44 @@ pub fn run() -> ! {
 
 /// Runs one shell command line.
 pub fn execute(line: &str) {
-    let mut words = line.split_whitespace();
-    let Some(cmd) = words.next() else { return };
-    let rest: Vec<&str> = words.collect();
-    match cmd {
-        "help" => help(),
-        "echo" => println!("{}", line.trim_start()[4..].trim_start()),
-        "uptime" => {
-            let us = crate::time::now_us();
-            println!("up {}.{:06} s", us / 1_000_000, us % 1_000_000);
+    crate::command::execute(Console::Shell, line, &mut Echo);
+}
+
+/// `echo TEXT`.
+pub fn echo(args: &Args<'_>, w: &mut dyn Write, _: Console) {
+    let _ = writeln!(w, "{}", args.rest());
+}
+
+/// `uptime`.
+pub fn uptime(_: &Args<'_>, w: &mut dyn Write, _: Console) {
+    let us = crate::time::now_us();
+    let _ = writeln!(w, "up {}.{:06} s", us / 1_000_000, us % 1_000_000);
+}
+
+/// `panic [KIND]`.
+pub fn panic(args: &Args<'_>, w: &mut dyn Write, _: Console) {
+    let kind = args.first().unwrap_or("plain");
+    if kind == "help" {
+        for (k, d) in crate::panic::trigger::TRIGGERS {
+            let _ = writeln!(w, "  panic {k:<8} {d}");
         }
-        "mem" => mem(),
-        "cpus" => cpus(),
-        "ps" => ps(),
-        "spawn-load" => match rest.first().and_then(|n| n.parse::<usize>().ok()) {
-            Some(n) if n <= 64 => spawn_load(n),
-            _ => println!("usage: spawn-load N (N <= 64)"),
-        },
-        "kill-load" => kill_load(),
-        "panic" => {
-            let kind = rest.first().copied().unwrap_or("plain");
-            if kind == "help" {
-                for (k, d) in crate::panic::trigger::TRIGGERS {
-                    println!("  panic {k:<8} {d}");
-                }
-            } else if let Err(e) = crate::panic::trigger::run(kind) {
-                println!("panic: {e}");
-            }
-        }
-        "bench" => crate::bench::run(),
-        "lsusb" | "kbd" => match crate::usb::CONTROLLER.lock().as_ref() {
-            Some(c) if cmd == "lsusb" => crate::usb::lsusb(&mut Echo, c),
-            Some(c) => crate::usb::kbd(&mut Echo, c),
-            None => println!("{cmd}: no USB controller"),
-        },
-        "reboot" => {
-            println!("rebooting");
-            crate::acpi::reset();
-        }
-        "poweroff" => {
-            println!("powering off");
-            crate::power::poweroff(true);
-        }
-        _ => println!("unknown command: {cmd}"),
+    } else if let Err(e) = crate::panic::trigger::run(kind) {
+        let _ = writeln!(w, "panic: {e}");
     }
 }
 
-fn help() {
-    println!("commands:");
-    println!("  help                 this list");
-    println!("  echo TEXT            print TEXT");
-    println!("  uptime               time since boot");
-    println!("  mem                  memory map and allocator use");
-    println!("  cpus                 CPUs: APIC id, state, current thread, ticks");
-    println!("  ps                   threads: state, CPU, run time");
-    println!("  spawn-load N         start N busy threads hammering shared locks");
-    println!("  kill-load            stop them");
-    println!("  panic [KIND]         panic now (`panic help` lists kinds)");
-    println!("  bench                lock, context switch and IPI figures");
-    println!("  lsusb                USB controller, ports and devices");
-    println!("  kbd                  keyboard layout, repeat, LEDs, counters");
-    println!("  reboot, poweroff");
+/// `bench` (prints on the console itself: `test=bench` runs it too).
+pub fn bench(_: &Args<'_>, _: &mut dyn Write, _: Console) {
+    crate::bench::run();
 }
 
-fn mem() {
+/// `mem` in the shell: the memory map and the heap.
+pub fn mem(_: &Args<'_>, w: &mut dyn Write, _: Console) {
     let f = crate::mm::FRAMES.lock();
-    println!("physical memory map:");
+    let _ = writeln!(w, "physical memory map:");
     for r in &f.map[..f.map_len] {
-        println!(
+        let _ = writeln!(
+            w,
             "  {:#012x}-{:#012x} {:>8} KiB  {}",
             r.start,
             r.start + r.len,
@@ -120,7 +93,8 @@ fn mem() {
             crate::mm::frame::kind_name(r.kind)
         );
     }
-    println!(
+    let _ = writeln!(
+        w,
         "frames: {} total, {} used, {} free (4 KiB each)",
         f.total,
         f.used,
@@ -129,7 +103,8 @@ fn mem() {
     drop(f);
     let (hs, he) = crate::mm::heap::range();
     let st = crate::mm::heap::stats();
-    println!(
+    let _ = writeln!(
+        w,
         "heap: {:#x}-{:#x} ({} KiB), {} bytes in {} allocations",
         hs,
         he,
@@ -139,42 +114,6 @@ fn mem() {
     );
 }
 
-fn cpus() {
-    for c in cpu::all() {
-        let t = c.current.load(Ordering::Acquire);
-        let name = if t.is_null() {
-            "-"
-        } else {
-            // SAFETY: `current` always points at a live thread.
-            unsafe { (*t).name.as_str() }
-        };
-        println!(
-            "cpu {}: apic {} {} thread {} ticks {} queued {}",
-            c.index(),
-            c.apic_id.load(Ordering::Relaxed),
-            c.state().name(),
-            name,
-            c.ticks.load(Ordering::Relaxed),
-            crate::sched::queue_len(c.index())
-        );
-    }
-}
-
-fn ps() {
-    println!("  id  state     cpu  cpu-time(us)  switches  name");
-    for t in crate::sched::threads() {
-        println!(
-            "{:>4}  {:<8} {:>4}  {:>12}  {:>8}  {}",
-            t.id,
-            t.state().name(),
-            t.cpu.load(Ordering::Relaxed),
-            crate::time::cycles_to_us(t.cpu_cycles.load(Ordering::Relaxed)),
-            t.switches.load(Ordering::Relaxed),
-            t.name
-        );
-    }
-}
-
 /// Shared state the load threads hammer.
 static LOAD_SPIN: SpinLock<u64> = SpinLock::new(0);
 static LOAD_MUTEX: Mutex<u64> = Mutex::new(0);
@@ -182,7 +121,15 @@ static LOAD_STOP: AtomicBool = AtomicBool::new(false);
 static LOAD_ROUNDS: AtomicU64 = AtomicU64::new(0);
 static LOAD: SpinLock<Vec<JoinHandle>> = SpinLock::new(Vec::new());
 
-fn spawn_load(n: usize) {
+/// `spawn-load N`.
+pub fn spawn_load(args: &Args<'_>, w: &mut dyn Write, _: Console) {
+    let n = match load_count(args) {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = writeln!(w, "{e}");
+            return;
+        }
+    };
     LOAD_STOP.store(false, Ordering::Relaxed);
     let mut handles = Vec::new();
     for i in 0..n {
@@ -198,17 +145,19 @@ fn spawn_load(n: usize) {
         }));
     }
     LOAD.lock().extend(handles);
-    println!("started {n} load threads");
+    let _ = writeln!(w, "started {n} load threads");
 }
 
-fn kill_load() {
+/// `kill-load`.
+pub fn kill_load(_: &Args<'_>, w: &mut dyn Write, _: Console) {
     LOAD_STOP.store(true, Ordering::Relaxed);
     let handles: Vec<_> = core::mem::take(&mut *LOAD.lock());
     let n = handles.len();
     for h in handles {
         h.join();
     }
-    println!(
+    let _ = writeln!(
+        w,
         "stopped {n} load threads ({} rounds; spin {} mutex {})",
         LOAD_ROUNDS.load(Ordering::Relaxed),
         *LOAD_SPIN.lock(),

@@ -1,7 +1,9 @@
 //! The panic console (`db> `): a small debugger that runs on the panic CPU
 //! alone, with no locks, no allocation and no interrupts. Input is polled
 //! from the serial port and the PS/2 keyboard (and the USB keyboard once the
-//! driver is attached); output goes to serial and VGA.
+//! driver is attached); output goes to serial and VGA. The commands are
+//! [`crate::command::COMMANDS`]; the bodies of those only this console
+//! offers are here.
 
 use core::fmt::Write;
 use core::sync::atomic::Ordering;
@@ -11,6 +13,8 @@ use pc_keyboard::{DecodedKey, KeyCode};
 use super::backtrace;
 use super::writer::PanicWriter;
 use crate::arch::cpu::{self, CpuState};
+use crate::command::parse::{cpu_number, dump_full, mem_range};
+use crate::command::{Args, Console};
 use crate::lineedit::{ByteDecoder, Edit, Key, LineEditor};
 use crate::{pprint, pprintln};
 
@@ -109,99 +113,13 @@ fn warn_running_cpus() {
     }
 }
 
-/// Parses a number: hex with `0x`, else decimal.
-pub fn parse_num(s: &str) -> Option<u64> {
-    let s = s.trim();
-    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        Some(h) => u64::from_str_radix(h, 16).ok(),
-        None => s.parse().ok(),
-    }
-}
-
-/// Longest `mem` dump.
-const MEM_MAX: u64 = 4096;
-
 fn execute(line: &str) {
-    let mut words = line.split_whitespace();
-    let Some(cmd) = words.next() else { return };
-    let arg1 = words.next();
-    let arg2 = words.next();
-    match cmd {
-        "help" => help(),
-        "cpus" => cpus(),
-        "bt" => match cpu_arg(arg1) {
-            Ok(c) => bt(c),
-            Err(e) => pprintln!("bt: {e}"),
-        },
-        "regs" => match cpu_arg(arg1) {
-            Ok(c) => regs(c),
-            Err(e) => pprintln!("regs: {e}"),
-        },
-        "ps" => ps(),
-        "mem" => mem(arg1, arg2),
-        "log" => log(),
-        "lsusb" | "kbd" => {
-            // SAFETY: panic console, other CPUs parked, after the takeover.
-            match unsafe { crate::usb::panic_controller() } {
-                Some(c) if cmd == "lsusb" => crate::usb::lsusb(&mut PanicWriter, c),
-                Some(c) => crate::usb::kbd(&mut PanicWriter, c),
-                None => pprintln!("{cmd}: no USB controller"),
-            }
-        }
-        "dump" => match arg1 {
-            None => drop(crate::dump::run(false)),
-            Some("full") => drop(crate::dump::run(true)),
-            Some(_) => pprintln!("dump: usage: dump [full]"),
-        },
-        "reboot" => {
-            pprintln!("rebooting");
-            crate::acpi::reset();
-        }
-        "halt" => {
-            crate::dump::watchdog::disarm();
-            pprintln!("halted");
-            crate::arch::halt_forever();
-        }
-        "poweroff" => {
-            // Where ACPI power-off fails (it then halts), an armed watchdog
-            // would reset the machine the user asked to switch off.
-            crate::dump::watchdog::disarm();
-            pprintln!("powering off");
-            crate::power::poweroff(true);
-        }
-        _ => pprintln!("unknown command: {cmd}"),
-    }
+    crate::command::execute(Console::Panic, line, &mut PanicWriter);
 }
 
-fn help() {
-    pprintln!("commands:");
-    pprintln!("  cpus            every CPU: state, how it was stopped, RIP");
-    pprintln!("  bt [cpu]        backtrace of the panic thread or of a stopped CPU");
-    pprintln!("  regs [cpu]      registers of the panic CPU or of a stopped CPU");
-    pprintln!("  ps              threads");
-    pprintln!("  mem ADDR [LEN]  hex dump of RAM (unmapped addresses and devices are refused)");
-    pprintln!("  log             recent kernel log");
-    pprintln!("  lsusb, kbd      USB devices and keyboard state");
-    pprintln!("  dump [full]     write a crash dump (minimal, or all RAM); Ctrl-C aborts");
-    pprintln!("  reboot, halt, poweroff");
-}
-
-/// `None` = the panic CPU.
-fn cpu_arg(a: Option<&str>) -> Result<usize, &'static str> {
-    match a {
-        None => Ok(cpu::current_index()),
-        Some(s) => {
-            let n = parse_num(s).ok_or("expected a CPU number")?;
-            if (n as usize) < cpu::all().len() {
-                Ok(n as usize)
-            } else {
-                Err("no such CPU")
-            }
-        }
-    }
-}
-
-fn saved_regs(c: usize) -> Option<super::stop::SavedRegs> {
+/// The saved registers of CPU `c`: the panic CPU's from the panic, a stopped
+/// CPU's from its stop (`None` where it saved none).
+pub fn saved_regs(c: usize) -> Option<super::stop::SavedRegs> {
     if c == cpu::current_index() {
         return Some(super::panic_regs());
     }
@@ -210,148 +128,103 @@ fn saved_regs(c: usize) -> Option<super::stop::SavedRegs> {
     r.valid.then_some(r)
 }
 
-fn cpus() {
-    let me = cpu::current_index();
-    for c in cpu::all() {
-        let i = c.index();
-        let state = match c.state() {
-            _ if i == me => "panicked (this CPU)",
-            CpuState::Online => "did not stop (may still be running)",
-            s => s.name(),
-        };
-        let rip = saved_regs(i).map_or(0, |r| r.rip);
-        pprint!(
-            "cpu {i}: apic {} {state}",
-            c.apic_id.load(Ordering::Relaxed)
-        );
-        if rip != 0 {
-            pprint!(" at RIP {rip:#018x}");
-            if let Some((n, off)) = super::symbols::lookup(rip) {
-                pprint!(" {}+{off:#x}", super::symbols::Demangled(n));
-            }
-        }
-        pprintln!(" ticks {}", c.ticks.load(Ordering::Relaxed));
-    }
+/// The CPU argument of `bt`/`regs` (none: the panic CPU).
+fn cpu_arg(args: &Args<'_>, w: &mut dyn Write) -> Option<usize> {
+    cpu_number(args, cpu::current_index(), cpu::all().len())
+        .map_err(|e| writeln!(w, "{e}"))
+        .ok()
 }
 
-fn bt(c: usize) {
+/// `bt [cpu]`.
+pub fn bt(args: &Args<'_>, mut w: &mut dyn Write, _: Console) {
+    let Some(c) = cpu_arg(args, w) else { return };
     match saved_regs(c) {
         Some(r) => {
-            pprintln!("backtrace of cpu {c} (thread {}):", r.thread_id as i64);
-            backtrace::print(r.rip, r.rbp, &mut PanicWriter);
+            let _ = writeln!(w, "backtrace of cpu {c} (thread {}):", r.thread_id as i64);
+            backtrace::print(r.rip, r.rbp, &mut w);
         }
-        None => pprintln!(
-            "bt: cpu {c} has no saved registers ({})",
-            cpu::cpu(c).state().name()
-        ),
+        None => {
+            let _ = writeln!(
+                w,
+                "bt: cpu {c} has no saved registers ({})",
+                cpu::cpu(c).state().name()
+            );
+        }
     }
 }
 
-fn regs(c: usize) {
+/// `regs [cpu]`.
+pub fn regs(args: &Args<'_>, w: &mut dyn Write, _: Console) {
+    let Some(c) = cpu_arg(args, w) else { return };
     let Some(r) = saved_regs(c) else {
-        pprintln!(
+        let _ = writeln!(
+            w,
             "regs: cpu {c} has no saved registers ({})",
             cpu::cpu(c).state().name()
         );
         return;
     };
-    pprintln!("cpu {c} registers:");
-    pprintln!(
+    let _ = writeln!(w, "cpu {c} registers:");
+    let _ = writeln!(
+        w,
         "  rax {:#018x} rbx {:#018x} rcx {:#018x}",
-        r.rax,
-        r.rbx,
-        r.rcx
+        r.rax, r.rbx, r.rcx
     );
-    pprintln!(
+    let _ = writeln!(
+        w,
         "  rdx {:#018x} rsi {:#018x} rdi {:#018x}",
-        r.rdx,
-        r.rsi,
-        r.rdi
+        r.rdx, r.rsi, r.rdi
     );
-    pprintln!(
+    let _ = writeln!(
+        w,
         "  rbp {:#018x} rsp {:#018x} r8  {:#018x}",
-        r.rbp,
-        r.rsp,
-        r.r8
+        r.rbp, r.rsp, r.r8
     );
-    pprintln!(
+    let _ = writeln!(
+        w,
         "  r9  {:#018x} r10 {:#018x} r11 {:#018x}",
-        r.r9,
-        r.r10,
-        r.r11
+        r.r9, r.r10, r.r11
     );
-    pprintln!(
+    let _ = writeln!(
+        w,
         "  r12 {:#018x} r13 {:#018x} r14 {:#018x}",
-        r.r12,
-        r.r13,
-        r.r14
+        r.r12, r.r13, r.r14
     );
-    pprintln!(
+    let _ = writeln!(
+        w,
         "  r15 {:#018x} rip {:#018x} rflags {:#010x}",
-        r.r15,
-        r.rip,
-        r.rflags
+        r.r15, r.rip, r.rflags
     );
-    pprintln!(
+    let _ = writeln!(
+        w,
         "  cs {:#x} ss {:#x} cr2 {:#018x} cr3 {:#018x}",
-        r.cs,
-        r.ss,
-        r.cr2,
-        r.cr3
+        r.cs, r.ss, r.cr2, r.cr3
     );
 }
 
-fn ps() {
-    pprintln!("  id  state     cpu  cpu-time(us)  name");
-    // SAFETY: after the panic stop no other CPU runs.
-    let walk = unsafe {
-        crate::sched::for_each_thread_unlocked(|t| {
-            pprintln!(
-                "{:>4}  {:<8} {:>4}  {:>12}  {}",
-                t.id,
-                t.state().name(),
-                t.cpu.load(Ordering::Relaxed),
-                crate::time::cycles_to_us(t.cpu_cycles.load(Ordering::Relaxed)),
-                t.name
-            );
-        })
-    };
-    if walk.skipped + walk.unlisted > 0 {
-        pprintln!(
-            "  ({} entries failed validation and were skipped, {} threads beyond the table)",
-            walk.skipped,
-            walk.unlisted
-        );
-    }
-}
-
-fn mem(a: Option<&str>, l: Option<&str>) {
-    let Some(addr) = a.and_then(parse_num) else {
-        pprintln!("mem: usage: mem ADDR [LEN] (ADDR in hex with 0x, or decimal)");
-        return;
-    };
-    let len = match l.map(parse_num) {
-        None => 64,
-        Some(Some(n)) if n > 0 => n.min(MEM_MAX),
-        Some(_) => {
-            pprintln!("mem: bad length");
+/// `mem ADDR [LEN]` in the panic console: a hex dump of RAM.
+pub fn mem(args: &Args<'_>, w: &mut dyn Write, _: Console) {
+    let (addr, len) = match mem_range(args) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = writeln!(w, "{e}");
             return;
         }
     };
-    if x86_64::VirtAddr::try_new(addr).is_err() {
-        pprintln!("mem: {addr:#x} is not a canonical address");
-        return;
-    }
     let readable = readable_prefix(addr, len);
     if readable == 0 {
-        pprintln!("mem: {addr:#x}..+{len:#x} is {}", unreadable_reason(addr));
+        let _ = writeln!(
+            w,
+            "mem: {addr:#x}..+{len:#x} is {}",
+            unreadable_reason(addr)
+        );
         return;
     }
-    hex_dump(addr, readable);
+    hex_dump(w, addr, readable);
     if readable < len
         && let Some(at) = addr.checked_add(readable)
     {
-        pprintln!("mem: stopped at {at:#x}: {}", unreadable_reason(at));
+        let _ = writeln!(w, "mem: stopped at {at:#x}: {}", unreadable_reason(at));
     }
 }
 
@@ -383,22 +256,23 @@ fn unreadable_reason(at: u64) -> &'static str {
 }
 
 /// Hex and ASCII, 16 bytes a line, of `len` readable bytes at `addr`.
-fn hex_dump(addr: u64, len: u64) {
+fn hex_dump(w: &mut dyn Write, addr: u64, len: u64) {
     let mut off = 0;
     while off < len {
-        pprint!("{:#018x}:", addr + off);
+        let _ = write!(w, "{:#018x}:", addr + off);
         let n = (len - off).min(16);
         let mut ascii = [b'.'; 16];
         for i in 0..n {
             // SAFETY: every byte of the range was checked mapped RAM
             // (`readable_prefix`).
             let b = unsafe { ((addr + off + i) as *const u8).read_volatile() };
-            pprint!(" {b:02x}");
+            let _ = write!(w, " {b:02x}");
             if (0x20..0x7f).contains(&b) {
                 ascii[i as usize] = b;
             }
         }
-        pprintln!(
+        let _ = writeln!(
+            w,
             "  {}",
             core::str::from_utf8(&ascii[..n as usize]).unwrap_or("")
         );
@@ -406,15 +280,33 @@ fn hex_dump(addr: u64, len: u64) {
     }
 }
 
-fn log() {
+/// `log`: the kernel log ring.
+pub fn log(_: &Args<'_>, w: &mut dyn Write, _: Console) {
     // SAFETY: no other CPU runs; reading the ring without its lock.
     let ring = unsafe { &*crate::console::LOG.data_ptr() };
     let (a, b) = ring.parts();
     for part in [a, b] {
         for chunk in part.utf8_chunks() {
-            let _ = PanicWriter.write_str(chunk.valid());
+            let _ = w.write_str(chunk.valid());
         }
     }
+}
+
+/// `dump [full]`.
+pub fn dump(args: &Args<'_>, w: &mut dyn Write, _: Console) {
+    match dump_full(args) {
+        Ok(full) => drop(crate::dump::run(full)),
+        Err(e) => {
+            let _ = writeln!(w, "{e}");
+        }
+    }
+}
+
+/// `halt`.
+pub fn halt(_: &Args<'_>, w: &mut dyn Write, _: Console) {
+    crate::dump::watchdog::disarm();
+    let _ = writeln!(w, "halted");
+    crate::arch::halt_forever();
 }
 
 /// Polls every input once for Ctrl-C (checked between dump chunks).

@@ -1,0 +1,158 @@
+//! The bodies of the commands both consoles offer. Each reads the kernel in
+//! the way its [`Console`] allows: under the locks in the shell, without any
+//! lock or allocation in the panic console.
+//!
+//! `Console::Panic` is passed only by the panic console's loop, which runs on
+//! the panic CPU with every other CPU parked and after the USB takeover: the
+//! `SAFETY` comments below rest on that.
+
+use core::fmt::Write;
+use core::sync::atomic::Ordering;
+
+use super::parse::{Args, Console};
+use crate::arch::cpu::{self, CpuState};
+use crate::sched::thread::Thread;
+use crate::usb::hal::KernelHal;
+use xhci_kbd::Controller;
+
+/// `cpus`. The shell shows each CPU's thread and run queue; the panic
+/// console how each CPU was stopped and where (RIP and symbol).
+pub fn cpus(_: &Args<'_>, w: &mut dyn Write, console: Console) {
+    let me = cpu::current_index();
+    for c in cpu::all() {
+        let i = c.index();
+        let apic = c.apic_id.load(Ordering::Relaxed);
+        let ticks = c.ticks.load(Ordering::Relaxed);
+        match console {
+            Console::Shell => {
+                let t = c.current.load(Ordering::Acquire);
+                let name = if t.is_null() {
+                    "-"
+                } else {
+                    // SAFETY: `current` always points at a live thread.
+                    unsafe { (*t).name.as_str() }
+                };
+                let _ = writeln!(
+                    w,
+                    "cpu {i}: apic {apic} {} thread {name} ticks {ticks} queued {}",
+                    c.state().name(),
+                    crate::sched::queue_len(i)
+                );
+            }
+            Console::Panic => {
+                let state = match c.state() {
+                    _ if i == me => "panicked (this CPU)",
+                    CpuState::Online => "did not stop (may still be running)",
+                    s => s.name(),
+                };
+                let _ = write!(w, "cpu {i}: apic {apic} {state}");
+                let rip = crate::panic::console::saved_regs(i).map_or(0, |r| r.rip);
+                if rip != 0 {
+                    let _ = write!(w, " at RIP {rip:#018x}");
+                    if let Some((n, off)) = crate::panic::symbols::lookup(rip) {
+                        let _ = write!(w, " {}+{off:#x}", crate::panic::symbols::Demangled(n));
+                    }
+                }
+                let _ = writeln!(w, " ticks {ticks}");
+            }
+        }
+    }
+}
+
+/// `ps`. The shell copies the thread list under its lock and shows context
+/// switches too; the panic console walks the list without the lock and
+/// reports entries that failed validation.
+pub fn ps(_: &Args<'_>, w: &mut dyn Write, console: Console) {
+    match console {
+        Console::Shell => {
+            let _ = writeln!(w, "  id  state     cpu  cpu-time(us)  switches  name");
+            for t in crate::sched::threads() {
+                thread_row(w, &t, true);
+            }
+        }
+        Console::Panic => {
+            let _ = writeln!(w, "  id  state     cpu  cpu-time(us)  name");
+            // SAFETY: panic console: after the panic stop no other CPU runs.
+            let walk =
+                unsafe { crate::sched::for_each_thread_unlocked(|t| thread_row(w, t, false)) };
+            if walk.skipped + walk.unlisted > 0 {
+                let _ = writeln!(
+                    w,
+                    "  ({} entries failed validation and were skipped, {} threads beyond the table)",
+                    walk.skipped, walk.unlisted
+                );
+            }
+        }
+    }
+}
+
+fn thread_row(w: &mut dyn Write, t: &Thread, switches: bool) {
+    let _ = write!(
+        w,
+        "{:>4}  {:<8} {:>4}  {:>12}  ",
+        t.id,
+        t.state().name(),
+        t.cpu.load(Ordering::Relaxed),
+        crate::time::cycles_to_us(t.cpu_cycles.load(Ordering::Relaxed)),
+    );
+    if switches {
+        let _ = write!(w, "{:>8}  ", t.switches.load(Ordering::Relaxed));
+    }
+    let _ = writeln!(w, "{}", t.name);
+}
+
+/// Runs `f` on the USB controller: under its lock in the shell, the one
+/// taken over at panic in the panic console.
+fn with_controller(
+    name: &str,
+    w: &mut dyn Write,
+    console: Console,
+    f: fn(&mut dyn Write, &Controller<KernelHal>),
+) {
+    match console {
+        Console::Shell => match crate::usb::CONTROLLER.lock().as_ref() {
+            Some(c) => f(w, c),
+            None => {
+                let _ = writeln!(w, "{name}: no USB controller");
+            }
+        },
+        // SAFETY: panic console, other CPUs parked, after the takeover.
+        Console::Panic => match unsafe { crate::usb::panic_controller() } {
+            Some(c) => f(w, c),
+            None => {
+                let _ = writeln!(w, "{name}: no USB controller");
+            }
+        },
+    }
+}
+
+/// `lsusb`.
+pub fn lsusb(args: &Args<'_>, w: &mut dyn Write, console: Console) {
+    with_controller(args.name(), w, console, |mut w, c| {
+        crate::usb::lsusb(&mut w, c)
+    });
+}
+
+/// `kbd`.
+pub fn kbd(args: &Args<'_>, w: &mut dyn Write, console: Console) {
+    with_controller(args.name(), w, console, |mut w, c| {
+        crate::usb::kbd(&mut w, c)
+    });
+}
+
+/// `reboot`.
+pub fn reboot(_: &Args<'_>, w: &mut dyn Write, _: Console) {
+    let _ = writeln!(w, "rebooting");
+    crate::acpi::reset();
+}
+
+/// `poweroff`.
+pub fn poweroff(_: &Args<'_>, w: &mut dyn Write, console: Console) {
+    if console == Console::Panic {
+        // Where ACPI power-off fails (it then halts), an armed watchdog
+        // would reset the machine the user asked to switch off.
+        crate::dump::watchdog::disarm();
+    }
+    let _ = writeln!(w, "powering off");
+    crate::power::poweroff(true);
+}
