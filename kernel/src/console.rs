@@ -17,7 +17,10 @@ use crate::sync::raw::scheduler_stopped;
 
 /// Serialises console output (serial and screen) in normal operation.
 static OUTPUT: SpinLock<()> = SpinLock::new(());
-/// Serialises reads of the UART (the receive interrupt and readers).
+/// Serialises draining the UART into the input queue (the receive
+/// interrupt and the reader): held from the first byte read to the last
+/// byte queued, so two drains on two CPUs cannot reorder the bytes (seen:
+/// `poweroff` arrived as `oweroff` then `p`).
 static RX: SpinLock<()> = SpinLock::new(());
 
 /// Probes and initialises COM1 (see [`crate::serial`]).
@@ -62,15 +65,6 @@ macro_rules! print {
 macro_rules! println {
     () => ($crate::print!("\n"));
     ($($arg:tt)*) => ($crate::console::_print(format_args!("{}\n", format_args!($($arg)*))));
-}
-
-/// Reads one byte from COM1 if there is a UART and a byte is waiting.
-pub fn serial_try_read() -> Option<u8> {
-    if !serial::present() {
-        return None;
-    }
-    let _g = RX.lock();
-    serial::try_get()
 }
 
 // ---- input queue ----
@@ -136,13 +130,18 @@ pub fn read_byte() -> u8 {
 /// holds 16; the rest waits for the next interrupt or read).
 const DRAIN_MAX: usize = 64;
 
-/// Moves bytes waiting in the UART into the input queue (bounded).
+/// Moves bytes waiting in the UART into the input queue (bounded), in
+/// order.
 pub fn drain_serial() {
+    if !serial::present() {
+        return;
+    }
+    let _g = RX.lock();
     let mut tmp = [0u8; 16];
     for _ in 0..DRAIN_MAX / tmp.len() {
         let mut n = 0;
         while n < tmp.len() {
-            match serial_try_read() {
+            match serial::try_get() {
                 Some(b) => {
                     tmp[n] = b;
                     n += 1;
