@@ -41,7 +41,11 @@ pub const KEYBOARDS: &[Keyboard] = &[Keyboard::RootPort, Keyboard::BehindHub];
 /// Triggers whose point is another CPU: on `-smp 1` the kernel degrades
 /// them to a plain panic of the only CPU (see `kernel/src/panic/trigger.rs`),
 /// so they duplicate `plain` there and are skipped.
-const NEED_SMP: &[&str] = &["lock", "ap", "all", "cli", "usb-lock", "badstack", "deaf"];
+/// (`usb-cmd` too: its command is submitted by another CPU, and without one
+/// nothing is in flight when the panic comes.)
+const NEED_SMP: &[&str] = &[
+    "lock", "ap", "all", "cli", "usb-lock", "usb-cmd", "badstack", "deaf",
+];
 
 /// Triggers that panic only while an application processor starts: on
 /// `-smp 1` nothing panics, so they are skipped there.
