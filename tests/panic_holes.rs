@@ -12,13 +12,18 @@ const BOOT: Duration = Duration::from_secs(90);
 const STEP: Duration = Duration::from_secs(60);
 const DUMP: Duration = Duration::from_secs(180);
 
-fn boot(name: &str, trigger: &str, smp: u32) -> Vm {
+/// Boots with `trigger` on qboot; a dump disk only where one is given.
+fn boot_with(name: &str, trigger: &str, smp: u32, disk: Option<std::path::PathBuf>) -> Vm {
     let mut cfg = Config::new(KERNEL_ELF);
     cfg.smp = smp;
     cfg.firmware = Firmware::Qboot;
     cfg.append = format!("trigger={trigger}");
-    cfg.dump_disk = None;
+    cfg.dump_disk = disk;
     Vm::start(name, cfg)
+}
+
+fn boot(name: &str, trigger: &str, smp: u32) -> Vm {
+    boot_with(name, trigger, smp, None)
 }
 
 /// Types `cpus` and returns its output up to the next prompt.
@@ -106,12 +111,7 @@ fn a_cpu_that_does_not_stop_is_named_above_the_prompt_and_in_cpus() {
 fn a_panic_on_the_nmi_stack_runs_the_console_and_a_dump() {
     let disk = scratch_dir().join("dump-holes-nmi.img");
     let _ = std::fs::remove_file(&disk);
-    let mut cfg = Config::new(KERNEL_ELF);
-    cfg.smp = 2;
-    cfg.firmware = Firmware::Qboot;
-    cfg.append = "trigger=nmi".into();
-    cfg.dump_disk = Some(disk.clone());
-    let mut vm = Vm::start("holes-nmi", cfg);
+    let mut vm = boot_with("holes-nmi", "nmi", 2, Some(disk.clone()));
     vm.expect("PANIC on cpu 0 [^\n]*: unexpected NMI", BOOT);
     vm.expect("db> ", STEP);
     vm.send_serial("bt\r");
