@@ -24,49 +24,58 @@ of every hang or failure (logs/) into DIR (default target/matrix).
   --list          print the selected cells and exit
 exit status: 0 when nothing hung or failed, 1 otherwise, 2 for bad usage.";
 
-/// Entry point; returns the process exit status.
-pub fn main(args: &[String]) -> i32 {
-    let mut opts = Options::new();
-    opts.progress = true;
-    let mut filter = String::new();
-    let mut list = false;
+/// What the command line asks for.
+struct Request {
+    opts: Options,
+    filter: String,
+    list: bool,
+}
+
+/// Parses the matrix options; `Err(status)` to exit with (0 after `--help`).
+fn parse_args(args: &[String]) -> Result<Request, i32> {
+    let mut req = Request {
+        opts: Options::new(),
+        filter: String::new(),
+        list: false,
+    };
+    req.opts.progress = true;
+    let count = |v: String, what: &'static str| v.parse().ok().filter(|&n| n >= 1).ok_or(what);
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = |n: &str| it.next().cloned().ok_or(format!("{n} needs a value"));
         let r: Result<(), String> = match a.as_str() {
             "-h" | "--help" => {
                 println!("{HELP}");
-                return 0;
+                return Err(0);
             }
-            "--reps" => value("--reps").and_then(|v| {
-                opts.reps = v
-                    .parse()
-                    .ok()
-                    .filter(|&n| n >= 1)
-                    .ok_or("--reps takes N >= 1")?;
-                Ok(())
-            }),
-            "--jobs" | "-j" => value("--jobs").and_then(|v| {
-                opts.jobs = v
-                    .parse()
-                    .ok()
-                    .filter(|&n| n >= 1)
-                    .ok_or("--jobs takes J >= 1")?;
-                Ok(())
-            }),
-            "--filter" => value("--filter").map(|v| filter = v),
-            "--out" => value("--out").map(|v| opts.out = PathBuf::from(v)),
+            "--reps" => value("--reps")
+                .and_then(|v| count(v, "--reps takes N >= 1").map_err(String::from))
+                .map(|n| req.opts.reps = n),
+            "--jobs" | "-j" => value("--jobs")
+                .and_then(|v| count(v, "--jobs takes J >= 1").map_err(String::from))
+                .map(|n| req.opts.jobs = n),
+            "--filter" => value("--filter").map(|v| req.filter = v),
+            "--out" => value("--out").map(|v| req.opts.out = PathBuf::from(v)),
             "--list" => {
-                list = true;
+                req.list = true;
                 Ok(())
             }
             other => Err(format!("unknown matrix option {other:?} (try --help)")),
         };
         if let Err(e) = r {
             eprintln!("error: {e}");
-            return 2;
+            return Err(2);
         }
     }
+    Ok(req)
+}
+
+/// Entry point; returns the process exit status.
+pub fn main(args: &[String]) -> i32 {
+    let Request { opts, filter, list } = match parse_args(args) {
+        Ok(r) => r,
+        Err(status) => return status,
+    };
     let cells: Vec<_> = matrix::all_scenarios()
         .into_iter()
         .filter(|s| s.matches(&filter))

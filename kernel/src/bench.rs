@@ -7,10 +7,11 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use lock_api::RawMutex as _;
 
-use crate::arch::rdtsc;
 use crate::println;
+use crate::sched::Mutex;
 use crate::sync::raw::RawSpinImpl;
-use crate::sync::{Mutex, RwLock, SpinLock};
+use crate::sync::{RwLock, SpinLock};
+use crate::time::rdtsc;
 
 const N: u64 = 20_000;
 
@@ -30,8 +31,17 @@ fn per_op(mut f: impl FnMut()) -> u64 {
 static PONG: AtomicBool = AtomicBool::new(false);
 static PINGS: AtomicU64 = AtomicU64::new(0);
 
+/// Installs the ping IPI's handler in `arch`'s trap table.
+pub fn install_trap_handler() {
+    use crate::arch::{apic, idt::vector, trap};
+    trap::set_handler(vector::PING, |_| {
+        apic::eoi();
+        on_ping();
+    });
+}
+
 /// IPI benchmark handler: acknowledges a ping.
-pub fn on_ping() {
+fn on_ping() {
     PINGS.fetch_add(1, Ordering::Relaxed);
     PONG.store(true, Ordering::Release);
 }

@@ -275,3 +275,29 @@ pub fn init_log() {
     let _ = log::set_logger(&LOGGER);
     log::set_max_level(log::LevelFilter::Info);
 }
+
+/// Lock-free console writer for the panic path: synchronous output to COM1
+/// (if the boot probe found one; every wait bounded) and the screen, taking
+/// no lock and allocating nothing (the other CPUs are parked, or this is the
+/// only one still printing).
+pub struct PanicWriter;
+
+impl Write for PanicWriter {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        write_unlocked(s);
+        Ok(())
+    }
+}
+
+/// Prints on the panic writer.
+#[macro_export]
+macro_rules! pprint {
+    ($($arg:tt)*) => ({ let _ = core::fmt::Write::write_fmt(&mut $crate::console::PanicWriter, format_args!($($arg)*)); });
+}
+
+/// Prints a line on the panic writer.
+#[macro_export]
+macro_rules! pprintln {
+    () => ($crate::pprint!("\n"));
+    ($($arg:tt)*) => ($crate::pprint!("{}\n", format_args!($($arg)*)));
+}

@@ -27,6 +27,8 @@ pub mod bench;
 #[cfg(target_os = "none")]
 pub mod console;
 #[cfg(target_os = "none")]
+pub mod debugger;
+#[cfg(target_os = "none")]
 pub mod dump;
 #[cfg(target_os = "none")]
 pub mod mm;
@@ -45,6 +47,8 @@ pub mod time;
 pub mod usb;
 #[cfg(target_os = "none")]
 pub mod vga;
+#[cfg(target_os = "none")]
+pub mod watchdog;
 
 #[cfg(target_os = "none")]
 pub mod boot;

@@ -8,7 +8,8 @@ use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::arch::cpu::{self, CpuState};
 use crate::println;
-use crate::sync::{Mutex, RwLock, SpinLock};
+use crate::sched::Mutex;
+use crate::sync::{RwLock, SpinLock};
 
 /// Runs scenario `name`; never returns.
 pub fn run(name: &str) -> ! {
@@ -19,7 +20,13 @@ pub fn run(name: &str) -> ! {
         "pingpong" => pingpong(),
         "spread" => spread(),
         "triple-fault" => triple_fault(),
-        "dump-bench" => crate::dump::bench(),
+        "dump-bench" => {
+            if crate::dump::bench() {
+                crate::panic::set_policy(crate::panic::Policy::Dump);
+                panic!("dump-bench: measuring the polled dump");
+            }
+            false
+        }
         "bench" => {
             crate::bench::run();
             true

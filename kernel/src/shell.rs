@@ -1,17 +1,9 @@
 //! The interactive shell (`shell> `), fed by the console input queue (serial
-//! and USB keyboard), and the bodies of its own commands (the table is
-//! [`crate::command::COMMANDS`]).
+//! and USB keyboard). The commands are [`crate::command::COMMANDS`].
 
-use alloc::vec::Vec;
-use core::fmt::Write;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-
-use crate::command::parse::load_count;
-use crate::command::{Args, Console};
+use crate::command::Console;
 use crate::lineedit::{ByteDecoder, Edit, LineEditor};
 use crate::print;
-use crate::sched::JoinHandle;
-use crate::sync::{Mutex, SpinLock};
 
 /// The shell prompt.
 pub const PROMPT: &str = "shell> ";
@@ -49,118 +41,4 @@ pub fn run() -> ! {
 /// Runs one shell command line.
 pub fn execute(line: &str) {
     crate::command::execute(Console::Shell, line, &mut Echo);
-}
-
-/// `echo TEXT`.
-pub fn echo(args: &Args<'_>, w: &mut dyn Write, _: Console) {
-    let _ = writeln!(w, "{}", args.rest());
-}
-
-/// `uptime`.
-pub fn uptime(_: &Args<'_>, w: &mut dyn Write, _: Console) {
-    let us = crate::time::now_us();
-    let _ = writeln!(w, "up {}.{:06} s", us / 1_000_000, us % 1_000_000);
-}
-
-/// `panic [KIND]`.
-pub fn panic(args: &Args<'_>, w: &mut dyn Write, _: Console) {
-    let kind = args.first().unwrap_or("plain");
-    if kind == "help" {
-        for (k, d) in crate::panic::trigger::TRIGGERS {
-            let _ = writeln!(w, "  panic {k:<8} {d}");
-        }
-    } else if let Err(e) = crate::panic::trigger::run(kind) {
-        let _ = writeln!(w, "panic: {e}");
-    }
-}
-
-/// `bench` (prints on the console itself: `test=bench` runs it too).
-pub fn bench(_: &Args<'_>, _: &mut dyn Write, _: Console) {
-    crate::bench::run();
-}
-
-/// `mem` in the shell: the memory map and the heap.
-pub fn mem(_: &Args<'_>, w: &mut dyn Write, _: Console) {
-    let f = crate::mm::FRAMES.lock();
-    let _ = writeln!(w, "physical memory map:");
-    for r in &f.map[..f.map_len] {
-        let _ = writeln!(
-            w,
-            "  {:#012x}-{:#012x} {:>8} KiB  {}",
-            r.start,
-            r.start + r.len,
-            r.len / 1024,
-            crate::mm::frame::kind_name(r.kind)
-        );
-    }
-    let _ = writeln!(
-        w,
-        "frames: {} total, {} used, {} free (4 KiB each)",
-        f.total,
-        f.used,
-        f.total - f.used
-    );
-    drop(f);
-    let (hs, he) = crate::mm::heap::range();
-    let st = crate::mm::heap::stats();
-    let _ = writeln!(
-        w,
-        "heap: {:#x}-{:#x} ({} KiB), {} bytes in {} allocations",
-        hs,
-        he,
-        (he - hs) / 1024,
-        st.0,
-        st.1
-    );
-}
-
-/// Shared state the load threads hammer.
-static LOAD_SPIN: SpinLock<u64> = SpinLock::new(0);
-static LOAD_MUTEX: Mutex<u64> = Mutex::new(0);
-static LOAD_STOP: AtomicBool = AtomicBool::new(false);
-static LOAD_ROUNDS: AtomicU64 = AtomicU64::new(0);
-static LOAD: SpinLock<Vec<JoinHandle>> = SpinLock::new(Vec::new());
-
-/// `spawn-load N`.
-pub fn spawn_load(args: &Args<'_>, w: &mut dyn Write, _: Console) {
-    let n = match load_count(args) {
-        Ok(n) => n,
-        Err(e) => {
-            let _ = writeln!(w, "{e}");
-            return;
-        }
-    };
-    LOAD_STOP.store(false, Ordering::Relaxed);
-    let mut handles = Vec::new();
-    for i in 0..n {
-        handles.push(crate::sched::spawn(&alloc::format!("load/{i}"), || {
-            while !LOAD_STOP.load(Ordering::Relaxed) {
-                *LOAD_SPIN.lock() += 1;
-                *LOAD_MUTEX.lock() += 1;
-                LOAD_ROUNDS.fetch_add(1, Ordering::Relaxed);
-                for _ in 0..2000 {
-                    core::hint::spin_loop();
-                }
-            }
-        }));
-    }
-    LOAD.lock().extend(handles);
-    let _ = writeln!(w, "started {n} load threads");
-}
-
-/// `kill-load`.
-pub fn kill_load(_: &Args<'_>, w: &mut dyn Write, _: Console) {
-    LOAD_STOP.store(true, Ordering::Relaxed);
-    let handles: Vec<_> = core::mem::take(&mut *LOAD.lock());
-    let n = handles.len();
-    for h in handles {
-        h.join();
-    }
-    let _ = writeln!(
-        w,
-        "stopped {n} load threads ({} rounds; spin {} mutex {})",
-        LOAD_ROUNDS.load(Ordering::Relaxed),
-        *LOAD_SPIN.lock(),
-        *LOAD_MUTEX.lock()
-    );
 }

@@ -1,17 +1,13 @@
-//! Time: the TSC calibrated against the PIT (channel 2, gated by port 0x61),
-//! a monotonic clock and busy-wait delays that work with interrupts off (the
-//! panic path and the polled USB driver rely on them).
+//! Time: a monotonic clock on the TSC and busy-wait delays that work with
+//! interrupts off (the panic path and the polled USB driver rely on them).
+//! The TSC rate comes from `arch::tsc::calibrate` (the PIT); this module
+//! names nothing else in the kernel.
 
 //!
 //! The conversions are plain arithmetic and also build on the host, for
 //! unit tests; everything that reads the TSC or the PIT is kernel-only.
 
 use core::sync::atomic::{AtomicU64, Ordering};
-
-#[cfg(target_os = "none")]
-use crate::arch::port::{inb, outb};
-#[cfg(target_os = "none")]
-use crate::arch::rdtsc;
 
 /// The TSC rate assumed before `calibrate` ran: the fastest plausible
 /// (10 GHz), so that a deadline taken that early lasts at least as long as
@@ -25,46 +21,27 @@ static TSC_HZ: AtomicU64 = AtomicU64::new(UNCALIBRATED_TSC_MHZ * 1_000_000);
 #[cfg(target_os = "none")]
 static TSC_BOOT: AtomicU64 = AtomicU64::new(0);
 
-#[cfg(target_os = "none")]
-/// Calibrates the TSC against 10 ms of PIT channel 2 (mode 0: OUT goes
-/// high when the count written last runs out), the best of three.
-///
-/// The TSC is read before the count is written, so anything that delays
-/// this CPU (an emulator thread descheduled by a loaded host) can only make
-/// one measurement longer, never shorter, and the shortest wins. (Reading it
-/// after the count was written let a delay of more than 10 ms at that point
-/// end the wait at once: a TSC rate 100x too low, every deadline 100x too
-/// short, seen once in a matrix run as "cpu 1 did not come up".)
-pub fn calibrate() {
-    TSC_BOOT.store(rdtsc(), Ordering::Relaxed);
-    let mut best = u64::MAX;
-    for _ in 0..3 {
-        let ticks = 11_932u16; // 10 ms at 1.193182 MHz
-        // SAFETY: PIT channel 2 and the speaker gate (0x61) are free for
-        // timing; no memory effects.
-        let cycles = unsafe {
-            let gate = inb(0x61);
-            outb(0x61, (gate & !0x02) | 0x01); // gate on, speaker off
-            outb(0x43, 0b1011_0000); // channel 2, lo/hi, mode 0, binary
-            let start = rdtsc();
-            outb(0x42, ticks as u8);
-            outb(0x42, (ticks >> 8) as u8); // counting starts here
-            let mut spins = 0u64;
-            while inb(0x61) & 0x20 == 0 {
-                spins += 1;
-                if spins > 50_000_000 {
-                    break;
-                }
-            }
-            rdtsc() - start
-        };
-        best = best.min(cycles);
-    }
-    let hz = best * 100;
+/// Sets the TSC rate measured by `arch::tsc::calibrate` (ignored below
+/// 1 MHz: a measurement that implausible keeps the safe default).
+pub fn set_tsc_hz(hz: u64) {
     if hz > 1_000_000 {
         TSC_HZ.store(hz, Ordering::Relaxed);
         TSC_PER_US_FP.store((hz << 16) / 1_000_000, Ordering::Relaxed);
     }
+}
+
+#[cfg(target_os = "none")]
+/// Makes the TSC value `tsc` time zero of [`now_us`].
+pub fn set_boot_tsc(tsc: u64) {
+    TSC_BOOT.store(tsc, Ordering::Relaxed);
+}
+
+#[cfg(target_os = "none")]
+/// Reads the time-stamp counter.
+#[inline(always)]
+pub fn rdtsc() -> u64 {
+    // SAFETY: RDTSC has no side effects and is available on every x86_64 CPU.
+    unsafe { core::arch::x86_64::_rdtsc() }
 }
 
 /// TSC frequency in Hz.

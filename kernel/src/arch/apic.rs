@@ -17,14 +17,16 @@ static XAPIC_BASE: AtomicU64 = AtomicU64::new(0xFEE0_0000);
 static TIMER_INITIAL: AtomicU32 = AtomicU32::new(0);
 static IOAPIC_BASE: AtomicU64 = AtomicU64::new(0);
 
-/// Records the xAPIC MMIO base from the MADT.
-pub fn set_xapic_base(phys: u64) {
-    XAPIC_BASE.store(phys, Ordering::Relaxed);
+/// Records the xAPIC MMIO window from the MADT, already mapped uncached
+/// by the caller (the memory layer sits above this one).
+pub fn set_xapic_base(mapped: u64) {
+    XAPIC_BASE.store(mapped, Ordering::Relaxed);
 }
 
-/// Records the (first) IOAPIC base from the MADT.
-pub fn set_ioapic_base(phys: u64) {
-    IOAPIC_BASE.store(phys, Ordering::Relaxed);
+/// Records the (first) IOAPIC MMIO window from the MADT, already mapped
+/// uncached by the caller; 0: none.
+pub fn set_ioapic_base(mapped: u64) {
+    IOAPIC_BASE.store(mapped, Ordering::Relaxed);
 }
 
 /// True when the local APICs run in x2APIC mode.
@@ -34,7 +36,7 @@ pub fn is_x2apic() -> bool {
 
 /// Enables this CPU's local APIC and its periodic timer.
 pub fn init_cpu() {
-    let base = crate::mm::paging::map_mmio(XAPIC_BASE.load(Ordering::Relaxed), 4096);
+    let base = XAPIC_BASE.load(Ordering::Relaxed);
     let mut b = LocalApicBuilder::new();
     b.timer_vector(vector::TIMER as usize)
         .error_vector(vector::APIC_ERROR as usize)
@@ -134,8 +136,7 @@ pub fn route_irq(gsi: u8, vec: u8, level_low: bool) {
     if base == 0 {
         return;
     }
-    let base = crate::mm::paging::map_mmio(base, 4096);
-    // SAFETY: the IOAPIC's MMIO window from the MADT, identity mapped uncached.
+    // SAFETY: the IOAPIC's MMIO window from the MADT, mapped uncached.
     unsafe {
         let mut io = IoApic::new(base);
         let mut e = RedirectionTableEntry::default();

@@ -9,8 +9,7 @@ use x86_64::registers::model_specific::GsBase;
 use x86_64::structures::gdt::GlobalDescriptorTable;
 use x86_64::structures::tss::TaskStateSegment;
 
-use crate::panic::stop::SavedRegs;
-use crate::sched::thread::Thread;
+use super::regs::SavedRegs;
 
 /// Most CPUs the kernel brings up; more in the MADT are reported and skipped.
 pub const MAX_CPUS: usize = 16;
@@ -80,9 +79,10 @@ impl CpuState {
 pub struct PerCpu {
     self_ptr: AtomicPtr<PerCpu>,
     index: AtomicU32,
-    /// Thread running on this CPU (owned by the scheduler). At offset 16 so
-    /// that one `gs`-relative load reads it (see [`current_thread`]).
-    pub current: AtomicPtr<Thread>,
+    /// Thread running on this CPU: opaque here, owned and interpreted by the
+    /// scheduler. At offset 16 so that one `gs`-relative load reads it (see
+    /// [`current_thread`]).
+    pub current: AtomicPtr<()>,
     /// Local APIC id from the MADT.
     pub apic_id: AtomicU32,
     state: AtomicU8,
@@ -230,8 +230,8 @@ pub fn current_index() -> usize {
 /// read cannot be split by a preemption that migrates the caller (reading
 /// `this().current` could pair CPU A's index with CPU B's thread).
 #[inline(always)]
-pub fn current_thread() -> *const Thread {
-    let t: *const Thread;
+pub fn current_thread() -> *const () {
+    let t: *const ();
     // SAFETY: GS points at this CPU's PerCpu; offset 16 is `current`
     // (checked by the assertion below).
     unsafe {

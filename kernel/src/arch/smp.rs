@@ -3,9 +3,26 @@
 //! [`ap_entry`]. A CPU that does not answer within the bound is reported and
 //! skipped.
 
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicPtr, Ordering};
 
 use super::cpu::{self, CpuState};
+
+/// What an application processor does around its own bring-up, supplied by
+/// the layers above at boot (arch names none of them).
+pub struct ApHooks {
+    /// True once the world is being stopped (a panic began): an AP that
+    /// sees it parks before running anything.
+    pub stopping: fn() -> bool,
+    /// Parks this AP for good (it arrived after the stop began).
+    pub park: fn(index: usize) -> !,
+    /// Readies the scheduler on this CPU, before it is published online.
+    pub init: fn(index: usize),
+    /// Runs the CPU from then on (the scheduler).
+    pub run: fn() -> !,
+}
+
+/// The hooks of the current `start_aps`, read by each arriving AP.
+static HOOKS: AtomicPtr<ApHooks> = AtomicPtr::new(core::ptr::null_mut());
 
 /// Physical page the trampoline is copied to (below 1 MiB, 4 KiB aligned).
 const TRAMPOLINE: u64 = 0x8000;
@@ -100,8 +117,10 @@ fn tramp_var(sym: *const u8) -> *mut u64 {
     (TRAMPOLINE + (sym as u64 - start as u64)) as *mut u64
 }
 
-/// Starts every CPU in `apic_ids[1..]`; returns how many came online.
-pub fn start_aps(apic_ids: &[u32]) -> usize {
+/// Starts every CPU in `apic_ids[1..]`, each running `hooks` around its
+/// bring-up; returns how many came online.
+pub fn start_aps(apic_ids: &[u32], hooks: &'static ApHooks) -> usize {
+    HOOKS.store(core::ptr::from_ref(hooks).cast_mut(), Ordering::Release);
     let (start, end) = (&raw const ap_trampoline_start, &raw const ap_trampoline_end);
     let len = end as usize - start as usize;
     // SAFETY: 0x8000 is below 1 MiB, identity mapped and never handed out by
@@ -151,41 +170,45 @@ pub fn start_aps(apic_ids: &[u32]) -> usize {
 /// Rust entry of an application processor (from the trampoline, on its stack).
 extern "C" fn ap_entry(index: u64) -> ! {
     let index = index as usize;
+    // SAFETY: `start_aps` stored a `&'static ApHooks` before the first SIPI.
+    let Some(hooks) = (unsafe { HOOKS.load(Ordering::Acquire).as_ref() }) else {
+        super::halt_forever();
+    };
     if PANIC_WHILE_STARTING.load(Ordering::Relaxed) {
         // The test makes this CPU arrive after the panic began (the real
         // race goes either way: an AP fast enough to be online is stopped by
         // IPI like any other).
         let d = crate::time::deadline_after_us(2_000_000);
-        while !crate::panic::panicking() && !crate::time::passed(d) {
+        while !(hooks.stopping)() && !crate::time::passed(d) {
             core::hint::spin_loop();
         }
     }
-    if crate::panic::panicking() {
+    if (hooks.stopping)() {
         // A panic began while this CPU was starting: the panic path sends
         // nothing to a starting CPU, so it stops itself, before anything runs.
-        crate::panic::stop::park_on_arrival(index);
+        (hooks.park)(index);
     }
     if cpu::cpu(index).state() != CpuState::Starting {
         // Too late: the bootstrap CPU gave up on this CPU (see `start_aps`).
-        crate::arch::halt_forever();
+        super::halt_forever();
     }
     let apic_id = cpu::cpu(index).apic_id.load(Ordering::Relaxed);
     cpu::install(index, apic_id);
     super::gdt::init(cpu::this());
     super::idt::load();
     super::apic::init_cpu();
-    crate::sched::init_cpu(&alloc::format!("ap/{index}"));
+    (hooks.init)(index);
     if !cpu::this().transition(CpuState::Starting, CpuState::Online) {
         // Too late: the bootstrap CPU gave up on this CPU meanwhile.
-        crate::arch::halt_forever();
+        super::halt_forever();
     }
     // Either the panic CPU sees `Online` (and sends the stop IPI) or this CPU
     // sees the panic: `stop_others` fences between claiming the panic and
     // reading the states, this fence between the two here.
     core::sync::atomic::fence(Ordering::SeqCst);
-    if crate::panic::panicking() {
-        crate::panic::stop::park_on_arrival(index);
+    if (hooks.stopping)() {
+        (hooks.park)(index);
     }
-    // The boot flow of an AP has nothing left to do: hand the CPU to the scheduler.
-    crate::sched::exit();
+    // The boot flow of an AP has nothing left to do: hand the CPU over.
+    (hooks.run)()
 }

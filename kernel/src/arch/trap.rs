@@ -143,6 +143,44 @@ pub fn exception_name(v: u64) -> &'static str {
     NAMES.get(v as usize).copied().unwrap_or("interrupt")
 }
 
+/// A handler for one vector, registered at boot by the layer that owns it
+/// (the panic path for exceptions, NMI and the stop IPI, the scheduler for
+/// the timer): `arch` calls up only through this table.
+pub type TrapHandler = fn(&mut TrapFrame);
+
+/// Handlers by vector; 0 = none (an exception without a handler halts).
+static HANDLERS: [AtomicUsize; 256] = [const { AtomicUsize::new(0) }; 256];
+/// Runs after a timer, reschedule or device interrupt, once `irq_depth` is
+/// back down (the scheduler's preemption point); 0 = none.
+static IRQ_EXIT: AtomicUsize = AtomicUsize::new(0);
+
+/// Installs `handler` for `vector` (replacing any before it).
+pub fn set_handler(vector: u8, handler: TrapHandler) {
+    HANDLERS[vector as usize].store(handler as usize, Ordering::Release);
+}
+
+/// Installs `handler` for every CPU exception but the NMI (vectors 0-31).
+pub fn set_exception_handler(handler: TrapHandler) {
+    for v in 0..vector::FIRST_EXTERNAL {
+        if v != vector::NMI {
+            set_handler(v, handler);
+        }
+    }
+}
+
+/// Installs the hook run on the way out of a timer, reschedule or device
+/// interrupt.
+pub fn set_irq_exit(hook: fn()) {
+    IRQ_EXIT.store(hook as usize, Ordering::Release);
+}
+
+fn handler(v: u8) -> Option<TrapHandler> {
+    let h = HANDLERS[v as usize].load(Ordering::Acquire);
+    // SAFETY: only `set_handler` stores into this table, and it stores
+    // `TrapHandler` function pointers.
+    (h != 0).then(|| unsafe { core::mem::transmute::<usize, TrapHandler>(h) })
+}
+
 /// Called by `trap_common` with interrupts disabled (all gates are interrupt gates).
 #[unsafe(no_mangle)]
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
@@ -150,27 +188,15 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     this.irq_depth.fetch_add(1, Ordering::Relaxed);
     let v = frame.vector as u8;
     match v {
-        vector::NMI => crate::panic::stop::on_nmi(frame),
-        0..=31 => crate::panic::exception(frame),
-        vector::TIMER => {
-            crate::arch::apic::eoi();
-            crate::sched::timer_tick(frame);
-        }
         vector::RESCHEDULE => {
-            crate::arch::apic::eoi();
+            super::apic::eoi();
             this.need_resched.store(true, Ordering::Relaxed);
         }
-        vector::STOP => crate::panic::stop::on_stop_ipi(frame),
-        vector::PING => {
-            crate::arch::apic::eoi();
-            crate::bench::on_ping();
-        }
         vector::PANIC_TEST => {
-            crate::arch::apic::eoi();
+            super::apic::eoi();
             panic!("test: panic inside an interrupt handler (vector {v:#x})");
         }
         vector::SPURIOUS => {}
-        vector::APIC_ERROR => crate::arch::apic::eoi(),
         _ if (vector::DEVICE_BASE..vector::DEVICE_BASE + vector::DEVICE_COUNT).contains(&v) => {
             let h = DEVICE_HANDLERS[(v - vector::DEVICE_BASE) as usize].load(Ordering::Acquire);
             if h != 0 {
@@ -179,12 +205,22 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
                 let f: DeviceHandler = unsafe { core::mem::transmute::<usize, DeviceHandler>(h) };
                 f(v);
             }
-            crate::arch::apic::eoi();
+            super::apic::eoi();
         }
-        _ => crate::arch::apic::eoi(),
+        _ => match handler(v) {
+            Some(h) => h(frame),
+            // An exception nobody handles (before the panic path registered):
+            // nothing above can be trusted yet.
+            None if v < vector::FIRST_EXTERNAL => super::halt_forever(),
+            None => super::apic::eoi(),
+        },
     }
     this.irq_depth.fetch_sub(1, Ordering::Relaxed);
     if v == vector::TIMER || v == vector::RESCHEDULE || v >= vector::DEVICE_BASE {
-        crate::sched::preempt_point_from_irq();
+        let hook = IRQ_EXIT.load(Ordering::Acquire);
+        if hook != 0 {
+            // SAFETY: only `set_irq_exit` stores here, a `fn()` pointer.
+            unsafe { core::mem::transmute::<usize, fn()>(hook)() };
+        }
     }
 }

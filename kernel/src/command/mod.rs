@@ -8,9 +8,13 @@
 //! pure logic and build on the host for tests; the command bodies reach the
 //! kernel and build only for it.
 
+#[cfg(target_os = "none")]
+pub mod debug;
 pub mod parse;
 #[cfg(target_os = "none")]
 pub mod shared;
+#[cfg(target_os = "none")]
+pub mod shell;
 pub mod table;
 
 pub use parse::{

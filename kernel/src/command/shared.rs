@@ -25,7 +25,7 @@ pub fn cpus(_: &Args<'_>, w: &mut dyn Write, console: Console) {
         let ticks = c.ticks.load(Ordering::Relaxed);
         match console {
             Console::Shell => {
-                let t = c.current.load(Ordering::Acquire);
+                let t = crate::sched::running_on(i);
                 let name = if t.is_null() {
                     "-"
                 } else {
@@ -46,7 +46,7 @@ pub fn cpus(_: &Args<'_>, w: &mut dyn Write, console: Console) {
                     s => s.name(),
                 };
                 let _ = write!(w, "cpu {i}: apic {apic} {state}");
-                let rip = crate::panic::console::saved_regs(i).map_or(0, |r| r.rip);
+                let rip = super::debug::saved_regs(i).map_or(0, |r| r.rip);
                 if rip != 0 {
                     let _ = write!(w, " at RIP {rip:#018x}");
                     if let Some((n, off)) = crate::panic::symbols::lookup(rip) {
@@ -151,7 +151,7 @@ pub fn poweroff(_: &Args<'_>, w: &mut dyn Write, console: Console) {
     if console == Console::Panic {
         // Where ACPI power-off fails (it then halts), an armed watchdog
         // would reset the machine the user asked to switch off.
-        crate::dump::watchdog::disarm();
+        crate::watchdog::disarm();
     }
     let _ = writeln!(w, "powering off");
     crate::power::poweroff(true);

@@ -27,13 +27,13 @@ macro_rules! command {
 /// Every console command.
 pub static COMMANDS: &[Command] = &[
     command!("help", "", Both, help, "this list"),
-    command!("echo", "TEXT", Shell, crate::shell::echo, "print TEXT"),
-    command!("uptime", "", Shell, crate::shell::uptime, "time since boot"),
+    command!("echo", "TEXT", Shell, super::shell::echo, "print TEXT"),
+    command!("uptime", "", Shell, super::shell::uptime, "time since boot"),
     command!(
         "mem",
         "",
         Shell,
-        crate::shell::mem,
+        super::shell::mem,
         "memory map and allocator use"
     ),
     command!(
@@ -47,14 +47,14 @@ pub static COMMANDS: &[Command] = &[
         "bt",
         "[cpu]",
         Panic,
-        crate::panic::console::bt,
+        super::debug::bt,
         "backtrace of the panic thread or of a stopped CPU"
     ),
     command!(
         "regs",
         "[cpu]",
         Panic,
-        crate::panic::console::regs,
+        super::debug::regs,
         "registers of the panic CPU or of a stopped CPU"
     ),
     command!(
@@ -68,36 +68,30 @@ pub static COMMANDS: &[Command] = &[
         "mem",
         "ADDR [LEN]",
         Panic,
-        crate::panic::console::mem,
+        super::debug::mem,
         "hex dump of RAM (unmapped addresses and devices are refused)"
     ),
-    command!(
-        "log",
-        "",
-        Panic,
-        crate::panic::console::log,
-        "recent kernel log"
-    ),
+    command!("log", "", Panic, super::debug::log, "recent kernel log"),
     command!(
         "spawn-load",
         "N",
         Shell,
-        crate::shell::spawn_load,
+        super::shell::spawn_load,
         "start N busy threads hammering shared locks"
     ),
-    command!("kill-load", "", Shell, crate::shell::kill_load, "stop them"),
+    command!("kill-load", "", Shell, super::shell::kill_load, "stop them"),
     command!(
         "panic",
         "[KIND]",
         Shell,
-        crate::shell::panic,
+        super::shell::panic,
         "panic now (`panic help` lists kinds)"
     ),
     command!(
         "bench",
         "",
         Shell,
-        crate::shell::bench,
+        super::shell::bench,
         "lock, context switch and IPI figures"
     ),
     command!(
@@ -118,7 +112,7 @@ pub static COMMANDS: &[Command] = &[
         "dump",
         "[full]",
         Panic,
-        crate::panic::console::dump,
+        super::debug::dump,
         "write a crash dump (minimal, or all RAM); Ctrl-C aborts"
     ),
     command!(
@@ -132,7 +126,7 @@ pub static COMMANDS: &[Command] = &[
         "halt",
         "",
         Panic,
-        crate::panic::console::halt,
+        super::debug::halt,
         "stop here for good (no reset, no power-off)"
     ),
     command!(

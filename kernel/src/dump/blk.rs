@@ -639,7 +639,7 @@ impl DumpDisk {
                     ms: timeout_us / 1000,
                 });
             }
-            super::watchdog::pet();
+            crate::watchdog::pet();
             core::hint::spin_loop();
         }
         Ok(())

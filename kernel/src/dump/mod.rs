@@ -1,17 +1,16 @@
 //! Crash dumps: a virtio-blk disk reserved at boot and written in polled
-//! mode at panic time, an i6300esb watchdog armed at panic time, and the
+//! mode at panic time (the [`crate::watchdog`] armed meanwhile), in the
 //! ELF core format from the `crashdump` crate (`savecore` on the host reads
 //! it back).
 //!
-//! Boot: [`init`] finds the disk and the watchdog and reserves every buffer.
-//! Panic: [`arm_watchdog`] from the panic path, then [`run`] from the panic
-//! console (`dump`, `dump full`) or the `panic=dump` policy.
+//! Boot: [`init`] finds the disk and reserves every buffer. Panic: [`run`]
+//! from the debugger (`dump`, `dump full`) or the `panic=dump` policy, with
+//! a [`writer::Context`] from the panic path.
 
 pub mod blk;
 pub mod hal;
 pub mod rtc;
 pub mod volatile;
-pub mod watchdog;
 pub mod writer;
 
 use core::cell::UnsafeCell;
@@ -48,7 +47,7 @@ unsafe fn disk() -> Option<&'static mut DumpDisk> {
     unsafe { (*DISK.0.get()).as_mut() }
 }
 
-/// Finds the dump disk and the watchdog. Boot, after PCI and the heap, before
+/// Finds the dump disk. Boot, after PCI and the heap, before
 /// interrupts are enabled.
 pub fn init() {
     match DumpDisk::probe() {
@@ -66,16 +65,10 @@ pub fn init() {
         }
         Err(e) => log::warn!("dump: dump disk unusable: {e:?}"),
     }
-    watchdog::init();
-}
-
-/// Arms the watchdog (panic path, after the other CPUs stopped).
-pub fn arm_watchdog() {
-    watchdog::arm();
 }
 
 /// Writes a dump (minimal, or all RAM with `full`). Panic CPU only.
-pub fn run(full: bool) -> Outcome {
+pub fn run(full: bool, ctx: &writer::Context<'_>) -> Outcome {
     // SAFETY: called on the panic CPU with every other CPU parked.
     let Some(d) = (unsafe { disk() }) else {
         pprintln!(
@@ -84,9 +77,9 @@ pub fn run(full: bool) -> Outcome {
         return Outcome::Failed;
     };
     if BENCH_NORMAL_BPS.load(Ordering::Relaxed) > 0 {
-        return bench_after_panic(d, full);
+        return bench_after_panic(d, full, ctx);
     }
-    writer::write(d, full)
+    writer::write(d, full, ctx)
 }
 
 fn ratio(a: u64, b: u64) -> (u64, u64) {
@@ -104,7 +97,7 @@ fn median<E>(
 ) -> Result<u64, E> {
     let mut rates = [0u64; REPS];
     for r in &mut rates {
-        watchdog::pet();
+        crate::watchdog::pet();
         // A failed flush leaves the disk broken: the write reports it.
         let _ = d.flush();
         *r = f(d)?;
@@ -121,7 +114,7 @@ fn rate(bytes: u64, us: u64) -> u64 {
 /// polled with the world stopped (the I/O path alone), then [`REPS`] dumps,
 /// each followed by a polled write of the same memory runs (a control in the
 /// same conditions); medians, and the ratios.
-fn bench_after_panic(d: &mut DumpDisk, full: bool) -> Outcome {
+fn bench_after_panic(d: &mut DumpDisk, full: bool, ctx: &writer::Context<'_>) -> Outcome {
     let normal = BENCH_NORMAL_BPS.load(Ordering::Relaxed);
     let runs = BENCH_RUNS_BPS.load(Ordering::Relaxed);
     match median_write_rate(d) {
@@ -141,7 +134,7 @@ fn bench_after_panic(d: &mut DumpDisk, full: bool) -> Outcome {
     let mut plain = [0u64; REPS];
     for (dump, plain) in dumps.iter_mut().zip(&mut plain) {
         let _ = d.flush();
-        out = writer::write(d, full);
+        out = writer::write(d, full, ctx);
         let Outcome::Complete { bytes, us } = out else {
             return out;
         };
@@ -179,10 +172,10 @@ fn bench_after_panic(d: &mut DumpDisk, full: bool) -> Outcome {
 /// `test=dump-bench`, the normal-mode half (scheduler running, interrupts
 /// on), each measurement [`REPS`] times, medians: [`BENCH_BYTES`] of
 /// contiguous RAM written sequentially, and the memory runs a minidump would
-/// hold written the same way ([`writer::write_plain`]). Then it panics
-/// with `panic=dump`, so that the contiguous write in polled mode and the
-/// dumps run in the same boot ([`bench_after_panic`]) and print their
-/// ratios.
+/// hold written the same way ([`writer::write_plain`]). The scenario then
+/// panics with `panic=dump`, so that the contiguous write in polled mode and
+/// the dumps run in the same boot ([`bench_after_panic`]) and print their
+/// ratios; false if nothing could be measured.
 pub fn bench() -> bool {
     // SAFETY: boot CPU running the scenario; no panic yet.
     let Some(d) = (unsafe { disk() }) else {
@@ -215,8 +208,7 @@ pub fn bench() -> bool {
         bps / 1000,
         runs / 1000
     );
-    crate::panic::set_policy(crate::panic::Policy::Dump);
-    panic!("dump-bench: measuring the polled dump");
+    true
 }
 
 /// Runs of each measurement (odd: the median is one of them). A write takes

@@ -16,13 +16,14 @@ use crashdump::elf::{CoreLayout, Source};
 use crashdump::header::FLAG_FULL;
 use crashdump::{CORE_OFFSET, Checksum, CpuRegs, Header, Regs, Segments, Status};
 
+use super::FAULT_STALL;
 use super::blk::{CHUNK, DEPTH, DumpDisk, IO_TIMEOUT_US, IoError, SECTOR_SIZE};
 use super::volatile::{self, Volatile};
-use super::{FAULT_STALL, watchdog};
 use crate::arch::cpu::{self, MAX_CPUS};
+use crate::arch::regs::SavedRegs;
 use crate::mm::PAGE_SIZE;
-use crate::panic::stop::SavedRegs;
 use crate::pprintln;
+use crate::watchdog;
 
 /// How often the keyboard is polled for Ctrl-C between requests, the first
 /// time one interval after the dump starts. A poll reads registers of the
@@ -136,10 +137,9 @@ fn regs_of(r: &SavedRegs) -> Regs {
 }
 
 /// Registers of every CPU, the panic CPU first (gdb's current thread).
-fn collect_cpus(out: &mut [CpuRegs; MAX_CPUS]) -> usize {
+fn collect_cpus(out: &mut [CpuRegs; MAX_CPUS], panic_regs: Option<SavedRegs>) -> usize {
     let me = cpu::current_index();
     let regs = |r: Option<SavedRegs>| r.map(|r| regs_of(&r)).unwrap_or_default();
-    let panic_regs = crate::panic::panicking().then(crate::panic::panic_regs);
     out[0] = CpuRegs {
         cpu: me as u32,
         regs: regs(panic_regs),
@@ -214,7 +214,7 @@ fn mib(b: u64) -> (u64, u64) {
 }
 
 fn progress(done: u64, total: u64, start_tsc: u64) {
-    let us = crate::time::cycles_to_us(crate::arch::rdtsc() - start_tsc).max(1);
+    let us = crate::time::cycles_to_us(crate::time::rdtsc() - start_tsc).max(1);
     let rate_x10 = done * 10 / us; // bytes/us == MB/s
     let pct = (done * 100).checked_div(total).unwrap_or(100);
     let (d, dd) = mib(done);
@@ -483,7 +483,7 @@ pub fn write_plain(disk: &mut DumpDisk, what: Plain) -> Result<(u64, u64), IoErr
         }
     }
     let layout = CoreLayout::new(&[], "", scratch.segments.as_slice());
-    let start = crate::arch::rdtsc();
+    let start = crate::time::rdtsc();
     let mut pieces = pieces(&layout, None);
     let mut pending = None;
     let mut unsummed = Backlog::new();
@@ -495,43 +495,40 @@ pub fn write_plain(disk: &mut DumpDisk, what: Plain) -> Result<(u64, u64), IoErr
         disk.submit(slot)?;
     }
     disk.drain()?;
-    let us = crate::time::cycles_to_us(crate::arch::rdtsc() - start);
+    let us = crate::time::cycles_to_us(crate::time::rdtsc() - start);
     Ok((layout.total_size(), us))
 }
 
+/// What the panic path hands the dump: the dump names nothing above it.
+pub struct Context<'a> {
+    /// The panic message (the core's note and the header).
+    pub message: &'a str,
+    /// Registers of the panicking CPU (this one), if it is a panic.
+    pub regs: Option<SavedRegs>,
+    /// TSC at the panic (the header's uptime).
+    pub tsc: u64,
+    /// Polled between requests: true aborts the dump (Ctrl-C).
+    pub abort: fn() -> bool,
+}
+
 /// Writes a dump to `disk`. Reports on the panic console as it goes.
-pub fn write(disk: &mut DumpDisk, full: bool) -> Outcome {
+pub fn write(disk: &mut DumpDisk, full: bool, ctx: &Context<'_>) -> Outcome {
     watchdog::pet();
     // SAFETY: one dump at a time on one CPU (see `ScratchCell`).
     let scratch = unsafe { &mut *SCRATCH.0.get() };
-    let ncpus = collect_cpus(&mut scratch.cpus);
+    let ncpus = collect_cpus(&mut scratch.cpus, ctx.regs);
     let bounce = disk.bounce_ranges();
     collect_segments(full, &bounce, &mut scratch.segments);
     watchdog::pet();
-    let message = crate::panic::message();
     let cpus = &scratch.cpus[..ncpus];
-    let layout = CoreLayout::new(cpus, message, scratch.segments.as_slice());
+    let layout = CoreLayout::new(cpus, ctx.message, scratch.segments.as_slice());
     let total = layout.total_size();
-    let capacity = disk.capacity_bytes();
-    if layout.headers_size() > CHUNK {
-        pprintln!("dump: too many memory runs for the header buffer");
+    if !fits(disk, &layout) {
         return Outcome::Failed;
     }
-    if disk.readonly() {
-        pprintln!("dump: the dump disk is read-only");
-        return Outcome::Failed;
-    }
-    if CORE_OFFSET + total > capacity {
-        pprintln!(
-            "dump: the core needs {} MiB but the dump disk holds {} MiB; nothing written",
-            (CORE_OFFSET + total).div_ceil(1 << 20),
-            capacity >> 20
-        );
-        return Outcome::Failed;
-    }
-    let mut header = Header::new(total, message);
+    let mut header = Header::new(total, ctx.message);
     header.unix_time = super::rtc::unix_time();
-    header.uptime_us = crate::time::cycles_to_us(crate::panic::PANIC_TSC.load(Ordering::Relaxed));
+    header.uptime_us = crate::time::cycles_to_us(ctx.tsc);
     header.cpus = ncpus as u32;
     header.panic_cpu = cpus[0].cpu;
     header.flags = if full { FLAG_FULL } else { 0 };
@@ -542,33 +539,74 @@ pub fn write(disk: &mut DumpDisk, full: bool) -> Outcome {
         scratch.segments.as_slice().len(),
         ncpus,
         disk.function,
-        capacity >> 20
+        disk.capacity_bytes() >> 20
     );
     if let Err(e) = disk.write_sector(0, &header.encode()) {
         pprintln!("dump: writing the header: {e}");
         return Outcome::Failed;
     }
+    let volatile = Volatile::now(&mut scratch.volatile);
+    let streamed = stream(disk, &layout, &volatile, ctx.abort);
+    finish(disk, header, streamed, ncpus)
+}
 
+/// True when the core fits the header buffer and the disk (else says why).
+fn fits(disk: &DumpDisk, layout: &CoreLayout<'_>) -> bool {
+    let (total, capacity) = (layout.total_size(), disk.capacity_bytes());
+    if layout.headers_size() > CHUNK {
+        pprintln!("dump: too many memory runs for the header buffer");
+        return false;
+    }
+    if disk.readonly() {
+        pprintln!("dump: the dump disk is read-only");
+        return false;
+    }
+    if CORE_OFFSET + total > capacity {
+        pprintln!(
+            "dump: the core needs {} MiB but the dump disk holds {} MiB; nothing written",
+            (CORE_OFFSET + total).div_ceil(1 << 20),
+            capacity >> 20
+        );
+        return false;
+    }
+    true
+}
+
+/// How streaming the core ended.
+struct Streamed {
+    written: u64,
+    total: u64,
+    status: Status,
+    error: Option<IoError>,
+    /// Ended early without an error or an abort (not expected).
+    short: bool,
+    checksum: u64,
+    us: u64,
+}
+
+/// Streams the core's pieces to the disk, [`DEPTH`] requests in flight,
+/// petting the watchdog, polling `abort` and reporting progress between
+/// requests; then sums the last requests and waits for the disk.
+fn stream(
+    disk: &mut DumpDisk,
+    layout: &CoreLayout<'_>,
+    volatile: &Volatile,
+    abort: fn() -> bool,
+) -> Streamed {
+    let total = layout.total_size();
     let mut backlog = Backlog::new();
     let mut written = 0u64;
     let mut status = Status::Complete;
     let mut error: Option<IoError> = None;
-    let start = crate::arch::rdtsc();
+    let start = crate::time::rdtsc();
     let mut last_report = 0u64;
-    let volatile = Volatile::now(&mut scratch.volatile);
     let mut next_key_poll = crate::time::deadline_after_us(KEY_POLL_US);
     let mut next_report = crate::time::deadline_after_us(REPORT_US);
-    let mut pieces = pieces(&layout, Some(&volatile));
+    let mut pieces = pieces(layout, Some(volatile));
     let mut pending = None;
     loop {
         if FAULT_STALL.load(Ordering::Relaxed) && written >= CHUNK as u64 {
-            pprintln!();
-            pprintln!(
-                "dump: fault injection (dump.fault=stall): stalling without petting the watchdog"
-            );
-            loop {
-                core::hint::spin_loop();
-            }
+            stall();
         }
         let slot = match next_slot(disk, &mut backlog) {
             Ok(s) => s,
@@ -577,7 +615,7 @@ pub fn write(disk: &mut DumpDisk, full: bool) -> Outcome {
                 break;
             }
         };
-        let n = gather(disk, slot, &layout, &mut pending, &mut pieces);
+        let n = gather(disk, slot, layout, &mut pending, &mut pieces);
         if n == 0 {
             break;
         }
@@ -590,7 +628,7 @@ pub fn write(disk: &mut DumpDisk, full: bool) -> Outcome {
         // The watchdog, Ctrl-C and the progress line while the disk works.
         watchdog::pet();
         if crate::time::passed(next_key_poll) {
-            if crate::panic::console::poll_abort_key() {
+            if abort() {
                 status = Status::Aborted;
                 break;
             }
@@ -606,20 +644,52 @@ pub fn write(disk: &mut DumpDisk, full: bool) -> Outcome {
     if let Err(e) = disk.drain() {
         error.get_or_insert(e);
     }
+    // Not expected: `gather` takes a piece into an empty request.
     let short = status == Status::Complete && error.is_none() && written != total;
     if short {
-        // Not expected: `gather` takes a piece into an empty request.
         status = Status::Aborted;
     }
-    let us = crate::time::cycles_to_us(crate::arch::rdtsc() - start);
+    let us = crate::time::cycles_to_us(crate::time::rdtsc() - start);
     if last_report != written {
         progress(written, total, start);
     }
     pprintln!();
+    Streamed {
+        written,
+        total,
+        status,
+        error,
+        short,
+        checksum,
+        us,
+    }
+}
+
+/// `dump.fault=stall`: hangs without petting the watchdog.
+fn stall() -> ! {
+    pprintln!();
+    pprintln!("dump: fault injection (dump.fault=stall): stalling without petting the watchdog");
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
+/// Flushes the core, writes the final header (complete or aborted), flushes
+/// again and reports.
+fn finish(disk: &mut DumpDisk, mut header: Header, s: Streamed, ncpus: usize) -> Outcome {
+    let Streamed {
+        written,
+        total,
+        mut status,
+        mut error,
+        short,
+        checksum,
+        us,
+    } = s;
     // The core is durable before the header says it is complete (virtio
     // 1.2 §5.2.6.2: a completed write may sit in the device's cache).
     // Timed apart: it is the host's write-back, not the dump's.
-    let flush_start = crate::arch::rdtsc();
+    let flush_start = crate::time::rdtsc();
     let mut flushed = false;
     if error.is_none() && status == Status::Complete {
         match disk.flush() {
@@ -627,7 +697,7 @@ pub fn write(disk: &mut DumpDisk, full: bool) -> Outcome {
             Err(e) => error = Some(e),
         }
     }
-    let flush_us = crate::time::cycles_to_us(crate::arch::rdtsc() - flush_start);
+    let flush_us = crate::time::cycles_to_us(crate::time::rdtsc() - flush_start);
     if let Some(e) = error {
         status = Status::Aborted;
         pprintln!("dump: I/O error: {e}");

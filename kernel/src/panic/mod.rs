@@ -1,24 +1,23 @@
 //! The panic path: one CPU wins, stops the others, stops the scheduler (locks
-//! fake their acquisition from then on), prints the report and opens the panic
-//! console. Interrupts are off from the first instruction: the panic handler
+//! fake their acquisition from then on), prints the report and opens the
+//! debugger's console (registered at boot with [`set_console`]). Interrupts are off from the first instruction: the panic handler
 //! is entered either from an exception (interrupt gate, IF=0) or from
 //! `panic!`, where `begin` disables them before anything else.
 
 pub mod backtrace;
-pub mod console;
+pub mod input;
 pub mod ps2;
 pub mod stop;
 pub mod symbols;
 pub mod trigger;
-pub mod writer;
 
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use crate::arch::cpu::{self, CpuState};
+pub use crate::arch::regs::SavedRegs;
 use crate::arch::trap::{TrapFrame, exception_name};
 use crate::{pprint, pprintln};
-use stop::SavedRegs;
 
 const NO_CPU: u32 = u32::MAX;
 
@@ -47,6 +46,38 @@ pub enum Policy {
 }
 
 static POLICY: AtomicU32 = AtomicU32::new(0);
+
+/// The console the panic path opens after the report (`panic=console`),
+/// registered at boot by the layer above (FreeBSD's `kdb` backends); 0 =
+/// none, then the panic CPU halts.
+static CONSOLE: AtomicUsize = AtomicUsize::new(0);
+
+/// Registers the console the panic path opens after its report.
+pub fn set_console(console: fn() -> !) {
+    CONSOLE.store(console as usize, Ordering::Release);
+}
+
+fn open_console() -> ! {
+    let c = CONSOLE.load(Ordering::Acquire);
+    if c == 0 {
+        pprintln!("panic: no console registered; halted");
+        crate::arch::halt_forever();
+    }
+    // SAFETY: only `set_console` stores here, a `fn() -> !` pointer.
+    let console = unsafe { core::mem::transmute::<usize, fn() -> !>(c) };
+    console()
+}
+
+/// What a dump needs from the panic: message, registers, time, and the
+/// Ctrl-C check polled between its requests.
+pub fn dump_context() -> crate::dump::writer::Context<'static> {
+    crate::dump::writer::Context {
+        message: message(),
+        regs: panicking().then(panic_regs),
+        tsc: PANIC_TSC.load(Ordering::Relaxed),
+        abort: input::poll_abort_key,
+    }
+}
 
 /// Sets the panic policy.
 pub fn set_policy(p: Policy) {
@@ -147,14 +178,8 @@ fn here() -> SavedRegs {
             .as_u64(),
         cr2: x86_64::registers::control::Cr2::read_raw(),
         thread: thread as u64,
-        // SAFETY: `current` is a live thread or null.
-        thread_id: if thread.is_null() {
-            u64::MAX
-        } else {
-            // SAFETY: `current` points at a live thread (checked non-null).
-            unsafe { (*thread).id }
-        },
-        tsc: crate::arch::rdtsc(),
+        thread_id: crate::sched::current_id(),
+        tsc: crate::time::rdtsc(),
         ..SavedRegs::ZERO
     }
 }
@@ -167,9 +192,18 @@ fn panic_handler(info: &core::panic::PanicInfo) -> ! {
     begin(regs, &info.message(), info.location())
 }
 
+/// Installs the panic path's trap handlers in `arch`'s table: every CPU
+/// exception, the NMI and the stop IPI.
+pub fn install_trap_handlers() {
+    use crate::arch::{idt::vector, trap};
+    trap::set_exception_handler(|frame| exception(frame));
+    trap::set_handler(vector::NMI, stop::on_nmi);
+    trap::set_handler(vector::STOP, stop::on_stop_ipi);
+}
+
 /// CPU exception: report it and enter the panic path.
 pub fn exception(frame: &mut TrapFrame) -> ! {
-    let regs = SavedRegs::from_frame(frame);
+    let regs = stop::saved_from_frame(frame);
     let msg = ExceptionMessage(frame);
     begin(regs, &msg, None)
 }
@@ -234,7 +268,7 @@ fn stop_world(me: usize) -> u64 {
     let report = stop::stop_others(me);
     WORLD_STOPPED.store(true, Ordering::SeqCst);
     crate::sync::raw::SCHEDULER_STOPPED.store(true, Ordering::SeqCst);
-    crate::dump::arm_watchdog();
+    crate::watchdog::arm();
     report.cycles
 }
 
@@ -294,14 +328,14 @@ extern "C" fn report_and_continue(entry: *const Entry) -> ! {
 
 fn after_report() -> ! {
     match policy() {
-        Policy::Console => console::run(),
+        Policy::Console => open_console(),
         Policy::Reboot => {
             pprintln!("panic=reboot: rebooting");
             crate::acpi::reset();
             crate::arch::halt_forever()
         }
         Policy::Halt => {
-            crate::dump::watchdog::disarm();
+            crate::watchdog::disarm();
             pprintln!("panic=halt: halted");
             crate::arch::halt_forever()
         }
@@ -309,8 +343,8 @@ fn after_report() -> ! {
             pprintln!("panic=dump: writing a crash dump");
             // The USB keyboard in polled mode first, so Ctrl-C can abort.
             // SAFETY: we are the panic CPU and every other CPU is parked.
-            unsafe { crate::usb::panic_takeover(&mut writer::PanicWriter) };
-            let _ = crate::dump::run(false);
+            unsafe { crate::usb::panic_takeover(&mut crate::console::PanicWriter) };
+            let _ = crate::dump::run(false, &dump_context());
             pprintln!("panic=dump: rebooting");
             crate::acpi::reset();
             crate::arch::halt_forever()
@@ -340,7 +374,7 @@ fn print_report(
         pprintln!("  at {}:{}:{}", l.file(), l.line(), l.column());
     }
     pprintln!("backtrace:");
-    backtrace::print(regs.rip, regs.rbp, &mut writer::PanicWriter);
+    backtrace::print(regs.rip, regs.rbp, &mut crate::console::PanicWriter);
     for c in cpu::all() {
         if c.index() == me {
             continue;
@@ -406,7 +440,7 @@ fn nested(msg: &dyn fmt::Display, loc: Option<&core::panic::Location>, regs: &Sa
     }
     pprintln!();
     if depth == 1 {
-        backtrace::print(regs.rip, regs.rbp, &mut writer::PanicWriter);
+        backtrace::print(regs.rip, regs.rbp, &mut crate::console::PanicWriter);
         // The first report was printed (or partly); fall back to the console.
         after_report()
     }

@@ -11,6 +11,7 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::arch::cpu::{self, CpuState};
 use crate::arch::idt::vector;
+use crate::arch::regs::SavedRegs;
 use crate::arch::trap::TrapFrame;
 
 /// Bit n set: CPU n has been asked to stop and has not yet parked.
@@ -25,113 +26,12 @@ fn deaf(index: usize) -> bool {
     DEAF_CPU.load(Ordering::Relaxed) == index as u32
 }
 
-/// Register state of a stopped CPU (or of the panic CPU at panic entry).
-#[derive(Clone, Copy, Debug, Default)]
-#[repr(C)]
-#[allow(missing_docs, reason = "register names are self-describing")]
-pub struct SavedRegs {
-    pub valid: bool,
-    pub rax: u64,
-    pub rbx: u64,
-    pub rcx: u64,
-    pub rdx: u64,
-    pub rsi: u64,
-    pub rdi: u64,
-    pub rbp: u64,
-    pub rsp: u64,
-    pub r8: u64,
-    pub r9: u64,
-    pub r10: u64,
-    pub r11: u64,
-    pub r12: u64,
-    pub r13: u64,
-    pub r14: u64,
-    pub r15: u64,
-    pub rip: u64,
-    pub rflags: u64,
-    pub cs: u64,
-    pub ss: u64,
-    pub cr2: u64,
-    pub cr3: u64,
-    /// The interrupted thread (pointer, for the debugger).
-    pub thread: u64,
-    /// Id of the interrupted thread.
-    pub thread_id: u64,
-    /// TSC when the registers were saved.
-    pub tsc: u64,
-}
-
-impl SavedRegs {
-    /// All zero, invalid.
-    pub const ZERO: Self = Self {
-        valid: false,
-        rax: 0,
-        rbx: 0,
-        rcx: 0,
-        rdx: 0,
-        rsi: 0,
-        rdi: 0,
-        rbp: 0,
-        rsp: 0,
-        r8: 0,
-        r9: 0,
-        r10: 0,
-        r11: 0,
-        r12: 0,
-        r13: 0,
-        r14: 0,
-        r15: 0,
-        rip: 0,
-        rflags: 0,
-        cs: 0,
-        ss: 0,
-        cr2: 0,
-        cr3: 0,
-        thread: 0,
-        thread_id: u64::MAX,
-        tsc: 0,
-    };
-
-    /// Captures the state of an interrupted context from its trap frame.
-    pub fn from_frame(f: &TrapFrame) -> Self {
-        let thread = crate::sched::current_ptr();
-        Self {
-            valid: true,
-            rax: f.rax,
-            rbx: f.rbx,
-            rcx: f.rcx,
-            rdx: f.rdx,
-            rsi: f.rsi,
-            rdi: f.rdi,
-            rbp: f.rbp,
-            rsp: f.rsp,
-            r8: f.r8,
-            r9: f.r9,
-            r10: f.r10,
-            r11: f.r11,
-            r12: f.r12,
-            r13: f.r13,
-            r14: f.r14,
-            r15: f.r15,
-            rip: f.rip,
-            rflags: f.rflags,
-            cs: f.cs,
-            ss: f.ss,
-            cr2: x86_64::registers::control::Cr2::read_raw(),
-            cr3: x86_64::registers::control::Cr3::read()
-                .0
-                .start_address()
-                .as_u64(),
-            thread: thread as u64,
-            // SAFETY: `current` points at a live thread or is null.
-            thread_id: if thread.is_null() {
-                u64::MAX
-            } else {
-                // SAFETY: `current` points at a live thread (checked non-null).
-                unsafe { (*thread).id }
-            },
-            tsc: crate::arch::rdtsc(),
-        }
+/// The registers of an interrupted context, with the id of the thread this
+/// CPU was running.
+pub fn saved_from_frame(frame: &TrapFrame) -> SavedRegs {
+    SavedRegs {
+        thread_id: crate::sched::current_id(),
+        ..SavedRegs::from_frame(frame)
     }
 }
 
@@ -144,7 +44,7 @@ pub struct StopReport {
 /// Stops every other online CPU. Bounded: 50 ms for the IPI, 200 ms after
 /// the NMI; a CPU that answers neither is left and reported.
 pub fn stop_others(me: usize) -> StopReport {
-    let start = crate::arch::rdtsc();
+    let start = crate::time::rdtsc();
     // Pairs with the fence in `ap_entry`: a CPU going online either is seen
     // `Online` here or sees the panic and parks itself.
     core::sync::atomic::fence(Ordering::SeqCst);
@@ -171,7 +71,7 @@ pub fn stop_others(me: usize) -> StopReport {
         wait_parked(left, 200_000);
     }
     StopReport {
-        cycles: crate::arch::rdtsc() - start,
+        cycles: crate::time::rdtsc() - start,
     }
 }
 
@@ -187,7 +87,7 @@ fn park(frame: &TrapFrame, how: CpuState) -> ! {
     let c = cpu::this();
     // SAFETY: only this CPU writes its `saved`; the panic CPU reads it after
     // the release store of the state below.
-    unsafe { *c.saved.get() = SavedRegs::from_frame(frame) };
+    unsafe { *c.saved.get() = saved_from_frame(frame) };
     c.set_state(how);
     STOP_PENDING.fetch_and(!(1 << c.index()), Ordering::SeqCst);
     crate::arch::halt_forever();
@@ -243,4 +143,20 @@ pub fn park_secondary_panic(regs: SavedRegs) -> ! {
     c.set_state(CpuState::ParkedPanic);
     STOP_PENDING.fetch_and(!(1 << c.index()), Ordering::SeqCst);
     crate::arch::halt_forever();
+}
+
+/// Is the CPU parked (for tests of the stop logic)?
+pub fn all_others_parked() -> bool {
+    let me = cpu::current_index();
+    cpu::all().iter().all(|c| {
+        c.index() == me
+            || matches!(
+                c.state(),
+                CpuState::StoppedIpi
+                    | CpuState::StoppedNmi
+                    | CpuState::ParkedPanic
+                    | CpuState::StoppedOnArrival
+                    | CpuState::Failed
+            )
+    })
 }

@@ -5,14 +5,20 @@
 //! switches: `schedule` returns at once, `yield_now` is a no-op, `sleep_us`
 //! busy-waits, wait queues do not block and ticks do not preempt.
 
+#[cfg(target_os = "none")]
+pub mod mutex;
 pub mod registry;
 pub mod runqueue;
 #[cfg(target_os = "none")]
 pub mod thread;
+#[cfg(target_os = "none")]
+pub mod tick;
 pub mod wait;
 
 #[cfg(target_os = "none")]
 pub use kernel_sched::*;
+#[cfg(target_os = "none")]
+pub use mutex::{Mutex, MutexGuard};
 
 #[cfg(target_os = "none")]
 mod kernel_sched {
@@ -147,9 +153,9 @@ mod kernel_sched {
         register(&[&boot, &idle]);
         let c = cpu::this();
         c.current
-            .store(Arc::as_ptr(&boot) as *mut Thread, Ordering::Release);
+            .store(Arc::as_ptr(&boot) as *mut (), Ordering::Release);
         c.last_switch_tsc
-            .store(crate::arch::rdtsc(), Ordering::Relaxed);
+            .store(crate::time::rdtsc(), Ordering::Relaxed);
         let s = cpu_sched();
         s.current = Some(boot);
         s.idle = Some(idle);
@@ -181,7 +187,26 @@ mod kernel_sched {
 
     /// Id and name of the thread on this CPU, without locks or allocation (panic path).
     pub fn current_ptr() -> *const Thread {
-        cpu::current_thread()
+        cpu::current_thread().cast()
+    }
+
+    /// Id of the thread running on this CPU (`u64::MAX` before it ran one),
+    /// without locks (panic path).
+    pub fn current_id() -> u64 {
+        let t = current_ptr();
+        if t.is_null() {
+            u64::MAX
+        } else {
+            // SAFETY: `current` points at a live thread (checked non-null).
+            unsafe { (*t).id }
+        }
+    }
+
+    /// The thread running on CPU `i` (null before it ran one). The pointer
+    /// stays valid while that CPU keeps it current, or, after the panic
+    /// stopped the world, for good.
+    pub fn running_on(i: usize) -> *const Thread {
+        cpu::cpu(i).current.load(Ordering::Acquire).cast()
     }
 
     /// True when the caller may block: the scheduler runs, this is thread
@@ -196,7 +221,7 @@ mod kernel_sched {
     }
 
     fn cpu_sched_is_idle() -> bool {
-        let t = cpu::this().current.load(Ordering::Relaxed);
+        let t = cpu::this().current.load(Ordering::Relaxed).cast::<Thread>();
         // SAFETY: `current` always points at a live thread (kept alive by the
         // CPU's `CpuSched.current` Arc).
         !t.is_null() && unsafe { (*t).state() } == ThreadState::Idle
@@ -263,7 +288,7 @@ mod kernel_sched {
     }
 
     fn is_idle_cpu(i: usize) -> bool {
-        let t = cpu::cpu(i).current.load(Ordering::Relaxed);
+        let t = cpu::cpu(i).current.load(Ordering::Relaxed).cast::<Thread>();
         // SAFETY: see `cpu_sched_is_idle`.
         !t.is_null() && unsafe { (*t).state() } == ThreadState::Idle
     }
@@ -369,7 +394,7 @@ mod kernel_sched {
             "picked a thread still on a CPU"
         );
         let c = cpu::this();
-        let now = crate::arch::rdtsc();
+        let now = crate::time::rdtsc();
         let ran = now.wrapping_sub(c.last_switch_tsc.swap(now, Ordering::Relaxed));
         if prev_state == ThreadState::Idle {
             c.idle_cycles.fetch_add(ran, Ordering::Relaxed);
@@ -382,7 +407,7 @@ mod kernel_sched {
         next.on_cpu.store(true, Ordering::Relaxed);
         next.switches.fetch_add(1, Ordering::Relaxed);
         c.current
-            .store(Arc::as_ptr(&next) as *mut Thread, Ordering::Release);
+            .store(Arc::as_ptr(&next) as *mut (), Ordering::Release);
         let save = prev.ctx_rsp.get();
         let new_rsp = next.saved_rsp();
         s.prev = Some(prev);
@@ -434,25 +459,23 @@ mod kernel_sched {
             .steal(|t| t.pinned.is_none() && !t.on_cpu.load(Ordering::Acquire))
     }
 
-    /// Timer tick on this CPU (from the LAPIC timer interrupt).
+    /// Timer tick on this CPU (the LAPIC timer's handler, installed by
+    /// [`install_trap_handlers`]).
     pub fn timer_tick(_frame: &mut TrapFrame) {
+        crate::arch::apic::eoi();
         let c = cpu::this();
         let ticks = c.ticks.fetch_add(1, Ordering::Relaxed) + 1;
         if scheduler_stopped() {
             return;
         }
         wake_sleepers();
-        if cpu::current_index() == 0 {
-            crate::usb::tick(ticks);
-        } else {
-            crate::boot::check_boot_progress();
-        }
+        super::tick::run(cpu::current_index(), ticks);
         // Time slice: one tick.
         c.need_resched.store(true, Ordering::Relaxed);
     }
 
     fn wake_sleepers() {
-        let now = crate::arch::rdtsc();
+        let now = crate::time::rdtsc();
         let Some(mut list) = SLEEPERS.try_lock() else {
             return;
         };
@@ -469,6 +492,13 @@ mod kernel_sched {
         for t in due {
             make_runnable(t, ThreadState::Sleeping);
         }
+    }
+
+    /// Installs the timer interrupt and the preemption point at the end of
+    /// an interrupt (arch calls them through its trap table).
+    pub fn install_trap_handlers() {
+        crate::arch::trap::set_handler(crate::arch::idt::vector::TIMER, timer_tick);
+        crate::arch::trap::set_irq_exit(preempt_point_from_irq);
     }
 
     /// End of an interrupt: switch if a reschedule is due and it is safe.

@@ -118,6 +118,6 @@ unsafe impl Hal for KernelHal {
     /// panic the watchdog is not armed and petting is a no-op.)
     fn delay_us(&self, us: u64) {
         crate::time::delay_us(us);
-        crate::dump::watchdog::pet();
+        crate::watchdog::pet();
     }
 }

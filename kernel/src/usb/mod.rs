@@ -362,7 +362,7 @@ fn settle(c: &mut Controller<KernelHal>, w: &mut impl Write) {
     let start = crate::time::now_us();
     let mut quiet_since = start;
     loop {
-        crate::dump::watchdog::pet();
+        crate::watchdog::pet();
         let s = c.poll();
         let now = crate::time::now_us();
         if s.events > 0

@@ -1,12 +1,14 @@
 //! The bootstrap processor's path from the PVH entry to the shell.
 
+pub mod entry;
+
 use core::sync::atomic::Ordering;
 
-use crate::arch::boot::StartInfo;
 use crate::arch::cpu::{self, CpuState};
 use crate::arch::{apic, gdt, idt, smp};
 use crate::mm::frame::{PAGE_SIZE, Region};
 use crate::{cmdline, console, mm, println, sched, time};
+use entry::StartInfo;
 
 unsafe extern "C" {
     static __kernel_start: u8;
@@ -62,6 +64,7 @@ extern "C" fn kmain(start_info: u32) -> ! {
     }
     gdt::init(cpu::this());
     idt::init();
+    install_hooks();
     println!();
     println!("panic-proof kernel booting");
 
@@ -70,6 +73,63 @@ extern "C" fn kmain(start_info: u32) -> ! {
         println!("fatal: not started through PVH (bad hvm_start_info magic)");
         crate::power::poweroff(false);
     };
+    let opts = options(&si);
+    crate::arch::tsc::calibrate();
+    memory(&si);
+    let cpus = interrupt_controllers(&si);
+    devices(&opts);
+    start_cpus(&opts, &cpus);
+    if let Some(kind) = opts.trigger {
+        println!("trigger: panic {kind}");
+        if let Err(e) = crate::panic::trigger::run(kind) {
+            log::warn!("trigger={kind}: {e}");
+        }
+    }
+    if let Some(name) = opts.test {
+        crate::scenarios::run(name);
+    }
+    crate::shell::run()
+}
+
+/// Wires the layers together: whatever a lower layer calls up to, it calls
+/// through a table or hook filled here (`arch`'s trap table and AP hooks,
+/// the scheduler's tick hooks, the panic path's console). Runs first, before
+/// anything can fault or tick.
+fn install_hooks() {
+    crate::panic::install_trap_handlers();
+    sched::install_trap_handlers();
+    crate::bench::install_trap_handler();
+    crate::panic::set_console(crate::debugger::run);
+    let ticks = [
+        // USB key repeat and hot-plug run on the bootstrap CPU's ticks.
+        |cpu: usize, ticks: u64| {
+            if cpu == 0 {
+                crate::usb::tick(ticks);
+            }
+        },
+        // The boot watchdog runs on the others' (CPU 0 may be the one stuck).
+        |cpu: usize, _| {
+            if cpu != 0 {
+                check_boot_progress();
+            }
+        },
+    ];
+    for hook in ticks {
+        sched::tick::register(hook).expect("tick hook table has room at boot");
+    }
+}
+
+/// What an application processor runs around its bring-up.
+static AP_HOOKS: smp::ApHooks = smp::ApHooks {
+    stopping: crate::panic::panicking,
+    park: crate::panic::stop::park_on_arrival,
+    init: |index| sched::init_cpu(&alloc::format!("ap/{index}")),
+    run: sched::exit,
+};
+
+/// The kernel command line, applied: logging, fault injection, keyboard
+/// layout, panic policy.
+fn options(si: &StartInfo) -> cmdline::Options<'static> {
     let line = read_cmdline(si.cmdline_paddr);
     let opts = cmdline::Options::parse(line);
     for w in opts.unknown.iter().flatten() {
@@ -95,9 +155,12 @@ extern "C" fn kmain(start_info: u32) -> ! {
             _ => crate::panic::Policy::Console,
         });
     }
-    time::calibrate();
+    opts
+}
 
-    // Memory: the PVH map, minus the kernel image and the modules.
+/// Memory: the PVH map, minus the kernel image and the modules; the heap,
+/// the page tables, what the dump must snapshot, the panic's reserves.
+fn memory(si: &StartInfo) {
     let mut regions = [Region::default(); 64];
     let n = (si.memmap_entries as usize).min(regions.len());
     for (i, r) in regions.iter_mut().enumerate().take(n) {
@@ -166,8 +229,19 @@ extern "C" fn kmain(start_info: u32) -> ! {
             "absent"
         }
     );
+}
 
-    // CPUs and interrupt controllers.
+/// The CPUs from the MADT, and the interrupt controllers.
+struct Cpus {
+    ids: [u32; cpu::MAX_CPUS],
+    count: usize,
+    /// ISA IRQ -> (GSI, active low) after the MADT's overrides.
+    isa_gsi: [(u8, bool); 16],
+}
+
+/// CPUs and interrupt controllers (ACPI's MADT), then the scheduler on this
+/// CPU.
+fn interrupt_controllers(si: &StartInfo) -> Cpus {
     let bsp_apic = apic::current_apic_id();
     cpu::cpu(0).apic_id.store(bsp_apic, Ordering::Relaxed);
     let topo = crate::acpi::init(si.rsdp_paddr, bsp_apic);
@@ -175,8 +249,10 @@ extern "C" fn kmain(start_info: u32) -> ! {
     let mut count = 1;
     let mut isa_gsi = core::array::from_fn::<_, 16, _>(|i| (i as u8, false));
     if let Some(t) = &topo {
-        apic::set_xapic_base(t.lapic_base);
-        apic::set_ioapic_base(t.ioapic_base);
+        apic::set_xapic_base(mm::paging::map_mmio(t.lapic_base, 4096));
+        if t.ioapic_base != 0 {
+            apic::set_ioapic_base(mm::paging::map_mmio(t.ioapic_base, 4096));
+        }
         ids = t.apic_ids;
         count = t.count;
         isa_gsi = t.isa_gsi;
@@ -197,9 +273,19 @@ extern "C" fn kmain(start_info: u32) -> ! {
     cpu::this().set_state(CpuState::Online);
     sched::start();
 
+    Cpus {
+        ids,
+        count,
+        isa_gsi,
+    }
+}
+
+/// The devices, while this is the only running CPU.
+fn devices(opts: &cmdline::Options<'_>) {
     // The dump disk and the watchdog first, so that even an early panic
     // (before USB and the other CPUs) can be dumped.
     crate::dump::init();
+    crate::watchdog::init();
     crate::usb::prepare();
 
     if opts.trigger == Some("early") {
@@ -214,12 +300,21 @@ extern "C" fn kmain(start_info: u32) -> ! {
     // 1 boot in 600, when the dump disk was probed while the `usb` thread and
     // the LAPIC timers ran).
     crate::usb::init();
+}
 
+/// The other CPUs, the serial interrupt, the USB thread; interrupts on.
+fn start_cpus(opts: &cmdline::Options<'_>, cpus: &Cpus) {
+    let Cpus {
+        ids,
+        count,
+        isa_gsi,
+    } = cpus;
+    let count = *count;
     BOOT_DEADLINE.store(time::deadline_after_us(30_000_000), Ordering::Relaxed);
     if opts.trigger == Some("ap-start") {
         smp::PANIC_WHILE_STARTING.store(true, Ordering::Relaxed);
     }
-    let started = smp::start_aps(&ids[..count]);
+    let started = smp::start_aps(&ids[..count], &AP_HOOKS);
     log::info!(
         "cpus: {} of {} online ({})",
         started + 1,
@@ -234,15 +329,4 @@ extern "C" fn kmain(start_info: u32) -> ! {
     crate::usb::start_thread();
     x86_64::instructions::interrupts::enable();
     BOOT_DEADLINE.store(0, Ordering::Relaxed);
-
-    if let Some(kind) = opts.trigger {
-        println!("trigger: panic {kind}");
-        if let Err(e) = crate::panic::trigger::run(kind) {
-            log::warn!("trigger={kind}: {e}");
-        }
-    }
-    if let Some(name) = opts.test {
-        crate::scenarios::run(name);
-    }
-    crate::shell::run()
 }

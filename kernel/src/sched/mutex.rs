@@ -6,14 +6,14 @@
 //! running the thread that panicked. If that thread held this mutex (it
 //! panicked inside the critical section), the faked acquisition finds its own
 //! token and, as for the spin lock, replaces it with
-//! [`POISONED`](super::raw::POISONED) ([`RawSpin::fake_acquisition`]): the
+//! [`POISONED`](crate::sync::raw::POISONED) ([`RawSpin::fake_acquisition`]): the
 //! release no longer matches, the mutex keeps reading as locked and
 //! [`RawSleepMutex::is_poisoned`] reports that its data may be torn.
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use super::raw::{Acquired, POISONED, RawSpin, scheduler_stopped};
-use crate::sched::wait::WaitQueue;
+use super::wait::WaitQueue;
+use crate::sync::raw::{Acquired, POISONED, RawSpin, scheduler_stopped};
 
 /// Raw sleeping mutex.
 pub struct RawSleepMutex {
@@ -31,7 +31,7 @@ const _: () = assert!((0x8000_0000 | (crate::arch::cpu::MAX_CPUS as u32 - 1)) < 
 /// [`POISONED`].
 #[inline(always)]
 fn thread_token() -> u32 {
-    let t = crate::sched::current_ptr();
+    let t = super::current_ptr();
     if t.is_null() {
         // Before the scheduler runs: one boot flow per CPU.
         0x8000_0000 | crate::arch::cpu::current_index() as u32
@@ -71,7 +71,7 @@ impl RawSleepMutex {
                 return;
             }
             spins += 1;
-            if spins < 64 || !crate::sched::can_block() {
+            if spins < 64 || !super::can_block() {
                 core::hint::spin_loop();
                 continue;
             }

@@ -1,7 +1,7 @@
 //! PVH entry: QEMU's `-kernel` loader enters `pvh_start` in 32-bit protected
 //! mode with paging off and `ebx` = physical address of `hvm_start_info`
 //! (Xen `arch-x86/hvm/start_info.h`). The stub zeroes `.bss`, identity-maps the
-//! first 4 GiB with 2 MiB pages, enters long mode and calls [`crate::kmain`].
+//! first 4 GiB with 2 MiB pages, enters long mode and calls `kmain` (in [`super`]).
 
 use core::arch::global_asm;
 

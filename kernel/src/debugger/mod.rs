@@ -1,0 +1,73 @@
+//! The debugger's console (`db> `): runs on the panic CPU alone, with no
+//! locks, no allocation and no interrupts. Input is polled from the USB
+//! keyboards (after the driver's takeover), the serial port and the PS/2
+//! keyboard ([`crate::panic::input`]); output goes to serial and the screen.
+//! The commands are [`crate::command::COMMANDS`].
+//!
+//! The panic path reaches it through the hook [`crate::panic::set_console`],
+//! registered at boot: the panic layer names nothing above it.
+
+use core::sync::atomic::Ordering;
+
+use crate::arch::cpu::{self, CpuState};
+use crate::command::Console;
+use crate::console::PanicWriter;
+use crate::lineedit::{Edit, LineEditor};
+use crate::panic::input::Inputs;
+use crate::{pprint, pprintln};
+
+const PROMPT: &str = "db> ";
+
+/// Runs the panic console forever.
+pub fn run() -> ! {
+    let mut inputs = Inputs::new();
+    let mut ed = LineEditor::new();
+    crate::watchdog::pet();
+    // SAFETY: we are the panic CPU and every other CPU is parked.
+    unsafe { crate::usb::panic_takeover(&mut PanicWriter) };
+    crate::watchdog::pet();
+    let ready = crate::time::rdtsc();
+    crate::panic::PROMPT_TSC.store(ready, Ordering::Relaxed);
+    let since = ready.saturating_sub(crate::panic::PANIC_TSC.load(Ordering::Relaxed));
+    pprintln!("panic-to-prompt: {} us", crate::time::cycles_to_us(since));
+    warn_running_cpus();
+    pprintln!("panic console: type `help` for commands");
+    pprint!("{PROMPT}");
+    loop {
+        crate::watchdog::pet();
+        let Some(k) = inputs.poll() else {
+            core::hint::spin_loop();
+            continue;
+        };
+        match ed.key(k, &mut PanicWriter) {
+            Edit::Pending => continue,
+            Edit::Cancelled => {}
+            Edit::Done => {
+                let mut line = [0u8; crate::lineedit::LINE_MAX];
+                let n = ed.line().len();
+                line[..n].copy_from_slice(ed.line().as_bytes());
+                ed.clear();
+                execute(core::str::from_utf8(&line[..n]).unwrap_or(""));
+            }
+        }
+        pprint!("{PROMPT}");
+    }
+}
+
+/// Names, above the prompt, every CPU that answered neither the stop IPI
+/// nor the NMI: it may still be running (wedged in SMM or in hardware) while
+/// locks are faked around it.
+fn warn_running_cpus() {
+    for c in cpu::all() {
+        if c.index() != cpu::current_index() && c.state() == CpuState::Online {
+            pprintln!(
+                "WARNING: cpu {} did not stop; it may still be running, and locks are faked around it",
+                c.index()
+            );
+        }
+    }
+}
+
+fn execute(line: &str) {
+    crate::command::execute(Console::Panic, line, &mut PanicWriter);
+}
