@@ -1,23 +1,4 @@
-//! `xhci-kbd`: a `no_std` xHCI host controller driver with a USB HID boot
-//! keyboard class driver, built to keep working after the kernel panicked.
-//!
-//! - No allocator, no statics, no locks: every DMA buffer (including the
-//!   resources of [`MAX_DEVICES`] device slots) is allocated through the
-//!   [`Hal`] in [`Controller::new`]; hot-plug never allocates.
-//! - One event-drain routine, [`Controller::poll`], serves interrupt mode
-//!   (after [`Controller::ack_interrupt`]) and panic mode.
-//! - [`Controller::enter_polled_mode`] is the one-way switch at panic time; it
-//!   re-derives ring state from memory and hardware and repairs what a
-//!   stopped CPU may have left half done.
-//! - USB 2.0 hubs (class 9) are driven too, so keyboards behind a hub work;
-//!   a hub and its children take slots from the same preallocated pool.
-//! - Test hooks for the kernel's panic tests:
-//!   [`Controller::submit_noop_command`] leaves a command in flight and
-//!   [`Controller::set_enumeration_probe`] reports each [`EnumerationStep`].
-//! - Everything read from the controller or a device is validated: bad
-//!   events are counted and dropped, malformed descriptors are errors.
-//!
-//! References: xHCI 1.2 (sections cited as §), USB 2.0 chapter 9, HID 1.11.
+#![doc = include_str!("../README.md")]
 #![no_std]
 #![deny(missing_docs, unreachable_pub)]
 
