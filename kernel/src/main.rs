@@ -3,7 +3,16 @@
 //! Boot (PVH) -> descriptor tables -> memory -> ACPI -> local APICs -> the
 //! scheduler -> application processors -> the shell. A panic stops every
 //! other CPU, stops the scheduler, lets locks fake their acquisition and opens
-//! the panic console.
+//! the debugger's console (`db>`).
+//!
+//! The modules form layers that only look down, bottom first: `cmdline`,
+//! `lineedit`, `time` (hardware-free); `arch`; `sync`, `mm`; `sched`; the
+//! devices (`vga`, `serial`, `console`, `acpi`, `pci`, `power`, `watchdog`,
+//! `usb`, `dump`); `panic`; `command`, `bench`, `scenarios`; the consoles
+//! (`shell`, `debugger`); `boot`, which wires the hooks through which a lower
+//! layer calls up (trap table, AP hooks, tick hooks, the panic console).
+//! `tests/architecture.rs` in the workspace root checks it; `docs/design.md`
+//! ("Layers") explains it.
 //!
 //! On the host only the hardware-free logic is compiled, for unit tests.
 

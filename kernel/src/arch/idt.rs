@@ -1,6 +1,6 @@
 //! The interrupt descriptor table, shared by all CPUs. Every vector points at a
 //! generated entry stub (`vectors.s`, see `build.rs`) that builds a
-//! [`super::trap::TrapFrame`] and calls [`super::trap::trap_dispatch`].
+//! [`super::trap::TrapFrame`] and calls `trap_dispatch`.
 
 use x86_64::VirtAddr;
 use x86_64::structures::idt::InterruptDescriptorTable;

@@ -1,6 +1,6 @@
 //! Writing a dump: the header as "in progress", then the ELF core in
 //! requests gathered from the pieces that follow each other on the disk
-//! ([`DEPTH`](super::blk::DEPTH) in flight; memory that nothing changes during
+//! ([`DEPTH`] in flight; memory that nothing changes during
 //! the dump is read by the device in place, memory that may change, see
 //! [`super::volatile`], from a bounce-buffer snapshot, so the checksum always
 //! matches the disk), the checksum computed while waiting for the disk,

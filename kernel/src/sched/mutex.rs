@@ -6,7 +6,7 @@
 //! running the thread that panicked. If that thread held this mutex (it
 //! panicked inside the critical section), the faked acquisition finds its own
 //! token and, as for the spin lock, replaces it with
-//! [`POISONED`](crate::sync::raw::POISONED) ([`RawSpin::fake_acquisition`]): the
+//! [`POISONED`] ([`RawSpin::fake_acquisition`]): the
 //! release no longer matches, the mutex keeps reading as locked and
 //! [`RawSleepMutex::is_poisoned`] reports that its data may be torn.
 

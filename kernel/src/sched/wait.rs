@@ -1,5 +1,5 @@
 //! Wait queues with wake-one / wake-all. The FIFO policy ([`WaitList`]) is
-//! plain logic tested on the host; [`WaitQueue`] adds blocking on the kernel.
+//! plain logic tested on the host; `WaitQueue` adds blocking in the kernel build.
 
 use alloc::collections::VecDeque;
 
