@@ -10,6 +10,10 @@ pub mod ps2;
 pub mod stop;
 pub mod symbols;
 pub mod trigger;
+/// The one list of panic triggers, data only: the host runner compiles this
+/// same file, so the hang matrix tests exactly the kernel's triggers; the
+/// kernel runs them in [`trigger::run`].
+pub mod trigger_list;
 
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
