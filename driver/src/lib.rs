@@ -18,6 +18,16 @@
 //!   events are counted and dropped, malformed descriptors are errors.
 //!
 //! References: xHCI 1.2 (sections cited as §), USB 2.0 chapter 9, HID 1.11.
+//!
+//! # Why not the `xhci` crate
+//!
+//! The `xhci` crate (0.9.2) does not fit: several of its context getters
+//! (`slot_state`, `endpoint_state`, `endpoint_type`, `transfer_type`,
+//! `endpoint(dci)`) panic on reserved or out-of-range values, so they cannot
+//! touch controller-written memory that panic mode must not trust; its
+//! `update_volatile` on PORTSC writes the RW1C change bits back (clearing
+//! changes nobody handled); and every accessor maps through its `Mapper`
+//! again instead of using one mapping made at attach time.
 #![no_std]
 #![deny(missing_docs, unreachable_pub)]
 
