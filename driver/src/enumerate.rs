@@ -11,7 +11,6 @@ use crate::descriptor::{
 use crate::device::{CONTROL_BUFFER_BYTES, KeyboardEndpoint, Location};
 use crate::error::Error;
 use crate::hal::Hal;
-use crate::regs::*;
 use crate::trb::command;
 use crate::types::{DeviceState, EnumerationStep, Speed};
 
@@ -68,17 +67,16 @@ impl<H: Hal> Controller<H> {
     /// Handles a port whose status changed. Returns (attached, detached).
     pub(crate) fn port_changed(&mut self, port: u8) -> (u32, u32) {
         let portsc = self.regs.portsc(port);
-        if portsc == u32::MAX {
+        if portsc.is_all_ones() {
             return (0, 0);
         }
-        let changes = portsc & PORTSC_CHANGE_BITS;
-        if changes != 0 {
-            self.regs.write_portsc(port, changes);
+        if portsc.has_changes() {
+            self.regs.write_portsc(port, |w| w.clear_changes(portsc));
         }
-        let connected = portsc & PORTSC_CCS != 0;
+        let connected = portsc.current_connect_status();
         let state = &mut self.ports[usize::from(port - 1)];
         let mut detached = 0;
-        if state.slot != 0 && (!connected || portsc & PORTSC_CSC != 0) {
+        if state.slot != 0 && (!connected || portsc.connect_status_change()) {
             self.detach(port);
             detached = 1;
         }
@@ -102,18 +100,19 @@ impl<H: Hal> Controller<H> {
 
     /// Resets a root port and waits for it to be enabled (§4.3.1).
     fn reset_port(&mut self, port: u8) -> Result<(), Error> {
-        self.regs.write_portsc(port, PORTSC_PR);
+        self.regs.write_portsc(port, |w| w.set_port_reset());
         self.wait_for(PORT_RESET_TIMEOUT_US, "port reset (PORTSC.PRC)", |c| {
             let sc = c.regs.portsc(port);
-            Ok(sc == u32::MAX
-                || sc & PORTSC_PRC != 0
-                || sc & (PORTSC_PR | PORTSC_PED) == PORTSC_PED)
+            Ok(sc.is_all_ones()
+                || sc.port_reset_change()
+                || (sc.port_enabled() && !sc.port_reset()))
         })?;
         let sc = self.regs.portsc(port);
-        if sc & PORTSC_PRC != 0 {
-            self.regs.write_portsc(port, PORTSC_PRC);
+        if sc.port_reset_change() {
+            self.regs
+                .write_portsc(port, |w| w.clear_port_reset_change());
         }
-        if sc & PORTSC_PED == 0 || sc & PORTSC_CCS == 0 {
+        if !sc.port_enabled() || !sc.current_connect_status() {
             return Err(Error::Timeout {
                 what: "port enable after reset",
             });
@@ -125,11 +124,11 @@ impl<H: Hal> Controller<H> {
     fn attach(&mut self, port: u8) -> Result<(), Error> {
         let is_usb3 = self.caps.usb3_ports & (1 << (port - 1)) != 0;
         // USB 3 ports enable themselves after link training; USB 2 ports need a reset.
-        if !is_usb3 || self.regs.portsc(port) & PORTSC_PED == 0 {
+        if !is_usb3 || !self.regs.portsc(port).port_enabled() {
             self.reset_port(port)?;
         }
         self.hal.delay_us(RESET_RECOVERY_US);
-        let speed = Speed::from_id(portsc_speed(self.regs.portsc(port)));
+        let speed = Speed::from_id(self.regs.portsc(port).port_speed());
         self.enumerate(Location::root(port), speed).map(|_| ())
     }
 

@@ -7,7 +7,7 @@ use crate::controller::Controller;
 use crate::device::MAX_HUB_PORTS;
 use crate::error::Error;
 use crate::hal::Hal;
-use crate::regs::*;
+use crate::regs::EventRingDequeuePointer;
 use crate::ring::EventRing;
 use crate::types::{DeviceState, MAX_PORTS, TakeoverReport};
 
@@ -84,10 +84,10 @@ impl<H: Hal> Controller<H> {
             report.dead = true;
             return report;
         }
-        if self.regs.op(OP_USBSTS) != u32::MAX {
+        if !self.regs.usbsts().is_all_ones() {
             self.set_interrupter(false);
-            let cmd = self.regs.op(OP_USBCMD);
-            self.regs.set_op(OP_USBCMD, cmd & !USBCMD_INTE);
+            let cmd = self.regs.usbcmd();
+            self.regs.write_usbcmd(cmd.set_interrupter_enable(false));
         }
         if let Err(reason) = self.repair(&mut report) {
             report.reset_reason = Some(reason);
@@ -106,7 +106,7 @@ impl<H: Hal> Controller<H> {
 
     fn repair(&mut self, report: &mut TakeoverReport) -> Result<(), Error> {
         let sts = self.health()?;
-        if sts & USBSTS_HCH != 0 {
+        if sts.hc_halted() {
             return Err(Error::Unsupported {
                 what: "controller found halted",
             });
@@ -116,7 +116,7 @@ impl<H: Hal> Controller<H> {
         let had_pending = self.pending_command.is_some();
         // Event ring: re-derive dequeue index and cycle state.
         let base = self.mem.event_ring.phys();
-        let erdp = self.regs.erdp() & !0xf;
+        let erdp = self.regs.erdp().dequeue_pointer();
         let erdp_index = erdp
             .checked_sub(base)
             .map(|o| (o / 16) as usize)
@@ -133,9 +133,10 @@ impl<H: Hal> Controller<H> {
             report.event_ring_repaired = true;
         }
         self.event_ring = derived;
-        self.regs.set_intr64(
-            INTR_ERDP,
-            self.event_ring.dequeue_phys(&self.mem.event_ring) | ERDP_EHB,
+        self.regs.write_erdp(
+            EventRingDequeuePointer::default()
+                .set_dequeue_pointer(self.event_ring.dequeue_phys(&self.mem.event_ring))
+                .clear_event_handler_busy(),
         );
         report.events_drained += self.process_events();
 
