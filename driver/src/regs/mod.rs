@@ -5,7 +5,8 @@
 //! Registers holding RW1C bits (USBSTS, PORTSC, IMAN, ERDP, USBLEGCTLSTS) are
 //! never written back as read: each has one write method that starts from a
 //! neutral value. PORTSC goes through [`Registers::write_portsc`] only. (Why
-//! the `xhci` crate's register types are not used: see the crate docs.)
+//! the `xhci` crate's register types are not used: see the
+//! [crate docs](crate#why-not-the-xhci-crate).)
 
 #[macro_use]
 mod macros;
