@@ -4,9 +4,10 @@
 
 use crate::context::{EP_STATE_HALTED, EP_STATE_STOPPED};
 use crate::controller::{CommandDone, Controller, PendingCommand, WAIT_STEP_US};
+use crate::dma::DmaBuf;
 use crate::error::Error;
 use crate::hal::Hal;
-use crate::regs::*;
+use crate::regs::CommandRingControl;
 use crate::ring::ProducerRing;
 use crate::trb::{CompletionCode, command};
 
@@ -65,15 +66,16 @@ impl<H: Hal> Controller<H> {
     /// drains the resulting events and rewinds the ring to a clean state.
     pub(crate) fn abort_and_reset_command_ring(&mut self) -> Result<bool, Error> {
         let mut aborted = false;
-        if self.regs.op(OP_CRCR) & CRCR_CRR != 0 {
+        if self.regs.crcr().command_ring_running() {
             // Only the low dword: writing the high dword would be taken as a new pointer.
-            self.regs.set_op(OP_CRCR, CRCR_CA);
+            self.regs
+                .write_crcr_low(CommandRingControl::default().set_command_abort());
             aborted = true;
             // CRR stays set until the abort is done; give the controller a moment first.
             self.hal.delay_us(WAIT_STEP_US);
             self.wait_for(COMMAND_TIMEOUT_US, "command ring stop (CRCR.CRR)", |c| {
                 c.process_events();
-                Ok(c.regs.op(OP_CRCR) & CRCR_CRR == 0)
+                Ok(!c.regs.crcr().command_ring_running())
             })?;
         }
         self.process_events();
@@ -81,7 +83,7 @@ impl<H: Hal> Controller<H> {
         self.command_done = None;
         self.command_ring = ProducerRing::reset(&mut self.mem.command_ring);
         self.regs
-            .set_op64(OP_CRCR, self.mem.command_ring.phys() | u64::from(CRCR_RCS));
+            .write_crcr(command_ring_start(&self.mem.command_ring));
         Ok(aborted)
     }
 
@@ -132,4 +134,13 @@ impl<H: Hal> Controller<H> {
         }
         Ok(())
     }
+}
+
+/// The CRCR value that points the controller at the start of a command ring
+/// just reset by [`ProducerRing::reset`]: its first TRB, cycle state 1
+/// (§4.9.3, §5.4.5).
+pub(crate) fn command_ring_start(ring: &DmaBuf) -> CommandRingControl {
+    CommandRingControl::default()
+        .set_command_ring_pointer(ring.phys())
+        .set_ring_cycle_state(true)
 }

@@ -7,27 +7,6 @@
 
 use crate::dma::DmaBuf;
 
-/// A 32-byte context as laid out in memory, 64-byte aligned (§6.2.1: device
-/// and input contexts must be 64-byte aligned).
-#[repr(C, align(64))]
-#[allow(
-    dead_code,
-    reason = "documents the hardware layout; sizes are asserted"
-)]
-pub(crate) struct Context32(pub(crate) [u32; 8]);
-/// A 64-byte context (HCCPARAMS1.CSZ = 1).
-#[repr(C, align(64))]
-#[allow(
-    dead_code,
-    reason = "documents the hardware layout; sizes are asserted"
-)]
-pub(crate) struct Context64(pub(crate) [u32; 16]);
-
-const _: () = assert!(core::mem::size_of::<[u32; 8]>() == 32);
-const _: () = assert!(core::mem::size_of::<[u32; 16]>() == 64);
-const _: () = assert!(core::mem::align_of::<Context32>() == 64);
-const _: () = assert!(core::mem::align_of::<Context64>() == 64);
-
 /// Number of contexts in a device context (slot + 31 endpoints).
 pub(crate) const DEVICE_CONTEXTS: usize = 32;
 /// Number of contexts in an input context (input control + device context).
@@ -36,6 +15,11 @@ pub(crate) const INPUT_CONTEXTS: usize = 33;
 pub(crate) const DEVICE_CONTEXT_BYTES: usize = DEVICE_CONTEXTS * 64;
 /// Bytes to reserve for an input context at the largest context size.
 pub(crate) const INPUT_CONTEXT_BYTES: usize = INPUT_CONTEXTS * 64;
+// The largest context (64 bytes, DCI 31) fits in the buffers reserved for
+// device and input contexts (§6.2.1, §6.2.5), at the offsets used below.
+const _: () = assert!(LARGEST.device_endpoint(31) + 64 <= DEVICE_CONTEXT_BYTES);
+const _: () = assert!(LARGEST.input_endpoint(31) + 64 <= INPUT_CONTEXT_BYTES);
+const LARGEST: ContextLayout = ContextLayout { size: 64 };
 
 /// Endpoint types (§6.2.3, Table 6-9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,8 +102,13 @@ impl ContextLayout {
     }
 
     /// Offset of endpoint `dci` in an input context.
-    fn input_endpoint(&self, dci: u8) -> usize {
-        self.size * (1 + usize::from(dci))
+    const fn input_endpoint(&self, dci: u8) -> usize {
+        self.size * (1 + dci as usize)
+    }
+
+    /// Offset of endpoint `dci` in an output device context.
+    const fn device_endpoint(&self, dci: u8) -> usize {
+        self.size * dci as usize
     }
 
     /// Writes the slot context of an input context.
@@ -165,7 +154,7 @@ impl ContextLayout {
 
     /// Raw endpoint state (3 bits) of `dci` in an output device context.
     pub(crate) fn endpoint_state(&self, device: &DmaBuf, dci: u8) -> u8 {
-        (device.read32(self.size * usize::from(dci)) & 0x7) as u8
+        (device.read32(self.device_endpoint(dci)) & 0x7) as u8
     }
 }
 

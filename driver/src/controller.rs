@@ -5,13 +5,18 @@ use core::ptr::NonNull;
 
 use pc_keyboard::DecodedKey;
 
+use crate::command::command_ring_start;
 use crate::context::ContextLayout;
 use crate::device::{DEVICE_REGION_BYTES, Device, DeviceMemory};
 use crate::dma::DmaBuf;
 use crate::error::Error;
 use crate::hal::Hal;
 use crate::hid::{KeyboardState, Layout, Repeat};
-use crate::regs::*;
+use crate::regs::{
+    CapabilityParameters1, DeviceContextBaseAddressArrayPointer, EventRingDequeuePointer,
+    EventRingSegmentTableBaseAddress, EventRingSegmentTableSize, InterrupterModeration, Mmio,
+    Registers, StructuralParameters1, UsbCommand, UsbStatus,
+};
 use crate::ring::{EventRing, ProducerRing};
 use crate::types::*;
 
@@ -142,88 +147,35 @@ impl<H: Hal> Controller<H> {
     /// with memory decoding and bus mastering enabled, and no other code may
     /// drive this controller while the returned value exists.
     pub unsafe fn new(hal: H, mmio_phys: u64, config: Config) -> Result<Self, Error> {
-        let probe = hal.map_mmio(mmio_phys, 0x1000);
-        // SAFETY: the HAL maps 4 KiB of the BAR (caller guarantees it is an xHCI BAR0,
-        // whose capability registers fit in 4 KiB).
-        let probe = Registers::new(unsafe { Mmio::new(probe, 0x1000) });
-        let hcs1 = probe.cap(CAP_HCSPARAMS1);
-        if hcs1 == u32::MAX || probe.cap(CAP_CAPLENGTH) == u32::MAX {
-            return Err(Error::ControllerGone);
-        }
-        let max_slots = (hcs1 & 0xff) as u8;
-        let max_ports = (hcs1 >> 24) as u8;
-        let hcc1 = probe.cap(CAP_HCCPARAMS1);
-        let xecp = ((hcc1 >> 16) as usize) * 4;
-        let size = probe
-            .required_size(max_ports, max_slots)
-            .max(xecp + 0x1000)
-            .max(0x1000)
-            .next_multiple_of(0x1000);
-        let base: NonNull<u8> = hal.map_mmio(mmio_phys, size);
-        // SAFETY: as above, now with the size covering every register block we use.
-        let regs = Registers::new(unsafe { Mmio::new(base, size) });
-
+        // SAFETY: the caller's contract (an xHCI BAR0, ours alone).
+        let (regs, hcs1, hcc1) = unsafe { map_registers(&hal, mmio_phys) }?;
         let mut caps = Capabilities {
-            version: (regs.cap(CAP_CAPLENGTH) >> 16) as u16,
-            ports: max_ports.min(MAX_PORTS as u8),
-            slots: max_slots.clamp(1, MAX_DEVICES as u8),
+            version: regs.caplength().interface_version(),
+            ports: hcs1.max_ports().min(MAX_PORTS as u8),
+            slots: hcs1.max_device_slots().clamp(1, MAX_DEVICES as u8),
             context: ContextLayout {
-                size: if hcc1 & HCCPARAMS1_CSZ != 0 { 64 } else { 32 },
+                size: if hcc1.context_size() { 64 } else { 32 },
             },
             scratchpads: 0,
-            port_power_control: hcc1 & (1 << 3) != 0,
+            port_power_control: hcc1.port_power_control(),
             usb3_ports: 0,
             slot_types: [0; MAX_PORTS],
         };
-        if max_slots == 0 {
+        if hcs1.max_device_slots() == 0 {
             return Err(Error::Unsupported {
                 what: "controller with no device slots",
             });
         }
+        let xecp = hcc1.extended_capabilities_offset();
         crate::extcaps::legacy_handoff(&regs, &hal, xecp);
         crate::extcaps::supported_protocols(&regs, xecp, &mut caps);
 
-        let hcs2 = regs.cap(CAP_HCSPARAMS2);
-        let scratchpads = ((((hcs2 >> 21) & 0x1f) << 5) | ((hcs2 >> 27) & 0x1f)) as usize;
+        let scratchpads = usize::from(regs.hcsparams2().max_scratchpad_buffers());
         let scratchpads = scratchpads.min(MAX_SCRATCHPADS);
         caps.scratchpads = scratchpads as u16;
-        let page_bits = regs.op(OP_PAGESIZE) & 0xffff;
-        let page_size = if page_bits == 0 || page_bits == 0xffff {
-            4096
-        } else {
-            4096usize << page_bits.trailing_zeros()
-        };
-
-        let alloc = |size: usize, align: usize| {
-            hal.dma_alloc(size, align)
-                .map(DmaBuf::from_region)
-                .ok_or(Error::NoMemory)
-        };
-        let dcbaa = alloc((MAX_DEVICES + 1) * 8, 64)?;
-        let scratchpad_array = if scratchpads > 0 {
-            let array = alloc(scratchpads * 8, 64)?;
-            for i in 0..scratchpads {
-                let page = alloc(page_size, page_size)?;
-                array.write64(i * 8, page.phys());
-            }
-            Some(array)
-        } else {
-            None
-        };
-        let mem = ControllerMemory {
-            dcbaa,
-            scratchpad_array,
-            erst: alloc(64, 64)?,
-            command_ring: alloc(COMMAND_RING_TRBS * 16, 64)?,
-            event_ring: alloc(EVENT_RING_TRBS * 16, 64)?,
-        };
-        let mut regions = [None; MAX_DEVICES];
-        for region in regions.iter_mut() {
-            *region = Some(
-                DeviceMemory::carve(alloc(DEVICE_REGION_BYTES, 4096)?).ok_or(Error::NoMemory)?,
-            );
-        }
-        let devices = regions.map(|m| Device::new(m.expect("allocated above")));
+        let page_size = regs.pagesize().bytes();
+        let mem = ControllerMemory::allocate(&hal, scratchpads, page_size)?;
+        let devices = allocate_devices(&hal)?;
 
         let mut controller = Self {
             hal,
@@ -249,6 +201,83 @@ impl<H: Hal> Controller<H> {
         controller.initialize()?;
         Ok(controller)
     }
+}
+
+/// Maps BAR0 twice: 4 KiB to read the capability registers, then as much as
+/// the register blocks (and the extended capabilities) need. Returns the
+/// registers with HCSPARAMS1 and HCCPARAMS1 as read.
+///
+/// # Safety
+///
+/// As [`Controller::new`]: `mmio_phys` is an xHCI controller's BAR0 that no
+/// other code drives.
+unsafe fn map_registers(
+    hal: &impl Hal,
+    mmio_phys: u64,
+) -> Result<(Registers, StructuralParameters1, CapabilityParameters1), Error> {
+    let probe = hal.map_mmio(mmio_phys, 0x1000);
+    // SAFETY: the HAL maps 4 KiB of the BAR (caller guarantees it is an xHCI BAR0,
+    // whose capability registers fit in 4 KiB).
+    let probe = Registers::new(unsafe { Mmio::new(probe, 0x1000) });
+    let hcs1 = probe.hcsparams1();
+    if hcs1.is_all_ones() || probe.caplength().is_all_ones() {
+        return Err(Error::ControllerGone);
+    }
+    let hcc1 = probe.hccparams1();
+    let xecp = hcc1.extended_capabilities_offset();
+    let size = probe
+        .required_size(hcs1.max_ports(), hcs1.max_device_slots())
+        .max(xecp + 0x1000)
+        .max(0x1000)
+        .next_multiple_of(0x1000);
+    let base: NonNull<u8> = hal.map_mmio(mmio_phys, size);
+    // SAFETY: as above, now with the size covering every register block we use.
+    let regs = Registers::new(unsafe { Mmio::new(base, size) });
+    Ok((regs, hcs1, hcc1))
+}
+
+impl ControllerMemory {
+    /// Allocates the DCBAA, `scratchpads` scratchpad pages of `page_size`
+    /// and their array (§4.20), the ERST and both rings.
+    fn allocate(hal: &impl Hal, scratchpads: usize, page_size: usize) -> Result<Self, Error> {
+        let dcbaa = dma_alloc(hal, (MAX_DEVICES + 1) * 8, 64)?;
+        let scratchpad_array = if scratchpads > 0 {
+            let array = dma_alloc(hal, scratchpads * 8, 64)?;
+            for i in 0..scratchpads {
+                let page = dma_alloc(hal, page_size, page_size)?;
+                array.write64(i * 8, page.phys());
+            }
+            Some(array)
+        } else {
+            None
+        };
+        Ok(Self {
+            dcbaa,
+            scratchpad_array,
+            erst: dma_alloc(hal, 64, 64)?,
+            command_ring: dma_alloc(hal, COMMAND_RING_TRBS * 16, 64)?,
+            event_ring: dma_alloc(hal, EVENT_RING_TRBS * 16, 64)?,
+        })
+    }
+}
+
+/// Allocates the memory of every device slot up front (hot-plug never allocates).
+fn allocate_devices(hal: &impl Hal) -> Result<[Device; MAX_DEVICES], Error> {
+    let mut regions = [None; MAX_DEVICES];
+    for region in regions.iter_mut() {
+        *region = Some(
+            DeviceMemory::carve(dma_alloc(hal, DEVICE_REGION_BYTES, 4096)?)
+                .ok_or(Error::NoMemory)?,
+        );
+    }
+    Ok(regions.map(|m| Device::new(m.expect("allocated above"))))
+}
+
+/// One DMA allocation, `Error::NoMemory` if the HAL has none left.
+fn dma_alloc(hal: &impl Hal, size: usize, align: usize) -> Result<DmaBuf, Error> {
+    hal.dma_alloc(size, align)
+        .map(DmaBuf::from_region)
+        .ok_or(Error::NoMemory)
 }
 
 impl<H: Hal> Controller<H> {
@@ -289,15 +318,15 @@ impl<H: Hal> Controller<H> {
     }
 
     /// Checks USBSTS for a dead or failed controller.
-    pub(crate) fn health(&self) -> Result<u32, Error> {
-        let sts = self.regs.op(OP_USBSTS);
-        if sts == u32::MAX {
+    pub(crate) fn health(&self) -> Result<UsbStatus, Error> {
+        let sts = self.regs.usbsts();
+        if sts.is_all_ones() {
             return Err(Error::ControllerGone);
         }
-        if sts & USBSTS_HSE != 0 {
+        if sts.host_system_error() {
             return Err(Error::HostSystemError);
         }
-        if sts & USBSTS_HCE != 0 {
+        if sts.host_controller_error() {
             return Err(Error::HostControllerError);
         }
         Ok(sts)
@@ -315,26 +344,10 @@ impl<H: Hal> Controller<H> {
         for device in self.devices.iter_mut() {
             device.previous_report = [0; 8];
         }
-        if self.regs.op(OP_USBSTS) == u32::MAX {
+        if self.regs.usbsts().is_all_ones() {
             return Err(Error::ControllerGone);
         }
-        // Halt (§4.2, §5.4.1: clear R/S, HCH within 16 ms).
-        let cmd = self.regs.op(OP_USBCMD);
-        self.regs
-            .set_op(OP_USBCMD, cmd & !(USBCMD_RUN | USBCMD_INTE));
-        self.wait_for(50_000, "controller halt (USBSTS.HCH)", |c| {
-            Ok(c.regs.op(OP_USBSTS) & USBSTS_HCH != 0)
-        })?;
-        // Reset (§4.2: HCRST, then wait for HCRST and CNR to clear).
-        self.regs.set_op(OP_USBCMD, USBCMD_HCRST);
-        self.hal.delay_us(1000);
-        self.wait_for(1_000_000, "controller reset (USBCMD.HCRST)", |c| {
-            Ok(c.regs.op(OP_USBCMD) & USBCMD_HCRST == 0)
-        })?;
-        self.wait_for(1_000_000, "controller ready (USBSTS.CNR)", |c| {
-            Ok(c.regs.op(OP_USBSTS) & USBSTS_CNR == 0)
-        })
-        .map_err(|_| Error::ControllerNotReady)?;
+        self.halt_and_reset()?;
 
         // Software state back to a clean slate; the key queue and LEDs survive.
         self.pending_command = None;
@@ -345,77 +358,123 @@ impl<H: Hal> Controller<H> {
         self.ports = [PortState::default(); MAX_PORTS];
 
         // MaxSlotsEn (§5.4.7): slot IDs are then 1..=slots, one per preallocated device.
-        let config = self.regs.op(OP_CONFIG);
+        let config = self.regs.config();
         self.regs
-            .set_op(OP_CONFIG, (config & !0xff) | u32::from(self.caps.slots));
+            .write_config(config.set_max_device_slots_enabled(self.caps.slots));
         // DCBAA (§6.1): entry 0 is the scratchpad buffer array.
         self.mem.dcbaa.zero();
         if let Some(array) = self.mem.scratchpad_array {
             self.mem.dcbaa.write64(0, array.phys());
         }
-        self.regs.set_op64(OP_DCBAAP, self.mem.dcbaa.phys());
+        self.regs.write_dcbaap(
+            DeviceContextBaseAddressArrayPointer::default().set_pointer(self.mem.dcbaa.phys()),
+        );
         // Command ring (§4.9.3).
         self.command_ring = ProducerRing::reset(&mut self.mem.command_ring);
         self.regs
-            .set_op64(OP_CRCR, self.mem.command_ring.phys() | u64::from(CRCR_RCS));
-        // Event ring, one segment (§4.9.4, §6.5): ERSTSZ, ERDP, then ERSTBA.
-        self.mem.event_ring.zero();
-        self.event_ring = EventRing::new(EVENT_RING_TRBS);
-        self.mem.erst.zero();
-        self.mem.erst.write64(0, self.mem.event_ring.phys());
-        self.mem.erst.write32(8, EVENT_RING_TRBS as u32);
-        self.regs.set_intr(INTR_ERSTSZ, 1);
-        self.regs
-            .set_intr64(INTR_ERDP, self.mem.event_ring.phys() | ERDP_EHB);
-        self.regs.set_intr64(INTR_ERSTBA, self.mem.erst.phys());
-        self.regs
-            .set_intr(INTR_IMOD, u32::from(self.interrupt_moderation));
+            .write_crcr(command_ring_start(&self.mem.command_ring));
+        self.program_event_ring();
         self.set_interrupter(self.interrupts);
         // Run (§4.2).
-        let inte = if self.interrupts { USBCMD_INTE } else { 0 };
-        self.regs.set_op(OP_USBCMD, USBCMD_RUN | inte | USBCMD_HSEE);
+        let run = UsbCommand::default()
+            .set_run_stop(true)
+            .set_interrupter_enable(self.interrupts)
+            .set_host_system_error_enable(true);
+        self.regs.write_usbcmd(run);
         self.wait_for(50_000, "controller start (USBSTS.HCH clear)", |c| {
-            Ok(c.regs.op(OP_USBSTS) & USBSTS_HCH == 0)
+            Ok(!c.regs.usbsts().hc_halted())
         })?;
-        // Port power (§5.4.8: PP is RW only when HCCPARAMS1.PPC = 1).
-        if self.caps.port_power_control {
-            for port in 1..=self.caps.ports {
-                if self.regs.portsc(port) & PORTSC_PP == 0 {
-                    self.regs.write_portsc(port, PORTSC_PP);
-                }
-            }
-            self.hal.delay_us(20_000);
-        }
+        self.power_ports();
         for p in self.ports.iter_mut().take(usize::from(self.caps.ports)) {
             p.changed = true;
         }
         Ok(())
     }
 
+    /// Halts the controller, then resets it (§4.2, §5.4.1): clears R/S and
+    /// waits for HCH, sets HCRST and waits for HCRST and CNR to clear.
+    fn halt_and_reset(&mut self) -> Result<(), Error> {
+        // Halt (§4.2, §5.4.1: clear R/S, HCH within 16 ms).
+        let cmd = self.regs.usbcmd();
+        self.regs
+            .write_usbcmd(cmd.set_run_stop(false).set_interrupter_enable(false));
+        self.wait_for(50_000, "controller halt (USBSTS.HCH)", |c| {
+            Ok(c.regs.usbsts().hc_halted())
+        })?;
+        // Reset (§4.2: HCRST, then wait for HCRST and CNR to clear).
+        self.regs
+            .write_usbcmd(UsbCommand::default().set_host_controller_reset(true));
+        self.hal.delay_us(1000);
+        self.wait_for(1_000_000, "controller reset (USBCMD.HCRST)", |c| {
+            Ok(!c.regs.usbcmd().host_controller_reset())
+        })?;
+        self.wait_for(1_000_000, "controller ready (USBSTS.CNR)", |c| {
+            Ok(!c.regs.usbsts().controller_not_ready())
+        })
+        .map_err(|_| Error::ControllerNotReady)
+    }
+
+    /// Programs interrupter 0's event ring, one segment (§4.9.4, §6.5):
+    /// ERSTSZ, ERDP, then ERSTBA (which makes the controller read the table),
+    /// and the interrupt moderation.
+    fn program_event_ring(&mut self) {
+        self.mem.event_ring.zero();
+        self.event_ring = EventRing::new(EVENT_RING_TRBS);
+        self.mem.erst.zero();
+        self.mem.erst.write64(0, self.mem.event_ring.phys());
+        self.mem.erst.write32(8, EVENT_RING_TRBS as u32);
+        self.regs
+            .write_erstsz(EventRingSegmentTableSize::default().set_segments(1));
+        self.regs.write_erdp(
+            EventRingDequeuePointer::default()
+                .set_dequeue_pointer(self.mem.event_ring.phys())
+                .clear_event_handler_busy(),
+        );
+        self.regs.write_erstba(
+            EventRingSegmentTableBaseAddress::default().set_pointer(self.mem.erst.phys()),
+        );
+        self.regs
+            .write_imod(InterrupterModeration::default().set_interval(self.interrupt_moderation));
+    }
+
+    /// Powers every unpowered root port (§5.4.8: PP is RW only when
+    /// HCCPARAMS1.PPC = 1) and gives them 20 ms.
+    fn power_ports(&mut self) {
+        if !self.caps.port_power_control {
+            return;
+        }
+        for port in 1..=self.caps.ports {
+            if !self.regs.portsc(port).port_power() {
+                self.regs.write_portsc(port, |w| w.set_port_power(true));
+            }
+        }
+        self.hal.delay_us(20_000);
+    }
+
     /// Sets or clears IMAN.IE (and acknowledges a pending IP).
     pub(crate) fn set_interrupter(&self, enable: bool) {
-        let iman = self.regs.intr(INTR_IMAN);
-        let ie = if enable { IMAN_IE } else { 0 };
-        self.regs
-            .set_intr(INTR_IMAN, (iman & !(IMAN_IE | IMAN_IP)) | ie | IMAN_IP);
+        let iman = self.regs.iman();
+        self.regs.write_iman(iman, |m| {
+            m.set_interrupt_enable(enable).clear_interrupt_pending()
+        });
     }
 
     /// Acknowledges an interrupt (USBSTS.EINT then IMAN.IP, both RW1C,
     /// §4.17.2). Returns whether this controller had interrupted. Does not
     /// touch the rings: call [`poll`](Self::poll) afterwards.
     pub fn ack_interrupt(&mut self) -> bool {
-        let sts = self.regs.op(OP_USBSTS);
-        if sts == u32::MAX {
+        let sts = self.regs.usbsts();
+        if sts.is_all_ones() {
             return false;
         }
-        let iman = self.regs.intr(INTR_IMAN);
-        let pending = iman & IMAN_IP != 0 || sts & USBSTS_EINT != 0;
-        if sts & USBSTS_EINT != 0 {
+        let iman = self.regs.iman();
+        let pending = iman.interrupt_pending() || sts.event_interrupt();
+        if sts.event_interrupt() {
             // Only EINT is written as 1; the other RW1C bits are written as 0.
-            self.regs.set_op(OP_USBSTS, USBSTS_EINT);
+            self.regs.clear_usbsts(|s| s.clear_event_interrupt());
         }
-        if iman & IMAN_IP != 0 {
-            self.regs.set_intr(INTR_IMAN, (iman & !IMAN_IP) | IMAN_IP);
+        if iman.interrupt_pending() {
+            self.regs.write_iman(iman, |m| m.clear_interrupt_pending());
         }
         pending
     }

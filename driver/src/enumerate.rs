@@ -8,10 +8,9 @@ use crate::descriptor::{
     ConfigSummary, DESC_CONFIGURATION, DESC_DEVICE, DeviceDescriptor, InterruptInterface,
     SetupPacket, parse_config_header, parse_device_prefix,
 };
-use crate::device::{CONTROL_BUFFER_BYTES, KeyboardEndpoint, Location};
+use crate::device::{CONTROL_BUFFER_BYTES, DeviceMemory, KeyboardEndpoint, Location};
 use crate::error::Error;
 use crate::hal::Hal;
-use crate::regs::*;
 use crate::trb::command;
 use crate::types::{DeviceState, EnumerationStep, Speed};
 
@@ -68,17 +67,16 @@ impl<H: Hal> Controller<H> {
     /// Handles a port whose status changed. Returns (attached, detached).
     pub(crate) fn port_changed(&mut self, port: u8) -> (u32, u32) {
         let portsc = self.regs.portsc(port);
-        if portsc == u32::MAX {
+        if portsc.is_all_ones() {
             return (0, 0);
         }
-        let changes = portsc & PORTSC_CHANGE_BITS;
-        if changes != 0 {
-            self.regs.write_portsc(port, changes);
+        if portsc.has_changes() {
+            self.regs.write_portsc(port, |w| w.clear_changes(portsc));
         }
-        let connected = portsc & PORTSC_CCS != 0;
+        let connected = portsc.current_connect_status();
         let state = &mut self.ports[usize::from(port - 1)];
         let mut detached = 0;
-        if state.slot != 0 && (!connected || portsc & PORTSC_CSC != 0) {
+        if state.slot != 0 && (!connected || portsc.connect_status_change()) {
             self.detach(port);
             detached = 1;
         }
@@ -102,18 +100,19 @@ impl<H: Hal> Controller<H> {
 
     /// Resets a root port and waits for it to be enabled (§4.3.1).
     fn reset_port(&mut self, port: u8) -> Result<(), Error> {
-        self.regs.write_portsc(port, PORTSC_PR);
+        self.regs.write_portsc(port, |w| w.set_port_reset());
         self.wait_for(PORT_RESET_TIMEOUT_US, "port reset (PORTSC.PRC)", |c| {
             let sc = c.regs.portsc(port);
-            Ok(sc == u32::MAX
-                || sc & PORTSC_PRC != 0
-                || sc & (PORTSC_PR | PORTSC_PED) == PORTSC_PED)
+            Ok(sc.is_all_ones()
+                || sc.port_reset_change()
+                || (sc.port_enabled() && !sc.port_reset()))
         })?;
         let sc = self.regs.portsc(port);
-        if sc & PORTSC_PRC != 0 {
-            self.regs.write_portsc(port, PORTSC_PRC);
+        if sc.port_reset_change() {
+            self.regs
+                .write_portsc(port, |w| w.clear_port_reset_change());
         }
-        if sc & PORTSC_PED == 0 || sc & PORTSC_CCS == 0 {
+        if !sc.port_enabled() || !sc.current_connect_status() {
             return Err(Error::Timeout {
                 what: "port enable after reset",
             });
@@ -125,11 +124,11 @@ impl<H: Hal> Controller<H> {
     fn attach(&mut self, port: u8) -> Result<(), Error> {
         let is_usb3 = self.caps.usb3_ports & (1 << (port - 1)) != 0;
         // USB 3 ports enable themselves after link training; USB 2 ports need a reset.
-        if !is_usb3 || self.regs.portsc(port) & PORTSC_PED == 0 {
+        if !is_usb3 || !self.regs.portsc(port).port_enabled() {
             self.reset_port(port)?;
         }
         self.hal.delay_us(RESET_RECOVERY_US);
-        let speed = Speed::from_id(portsc_speed(self.regs.portsc(port)));
+        let speed = Speed::from_id(self.regs.portsc(port).port_speed());
         self.enumerate(Location::root(port), speed).map(|_| ())
     }
 
@@ -226,107 +225,15 @@ impl<H: Hal> Controller<H> {
 
     /// Address Device, descriptors, and for a keyboard or hub its configuration.
     fn configure_device(&mut self, index: usize) -> Result<DeviceState, Error> {
-        let slot = index as u8 + 1;
-        let context = self.caps.context;
-        let mem = self.devices[index].mem;
-        let speed = self.devices[index].speed;
-        let mut max_packet0 = speed.default_max_packet0();
-        // Input context: slot + EP0 (§4.3.3).
-        context.input_control(&mem.input_context, 0b11, 0);
-        let slot_fields = self.slot_fields(index, 1);
-        context.write_slot(&mem.input_context, slot_fields);
-        context.write_endpoint(
-            &mem.input_context,
-            1,
-            EndpointFields {
-                ep_type: EndpointType::Control,
-                max_packet: max_packet0,
-                interval: 0,
-                dequeue: mem.ep0_ring.phys(),
-                dcs: self.devices[index].ep0.cycle(),
-                average_trb_length: 8,
-                max_esit_payload: 0,
-            },
-        );
-        self.mem
-            .dcbaa
-            .write64(usize::from(slot) * 8, mem.device_context.phys());
-        self.command(
-            command::address_device(mem.input_context.phys(), slot),
-            "Address Device",
-        )?;
+        let slot_fields = self.address_device(index)?;
         self.probe(EnumerationStep::Addressed);
-
-        // First 8 bytes of the device descriptor give bMaxPacketSize0 (USB 2.0 §9.6.1).
-        let n = self.control(
-            index,
-            SetupPacket::get_descriptor(DESC_DEVICE, 0, 8),
-            &[],
-            "GET_DESCRIPTOR(device, 8)",
-        )?;
-        let mut prefix = [0u8; 8];
-        mem.control.read_bytes(0, &mut prefix[..n.min(8)]);
-        let reported = parse_device_prefix(&prefix[..n.min(8)])?;
-        let actual = if matches!(speed, Speed::Super | Speed::Other(_)) {
-            1u16 << reported.min(9)
-        } else {
-            u16::from(reported).clamp(8, 64)
-        };
-        if actual != max_packet0 {
-            max_packet0 = actual;
-            context.input_control(&mem.input_context, 0b10, 0);
-            context.write_slot(&mem.input_context, slot_fields);
-            context.write_endpoint(
-                &mem.input_context,
-                1,
-                EndpointFields {
-                    ep_type: EndpointType::Control,
-                    max_packet: max_packet0,
-                    interval: 0,
-                    dequeue: mem.ep0_ring.phys(),
-                    dcs: true,
-                    average_trb_length: 8,
-                    max_esit_payload: 0,
-                },
-            );
-            self.command(
-                command::evaluate_context(mem.input_context.phys(), slot),
-                "Evaluate Context",
-            )?;
-        }
-        let n = self.control(
-            index,
-            SetupPacket::get_descriptor(DESC_DEVICE, 0, 18),
-            &[],
-            "GET_DESCRIPTOR(device)",
-        )?;
-        let mut bytes = [0u8; 18];
-        mem.control.read_bytes(0, &mut bytes[..n.min(18)]);
-        let descriptor = DeviceDescriptor::parse(&bytes[..n.min(18)])?;
+        self.update_max_packet0(index, slot_fields)?;
+        let descriptor = self.read_device_descriptor(index)?;
         self.devices[index].descriptor = descriptor;
         self.devices[index].class = descriptor.class;
         self.probe(EnumerationStep::DescriptorRead);
 
-        let n = self.control(
-            index,
-            SetupPacket::get_descriptor(DESC_CONFIGURATION, 0, 9),
-            &[],
-            "GET_DESCRIPTOR(config, 9)",
-        )?;
-        let mut header = [0u8; 9];
-        mem.control.read_bytes(0, &mut header[..n.min(9)]);
-        let (_, total) = parse_config_header(&header[..n.min(9)])?;
-        let want = usize::from(total).clamp(9, CONTROL_BUFFER_BYTES);
-        let n = self.control(
-            index,
-            SetupPacket::get_descriptor(DESC_CONFIGURATION, 0, want as u16),
-            &[],
-            "GET_DESCRIPTOR(config)",
-        )?;
-        let mut config = [0u8; CONTROL_BUFFER_BYTES];
-        mem.control
-            .read_bytes(0, &mut config[..n.min(CONTROL_BUFFER_BYTES)]);
-        let summary = ConfigSummary::parse(&config[..n.min(CONTROL_BUFFER_BYTES)])?;
+        let summary = self.read_configuration(index)?;
         if descriptor.class == 0 {
             self.devices[index].class = summary.first_interface_class;
         }
@@ -341,6 +248,107 @@ impl<H: Hal> Controller<H> {
         };
         self.probe(EnumerationStep::Configured);
         Ok(state)
+    }
+
+    /// Fills the input context with the slot and EP0 at the speed's default
+    /// max packet size (§4.3.3), points the DCBAA entry at the device
+    /// context and issues Address Device. Returns the slot fields used.
+    fn address_device(&mut self, index: usize) -> Result<SlotFields, Error> {
+        let slot = index as u8 + 1;
+        let context = self.caps.context;
+        let mem = self.devices[index].mem;
+        let max_packet0 = self.devices[index].speed.default_max_packet0();
+        context.input_control(&mem.input_context, 0b11, 0);
+        let slot_fields = self.slot_fields(index, 1);
+        context.write_slot(&mem.input_context, slot_fields);
+        let dcs = self.devices[index].ep0.cycle();
+        context.write_endpoint(&mem.input_context, 1, ep0_fields(&mem, max_packet0, dcs));
+        self.mem
+            .dcbaa
+            .write64(usize::from(slot) * 8, mem.device_context.phys());
+        self.command(
+            command::address_device(mem.input_context.phys(), slot),
+            "Address Device",
+        )?;
+        Ok(slot_fields)
+    }
+
+    /// Reads the first 8 bytes of the device descriptor for bMaxPacketSize0
+    /// (USB 2.0 §9.6.1) and, if it differs from the speed's default, tells
+    /// the controller with Evaluate Context (§4.6.7).
+    fn update_max_packet0(&mut self, index: usize, slot_fields: SlotFields) -> Result<(), Error> {
+        let slot = index as u8 + 1;
+        let context = self.caps.context;
+        let mem = self.devices[index].mem;
+        let speed = self.devices[index].speed;
+        let n = self.control(
+            index,
+            SetupPacket::get_descriptor(DESC_DEVICE, 0, 8),
+            &[],
+            "GET_DESCRIPTOR(device, 8)",
+        )?;
+        let mut prefix = [0u8; 8];
+        mem.control.read_bytes(0, &mut prefix[..n.min(8)]);
+        let reported = parse_device_prefix(&prefix[..n.min(8)])?;
+        let actual = if matches!(speed, Speed::Super | Speed::Other(_)) {
+            1u16 << reported.min(9)
+        } else {
+            u16::from(reported).clamp(8, 64)
+        };
+        if actual == speed.default_max_packet0() {
+            return Ok(());
+        }
+        context.input_control(&mem.input_context, 0b10, 0);
+        context.write_slot(&mem.input_context, slot_fields);
+        context.write_endpoint(&mem.input_context, 1, ep0_fields(&mem, actual, true));
+        self.command(
+            command::evaluate_context(mem.input_context.phys(), slot),
+            "Evaluate Context",
+        )?;
+        Ok(())
+    }
+
+    /// GET_DESCRIPTOR(device), parsed.
+    fn read_device_descriptor(&mut self, index: usize) -> Result<DeviceDescriptor, Error> {
+        let n = self.control(
+            index,
+            SetupPacket::get_descriptor(DESC_DEVICE, 0, 18),
+            &[],
+            "GET_DESCRIPTOR(device)",
+        )?;
+        let mut bytes = [0u8; 18];
+        self.devices[index]
+            .mem
+            .control
+            .read_bytes(0, &mut bytes[..n.min(18)]);
+        Ok(DeviceDescriptor::parse(&bytes[..n.min(18)])?)
+    }
+
+    /// GET_DESCRIPTOR(configuration): the 9-byte header for wTotalLength,
+    /// then the whole configuration (up to the control buffer), parsed.
+    fn read_configuration(&mut self, index: usize) -> Result<ConfigSummary, Error> {
+        let control = self.devices[index].mem.control;
+        let n = self.control(
+            index,
+            SetupPacket::get_descriptor(DESC_CONFIGURATION, 0, 9),
+            &[],
+            "GET_DESCRIPTOR(config, 9)",
+        )?;
+        let mut header = [0u8; 9];
+        control.read_bytes(0, &mut header[..n.min(9)]);
+        let (_, total) = parse_config_header(&header[..n.min(9)])?;
+        let want = usize::from(total).clamp(9, CONTROL_BUFFER_BYTES);
+        let n = self.control(
+            index,
+            SetupPacket::get_descriptor(DESC_CONFIGURATION, 0, want as u16),
+            &[],
+            "GET_DESCRIPTOR(config)",
+        )?;
+        let mut config = [0u8; CONTROL_BUFFER_BYTES];
+        control.read_bytes(0, &mut config[..n.min(CONTROL_BUFFER_BYTES)]);
+        Ok(ConfigSummary::parse(
+            &config[..n.min(CONTROL_BUFFER_BYTES)],
+        )?)
     }
 
     /// SET_CONFIGURATION, SET_PROTOCOL(boot), SET_IDLE(0), Configure Endpoint, LEDs.
@@ -464,5 +472,19 @@ impl<H: Hal> Controller<H> {
         {
             *child = 0;
         }
+    }
+}
+
+/// The EP0 context fields (§6.2.3): control, `max_packet`, its ring in
+/// `mem` with dequeue cycle state `dcs`.
+fn ep0_fields(mem: &DeviceMemory, max_packet: u16, dcs: bool) -> EndpointFields {
+    EndpointFields {
+        ep_type: EndpointType::Control,
+        max_packet,
+        interval: 0,
+        dequeue: mem.ep0_ring.phys(),
+        dcs,
+        average_trb_length: 8,
+        max_esit_payload: 0,
     }
 }

@@ -6,8 +6,7 @@
 use crate::controller::{CommandDone, Controller, EVENT_RING_TRBS};
 use crate::device::ControlDone;
 use crate::hal::Hal;
-use crate::regs::ERDP_EHB;
-use crate::regs::INTR_ERDP;
+use crate::regs::EventRingDequeuePointer;
 use crate::trb::{CompletionCode, Event};
 use crate::types::DeviceState;
 
@@ -29,8 +28,10 @@ impl<H: Hal> Controller<H> {
             }
         }
         if consumed > 0 {
-            let erdp = self.event_ring.dequeue_phys(&self.mem.event_ring) | ERDP_EHB;
-            self.regs.set_intr64(INTR_ERDP, erdp);
+            let erdp = EventRingDequeuePointer::default()
+                .set_dequeue_pointer(self.event_ring.dequeue_phys(&self.mem.event_ring))
+                .clear_event_handler_busy();
+            self.regs.write_erdp(erdp);
         }
         consumed
     }

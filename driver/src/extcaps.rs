@@ -4,22 +4,22 @@
 
 use crate::controller::Capabilities;
 use crate::hal::Hal;
-use crate::regs::*;
+use crate::regs::{CAPABILITY_LEGACY_SUPPORT, CAPABILITY_SUPPORTED_PROTOCOL, Registers};
 use crate::types::MAX_PORTS;
 
 /// Walks the extended capability list from `first` (bounded, inside the window).
 fn for_each(regs: &Registers, first: usize, mut f: impl FnMut(u8, usize)) {
     let mut offset = first;
     for _ in 0..256 {
-        if offset == 0 || offset + 4 > regs.mmio().len() {
+        if offset == 0 || offset + 4 > regs.window_len() {
             return;
         }
-        let header = regs.cap(offset);
-        if header == u32::MAX {
+        let header = regs.extended_capability(offset);
+        if header.is_all_ones() {
             return;
         }
-        f(header as u8, offset);
-        let next = ((header >> 8) & 0xff) as usize * 4;
+        f(header.id(), offset);
+        let next = usize::from(header.next_pointer()) * 4;
         if next == 0 {
             return;
         }
@@ -29,36 +29,30 @@ fn for_each(regs: &Registers, first: usize, mut f: impl FnMut(u8, usize)) {
 
 /// USB Legacy Support handoff (§4.22.1, §7.1): set the OS Owned semaphore,
 /// wait (bounded, 1 s) for the BIOS to release, then disable SMIs in
-/// USBLEGCTLSTS at cap+4 (written raw; the `xhci` crate maps it at +0) and
-/// clear its RW1C SMI status bits.
+/// USBLEGCTLSTS at cap+4 (the `xhci` crate maps it at +0) and clear its RW1C
+/// SMI status bits.
 pub(crate) fn legacy_handoff(regs: &Registers, hal: &impl Hal, first: usize) {
     for_each(regs, first, |id, offset| {
-        if id != XCAP_LEGACY {
+        if id != CAPABILITY_LEGACY_SUPPORT {
             return;
         }
-        let legsup = regs.cap(offset);
-        if legsup & LEGSUP_BIOS_OWNED != 0 {
-            regs.mmio().write32(offset, legsup | LEGSUP_OS_OWNED);
+        let legsup = regs.usblegsup(offset);
+        regs.write_usblegsup(offset, legsup.set_os_owned(true));
+        if legsup.bios_owned() {
             for _ in 0..100_000 {
-                if regs.cap(offset) & LEGSUP_BIOS_OWNED == 0 {
+                if !regs.usblegsup(offset).bios_owned() {
                     break;
                 }
                 hal.delay_us(10);
             }
             // If the BIOS never let go, take it anyway: clear its semaphore.
-            let now = regs.cap(offset);
-            if now & LEGSUP_BIOS_OWNED != 0 {
-                regs.mmio()
-                    .write32(offset, (now & !LEGSUP_BIOS_OWNED) | LEGSUP_OS_OWNED);
+            let now = regs.usblegsup(offset);
+            if now.bios_owned() {
+                regs.write_usblegsup(offset, now.set_bios_owned(false).set_os_owned(true));
             }
-        } else {
-            regs.mmio().write32(offset, legsup | LEGSUP_OS_OWNED);
         }
-        let ctlsts = regs.cap(offset + 4);
-        regs.mmio().write32(
-            offset + 4,
-            (ctlsts & !LEGCTLSTS_SMI_ENABLES & !LEGCTLSTS_SMI_STATUS) | LEGCTLSTS_SMI_STATUS,
-        );
+        let ctlsts = regs.usblegctlsts(offset);
+        regs.write_usblegctlsts(offset, ctlsts, |c| c.disable_smis().clear_smi_status());
     });
 }
 
@@ -66,14 +60,14 @@ pub(crate) fn legacy_handoff(regs: &Registers, hal: &impl Hal, first: usize) {
 /// and each port's protocol slot type.
 pub(crate) fn supported_protocols(regs: &Registers, first: usize, caps: &mut Capabilities) {
     for_each(regs, first, |id, offset| {
-        if id != XCAP_PROTOCOL {
+        if id != CAPABILITY_SUPPORTED_PROTOCOL {
             return;
         }
-        let major = regs.cap(offset) >> 24;
-        let ports = regs.cap(offset + 8);
-        let slot_type = (regs.cap(offset + 12) & 0x1f) as u8;
-        let start = (ports & 0xff) as usize;
-        let count = ((ports >> 8) & 0xff) as usize;
+        let (revision, ports, slot_type) = regs.supported_protocol(offset);
+        let major = revision.major_revision();
+        let slot_type = slot_type.protocol_slot_type();
+        let start = usize::from(ports.compatible_port_offset());
+        let count = usize::from(ports.compatible_port_count());
         for port in start..start.saturating_add(count) {
             if port == 0 || port > MAX_PORTS {
                 continue;

@@ -7,7 +7,7 @@ use crate::controller::Controller;
 use crate::device::MAX_HUB_PORTS;
 use crate::error::Error;
 use crate::hal::Hal;
-use crate::regs::*;
+use crate::regs::EventRingDequeuePointer;
 use crate::ring::EventRing;
 use crate::types::{DeviceState, MAX_PORTS, TakeoverReport};
 
@@ -84,10 +84,10 @@ impl<H: Hal> Controller<H> {
             report.dead = true;
             return report;
         }
-        if self.regs.op(OP_USBSTS) != u32::MAX {
+        if !self.regs.usbsts().is_all_ones() {
             self.set_interrupter(false);
-            let cmd = self.regs.op(OP_USBCMD);
-            self.regs.set_op(OP_USBCMD, cmd & !USBCMD_INTE);
+            let cmd = self.regs.usbcmd();
+            self.regs.write_usbcmd(cmd.set_interrupter_enable(false));
         }
         if let Err(reason) = self.repair(&mut report) {
             report.reset_reason = Some(reason);
@@ -104,9 +104,12 @@ impl<H: Hal> Controller<H> {
         report
     }
 
+    /// Repairs what a stopped CPU may have left half done (see
+    /// [`enter_polled_mode`](Self::enter_polled_mode)); an error means only
+    /// a full reset will do.
     fn repair(&mut self, report: &mut TakeoverReport) -> Result<(), Error> {
         let sts = self.health()?;
-        if sts & USBSTS_HCH != 0 {
+        if sts.hc_halted() {
             return Err(Error::Unsupported {
                 what: "controller found halted",
             });
@@ -114,9 +117,37 @@ impl<H: Hal> Controller<H> {
         // A command the stopped CPU left in flight, noted before the first
         // drain: its completion may already wait on the event ring.
         let had_pending = self.pending_command.is_some();
-        // Event ring: re-derive dequeue index and cycle state.
+        self.repair_event_ring(report);
+        self.repair_command_ring(report, had_pending)?;
+        self.rebuild_device_tables();
+        for index in 0..self.devices.len() {
+            match self.devices[index].state {
+                Some(DeviceState::Enumerating) => {
+                    self.restart_enumeration(index);
+                    report.enumerations_restarted += 1;
+                }
+                Some(DeviceState::Keyboard | DeviceState::Hub) => {
+                    self.restart_device_endpoints(index, report)?;
+                }
+                _ => {}
+            }
+        }
+        // Look at every port again: attach/detach that happened meanwhile.
+        let ports = usize::from(self.caps.ports).min(MAX_PORTS);
+        for p in self.ports.iter_mut().take(ports) {
+            p.changed = true;
+        }
+        // An LED report may have been lost with the stopped CPU (mid-transfer,
+        // or between clearing `leds_dirty` and sending): send the LEDs again.
+        self.leds_dirty = true;
+        Ok(())
+    }
+
+    /// Event ring: re-derives the dequeue index and cycle state from ring
+    /// memory and ERDP, tells the controller (ERDP, EHB cleared) and drains.
+    fn repair_event_ring(&mut self, report: &mut TakeoverReport) {
         let base = self.mem.event_ring.phys();
-        let erdp = self.regs.erdp() & !0xf;
+        let erdp = self.regs.erdp().dequeue_pointer();
         let erdp_index = erdp
             .checked_sub(base)
             .map(|o| (o / 16) as usize)
@@ -133,14 +164,21 @@ impl<H: Hal> Controller<H> {
             report.event_ring_repaired = true;
         }
         self.event_ring = derived;
-        self.regs.set_intr64(
-            INTR_ERDP,
-            self.event_ring.dequeue_phys(&self.mem.event_ring) | ERDP_EHB,
+        self.regs.write_erdp(
+            EventRingDequeuePointer::default()
+                .set_dequeue_pointer(self.event_ring.dequeue_phys(&self.mem.event_ring))
+                .clear_event_handler_busy(),
         );
         report.events_drained += self.process_events();
+    }
 
-        // Command ring: let an outstanding command finish (bounded), else abort it;
-        // either way rewind the ring to a clean state.
+    /// Command ring: lets an outstanding command finish (bounded), else
+    /// aborts it; either way rewinds the ring to a clean state.
+    fn repair_command_ring(
+        &mut self,
+        report: &mut TakeoverReport,
+        had_pending: bool,
+    ) -> Result<(), Error> {
         if self.pending_command.is_some() {
             let _ = self.wait_for(PENDING_COMMAND_GRACE_US, "pending command", |c| {
                 c.process_events();
@@ -151,8 +189,13 @@ impl<H: Hal> Controller<H> {
         let aborted = self.abort_and_reset_command_ring()?;
         report.command_aborted = had_pending && !report.command_completed && aborted;
         report.command_ring_reset = true;
+        Ok(())
+    }
 
-        // Ports table and hubs' child tables rebuilt from device records.
+    /// Rebuilds the root port table and every hub's child table from the
+    /// device records. A device whose hub is gone or was never finished is
+    /// marked `Enumerating`, so it is detached and enumerated again.
+    fn rebuild_device_tables(&mut self) {
         let ports = usize::from(self.caps.ports).min(MAX_PORTS);
         for p in self.ports.iter_mut() {
             p.slot = 0;
@@ -189,67 +232,65 @@ impl<H: Hal> Controller<H> {
                 self.devices[index].state = Some(DeviceState::Enumerating);
             }
         }
+    }
 
-        for index in 0..self.devices.len() {
-            match self.devices[index].state {
-                Some(DeviceState::Enumerating) => {
-                    let at = self.devices[index].location;
-                    let slot = index as u8 + 1;
-                    // a hub caught mid-enumeration has no children yet: plain detach
-                    self.devices[index].hub = None;
-                    self.detach_slot(slot);
-                    if at.parent_slot == 0 {
-                        if (1..=ports).contains(&usize::from(at.root_port)) {
-                            let p = &mut self.ports[usize::from(at.root_port) - 1];
-                            p.failed = false;
-                            p.changed = true;
-                        }
-                    } else if let Some(hub) = usize::from(at.parent_slot)
-                        .checked_sub(1)
-                        .and_then(|i| self.devices.get_mut(i))
-                        .and_then(|d| d.hub.as_mut())
-                        && (1..=hub.ports).contains(&at.parent_port)
-                    {
-                        hub.failed &= !(1 << at.parent_port);
-                        hub.changed |= 1 << at.parent_port;
-                    }
-                    report.enumerations_restarted += 1;
-                }
-                Some(DeviceState::Keyboard | DeviceState::Hub) => {
-                    let Some((dci, _)) = self.devices[index].interrupt_endpoint() else {
-                        continue;
-                    };
-                    if !(3..=31).contains(&dci) {
-                        return Err(Error::Unsupported {
-                            what: "corrupt interrupt endpoint record",
-                        });
-                    }
-                    // EP0 caught mid-control transfer (any TRB queued, even
-                    // before the Status TRB): stop it and rewind its ring
-                    if self.devices[index].ep0_busy() {
-                        self.restart_endpoint(index, 1)?;
-                    }
-                    self.restart_endpoint(index, dci)?;
-                    self.devices[index].intr_needs_restart = false;
-                    self.queue_interrupt(index);
-                    if let Some(hub) = self.devices[index].hub.as_mut() {
-                        // a port change may have been consumed and not acted on
-                        hub.changed |= hub.all_ports();
-                        report.hubs_restarted += 1;
-                    } else {
-                        report.endpoints_restarted += 1;
-                    }
-                }
-                _ => {}
+    /// A device caught mid-enumeration: disables its slot and flags its root
+    /// or hub port for a fresh attach by the next `poll()`.
+    fn restart_enumeration(&mut self, index: usize) {
+        let ports = usize::from(self.caps.ports).min(MAX_PORTS);
+        let at = self.devices[index].location;
+        let slot = index as u8 + 1;
+        // a hub caught mid-enumeration has no children yet: plain detach
+        self.devices[index].hub = None;
+        self.detach_slot(slot);
+        if at.parent_slot == 0 {
+            if (1..=ports).contains(&usize::from(at.root_port)) {
+                let p = &mut self.ports[usize::from(at.root_port) - 1];
+                p.failed = false;
+                p.changed = true;
             }
+        } else if let Some(hub) = usize::from(at.parent_slot)
+            .checked_sub(1)
+            .and_then(|i| self.devices.get_mut(i))
+            .and_then(|d| d.hub.as_mut())
+            && (1..=hub.ports).contains(&at.parent_port)
+        {
+            hub.failed &= !(1 << at.parent_port);
+            hub.changed |= 1 << at.parent_port;
         }
-        // Look at every port again: attach/detach that happened meanwhile.
-        for p in self.ports.iter_mut().take(ports) {
-            p.changed = true;
+    }
+
+    /// A configured keyboard or hub: stops and rewinds EP0 if a control
+    /// transfer was caught in flight, restarts and re-arms its interrupt
+    /// endpoint, and for a hub flags every port for a rescan.
+    fn restart_device_endpoints(
+        &mut self,
+        index: usize,
+        report: &mut TakeoverReport,
+    ) -> Result<(), Error> {
+        let Some((dci, _)) = self.devices[index].interrupt_endpoint() else {
+            return Ok(());
+        };
+        if !(3..=31).contains(&dci) {
+            return Err(Error::Unsupported {
+                what: "corrupt interrupt endpoint record",
+            });
         }
-        // An LED report may have been lost with the stopped CPU (mid-transfer,
-        // or between clearing `leds_dirty` and sending): send the LEDs again.
-        self.leds_dirty = true;
+        // EP0 caught mid-control transfer (any TRB queued, even
+        // before the Status TRB): stop it and rewind its ring
+        if self.devices[index].ep0_busy() {
+            self.restart_endpoint(index, 1)?;
+        }
+        self.restart_endpoint(index, dci)?;
+        self.devices[index].intr_needs_restart = false;
+        self.queue_interrupt(index);
+        if let Some(hub) = self.devices[index].hub.as_mut() {
+            // a port change may have been consumed and not acted on
+            hub.changed |= hub.all_ports();
+            report.hubs_restarted += 1;
+        } else {
+            report.endpoints_restarted += 1;
+        }
         Ok(())
     }
 }

@@ -50,6 +50,10 @@ pub(crate) struct Faults {
     /// USBCMD.HCRST and USBSTS.CNR stay set this long after HCRST is written
     /// (`u64::MAX`: for ever).
     pub(crate) reset_takes_us: u64,
+    /// RW1C change bits a root port raises besides PRC when its reset
+    /// completes (an over-current change, say), covered by the reset's one
+    /// Port Status Change event.
+    pub(crate) change_on_port_reset: u32,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -251,6 +255,11 @@ impl Machine {
         }
         self.portsc[port - 1] = (self.portsc[port - 1] & !(0xf << 10)) | (speed << 10);
         self.publish();
+    }
+
+    /// PORTSC of a root port (1-based) as the fake holds it.
+    pub(crate) fn port_status(&self, port: usize) -> u32 {
+        self.portsc[port - 1]
     }
 
     pub(crate) fn unplug(&mut self, mem: &Memory, port: usize) {
@@ -456,7 +465,8 @@ impl Machine {
             self.portsc[p] &= !PED;
         }
         if v & PR != 0 && self.portsc[p] & CCS != 0 {
-            self.portsc[p] = (self.portsc[p] & !(0xf << 5)) | PED | PRC;
+            self.portsc[p] =
+                (self.portsc[p] & !(0xf << 5)) | PED | PRC | self.faults.change_on_port_reset;
             self.publish();
             self.post(mem, [0, 0, 1 << 24, 34 << 10], Some(p + 1));
         }

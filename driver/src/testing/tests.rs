@@ -105,6 +105,34 @@ fn enumerates_keyboard_and_types() {
     std::println!("{info}\n{}\n{d}", c.keyboard_stats());
 }
 
+/// PORTSC holds RW1C change bits (xHCI 1.2 §5.4.8): the driver's writes to
+/// it (PR to reset the port, PRC to acknowledge the reset) must not clear a
+/// change it has not looked at. An over-current change raised with the reset
+/// stays set until the driver handles the port again on the next `poll()`,
+/// and clearing it leaves the port enabled (PED is RW1C too).
+#[test]
+fn port_writes_leave_unhandled_changes_set() {
+    const PORT_ENABLED: u32 = 1 << 1;
+    const OVER_CURRENT_CHANGE: u32 = 1 << 20;
+    let (mut c, h) = start(std::vec![(1, FakeDevice::keyboard())], Config::default());
+    h.with(|m, _| m.faults.change_on_port_reset = OVER_CURRENT_CHANGE);
+    let s = c.poll();
+    assert_eq!(s.attached, 1, "{s:?}");
+    h.run();
+    let portsc = h.with(|m, _| m.port_status(1));
+    assert_ne!(
+        portsc & OVER_CURRENT_CHANGE,
+        0,
+        "a PORTSC write cleared OCC before the driver handled it: {portsc:#x}"
+    );
+    c.poll();
+    h.run();
+    let portsc = h.with(|m, _| m.port_status(1));
+    assert_eq!(portsc & OVER_CURRENT_CHANGE, 0, "handled: {portsc:#x}");
+    assert_ne!(portsc & PORT_ENABLED, 0, "port disabled: {portsc:#x}");
+    assert_eq!(type_hi(&mut c, &h, 1), hi());
+}
+
 #[test]
 fn sixty_four_byte_contexts() {
     let (mut c, h) = start_with(
