@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod harness;
+pub mod image;
 pub mod matrix;
 pub mod matrix_cli;
 pub mod qemu;

@@ -6,11 +6,13 @@
 use std::path::PathBuf;
 
 use panicbench::KERNEL_ELF;
-use panicbench::qemu::{Config, Firmware, Keyboard, check_qemu};
+use panicbench::qemu::{Config, Display, Firmware, Keyboard, check_qemu};
 
 const HELP: &str = "\
 usage: cargo run [--release] -- [OPTIONS] [-- QEMU-ARGS...]
+       cargo run -- image [-o PATH] [--append \"ARGS\"]   (a BIOS/UEFI GRUB ISO)
        cargo run -- savecore [DISK] [-o VMCORE]
+       cargo run -- bench | matrix ...   (see README)
 
 Boots the kernel in QEMU (q35, TCG) with an xHCI controller and a USB keyboard;
 the serial console is this terminal (Ctrl-A X quits QEMU).
@@ -19,7 +21,14 @@ options:
   --smp N                      CPUs (default 4)
   -m, --memory MIB             memory in MiB (default 256)
   --accel tcg|kvm              accelerator (default tcg; KVM is slow when nested)
-  --firmware seabios|qboot     boot firmware (default seabios)
+  --firmware seabios|qboot|ovmf  boot firmware (default seabios; ovmf is UEFI and
+                               boots the GRUB image: implies --boot image)
+  --boot kernel|image          the kernel ELF through PVH (default), or the GRUB
+                               image (Multiboot2) built from it first
+  --display none|curses|gtk|sdl  how the screen is shown (default none). Keys typed
+                               in a curses terminal or a window go to the USB keyboard;
+                               with curses the serial console is the unix socket
+                               target/serial.sock (socat - UNIX-CONNECT:target/serial.sock)
   --controller qemu-xhci|nec-usb-xhci   USB controller (default qemu-xhci)
   --no-usb-keyboard            no USB keyboard (PS/2 and serial only)
   --hub                        put the USB keyboard behind a usb-hub
@@ -38,18 +47,53 @@ anything after a second `--` is passed to QEMU verbatim.";
 
 fn main() {
     let all: Vec<String> = std::env::args().skip(1).collect();
-    if all.first().map(String::as_str) == Some("savecore") {
-        std::process::exit(panicbench::savecore::main(&all[1..]));
+    match all.first().map(String::as_str) {
+        Some("savecore") => std::process::exit(panicbench::savecore::main(&all[1..])),
+        Some("bench") => std::process::exit(panicbench::bench::main(&all[1..])),
+        Some("matrix") => std::process::exit(panicbench::matrix_cli::main(&all[1..])),
+        Some("image") => std::process::exit(panicbench::image::main(&all[1..])),
+        _ => {}
     }
-    if all.first().map(String::as_str) == Some("bench") {
-        std::process::exit(panicbench::bench::main(&all[1..]));
+    let (mut cfg, print_only, boot_image) = parse_args(&all);
+    if cfg.firmware == Firmware::Ovmf || boot_image {
+        if cfg.firmware == Firmware::Qboot {
+            die("qboot cannot boot the image: use --firmware seabios or ovmf");
+        }
+        let image = panicbench::image::default_path();
+        if let Err(e) = panicbench::image::build(&cfg.kernel, &cfg.append, &image) {
+            die(&e);
+        }
+        cfg.image = Some(image);
     }
-    if all.first().map(String::as_str) == Some("matrix") {
-        std::process::exit(panicbench::matrix_cli::main(&all[1..]));
+    if cfg.display == Display::Curses && cfg.serial {
+        let sock = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/serial.sock");
+        let _ = std::fs::remove_file(&sock);
+        eprintln!(
+            "the screen is drawn here and keys go to the USB keyboard; serial console: socat - UNIX-CONNECT:{}",
+            sock.display()
+        );
+        cfg.serial_socket = Some(sock);
     }
+    if print_only {
+        println!("{}", cfg.command_line());
+        return;
+    }
+    if let Err(e) = check_qemu() {
+        die(&e);
+    }
+    let status = match cfg.command().status() {
+        Ok(s) => s,
+        Err(e) => die(&format!("starting QEMU: {e}")),
+    };
+    std::process::exit(exit_code(status));
+}
+
+/// The runner's options: (configuration, `--print-command`, `--boot image`).
+fn parse_args(args: &[String]) -> (Config, bool, bool) {
     let mut cfg = Config::new(KERNEL_ELF);
     let mut print_only = false;
-    let mut args = std::env::args().skip(1);
+    let mut boot_image = false;
+    let mut args = args.iter().cloned();
     while let Some(a) = args.next() {
         let mut value = |name: &str| {
             args.next()
@@ -58,7 +102,7 @@ fn main() {
         match a.as_str() {
             "-h" | "--help" => {
                 println!("{HELP}");
-                return;
+                std::process::exit(0);
             }
             "--smp" => {
                 cfg.smp = value("--smp")
@@ -84,7 +128,8 @@ fn main() {
                 cfg.firmware = match value("--firmware").as_str() {
                     "seabios" => Firmware::SeaBios,
                     "qboot" => Firmware::Qboot,
-                    _ => die("--firmware takes seabios or qboot"),
+                    "ovmf" => Firmware::Ovmf,
+                    _ => die("--firmware takes seabios, qboot or ovmf"),
                 }
             }
             "--controller" => {
@@ -92,6 +137,17 @@ fn main() {
                 if cfg.controller != "qemu-xhci" && cfg.controller != "nec-usb-xhci" {
                     die("--controller takes qemu-xhci or nec-usb-xhci");
                 }
+            }
+            "--boot" => {
+                boot_image = match value("--boot").as_str() {
+                    "kernel" => false,
+                    "image" => true,
+                    _ => die("--boot takes kernel or image"),
+                }
+            }
+            "--display" => {
+                cfg.display = Display::parse(&value("--display"))
+                    .unwrap_or_else(|| die("--display takes none, curses, gtk or sdl"))
             }
             "--no-usb-keyboard" => cfg.keyboard = Keyboard::None,
             "--hub" => cfg.keyboard = Keyboard::BehindHub,
@@ -111,18 +167,7 @@ fn main() {
             other => die(&format!("unknown option {other:?} (try --help)")),
         }
     }
-    if print_only {
-        println!("{}", cfg.command_line());
-        return;
-    }
-    if let Err(e) = check_qemu() {
-        die(&e);
-    }
-    let status = match cfg.command().status() {
-        Ok(s) => s,
-        Err(e) => die(&format!("starting QEMU: {e}")),
-    };
-    std::process::exit(exit_code(status));
+    (cfg, print_only, boot_image)
 }
 
 /// The runner's exit status for QEMU's: the kernel's `poweroff` leaves

@@ -83,6 +83,7 @@ pub fn firmware_name(f: Firmware) -> &'static str {
     match f {
         Firmware::SeaBios => "seabios",
         Firmware::Qboot => "qboot",
+        Firmware::Ovmf => "ovmf",
     }
 }
 

@@ -13,6 +13,51 @@ pub enum Firmware {
     SeaBios,
     /// qboot (fast; leaves USB untouched).
     Qboot,
+    /// UEFI (Debian's `ovmf`): boots the GRUB image only; its own xHCI
+    /// driver runs the controller until `ExitBootServices`.
+    Ovmf,
+}
+
+/// OVMF's code and variable store (Debian `ovmf`, 4 MiB flash layout).
+pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+/// The variable store template; opened with `snapshot=on`, so every VM
+/// starts from it and writes nothing back.
+pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+
+/// How QEMU shows the screen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Display {
+    /// No window (the default: the serial console is the terminal).
+    None,
+    /// Drawn in this terminal (keys typed there go to the USB keyboard);
+    /// the serial console moves to a unix socket.
+    Curses,
+    /// A GTK window (keys typed in it go to the USB keyboard).
+    Gtk,
+    /// An SDL window.
+    Sdl,
+}
+
+impl Display {
+    /// Parses `none`, `curses`, `gtk`, `sdl`.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "none" => Self::None,
+            "curses" => Self::Curses,
+            "gtk" => Self::Gtk,
+            "sdl" => Self::Sdl,
+            _ => return None,
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Curses => "curses",
+            Self::Gtk => "gtk",
+            Self::Sdl => "sdl",
+        }
+    }
 }
 
 /// Where the USB keyboard is attached.
@@ -31,6 +76,14 @@ pub enum Keyboard {
 pub struct Config {
     /// Kernel ELF.
     pub kernel: PathBuf,
+    /// A GRUB image to boot from CD instead of the kernel ELF (PVH); the
+    /// command line is then the image's (`append` is not used).
+    pub image: Option<PathBuf>,
+    /// How the screen is shown.
+    pub display: Display,
+    /// With [`Display::Curses`]: where the serial console goes (a unix
+    /// socket, `socat - UNIX-CONNECT:PATH`).
+    pub serial_socket: Option<PathBuf>,
     /// `-smp`.
     pub smp: u32,
     /// `-m` in MiB.
@@ -76,6 +129,9 @@ impl Config {
     pub fn new(kernel: impl Into<PathBuf>) -> Self {
         Self {
             kernel: kernel.into(),
+            image: None,
+            display: Display::None,
+            serial_socket: None,
             smp: 4,
             memory_mib: 256,
             accel: "tcg".into(),
@@ -122,40 +178,86 @@ impl Config {
     /// The QEMU arguments (without the program name).
     pub fn args(&self) -> Vec<String> {
         let mut a: Vec<String> = Vec::new();
-        let mut push = |s: &str| a.push(s.to_string());
-        push("-machine");
-        push("q35");
-        push("-accel");
-        push(&self.accel);
-        push("-smp");
-        push(&self.smp.to_string());
-        push("-m");
-        push(&format!("{}M", self.memory_mib));
-        if self.firmware == Firmware::Qboot {
-            push("-bios");
-            push("qboot.rom");
+        for s in ["-machine", "q35", "-accel", &self.accel, "-smp"] {
+            a.push(s.to_string());
         }
-        push("-kernel");
-        push(&self.kernel.display().to_string());
-        // The kernel ELF again as a PVH module: the kernel reads its own symbols from it.
-        push("-initrd");
-        push(&self.kernel.display().to_string());
-        push("-append");
-        push(&self.append);
+        a.push(self.smp.to_string());
+        a.push("-m".into());
+        a.push(format!("{}M", self.memory_mib));
+        self.boot_args(&mut a);
+        self.console_args(&mut a);
+        self.device_args(&mut a);
+        a.extend(self.extra.iter().cloned());
+        a
+    }
+
+    /// Firmware, and what it boots: the kernel ELF through PVH, or the image.
+    fn boot_args(&self, a: &mut Vec<String>) {
+        let mut push = |s: &str| a.push(s.to_string());
+        match self.firmware {
+            Firmware::SeaBios => {}
+            Firmware::Qboot => {
+                push("-bios");
+                push("qboot.rom");
+            }
+            Firmware::Ovmf => {
+                push("-drive");
+                push(&format!(
+                    "if=pflash,format=raw,readonly=on,file={OVMF_CODE}"
+                ));
+                push("-drive");
+                push(&format!(
+                    "if=pflash,format=raw,snapshot=on,file={OVMF_VARS}"
+                ));
+            }
+        }
+        if let Some(image) = &self.image {
+            push("-drive");
+            push(&format!(
+                "file={},format=raw,media=cdrom,readonly=on",
+                escape_option(&image.display().to_string())
+            ));
+        } else {
+            push("-kernel");
+            push(&self.kernel.display().to_string());
+            // The kernel ELF again as a PVH module: the kernel reads its own symbols from it.
+            push("-initrd");
+            push(&self.kernel.display().to_string());
+            push("-append");
+            push(&self.append);
+        }
+    }
+
+    /// The screen, the serial port and the monitor.
+    fn console_args(&self, a: &mut Vec<String>) {
+        let mut push = |s: &str| a.push(s.to_string());
         push("-display");
-        push("none");
+        push(self.display.name());
         push("-vga");
         push("std");
         push("-serial");
-        push(match (self.serial, self.serial_stdio) {
-            (false, _) => "none",
-            (true, true) => "mon:stdio",
-            (true, false) => "stdio",
+        let socket = self.serial_socket.as_ref().map(|p| {
+            format!(
+                "unix:{},server=on,wait=off",
+                escape_option(&p.display().to_string())
+            )
         });
-        if !self.serial_stdio {
+        push(match (self.serial, &socket, self.serial_stdio) {
+            (false, _, _) => "none",
+            (true, Some(s), _) => s,
+            (true, None, true) => "mon:stdio",
+            (true, None, false) => "stdio",
+        });
+        if !self.serial_stdio || socket.is_some() {
             push("-monitor");
             push("none");
         }
+    }
+
+    /// The exit device, the USB controller and keyboard, QMP, the dump disk
+    /// and the watchdog.
+    fn device_args(&self, a: &mut Vec<String>) {
+        let mut push = |s: &str| a.push(s.to_string());
         push("-device");
         push("isa-debug-exit,iobase=0xf4,iosize=0x04");
         push("-device");
@@ -206,8 +308,6 @@ impl Config {
             push("-action");
             push("watchdog=reset");
         }
-        a.extend(self.extra.iter().cloned());
-        a
     }
 
     /// A ready-to-spawn command (creates the dump disk image first; a failure

@@ -17,7 +17,7 @@ use syn::visit::Visit;
 /// `kernel/src` (a file or a directory) sits in exactly one.
 const LAYERS: &[(&str, &[&str])] = &[
     // Hardware-free logic: host-tested, names nothing in the kernel.
-    ("lib", &["cmdline", "lineedit", "time"]),
+    ("lib", &["bootinfo", "cmdline", "lineedit", "time"]),
     // The CPU: descriptor tables, traps, APIC, per-CPU data, SMP start,
     // saved registers. Calls up only through tables filled at boot.
     ("arch", &["arch"]),

@@ -20,6 +20,7 @@
 
 extern crate alloc;
 
+pub mod bootinfo;
 pub mod cmdline;
 pub mod command;
 pub mod lineedit;

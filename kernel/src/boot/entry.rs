@@ -1,15 +1,45 @@
-//! PVH entry: QEMU's `-kernel` loader enters `pvh_start` in 32-bit protected
-//! mode with paging off and `ebx` = physical address of `hvm_start_info`
-//! (Xen `arch-x86/hvm/start_info.h`). The stub zeroes `.bss`, identity-maps the
-//! first 4 GiB with 2 MiB pages, enters long mode and calls `kmain` (in [`super`]).
+//! The entry from either boot loader, both in 32-bit protected mode with
+//! paging off:
+//!
+//! - PVH: QEMU's `-kernel` loader enters `pvh_start` (the ELF note) with `ebx`
+//!   = physical address of `hvm_start_info` (Xen `arch-x86/hvm/start_info.h`).
+//! - Multiboot2: GRUB (BIOS or UEFI, after `ExitBootServices`) enters the
+//!   same `pvh_start` (the header's entry address tag, Multiboot2 §3.1.6)
+//!   with `eax` = 0x36d76289 and `ebx` = the boot information (§3.2).
+//!
+//! The stub keeps `ebx` and `eax`, zeroes `.bss`, identity-maps the first
+//! 4 GiB with 2 MiB pages, enters long mode and calls `kmain(ebx, eax)` (in
+//! [`super`]), which tells the two apart by the magic values.
 
 use core::arch::global_asm;
 
-/// `hvm_start_info.magic` (Xen public `start_info.h`).
-pub const PVH_MAGIC: u32 = 0x336e_c578;
+use crate::bootinfo::{self, BootInfo, BootInfoError, MemRegion, PVH_MAGIC};
 
 global_asm!(
     r#"
+    /* Multiboot2 header (Multiboot2 §3.1): in the first 32 KiB of the file,
+       8-aligned. Tags: the entry address, a preferred framebuffer
+       (optional: a loader that cannot set one boots anyway), the end. */
+    .section .multiboot2, "a"
+    .balign 8
+mb2_header:
+    .long 0xE85250D6                /* magic */
+    .long 0                         /* architecture: i386 protected mode */
+    .long mb2_header_end - mb2_header
+    .long 0x100000000 - (0xE85250D6 + (mb2_header_end - mb2_header))
+    .balign 8
+    .word 3, 0                      /* entry address tag */
+    .long 12
+    .long pvh_start
+    .balign 8
+    .word 5, 1                      /* framebuffer tag, optional */
+    .long 20
+    .long 1024, 768, 32
+    .balign 8
+    .word 0, 0                      /* end tag */
+    .long 8
+mb2_header_end:
+
     .section .note.Xen, "a", @note
     .balign 4
     .long 4            /* namesz: "Xen\0" */
@@ -26,7 +56,8 @@ global_asm!(
 pvh_start:
     cli
     cld
-    movl %ebx, %esi                 /* hvm_start_info */
+    movl %ebx, %esi                 /* hvm_start_info or Multiboot2 information */
+    movl %eax, %ebp                 /* Multiboot2 magic (anything else for PVH) */
 
     movl $__bss_start, %edi         /* zero .bss (page tables and stacks live there) */
     movl $__bss_end, %ecx
@@ -81,8 +112,9 @@ pvh_long_mode:
     movw %ax, %fs
     movw %ax, %gs
     leaq boot_stack_top(%rip), %rsp
-    xorl %ebp, %ebp
     movl %esi, %edi
+    movl %ebp, %esi
+    xorl %ebp, %ebp
     call kmain
 3:  cli
     hlt
@@ -110,6 +142,82 @@ boot_stack_top:
     "#,
     options(att_syntax)
 );
+
+/// The boot information handed over at entry: `info` from `ebx`, `magic`
+/// from `eax`.
+///
+/// # Safety
+/// Called once by `kmain` with the registers from entry; the first 4 GiB
+/// are identity mapped and nothing has been allocated over the loader's
+/// structures yet.
+pub unsafe fn boot_info(info: u32, magic: u32) -> Result<BootInfo, &'static str> {
+    if magic == bootinfo::MULTIBOOT2_MAGIC {
+        // SAFETY: forwarded: `info` is the Multiboot2 information (§3.2).
+        return unsafe { multiboot2(u64::from(info)) }.map_err(|e| match e {
+            BootInfoError::Truncated => "Multiboot2 information truncated",
+            BootInfoError::NoEndTag => "Multiboot2 information without an end tag",
+        });
+    }
+    // SAFETY: forwarded: not Multiboot2, so `info` is `hvm_start_info`.
+    let Some(si) = (unsafe { StartInfo::read(u64::from(info)) }) else {
+        return Err("neither PVH (bad hvm_start_info magic) nor Multiboot2 (bad eax)");
+    };
+    // SAFETY: the addresses come from a start_info with a good magic.
+    Ok(unsafe { pvh(&si, u64::from(info)) })
+}
+
+/// # Safety
+/// `phys` is the identity-mapped Multiboot2 information.
+unsafe fn multiboot2(phys: u64) -> Result<BootInfo, BootInfoError> {
+    // SAFETY: the caller's guarantee; the first 8 bytes hold its size, then
+    // the whole structure is read (at most 1 MiB: a larger size is refused).
+    let head = unsafe { core::slice::from_raw_parts(phys as *const u8, 8) };
+    let size = bootinfo::multiboot2_size(head).ok_or(BootInfoError::Truncated)?;
+    if size > 1 << 20 {
+        return Err(BootInfoError::Truncated);
+    }
+    // SAFETY: as above, `size` bytes from the loader.
+    let mbi = unsafe { core::slice::from_raw_parts(phys as *const u8, size) };
+    bootinfo::parse_multiboot2(mbi, phys)
+}
+
+/// # Safety
+/// `si` was read from the identity-mapped `hvm_start_info` at `phys`.
+unsafe fn pvh(si: &StartInfo, phys: u64) -> BootInfo {
+    let mut bi = BootInfo::default();
+    bi.rsdp = si.rsdp_paddr;
+    bi.text_mode = true;
+    bi.info_range = (phys, 56);
+    for i in 0..si.memmap_entries as u64 {
+        let e = si.memmap_paddr + i * 24;
+        // SAFETY: the PVH memory map has `memmap_entries` 24-byte entries.
+        let r = unsafe {
+            MemRegion {
+                start: (e as *const u64).read_unaligned(),
+                len: ((e + 8) as *const u64).read_unaligned(),
+                kind: ((e + 16) as *const u32).read_unaligned(),
+            }
+        };
+        bi.push_region(r);
+    }
+    if si.cmdline_paddr != 0 {
+        // SAFETY: a NUL-terminated string; at most CMDLINE_MAX + 1 bytes read.
+        let line = unsafe {
+            core::slice::from_raw_parts(si.cmdline_paddr as *const u8, bootinfo::CMDLINE_MAX + 1)
+        };
+        bi.set_cmdline(line);
+    }
+    if si.nr_modules > 0 && si.modlist_paddr != 0 {
+        // SAFETY: modlist entry 0: paddr u64, size u64 (Xen start_info.h).
+        bi.module = Some(unsafe {
+            (
+                (si.modlist_paddr as *const u64).read_unaligned(),
+                ((si.modlist_paddr + 8) as *const u64).read_unaligned(),
+            )
+        });
+    }
+    bi
+}
 
 /// The parts of `hvm_start_info` the kernel uses (Xen `start_info.h`, version 1).
 #[derive(Clone, Copy, Debug, Default)]

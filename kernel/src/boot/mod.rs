@@ -1,4 +1,5 @@
-//! The bootstrap processor's path from the PVH entry to the shell.
+//! The bootstrap processor's path from the entry (PVH or Multiboot2) to the
+//! shell.
 
 pub mod entry;
 
@@ -6,9 +7,9 @@ use core::sync::atomic::Ordering;
 
 use crate::arch::cpu::{self, CpuState};
 use crate::arch::{apic, gdt, idt, smp};
+use crate::bootinfo::{BootInfo, Protocol};
 use crate::mm::frame::{PAGE_SIZE, Region};
 use crate::{cmdline, console, mm, println, sched, time};
-use entry::StartInfo;
 
 unsafe extern "C" {
     static __kernel_start: u8;
@@ -16,28 +17,8 @@ unsafe extern "C" {
     static __data_start: u8;
 }
 
-/// Copies the NUL-terminated command line into a static buffer.
-fn read_cmdline(paddr: u64) -> &'static str {
-    static mut BUF: [u8; 512] = [0; 512];
-    if paddr == 0 {
-        return "";
-    }
-    // SAFETY: runs once on the BSP before other CPUs start; `paddr` is the
-    // identity-mapped command line from start_info, read up to its NUL.
-    unsafe {
-        let buf = &mut *(&raw mut BUF);
-        let mut n = 0;
-        while n < buf.len() {
-            let b = ((paddr + n as u64) as *const u8).read();
-            if b == 0 {
-                break;
-            }
-            buf[n] = b;
-            n += 1;
-        }
-        core::str::from_utf8(&buf[..n]).unwrap_or("")
-    }
-}
+/// What the boot loader handed over (read once, at entry).
+static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
 
 /// TSC deadline for the bootstrap processor to reach the shell (0: none).
 pub static BOOT_DEADLINE: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
@@ -52,9 +33,10 @@ pub fn check_boot_progress() {
     }
 }
 
-/// Rust entry of the bootstrap processor, called by the PVH stub.
+/// Rust entry of the bootstrap processor, called by the entry stub with
+/// `ebx` (`info`) and `eax` (`magic`) from the boot loader.
 #[unsafe(no_mangle)]
-extern "C" fn kmain(start_info: u32) -> ! {
+extern "C" fn kmain(info: u32, magic: u32) -> ! {
     cpu::install(0, 0);
     crate::vga::clear();
     console::init();
@@ -65,18 +47,34 @@ extern "C" fn kmain(start_info: u32) -> ! {
     gdt::init(cpu::this());
     idt::init();
     install_hooks();
+    crate::arch::tsc::calibrate();
     println!();
     println!("panic-proof kernel booting");
 
-    // SAFETY: `start_info` is the physical address PVH handed over in ebx.
-    let Some(si) = (unsafe { StartInfo::read(start_info as u64) }) else {
-        println!("fatal: not started through PVH (bad hvm_start_info magic)");
-        crate::power::poweroff(false);
+    // SAFETY: the registers from entry, read once, before any allocation.
+    let bi = match unsafe { entry::boot_info(info, magic) } {
+        Ok(bi) => BOOT_INFO.call_once(|| bi),
+        Err(e) => {
+            println!("fatal: {e}");
+            crate::power::poweroff(false);
+        }
     };
-    let opts = options(&si);
-    crate::arch::tsc::calibrate();
-    memory(&si);
-    let cpus = interrupt_controllers(&si);
+    log::info!(
+        "boot: {} ({} memory map entries{})",
+        match bi.protocol {
+            Protocol::Pvh => "PVH",
+            Protocol::Multiboot2 => "Multiboot2",
+        },
+        bi.region_count,
+        if bi.skipped > 0 {
+            ", some malformed entries skipped"
+        } else {
+            ""
+        }
+    );
+    let opts = options(bi);
+    memory(bi);
+    let cpus = interrupt_controllers(bi);
     devices(&opts);
     start_cpus(&opts, &cpus);
     if let Some(kind) = opts.trigger {
@@ -129,9 +127,9 @@ static AP_HOOKS: smp::ApHooks = smp::ApHooks {
 
 /// The kernel command line, applied: logging, fault injection, keyboard
 /// layout, panic policy.
-fn options(si: &StartInfo) -> cmdline::Options<'static> {
-    let line = read_cmdline(si.cmdline_paddr);
-    let opts = cmdline::Options::parse(line);
+fn options(bi: &'static BootInfo) -> cmdline::Options<'static> {
+    log::info!("kernel command line: {:?}", bi.cmdline());
+    let opts = cmdline::Options::parse(bi.cmdline());
     for w in opts.unknown.iter().flatten() {
         log::warn!("kernel command line: ignoring `{w}`");
     }
@@ -158,37 +156,28 @@ fn options(si: &StartInfo) -> cmdline::Options<'static> {
     opts
 }
 
-/// Memory: the PVH map, minus the kernel image and the modules; the heap,
-/// the page tables, what the dump must snapshot, the panic's reserves.
-fn memory(si: &StartInfo) {
+/// Memory: the loader's map, minus the kernel image, the module and the
+/// boot information; the heap, the page tables, what the dump must
+/// snapshot, the panic's reserves.
+fn memory(bi: &BootInfo) {
     let mut regions = [Region::default(); 64];
-    let n = (si.memmap_entries as usize).min(regions.len());
-    for (i, r) in regions.iter_mut().enumerate().take(n) {
-        let e = si.memmap_paddr + i as u64 * 24;
-        // SAFETY: the PVH memory map has `memmap_entries` 24-byte entries.
-        unsafe {
-            *r = Region {
-                start: (e as *const u64).read_unaligned(),
-                len: ((e + 8) as *const u64).read_unaligned(),
-                kind: ((e + 16) as *const u32).read_unaligned(),
-            };
-        }
+    let n = bi.regions().len().min(regions.len());
+    for (r, m) in regions.iter_mut().zip(bi.regions()) {
+        *r = Region {
+            start: m.start,
+            len: m.len,
+            kind: m.kind,
+        };
     }
     let kstart = &raw const __kernel_start as u64;
     let kend = &raw const __kernel_end as u64;
-    let mut reserved = [(kstart, kend), (0, 0), (0, 0)];
-    let mut module = None;
-    if si.nr_modules > 0 && si.modlist_paddr != 0 {
-        // SAFETY: modlist entry 0: paddr u64, size u64 (Xen start_info.h).
-        let (mp, ms) = unsafe {
-            (
-                (si.modlist_paddr as *const u64).read_unaligned(),
-                ((si.modlist_paddr + 8) as *const u64).read_unaligned(),
-            )
-        };
-        reserved[1] = (mp & !(PAGE_SIZE - 1), mp + ms);
-        module = Some((mp, ms));
-    }
+    let page = |(start, len): (u64, u64)| (start & !(PAGE_SIZE - 1), start + len);
+    let module = bi.module;
+    let reserved = [
+        (kstart, kend),
+        module.map_or((0, 0), page),
+        page(bi.info_range),
+    ];
     {
         let mut f = mm::FRAMES.lock();
         f.init(&regions[..n], &reserved);
@@ -241,10 +230,10 @@ struct Cpus {
 
 /// CPUs and interrupt controllers (ACPI's MADT), then the scheduler on this
 /// CPU.
-fn interrupt_controllers(si: &StartInfo) -> Cpus {
+fn interrupt_controllers(bi: &BootInfo) -> Cpus {
     let bsp_apic = apic::current_apic_id();
     cpu::cpu(0).apic_id.store(bsp_apic, Ordering::Relaxed);
-    let topo = crate::acpi::init(si.rsdp_paddr, bsp_apic);
+    let topo = crate::acpi::init(bi.rsdp, bsp_apic);
     let mut ids = [bsp_apic; cpu::MAX_CPUS];
     let mut count = 1;
     let mut isa_gsi = core::array::from_fn::<_, 16, _>(|i| (i as u8, false));
