@@ -158,7 +158,7 @@ fn options(si: &StartInfo) -> cmdline::Options<'static> {
     opts
 }
 
-/// Memory: the PVH map, minus the kernel image and the modules; the heap,
+/// Memory: the PVH map, minus the kernel image; the heap,
 /// the page tables, what the dump must snapshot, the panic's reserves.
 fn memory(si: &StartInfo) {
     let mut regions = [Region::default(); 64];
@@ -176,19 +176,7 @@ fn memory(si: &StartInfo) {
     }
     let kstart = &raw const __kernel_start as u64;
     let kend = &raw const __kernel_end as u64;
-    let mut reserved = [(kstart, kend), (0, 0), (0, 0)];
-    let mut module = None;
-    if si.nr_modules > 0 && si.modlist_paddr != 0 {
-        // SAFETY: modlist entry 0: paddr u64, size u64 (Xen start_info.h).
-        let (mp, ms) = unsafe {
-            (
-                (si.modlist_paddr as *const u64).read_unaligned(),
-                ((si.modlist_paddr + 8) as *const u64).read_unaligned(),
-            )
-        };
-        reserved[1] = (mp & !(PAGE_SIZE - 1), mp + ms);
-        module = Some((mp, ms));
-    }
+    let reserved = [(kstart, kend)];
     {
         let mut f = mm::FRAMES.lock();
         f.init(&regions[..n], &reserved);
@@ -215,9 +203,6 @@ fn memory(si: &StartInfo) {
     );
     crate::usb::hal::reserve_panic_pool();
     mm::panic_stack::reserve();
-    if let Some((mp, ms)) = module {
-        crate::panic::symbols::init(mp, ms);
-    }
     log::info!(
         "memory: {} MiB usable, kernel {:#x}-{:#x}, symbols {}",
         (mm::FRAMES.lock().total * 4096) >> 20,
