@@ -1,8 +1,11 @@
 //! Builds the kernel for `x86_64-unknown-none` with a nested cargo (the host
-//! package cannot depend on a bare-metal binary directly) and exports its
-//! path as `KERNEL_ELF` to the runner and the tests.
+//! package cannot depend on a bare-metal binary directly), fills its
+//! `.ksyms` section with its own symbol table (`ksyms::elf::embed`, in place:
+//! no address moves) and exports its path as `KERNEL_ELF` to the runner and
+//! the tests.
 
-use std::path::PathBuf;
+use std::io::{Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn main() {
@@ -14,6 +17,8 @@ fn main() {
         "kernel/linker.ld",
         "driver/src",
         "driver/Cargo.toml",
+        "ksyms/src",
+        "ksyms/Cargo.toml",
         ".cargo/config.toml",
         "Cargo.lock",
     ] {
@@ -59,5 +64,27 @@ fn main() {
         .join("x86_64-unknown-none")
         .join(if release { "release" } else { "debug" })
         .join("kernel");
+    embed_symbols(&elf);
     println!("cargo:rustc-env=KERNEL_ELF={}", elf.display());
+}
+
+/// Writes the kernel's symbol table into its `.ksyms` section. Only the
+/// section's bytes are written, in place (the same inode: cargo hard-links
+/// the file to its `deps/` copy), and only when they change, so a kernel
+/// that was not relinked is left untouched.
+fn embed_symbols(elf: &Path) {
+    let original = std::fs::read(elf).unwrap_or_else(|e| panic!("reading {}: {e}", elf.display()));
+    let mut patched = original.clone();
+    let table = ksyms::elf::embed(&mut patched)
+        .unwrap_or_else(|e| panic!("embedding the symbol table in {}: {e}", elf.display()));
+    let section = table.offset..table.offset + table.capacity;
+    if patched[section.clone()] != original[section.clone()] {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(elf)
+            .unwrap_or_else(|e| panic!("opening {}: {e}", elf.display()));
+        f.seek(SeekFrom::Start(table.offset as u64))
+            .and_then(|_| f.write_all(&patched[section]))
+            .unwrap_or_else(|e| panic!("writing {}: {e}", elf.display()));
+    }
 }

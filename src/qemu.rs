@@ -220,9 +220,6 @@ impl Config {
         } else {
             push("-kernel");
             push(&self.kernel.display().to_string());
-            // The kernel ELF again as a PVH module: the kernel reads its own symbols from it.
-            push("-initrd");
-            push(&self.kernel.display().to_string());
             push("-append");
             push(&self.append);
         }

@@ -439,7 +439,13 @@ impl<'ast> Visit<'ast> for LongFns<'_> {
 fn non_test_sources() -> Vec<PathBuf> {
     let root = workspace();
     let mut files = Vec::new();
-    for dir in ["src", "kernel/src", "driver/src", "crashdump/src"] {
+    for dir in [
+        "src",
+        "kernel/src",
+        "driver/src",
+        "crashdump/src",
+        "ksyms/src",
+    ] {
         rust_files(&root.join(dir), &mut files);
     }
     files.extend(["build.rs", "kernel/build.rs"].map(|f| root.join(f)));

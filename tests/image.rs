@@ -50,6 +50,8 @@ fn boot_and_type(name: &str, firmware: Firmware, iso: PathBuf) {
         r"PANIC on cpu \d+ [^\n]*another CPU spins with interrupts disabled",
         STEP,
     );
+    // Symbols come with the image too (embedded in the kernel).
+    vm.expect(r"kernel::panic::trigger::run", STEP);
     vm.expect(r"(?m)^db> ", STEP);
     vm.wait_until_usb_types("db>", STEP);
     vm.type_text("cpus\n");

@@ -53,6 +53,7 @@ mb2_header_end:
     .section .text.boot, "ax"
     .code32
     .global pvh_start
+    .type pvh_start, @function
 pvh_start:
     cli
     cld
@@ -119,6 +120,7 @@ pvh_long_mode:
 3:  cli
     hlt
     jmp 3b
+    .size pvh_start, . - pvh_start
 
     .section .rodata
     .balign 16

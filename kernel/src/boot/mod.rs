@@ -156,9 +156,9 @@ fn options(bi: &'static BootInfo) -> cmdline::Options<'static> {
     opts
 }
 
-/// Memory: the loader's map, minus the kernel image, the module and the
-/// boot information; the heap, the page tables, what the dump must
-/// snapshot, the panic's reserves.
+/// Memory: the loader's map, minus the kernel image and the boot
+/// information; the heap, the page tables, what the dump must snapshot, the
+/// panic's reserves.
 fn memory(bi: &BootInfo) {
     let mut regions = [Region::default(); 64];
     let n = bi.regions().len().min(regions.len());
@@ -172,12 +172,7 @@ fn memory(bi: &BootInfo) {
     let kstart = &raw const __kernel_start as u64;
     let kend = &raw const __kernel_end as u64;
     let page = |(start, len): (u64, u64)| (start & !(PAGE_SIZE - 1), start + len);
-    let module = bi.module;
-    let reserved = [
-        (kstart, kend),
-        module.map_or((0, 0), page),
-        page(bi.info_range),
-    ];
+    let reserved = [(kstart, kend), page(bi.info_range)];
     {
         let mut f = mm::FRAMES.lock();
         f.init(&regions[..n], &reserved);
@@ -204,9 +199,6 @@ fn memory(bi: &BootInfo) {
     );
     crate::usb::hal::reserve_panic_pool();
     mm::panic_stack::reserve();
-    if let Some((mp, ms)) = module {
-        crate::panic::symbols::init(mp, ms);
-    }
     log::info!(
         "memory: {} MiB usable, kernel {:#x}-{:#x}, symbols {}",
         (mm::FRAMES.lock().total * 4096) >> 20,

@@ -50,7 +50,7 @@ pub fn cpus(_: &Args<'_>, w: &mut dyn Write, console: Console) {
                 if rip != 0 {
                     let _ = write!(w, " at RIP {rip:#018x}");
                     if let Some((n, off)) = crate::panic::symbols::lookup(rip) {
-                        let _ = write!(w, " {}+{off:#x}", crate::panic::symbols::Demangled(n));
+                        let _ = write!(w, " {n}+{off:#x}");
                     }
                 }
                 let _ = writeln!(w, " ticks {ticks}");

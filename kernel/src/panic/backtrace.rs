@@ -100,12 +100,7 @@ pub fn print(rip: u64, rbp: u64, w: &mut impl Write) {
         let lookup = if i == 0 { pc } else { pc.wrapping_sub(1) };
         match symbols::lookup(lookup) {
             Some((name, off)) => {
-                let _ = writeln!(
-                    w,
-                    "  #{i:<2} {pc:#018x} {}+{:#x}",
-                    symbols::Demangled(name),
-                    off + (pc - lookup)
-                );
+                let _ = writeln!(w, "  #{i:<2} {pc:#018x} {name}+{:#x}", off + (pc - lookup));
             }
             None => {
                 let _ = writeln!(w, "  #{i:<2} {pc:#018x} ?");
