@@ -5,7 +5,10 @@
 //! the NMI path (`trigger=cli`) as ratios to the IPI round trip; (c)
 //! panic-to-prompt; (d) key latency, QMP key event to the echoed character,
 //! interrupt mode (`shell> `) vs polled mode (`db> `); (e) the kernel's
-//! `test=dump-bench` (polled dump vs normal-mode write throughput).
+//! `test=dump-bench` (polled dump vs normal-mode write throughput); (f)
+//! boot to `shell>` from QEMU's start, host-observed: PVH on qboot and
+//! SeaBIOS, the GRUB image on SeaBIOS and OVMF (UEFI), as ratios to PVH on
+//! qboot.
 //! Benchmarks that cannot run are reported as `n/a` with the reason.
 
 use std::time::{Duration, Instant};
@@ -294,6 +297,54 @@ fn dump_bench(rows: &mut Vec<Row>) {
     }
 }
 
+/// Milliseconds from QEMU's start to the `shell> ` prompt on serial.
+fn boot_ms(name: &str, c: Config) -> Result<f64, String> {
+    let mut vm = boot(name, c)?;
+    vm.try_expect(r"(?m)^shell> ", BOOT)?;
+    let ms = vm.elapsed().as_secs_f64() * 1000.0;
+    vm.send_serial("poweroff\r");
+    let _ = vm.try_wait_exit(STEP);
+    Ok(ms)
+}
+
+/// (f) boot to `shell>`: the kernel ELF through PVH and the GRUB image.
+fn boot_times(rows: &mut Vec<Row>) {
+    let image = crate::qemu::scratch_dir().join("bench.iso");
+    let image_ok = crate::image::build(crate::KERNEL_ELF.as_ref(), "", &image);
+    let mut base = None;
+    for (label, firmware, use_image) in [
+        ("PVH, qboot", Firmware::Qboot, false),
+        ("PVH, SeaBIOS", Firmware::SeaBios, false),
+        ("GRUB image, SeaBIOS", Firmware::SeaBios, true),
+        ("GRUB image, OVMF (UEFI)", Firmware::Ovmf, true),
+    ] {
+        let label = format!("boot to shell>, {label}");
+        let mut c = cfg(2, "");
+        c.firmware = firmware;
+        c.dump_disk = None;
+        if use_image {
+            if let Err(e) = &image_ok {
+                rows.push(Row(label, "n/a".into(), e.clone()));
+                continue;
+            }
+            c.image = Some(image.clone());
+        }
+        match boot_ms("bench-boot", c) {
+            Ok(ms) => {
+                let note = match base {
+                    None => {
+                        base = Some(ms);
+                        "host-observed, from QEMU's start".to_string()
+                    }
+                    Some(b) => format!("{:.2} x PVH on qboot", ms / b),
+                };
+                rows.push(Row(label, format!("{ms:.0} ms"), note));
+            }
+            Err(e) => rows.push(Row(label, "n/a".into(), e)),
+        }
+    }
+}
+
 /// Entry point; returns the exit status.
 pub fn main(args: &[String]) -> i32 {
     let markdown = args.iter().any(|a| a == "--markdown");
@@ -306,15 +357,36 @@ pub fn main(args: &[String]) -> i32 {
         eprintln!("error: {e}");
         return 2;
     }
+    // `--only kernel,stop,keys,dump,boot`: some of the sections (stop
+    // latency ratios need `kernel` for the IPI round trip).
+    let only: Option<Vec<&str>> = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .map(|v| v.split(',').collect());
+    let run = |section: &str| only.as_ref().is_none_or(|o| o.contains(&section));
     let start = Instant::now();
     let mut rows = Vec::new();
-    let ipi = kernel_bench(&mut rows);
-    for smp in [2, 4, 8] {
-        stop_latency(&mut rows, "plain", smp, ipi);
+    let ipi = if run("kernel") {
+        kernel_bench(&mut rows)
+    } else {
+        None
+    };
+    if run("stop") {
+        for smp in [2, 4, 8] {
+            stop_latency(&mut rows, "plain", smp, ipi);
+        }
+        stop_latency(&mut rows, "cli", 4, ipi);
     }
-    stop_latency(&mut rows, "cli", 4, ipi);
-    keys(&mut rows, n);
-    dump_bench(&mut rows);
+    if run("keys") {
+        keys(&mut rows, n);
+    }
+    if run("dump") {
+        dump_bench(&mut rows);
+    }
+    if run("boot") {
+        boot_times(&mut rows);
+    }
     let profile = if crate::KERNEL_ELF.contains("/release/") {
         "release"
     } else {
