@@ -313,7 +313,8 @@ fn hot_plug_after_the_panic() {
         json!({"driver": "usb-kbd", "bus": "xhci.0", "id": "kbd1"}),
     )
     .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    // The console announces the new keyboard when it is ready.
+    vm.expect(r"usb: 1 device\(s\) attached; 1 keyboard\(s\) ready\r?\ndb> ", STEP);
     vm.type_text("lsusb\n");
     vm.expect(r"polled mode", STEP);
     vm.expect(r"keyboard \(", STEP);

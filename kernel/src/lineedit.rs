@@ -145,6 +145,15 @@ impl LineEditor {
         core::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
     }
 
+    /// Writes `prompt` and the line being edited again on a fresh line, the
+    /// cursor where it was (after a message printed over the input).
+    pub fn redraw(&self, prompt: &str, out: &mut impl Write) {
+        let _ = write!(out, "{prompt}{}", self.line());
+        for _ in self.cursor..self.len {
+            let _ = out.write_str("\x08");
+        }
+    }
+
     /// Starts a new, empty line.
     pub fn clear(&mut self) {
         self.len = 0;
@@ -321,5 +330,19 @@ mod tests {
         input.push(b'\r');
         let (lines, _) = run(&input);
         assert_eq!(lines[0].len(), LINE_MAX);
+    }
+
+    #[test]
+    fn redraw_puts_back_the_prompt_the_line_and_the_cursor() {
+        let mut ed = LineEditor::new();
+        let mut out = String::new();
+        for c in *b"abcd" {
+            ed.key(Key::Char(c), &mut out);
+        }
+        ed.key(Key::Left, &mut out);
+        ed.key(Key::Left, &mut out);
+        let mut again = String::new();
+        ed.redraw("db> ", &mut again);
+        assert_eq!(again, "db> abcd\x08\x08");
     }
 }

@@ -36,6 +36,11 @@ pub fn run() -> ! {
     loop {
         crate::watchdog::pet();
         let Some(k) = inputs.poll() else {
+            // SAFETY: the panic CPU, after the takeover in this function.
+            if let Some((attached, keyboards)) = unsafe { crate::usb::panic_take_attached() } {
+                pprintln!("\nusb: {attached} device(s) attached; {keyboards} keyboard(s) ready");
+                ed.redraw(PROMPT, &mut PanicWriter);
+            }
             core::hint::spin_loop();
             continue;
         };

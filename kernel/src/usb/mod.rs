@@ -312,7 +312,7 @@ pub unsafe fn panic_takeover(w: &mut impl Write) {
         // SAFETY: one-way switch, from the panic CPU, others parked.
         let report = unsafe { c.enter_polled_mode() };
         let _ = writeln!(w, "usb: polled mode: {report}");
-        settle(c, w);
+        settle(c, w, QUIET_AFTER_TAKEOVER_US);
         return;
     }
     // Early panic: bring the controller up from scratch, polled, on what
@@ -343,7 +343,7 @@ pub unsafe fn panic_takeover(w: &mut impl Write) {
             let _ = writeln!(w, "usb: controller started from scratch in polled mode");
             // SAFETY: panic CPU only.
             let c = unsafe { (*PANIC_CONTROLLER.0.get()).insert(c) };
-            settle(c, w);
+            settle(c, w, QUIET_FROM_SCRATCH_US);
         }
         Err(e) => {
             let _ = writeln!(
@@ -354,11 +354,43 @@ pub unsafe fn panic_takeover(w: &mut impl Write) {
     }
 }
 
-/// Polls until the bus is quiet (no event for 100 ms and no device being
+/// Devices attached in panic mode that the console has not announced yet.
+static ATTACHED_UNANNOUNCED: AtomicU32 = AtomicU32::new(0);
+
+/// Devices attached since the last call, and the keyboards ready now, for
+/// the panic console to announce (`None`: nothing new).
+///
+/// # Safety
+/// Only on the panic CPU after [`panic_takeover`].
+pub unsafe fn panic_take_attached() -> Option<(u32, usize)> {
+    let n = ATTACHED_UNANNOUNCED.swap(0, Ordering::Relaxed);
+    if n == 0 {
+        return None;
+    }
+    // SAFETY: forwarded.
+    let c = unsafe { panic_controller() }?;
+    let keyboards = c
+        .devices()
+        .filter(|d| d.state == xhci_kbd::DeviceState::Keyboard)
+        .count();
+    Some((n, keyboards))
+}
+
+/// How long the bus must stay quiet after the takeover before the prompt:
+/// the takeover's restarted endpoints and a hub's port re-checks post their
+/// events within a few milliseconds (a first key typed at once after the
+/// prompt was lost without this wait, seen in `tests/panic_usb.rs`).
+const QUIET_AFTER_TAKEOVER_US: u64 = 10_000;
+/// The same after an early panic's bring-up from scratch, where every device
+/// is reset and enumerated from nothing (measured apart, in the bench).
+const QUIET_FROM_SCRATCH_US: u64 = 100_000;
+
+/// Polls until the bus is quiet (no event for `quiet_us` and no device being
 /// enumerated; at most 2 s), so that the console prompt means "ready for
 /// USB input": a keyboard attached or restarted by the takeover is
-/// configured before the first key is expected.
-fn settle(c: &mut Controller<KernelHal>, w: &mut impl Write) {
+/// configured before the first key is expected. Devices attached later are
+/// announced by the console ([`panic_take_attached`]).
+fn settle(c: &mut Controller<KernelHal>, w: &mut impl Write, quiet_us: u64) {
     let start = crate::time::now_us();
     let mut quiet_since = start;
     loop {
@@ -371,7 +403,7 @@ fn settle(c: &mut Controller<KernelHal>, w: &mut impl Write) {
         {
             quiet_since = now;
         }
-        if now - quiet_since >= 100_000 {
+        if now - quiet_since >= quiet_us {
             break;
         }
         if now - start >= 2_000_000 {
@@ -417,6 +449,9 @@ pub unsafe fn panic_poll_key() -> Option<DecodedKey> {
     if let Some(k) = c.next_key() {
         return Some(k);
     }
-    c.poll();
+    let s = c.poll();
+    if s.attached > 0 {
+        ATTACHED_UNANNOUNCED.fetch_add(s.attached, Ordering::Relaxed);
+    }
     c.next_key()
 }
