@@ -314,7 +314,10 @@ fn hot_plug_after_the_panic() {
     )
     .unwrap();
     // The console announces the new keyboard when it is ready.
-    vm.expect(r"usb: 1 device\(s\) attached; 1 keyboard\(s\) ready\r?\ndb> ", STEP);
+    vm.expect(
+        r"usb: 1 device\(s\) attached; 1 keyboard\(s\) ready\r?\ndb> ",
+        STEP,
+    );
     vm.type_text("lsusb\n");
     vm.expect(r"polled mode", STEP);
     vm.expect(r"keyboard \(", STEP);
