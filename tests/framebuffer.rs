@@ -177,6 +177,22 @@ fn shell_panic_report_and_debugger_on_the_framebuffer() {
         },
         STEP,
     );
+    // Enough output to scroll `echo hello` off the top (146x48 cells);
+    // `cpus` last, so its lines must be readable at the bottom.
+    vm.type_text("help\nhelp\nlog\ncpus\n");
+    let text = expect_display(
+        &mut vm,
+        &stem,
+        "`cpus` after the screen scrolled",
+        |t| {
+            !t.contains("echo hello")
+                && t.contains("switch the machine off")
+                && t.lines()
+                    .any(|l| l.contains("cpu 1") && l.contains("stopped"))
+        },
+        STEP,
+    );
+    eprintln!("--- OCR after scrolling ---\n{text}");
     vm.type_text("poweroff\n");
     vm.expect_success_exit(STEP);
     for ext in ["ppm", "pgm"] {

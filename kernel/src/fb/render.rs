@@ -11,9 +11,11 @@
 //!
 //! The background is black, all bits zero in every pixel format. Each text
 //! row remembers how many of its cells may be non-black (its width), so
-//! scrolling moves only that much of each pixel row (`memmove`, optimised
-//! even in a debug kernel) and [`TextScreen::flush`] copies only the cells
-//! that changed: a panic report's lines fill about half the row.
+//! scrolling in place moves only that much of each pixel row (`memmove`,
+//! optimised even in a debug kernel) and [`TextScreen::flush`] copies only
+//! the cells that changed: a panic report's lines fill about half the row.
+//! In a shadow drawn as a ring ([`TextScreen::use_ring`]) a scroll moves no
+//! pixel at all.
 
 #![forbid(unsafe_code)]
 
@@ -50,6 +52,11 @@ pub struct TextScreen {
     dirty: [(u16, u16); MAX_ROWS],
     /// Everything changed (cleared) since the last flush.
     dirty_all: bool,
+    /// The buffer drawn into is a shadow whose text rows form a ring
+    /// ([`TextScreen::use_ring`]).
+    ring: bool,
+    /// With `ring`: the buffer row that holds text row 0.
+    top: usize,
 }
 
 impl TextScreen {
@@ -82,6 +89,8 @@ impl TextScreen {
             widths: [0; MAX_ROWS],
             dirty: [(0, 0); MAX_ROWS],
             dirty_all: false,
+            ring: false,
+            top: 0,
         })
     }
 
@@ -100,14 +109,41 @@ impl TextScreen {
         (self.col, self.row)
     }
 
+    /// Draws from now on into a shadow whose text rows form a ring:
+    /// scrolling then moves no pixels (the ring turns and one row is
+    /// blanked), and [`TextScreen::flush`] copies each row to its place in
+    /// the framebuffer. Only for a buffer that is flushed, never for the
+    /// framebuffer itself; call before drawing (or right after a clear).
+    pub fn use_ring(&mut self) {
+        self.ring = true;
+        self.top = 0;
+    }
+
+    /// The buffer row that holds text row `row`.
+    fn place(&self, row: usize) -> usize {
+        if self.ring {
+            (self.top + row) % self.rows
+        } else {
+            row
+        }
+    }
+
     /// Copies what changed since the last flush from `from` (where this
-    /// screen draws: the shadow) to `to` (the framebuffer, only written).
+    /// screen draws: the shadow) to `to` (the framebuffer, only written),
+    /// each text row to its place.
     pub fn flush(&mut self, from: &[u8], to: &mut [u8]) {
         let (Some(from), Some(to)) = (from.get(..self.len), to.get_mut(..self.len)) else {
             return;
         };
+        let line = self.line_bytes();
         if core::mem::take(&mut self.dirty_all) {
-            to.copy_from_slice(from);
+            // Whole pixel rows, padding and the pixels below the text too.
+            let text = self.rows * line;
+            to[text..].copy_from_slice(&from[text..]);
+            for row in 0..self.rows {
+                let src = self.place(row) * line;
+                to[row * line..][..line].copy_from_slice(&from[src..][..line]);
+            }
             self.forget_changes();
             return;
         }
@@ -118,10 +154,14 @@ impl TextScreen {
             if lo >= hi {
                 continue;
             }
+            let src = self.place(row) * line;
             for y in 0..CELL_HEIGHT {
-                let start = (row * CELL_HEIGHT + y) * self.pitch;
-                let span = start + lo * cell..start + hi * cell;
-                if let (Some(t), Some(f)) = (to.get_mut(span.clone()), from.get(span)) {
+                let (s, d) = (src + y * self.pitch, row * line + y * self.pitch);
+                let (from, to) = (
+                    from.get(s + lo * cell..s + hi * cell),
+                    to.get_mut(d + lo * cell..d + hi * cell),
+                );
+                if let (Some(t), Some(f)) = (to, from) {
                     t.copy_from_slice(f);
                 }
             }
@@ -161,6 +201,7 @@ impl TextScreen {
         fb.fill(0);
         self.col = 0;
         self.row = 0;
+        self.top = 0;
         self.widths = [0; MAX_ROWS];
         self.dirty_all = true;
     }
@@ -249,7 +290,7 @@ impl TextScreen {
     /// the font.
     fn draw(&mut self, fb: &mut [u8], glyphs: &[u8], c: char) {
         let row = CELL_WIDTH * self.format.bytes;
-        let left = self.row * self.line_bytes() + self.col * row;
+        let left = self.place(self.row) * self.line_bytes() + self.col * row;
         let k = (c as usize).wrapping_sub(' ' as usize);
         let cached = glyphs.get(k * CELL_HEIGHT * row..(k + 1) * CELL_HEIGHT * row);
         for y in 0..CELL_HEIGHT {
@@ -263,21 +304,51 @@ impl TextScreen {
             }
         }
         let (r, c) = (self.row, self.col);
-        if let Some(w) = self.widths.get_mut(r) {
+        let place = self.place(r);
+        if let Some(w) = self.widths.get_mut(place) {
             *w = (*w).max(c as u16 + 1);
         }
         self.mark(r, c, c + 1);
     }
 
-    /// Moves every text line up by one and blanks the last: per pixel row,
-    /// one `memmove` of as many cells as the wider of the two text rows
-    /// holds (right of both, both are black already).
+    /// Moves every text line up by one and blanks the last. In a ring
+    /// ([`TextScreen::use_ring`]) no pixel moves: the ring turns and the row
+    /// that was on top is blanked as the new last. Else, per pixel row, one
+    /// `memmove` of as many cells as the wider of the two text rows holds
+    /// (right of both, both are black already).
     fn scroll(&mut self, fb: &mut [u8]) {
         let cell = CELL_WIDTH * self.format.bytes;
         let line = self.line_bytes();
+        // Each text row shows the one below it now: it changes as far as
+        // either of the two reaches. (`widths` is kept per buffer row.)
         for row in 0..self.rows {
-            let below = self.widths.get(row + 1).copied().unwrap_or(0);
-            let below = if row + 1 < self.rows { below } else { 0 };
+            let here = self.widths[self.place(row)] as usize;
+            let below = if row + 1 < self.rows {
+                self.widths[self.place(row + 1)] as usize
+            } else {
+                0
+            };
+            self.mark(row, 0, here.max(below).min(self.cols));
+        }
+        if self.ring {
+            let first = self.place(0);
+            let width = (self.widths[first] as usize).min(self.cols);
+            for y in 0..CELL_HEIGHT {
+                let at = first * line + y * self.pitch;
+                if let Some(d) = fb.get_mut(at..at + width * cell) {
+                    d.fill(0);
+                }
+            }
+            self.widths[first] = 0;
+            self.top = (self.top + 1) % self.rows;
+            return;
+        }
+        for row in 0..self.rows {
+            let below = if row + 1 < self.rows {
+                self.widths[row + 1]
+            } else {
+                0
+            };
             let width = (self.widths[row].max(below) as usize).min(self.cols);
             for y in 0..CELL_HEIGHT {
                 let dst = row * line + y * self.pitch;
@@ -290,7 +361,6 @@ impl TextScreen {
                 }
             }
             self.widths[row] = below;
-            self.mark(row, 0, width);
         }
     }
 }
@@ -465,8 +535,14 @@ mod tests {
     /// framebuffer fed by `flush` equals the shadow after every write.
     #[test]
     fn long_and_short_lines_scroll_and_flush_exactly() {
-        for bpp in [16, 24, 32] {
+        for (bpp, ring) in [16, 24, 32]
+            .into_iter()
+            .flat_map(|b| [(b, false), (b, true)])
+        {
             let (mut s, mut back) = screen(7 * 12, 16 * 5 + 3, bpp); // 12 x 5 cells
+            if ring {
+                s.use_ring();
+            }
             let mut front = vec![0x77; back.len()];
             s.flush(&back, &mut front);
             assert!(front == back);
@@ -491,20 +567,43 @@ mod tests {
                 s.write_str(&mut back, &glyphs, &text);
                 model.write(&text);
                 s.flush(&back, &mut front);
+                // In place, the framebuffer is a copy of the shadow; in a
+                // ring, the shadow's rows are rotated.
                 assert!(
-                    front == back,
+                    ring || front == back,
                     "{bpp} bpp, step {step}: the flush missed a change"
                 );
                 assert_eq!(s.cursor(), (model.col, model.row));
+                let below_text = 5 * CELL_HEIGHT * s.pitch;
+                assert!(front[below_text..].iter().all(|&b| b == 0));
                 for (row, line) in model.cells.iter().enumerate() {
                     for (col, &c) in line.iter().enumerate() {
                         assert!(
-                            shows(&s, &back, col, row, c),
-                            "{bpp} bpp, step {step}: cell ({col}, {row}) is not {c:?}"
+                            shows(&s, &front, col, row, c),
+                            "{bpp} bpp, ring {ring}, step {step}: cell ({col}, {row}) is not {c:?}"
                         );
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_ring_cleared_and_scrolled_before_its_first_flush_lands_in_place() {
+        let (mut s, mut back) = screen(70, 64, 32); // 10 x 4 cells
+        s.use_ring();
+        s.write_str(&mut back, &[], "0\n1\n2\n3\n4\n5\n6");
+        let mut front = vec![0x77; back.len()];
+        s.flush(&back, &mut front);
+        for (row, c) in ['3', '4', '5', '6'].into_iter().enumerate() {
+            assert!(shows(&s, &front, 0, row, c), "row {row}");
+        }
+        s.clear(&mut back);
+        s.write_str(&mut back, &[], "a\nb\nc\nd\ne");
+        s.flush(&back, &mut front);
+        for (row, c) in ['b', 'c', 'd', 'e'].into_iter().enumerate() {
+            assert!(shows(&s, &front, 0, row, c), "row {row} after a clear");
+            assert!(shows(&s, &front, 1, row, ' '), "row {row} after a clear");
         }
     }
 

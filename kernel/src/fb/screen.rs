@@ -1,18 +1,20 @@
 //! The kernel's framebuffer console: one [`TextScreen`] over the
-//! framebuffer, mapped uncached at [`init`], drawn through a shadow copy in
-//! RAM when the heap had room for one.
+//! framebuffer, mapped write-combining (uncached without PAT) at [`init`],
+//! drawn through a shadow copy in RAM when the heap had room for one.
 //!
 //! Why the shadow: scrolling moves every pixel row up, and reading an
-//! uncached framebuffer is slow on real hardware (each read crosses the
-//! bus). With the shadow, scrolling is a `memmove` in RAM and the
-//! framebuffer is only written (the cells changed by each [`write_str`]). Without one (no heap room), scrolling reads the
-//! framebuffer itself.
+//! uncached or write-combining framebuffer is slow on real hardware (each
+//! read crosses the bus). The shadow's text rows form a ring
+//! ([`TextScreen::use_ring`]): a scroll moves no pixel in it, and the
+//! framebuffer is only written (the cells changed by each [`write_str`],
+//! each row in its place). Without a shadow (no heap room), scrolling
+//! moves the framebuffer's own pixels.
 //!
 //! Like `vga::write_str`, [`write_str`] takes no lock: its callers serialise
 //! it (the console's output lock in normal operation; after a panic, the
 //! panic path on the one CPU still running). It allocates nothing: the
-//! shadow and the glyph cache are allocated at [`init`], and the page tables are edited only
-//! there, never after a panic.
+//! shadow and the glyph cache are allocated at [`init`], and the page
+//! tables are edited only there, never after a panic.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -74,6 +76,9 @@ pub fn init(info: FramebufferInfo) -> Result<(), &'static str> {
     };
     let back = shadow(len);
     let back_present = back.is_some();
+    if back_present {
+        screen.use_ring();
+    }
     let glyphs = shadow(screen.glyphs_len()).map_or(&[][..], |g| {
         screen.fill_glyphs(g);
         &*g
