@@ -368,6 +368,18 @@ impl Vm {
             .join("\n"))
     }
 
+    /// The display as QEMU draws it (whatever mode the adapter is in: VGA
+    /// text or a framebuffer), written to `path` as a PPM image through QMP
+    /// `screendump`.
+    pub fn screendump(&mut self, path: &std::path::Path) -> Result<(), String> {
+        let _ = std::fs::remove_file(path);
+        self.qmp(
+            "screendump",
+            serde_json::json!({"filename": path.display().to_string()}),
+        )?;
+        Ok(())
+    }
+
     /// Waits until the screen matches `pattern` (a regex over [`Vm::screen`]);
     /// returns the matched text. A missed deadline is a HANG that shows the
     /// screen.

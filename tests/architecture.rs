@@ -25,12 +25,12 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("sync", &["sync", "mm"]),
     // Threads, run queues, wait queues, the blocking mutex, the tick hooks.
     ("sched", &["sched"]),
-    // Devices: text output, UART, ACPI, PCI, power, watchdog, USB glue, the
+    // Devices: text output (VGA text, the framebuffer console), UART, ACPI, PCI, power, watchdog, USB glue, the
     // dump disk and writer.
     (
         "devices",
         &[
-            "vga", "serial", "console", "acpi", "pci", "power", "watchdog", "usb", "dump",
+            "vga", "fb", "serial", "console", "acpi", "pci", "power", "watchdog", "usb", "dump",
         ],
     ),
     // The panic path: stop the world, report, the panic-time input, triggers.

@@ -1,5 +1,5 @@
 //! Kernel command line: `key=value` words (`test=`, `trigger=`, `panic=`, `dump.fault=`,
-//! `power.fault=`, `layout=`, `quiet`). Garbage is reported and ignored, never fatal.
+//! `power.fault=`, `layout=`, `fb=`, `quiet`). Garbage is reported and ignored, never fatal.
 
 #![forbid(unsafe_code)]
 
@@ -21,6 +21,9 @@ pub struct Options<'a> {
     /// Power-off fault injection (`power.fault=stuck`: power-off does not
     /// work, as on a board whose ACPI power-off fails).
     pub power_fault: Option<&'a str>,
+    /// Framebuffer console to set up (`fb=bochs`: a 1024x768x32 mode
+    /// through the Bochs / QEMU VBE registers).
+    pub fb: Option<&'a str>,
     /// Words that were not understood (first few).
     pub unknown: [Option<&'a str>; 4],
 }
@@ -30,6 +33,9 @@ pub const DUMP_FAULTS: [&str; 1] = ["stall"];
 
 /// Known values of `power.fault=`.
 pub const POWER_FAULTS: [&str; 1] = ["stuck"];
+
+/// Known values of `fb=`.
+pub const FB_MODES: [&str; 1] = ["bochs"];
 
 /// Known values of `panic=`.
 pub const PANIC_POLICIES: [&str; 4] = ["console", "reboot", "halt", "dump"];
@@ -67,6 +73,10 @@ impl<'a> Options<'a> {
                 }
                 ("power.fault", Some(v)) if POWER_FAULTS.contains(&v) => {
                     o.power_fault = Some(v);
+                    true
+                }
+                ("fb", Some(v)) if FB_MODES.contains(&v) => {
+                    o.fb = Some(v);
                     true
                 }
                 ("quiet", None) => {
@@ -107,6 +117,17 @@ mod tests {
                 Some("trigger=")
             ]
         );
+    }
+
+    #[test]
+    fn fb_takes_only_known_modes() {
+        let o = Options::parse("fb=bochs quiet");
+        assert_eq!(o.fb, Some("bochs"));
+        assert!(o.quiet);
+        assert_eq!(Options::parse("").fb, None);
+        let o = Options::parse("fb=vesa fb= fb");
+        assert_eq!(o.fb, None);
+        assert_eq!(o.unknown, [Some("fb=vesa"), Some("fb="), Some("fb"), None]);
     }
 
     #[test]

@@ -29,10 +29,23 @@ pub fn init() {
 }
 
 /// Writes to serial and the screen without any lock: for the panic path,
-/// where exactly one CPU runs. Bounded (see [`serial::put`]).
+/// where exactly one CPU runs. Bounded (see [`serial::put`]). The screen is
+/// the VGA text buffer and, once one was set up, the framebuffer console
+/// ([`crate::fb`]; on a UEFI machine the VGA text buffer is not shown).
 pub fn write_unlocked(s: &str) {
     serial::write_str(s);
     crate::vga::write_str(s);
+    crate::fb::write_str(s);
+}
+
+/// Runs `f` with console output serialised (the output lock held; none
+/// after a panic): for code that draws on one of the screens directly.
+pub fn serialised<R>(f: impl FnOnce() -> R) -> R {
+    if scheduler_stopped() {
+        return f();
+    }
+    let _g = OUTPUT.lock();
+    f()
 }
 
 struct Console;

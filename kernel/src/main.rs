@@ -7,7 +7,7 @@
 //!
 //! The modules form layers that only look down, bottom first: `cmdline`,
 //! `lineedit`, `time` (hardware-free); `arch`; `sync`, `mm`; `sched`; the
-//! devices (`vga`, `serial`, `console`, `acpi`, `pci`, `power`, `watchdog`,
+//! devices (`vga`, `fb`, `serial`, `console`, `acpi`, `pci`, `power`, `watchdog`,
 //! `usb`, `dump`); `panic`; `command`, `bench`, `scenarios`; the consoles
 //! (`shell`, `debugger`); `boot`, which wires the hooks through which a lower
 //! layer calls up (trap table, AP hooks, tick hooks, the panic console).
@@ -23,6 +23,7 @@ extern crate alloc;
 pub mod bootinfo;
 pub mod cmdline;
 pub mod command;
+pub mod fb;
 pub mod lineedit;
 pub mod pci;
 pub mod sched;

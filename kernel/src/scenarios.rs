@@ -31,6 +31,7 @@ pub fn run(name: &str) -> ! {
             crate::bench::run();
             true
         }
+        "fb-lines" => fb_lines(),
         _ => {
             println!("scenario {name}: unknown scenario");
             false
@@ -38,6 +39,34 @@ pub fn run(name: &str) -> ! {
     };
     println!("scenario {name}: {}", if ok { "PASS" } else { "FAIL" });
     crate::power::poweroff(ok)
+}
+
+/// Times 100 lines on each screen: the VGA text buffer, the framebuffer
+/// console (`fb=bochs` must have set it up) and the whole console path
+/// (serial, VGA, framebuffer), each line ending in a scroll.
+fn fb_lines() -> bool {
+    use crate::time::{cycles_to_us, rdtsc};
+    const LINES: usize = 100;
+    const LINE: &str =
+        "fb-lines: 0123456789 abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ\n";
+    if !crate::fb::active() {
+        println!("fb-lines: no framebuffer console (boot with fb=bochs)");
+        return false;
+    }
+    let time = |f: &dyn Fn()| {
+        let t = rdtsc();
+        crate::console::serialised(|| (0..LINES).for_each(|_| f()));
+        cycles_to_us(rdtsc() - t)
+    };
+    let vga = time(&|| crate::vga::write_str(LINE));
+    let fb = time(&|| crate::fb::write_str(LINE));
+    let t = rdtsc();
+    for i in 0..LINES {
+        println!("fb-lines: console line {i:3}: 0123456789 abcdefghijklmnopqrstuvwxyz");
+    }
+    let all = cycles_to_us(rdtsc() - t);
+    println!("fb-lines: {LINES} lines: vga {vga} us, framebuffer {fb} us, console {all} us");
+    true
 }
 
 fn online() -> usize {

@@ -212,6 +212,7 @@ pub fn install(index: usize, apic_id: u32) {
     c.index.store(index as u32, Ordering::Relaxed);
     c.apic_id.store(apic_id, Ordering::Relaxed);
     GsBase::write(VirtAddr::from_ptr(c));
+    super::pat::init();
 }
 
 /// Index of the CPU running this code (one `gs`-relative load).

@@ -11,6 +11,7 @@ pub mod apic;
 pub mod cpu;
 pub mod gdt;
 pub mod idt;
+pub mod pat;
 pub mod port;
 pub mod regs;
 pub mod smp;

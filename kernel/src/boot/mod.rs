@@ -263,6 +263,11 @@ fn interrupt_controllers(bi: &BootInfo) -> Cpus {
 
 /// The devices, while this is the only running CPU.
 fn devices(opts: &cmdline::Options<'_>) {
+    if opts.fb == Some("bochs")
+        && let Err(e) = crate::fb::bochs::init()
+    {
+        log::warn!("{e}");
+    }
     // The dump disk and the watchdog first, so that even an early panic
     // (before USB and the other CPUs) can be dumped.
     crate::dump::init();

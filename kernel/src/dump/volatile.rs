@@ -61,8 +61,9 @@ pub fn note_except(start: u64, end: u64, holes: &mut [(u64, u64)]) {
 }
 
 /// Entries of the table a dump prepares with [`Volatile::now`]: the
-/// recorded ranges and the dumping CPU's four stacks.
-pub const CAPACITY: usize = MAX + 4;
+/// recorded ranges, the dumping CPU's four stacks and the framebuffer
+/// console's shadow.
+pub const CAPACITY: usize = MAX + 5;
 
 /// The volatile memory at the start of a dump: every range widened to whole
 /// pages, sorted and merged, in a table the dump provides.
@@ -72,7 +73,8 @@ pub struct Volatile<'a> {
 }
 
 impl<'a> Volatile<'a> {
-    /// Takes the recorded ranges and the dumping CPU's stacks into `table`:
+    /// Takes the recorded ranges, the framebuffer console's shadow and the
+    /// dumping CPU's stacks into `table`:
     /// its thread's stack or the panic stack if the stack pointer lies in
     /// it, else a window
     /// around the stack pointer; and its three IST stacks (an NMI or a
@@ -114,7 +116,10 @@ impl<'a> Volatile<'a> {
         let recorded = RANGES[..n]
             .iter()
             .map(|(s, e)| (s.load(Ordering::Relaxed), e.load(Ordering::Acquire)));
-        let stacks = [stack, ist(0), ist(1), ist(2)];
+        // The framebuffer console's shadow (heap) changes with every line
+        // the dump prints.
+        let shadow = crate::fb::shadow_range().unwrap_or((0, 0));
+        let stacks = [stack, ist(0), ist(1), ist(2), shadow];
         for (slot, (s, e)) in table.iter_mut().zip(recorded.chain(stacks)) {
             *slot = (s / page * page, e.saturating_add(page - 1) / page * page);
         }

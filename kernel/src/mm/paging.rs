@@ -3,6 +3,7 @@
 //! translates addresses for the debugger without touching unmapped memory.
 
 use x86_64::registers::control::Cr3;
+use x86_64::structures::paging::mapper::{MappedFrame, TranslateResult};
 use x86_64::structures::paging::{
     FrameAllocator as FrameAllocatorTrait, Mapper, OffsetPageTable, Page, PageTable,
     PageTableFlags, PhysFrame, Size2MiB, Size4KiB, Translate,
@@ -149,6 +150,71 @@ pub fn map_mmio(phys: u64, size: u64) -> u64 {
             | PageTableFlags::WRITE_THROUGH,
     );
     phys
+}
+
+/// Identity-maps a framebuffer at `[phys, phys + size)` write-combining
+/// (PWT alone selects PAT entry 1, WC once [`crate::arch::pat`] programmed
+/// it) or, without PAT, uncached (PCD and PWT: entry 3, UC; Intel SDM Vol.
+/// 3A §11.12.3), changing the flags of pages already mapped (the boot stub
+/// maps 0-4 GiB write-back). The 2 MiB pages around an unaligned
+/// framebuffer change type too.
+///
+/// Returns the memory type it chose. At boot only, before the other CPUs
+/// start (only this CPU's TLB is flushed), and never after a panic (the
+/// page tables are not edited then).
+pub fn map_framebuffer(phys: u64, size: u64) -> Result<&'static str, &'static str> {
+    if crate::sync::raw::scheduler_stopped() {
+        return Err("framebuffer: the page tables are not edited after a panic");
+    }
+    let end = phys
+        .checked_add(size)
+        .ok_or("framebuffer: size overflows the address space")?;
+    let mut flags =
+        PageTableFlags::PRESENT | PageTableFlags::WRITABLE | PageTableFlags::WRITE_THROUGH;
+    let kind = if crate::arch::pat::write_combining() {
+        "write-combining"
+    } else {
+        flags |= PageTableFlags::NO_CACHE;
+        "uncached"
+    };
+    identity_map(phys, size, flags);
+    let _g = MAP_LOCK.lock();
+    let mut t = table();
+    let mut a = phys & !0xfff;
+    while a < end {
+        let va = VirtAddr::new(a);
+        // Which page size maps `a` decides the update: a 2 MiB update on a
+        // directory entry that points at a page table would turn the table
+        // into a huge page (the crate's `update_flags` does not check).
+        match t.translate(va) {
+            TranslateResult::Mapped {
+                frame: MappedFrame::Size2MiB(_),
+                ..
+            } => {
+                let page = Page::<Size2MiB>::containing_address(va);
+                // SAFETY: only the caching bits of an identity mapping by a
+                // 2 MiB page change; the frame stays the same.
+                if let Ok(f) = unsafe { t.update_flags(page, flags | PageTableFlags::HUGE_PAGE) } {
+                    f.ignore();
+                }
+                a = page.start_address().as_u64() + 0x20_0000;
+            }
+            TranslateResult::Mapped {
+                frame: MappedFrame::Size4KiB(_),
+                ..
+            } => {
+                let page = Page::<Size4KiB>::containing_address(va);
+                // SAFETY: as above, for a 4 KiB page.
+                if let Ok(f) = unsafe { t.update_flags(page, flags) } {
+                    f.ignore();
+                }
+                a += 0x1000;
+            }
+            _ => return Err("framebuffer: not mapped (out of page-table frames?)"),
+        }
+    }
+    x86_64::instructions::tlb::flush_all();
+    Ok(kind)
 }
 
 /// Physical address behind `vaddr`, or `None` if it is not mapped or not
