@@ -7,6 +7,7 @@ pub mod harness;
 pub mod image;
 pub mod matrix;
 pub mod matrix_cli;
+pub mod ocr;
 pub mod qemu;
 pub mod qmp;
 pub mod report;

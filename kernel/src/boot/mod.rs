@@ -75,6 +75,7 @@ extern "C" fn kmain(info: u32, magic: u32) -> ! {
     let opts = options(bi);
     memory(bi);
     let cpus = interrupt_controllers(bi);
+    framebuffer(bi, &opts);
     devices(&opts);
     start_cpus(&opts, &cpus);
     if let Some(kind) = opts.trigger {
@@ -261,13 +262,41 @@ fn interrupt_controllers(bi: &BootInfo) -> Cpus {
     }
 }
 
-/// The devices, while this is the only running CPU.
-fn devices(opts: &cmdline::Options<'_>) {
-    if opts.fb == Some("bochs")
-        && let Err(e) = crate::fb::bochs::init()
-    {
+/// The framebuffer console: the one the boot loader set up (Multiboot2's
+/// framebuffer tag: every UEFI PC, where there is no VGA text), else the
+/// Bochs display's on `fb=bochs`. Before the other CPUs start (`fb::init`
+/// flushes only this CPU's TLB).
+fn framebuffer(bi: &BootInfo, opts: &cmdline::Options<'_>) {
+    let r = match (bi.framebuffer, opts.fb) {
+        (Some(f), _) => {
+            log::info!(
+                "framebuffer: {}x{}x{} at {:#x} from the boot loader",
+                f.width,
+                f.height,
+                f.bpp,
+                f.phys
+            );
+            crate::fb::init(crate::fb::FramebufferInfo {
+                phys: f.phys,
+                pitch: f.pitch,
+                width: f.width,
+                height: f.height,
+                bpp: f.bpp,
+                red: f.red,
+                green: f.green,
+                blue: f.blue,
+            })
+        }
+        (None, Some("bochs")) => crate::fb::bochs::init(),
+        (None, _) => Ok(()),
+    };
+    if let Err(e) = r {
         log::warn!("{e}");
     }
+}
+
+/// The devices, while this is the only running CPU.
+fn devices(opts: &cmdline::Options<'_>) {
     // The dump disk and the watchdog first, so that even an early panic
     // (before USB and the other CPUs) can be dumped.
     crate::dump::init();
