@@ -265,7 +265,7 @@ impl Vm {
     /// Like [`Vm::key`] but returns a QMP error instead of panicking.
     pub fn try_key(&mut self, qcode: &str, down: bool) -> Result<(), String> {
         let r = self.qmp.as_mut().map(|q| q.key(qcode, down));
-        // usb-kbd is polled every 10 ms by the guest; keep events apart.
+        // Keep events apart: usb-kbd queues 16 and hands out one per poll.
         std::thread::sleep(Duration::from_millis(12));
         match r {
             Some(Ok(())) => Ok(()),

@@ -172,6 +172,26 @@ pub(crate) fn interrupt_interval(speed: u8, b_interval: u8) -> u8 {
     }
 }
 
+/// Interval field for a keyboard's interrupt endpoint: the device's own
+/// ([`interrupt_interval`]), shortened to a period of at most `max_period_ms`
+/// milliseconds (Linux usbhid's `kbpoll`), never lengthened. The cap is the
+/// largest 2^n × 125 µs not above `max_period_ms` (1 ms = 8 microframes → 3);
+/// 0 leaves the device's interval alone.
+pub(crate) fn keyboard_interval(speed: u8, b_interval: u8, max_period_ms: u8) -> u8 {
+    let device = interrupt_interval(speed, b_interval);
+    if max_period_ms == 0 {
+        return device;
+    }
+    let micro = u32::from(max_period_ms) * 8;
+    let cap = (31 - micro.leading_zeros()) as u8;
+    device.min(cap)
+}
+
+/// The period, in µs, of an endpoint with Interval field `interval` (§6.2.3.6).
+pub(crate) fn interval_us(interval: u8) -> u32 {
+    125u32 << interval.min(15)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,5 +203,75 @@ mod tests {
         assert_eq!(interrupt_interval(1, 255), 10);
         assert_eq!(interrupt_interval(3, 4), 3);
         assert_eq!(interrupt_interval(4, 0), 0);
+    }
+
+    /// Speed IDs (xHCI 1.2 §7.2.2.1.1): full, low, high, super.
+    const FULL: u8 = 1;
+    const LOW: u8 = 2;
+    const HIGH: u8 = 3;
+    const SUPER: u8 = 4;
+
+    #[test]
+    fn keyboard_interval_is_the_shorter_of_device_and_kbpoll() {
+        // (speed, bInterval, kbpoll ms, Interval)
+        let cases = [
+            // LS/FS: bInterval in frames; 1 ms = 8 microframes = 2^3
+            (FULL, 10, 1, 3),
+            (FULL, 10, 0, 6), // no cap: 10 ms → 8 ms
+            (FULL, 10, 8, 6),
+            (FULL, 10, 10, 6),
+            (FULL, 10, 16, 6), // never slower than the device asks
+            (FULL, 1, 8, 3),
+            (FULL, 0, 8, 3),
+            (FULL, 255, 255, 10),
+            (FULL, 255, 2, 4),
+            (FULL, 255, 3, 4),
+            (FULL, 255, 4, 5),
+            (LOW, 10, 1, 3),
+            (LOW, 24, 1, 3),
+            (LOW, 24, 0, 7),
+            (LOW, 10, 255, 6),
+            // HS/SS: bInterval b is 2^(b-1) microframes
+            (HIGH, 7, 1, 3), // QEMU's usb-kbd at high speed: 8 ms → 1 ms
+            (HIGH, 7, 0, 6),
+            (HIGH, 7, 8, 6),
+            (HIGH, 7, 255, 6),
+            (HIGH, 1, 1, 0), // 125 µs stays 125 µs
+            (HIGH, 4, 1, 3),
+            (HIGH, 4, 2, 3),
+            (HIGH, 16, 1, 3),
+            (HIGH, 16, 255, 10),
+            (HIGH, 0, 1, 0),
+            (SUPER, 8, 1, 3),
+            (SUPER, 8, 0, 7),
+            (SUPER, 2, 1, 1),
+            (SUPER, 16, 100, 9), // 100 ms → 64 ms
+        ];
+        for (speed, b_interval, kbpoll, want) in cases {
+            assert_eq!(
+                keyboard_interval(speed, b_interval, kbpoll),
+                want,
+                "speed {speed} bInterval {b_interval} kbpoll {kbpoll}"
+            );
+        }
+    }
+
+    #[test]
+    fn keyboard_interval_never_exceeds_kbpoll_or_the_device() {
+        for speed in [FULL, LOW, HIGH, SUPER] {
+            for b_interval in 0..=255u8 {
+                let device = interrupt_interval(speed, b_interval);
+                for kbpoll in 1..=255u8 {
+                    let got = keyboard_interval(speed, b_interval, kbpoll);
+                    assert!(got <= device);
+                    assert!(interval_us(got) <= u32::from(kbpoll) * 1000);
+                    if matches!(speed, FULL | LOW) {
+                        assert!((3..=10).contains(&got), "LS/FS Interval range 3..=10");
+                    }
+                }
+            }
+        }
+        assert_eq!(interval_us(3), 1000);
+        assert_eq!(interval_us(0), 125);
     }
 }

@@ -28,6 +28,11 @@ pub(crate) const EVENT_RING_TRBS: usize = 256;
 const MAX_SCRATCHPADS: usize = 1023;
 /// Step of every busy-wait loop.
 pub(crate) const WAIT_STEP_US: u64 = 10;
+/// In polled mode, how often an idle `poll()` reads USBSTS: each read is an
+/// emulator exit (a bus read on hardware), and the panic console polls in a
+/// tight loop. A poll that finds an event in the (in-memory) event ring
+/// always reads it first.
+const IDLE_HEALTH_CHECK_US: u64 = 1_000;
 
 /// Controller-level DMA memory, allocated once in [`Controller::new`].
 #[derive(Debug, Clone, Copy)]
@@ -119,6 +124,10 @@ pub struct Controller<H: Hal> {
     /// Depth of nested waits, so enumeration is never started from inside one.
     pub(crate) in_wait: bool,
     pub(crate) interrupt_moderation: u16,
+    /// [`Config::keyboard_poll_ms`].
+    pub(crate) keyboard_poll_ms: u8,
+    /// HAL time of the next USBSTS read of an idle polled-mode `poll()`.
+    pub(crate) next_health_check_us: u64,
     /// Test hook called at each enumeration step (cleared by the takeover).
     pub(crate) enumeration_probe: Option<fn(EnumerationStep)>,
     /// HAL time by which every bounded wait ends, whatever its own timeout:
@@ -195,6 +204,8 @@ impl<H: Hal> Controller<H> {
             counters: Counters::default(),
             in_wait: false,
             interrupt_moderation: config.interrupt_moderation,
+            keyboard_poll_ms: config.keyboard_poll_ms,
+            next_health_check_us: 0,
             enumeration_probe: None,
             deadline_us: None,
         };
@@ -483,6 +494,9 @@ impl<H: Hal> Controller<H> {
     /// panic mode alike: drains the event ring, handles attach/detach
     /// (enumerating new devices with bounded waits), restarts halted keyboard
     /// endpoints, sends LED reports, runs key repeat and queues keys.
+    ///
+    /// An idle poll in polled mode reads no register (USBSTS once a
+    /// millisecond), so a console may call it in a tight loop.
     pub fn poll(&mut self) -> PollSummary {
         let mut summary = PollSummary::default();
         self.counters.errors_this_poll = 0;
@@ -491,7 +505,9 @@ impl<H: Hal> Controller<H> {
             return summary;
         }
         let keys_before = self.keyboard.queue.total;
-        if let Err(e) = self.health() {
+        if self.health_check_due()
+            && let Err(e) = self.health()
+        {
             self.note_error(e);
             self.recover_or_die(e);
             summary.errors = self.counters.errors_this_poll;
@@ -525,6 +541,22 @@ impl<H: Hal> Controller<H> {
         summary.errors = self.counters.errors_this_poll;
         summary.last_error = self.counters.last_error;
         summary
+    }
+
+    /// Whether this `poll()` reads USBSTS ([`health`](Self::health)): always
+    /// in interrupt mode and whenever an event waits in the event ring (its
+    /// cycle bit is read from memory, no register access); in an idle polled
+    /// mode, once per [`IDLE_HEALTH_CHECK_US`]. Then an idle poll of the
+    /// panic console touches no register at all.
+    fn health_check_due(&mut self) -> bool {
+        let now = self.hal.now_us();
+        let due = self.interrupts
+            || now >= self.next_health_check_us
+            || self.event_ring.peek(&self.mem.event_ring).is_some();
+        if due {
+            self.next_health_check_us = now.saturating_add(IDLE_HEALTH_CHECK_US);
+        }
+        due
     }
 
     /// After an Event Ring Full error (xHCI 1.2 §4.9.4) the controller
@@ -600,6 +632,9 @@ impl<H: Hal> Controller<H> {
                 is_keyboard: d.keyboard.is_some() && state == DeviceState::Keyboard,
                 reports: d.reports,
                 errors: d.errors,
+                poll_us: d
+                    .keyboard
+                    .map_or(0, |k| crate::context::interval_us(k.interval)),
             })
         })
     }

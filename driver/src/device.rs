@@ -42,6 +42,8 @@ pub(crate) struct KeyboardEndpoint {
     pub(crate) interface: u8,
     pub(crate) dci: u8,
     pub(crate) max_packet: u16,
+    /// Interval field programmed (2^n × 125 µs, xHCI 1.2 §6.2.3.6).
+    pub(crate) interval: u8,
 }
 
 /// Hub ports we can address: a route string tier is 4 bits (xHCI 1.2 §8.9),

@@ -2,7 +2,7 @@
 //! configuration of a boot keyboard (xHCI 1.2 §4.3, USB 2.0 §9.1.2, HID 1.11 §7.2).
 #![forbid(unsafe_code)]
 
-use crate::context::{EndpointFields, EndpointType, SlotFields, interrupt_interval};
+use crate::context::{EndpointFields, EndpointType, SlotFields, keyboard_interval};
 use crate::controller::Controller;
 use crate::descriptor::{
     ConfigSummary, DESC_CONFIGURATION, DESC_DEVICE, DeviceDescriptor, InterruptInterface,
@@ -388,18 +388,13 @@ impl<H: Hal> Controller<H> {
         }
         let dci = keyboard.endpoint * 2 + 1;
         let max_packet = keyboard.max_packet.clamp(1, 64);
-        self.configure_interrupt_in(
-            index,
-            dci,
-            max_packet,
-            interrupt_interval(speed.id(), keyboard.interval),
-            8,
-            "Configure Endpoint",
-        )?;
+        let interval = keyboard_interval(speed.id(), keyboard.interval, self.keyboard_poll_ms);
+        self.configure_interrupt_in(index, dci, max_packet, interval, 8, "Configure Endpoint")?;
         self.devices[index].keyboard = Some(KeyboardEndpoint {
             interface: keyboard.interface,
             dci,
             max_packet,
+            interval,
         });
         let leds = self.keyboard.leds().report_byte();
         if let Err(e) = self.control(

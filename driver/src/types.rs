@@ -23,6 +23,12 @@ pub struct Config {
     pub interrupts: bool,
     /// Interrupt moderation interval in 250 ns units (IMOD.IMODI, §5.5.2.2).
     pub interrupt_moderation: u16,
+    /// Longest polling period of a keyboard's interrupt endpoint, in ms
+    /// (Linux usbhid's `kbpoll`; default 1). A keyboard is polled every
+    /// min(its bInterval, this), rounded down to the xHCI's 2^n × 125 µs
+    /// (xHCI 1.2 §6.2.3.6): never slower than the device asks. 0: the
+    /// device's own bInterval. Read when a keyboard is configured.
+    pub keyboard_poll_ms: u8,
 }
 
 impl Default for Config {
@@ -32,6 +38,7 @@ impl Default for Config {
             layout: Layout::Us104,
             interrupts: true,
             interrupt_moderation: 4000,
+            keyboard_poll_ms: 1,
         }
     }
 }
@@ -187,6 +194,9 @@ pub struct DeviceInfo {
     pub reports: u32,
     /// Transfer errors (keyboards).
     pub errors: u32,
+    /// Polling period of the keyboard's interrupt endpoint in µs, as
+    /// programmed (0 for other devices).
+    pub poll_us: u32,
 }
 
 impl fmt::Display for DeviceInfo {
@@ -207,7 +217,11 @@ impl fmt::Display for DeviceInfo {
             write!(f, " ({} ports)", self.hub_ports)?;
         }
         if self.is_keyboard {
-            write!(f, " ({} reports, {} errors)", self.reports, self.errors)?;
+            write!(
+                f,
+                " ({} reports, {} errors, polled every {} us)",
+                self.reports, self.errors, self.poll_us
+            )?;
         }
         Ok(())
     }

@@ -1,5 +1,6 @@
 //! Kernel command line: `key=value` words (`test=`, `trigger=`, `panic=`, `dump.fault=`,
-//! `power.fault=`, `layout=`, `fb=`, `quiet`). Garbage is reported and ignored, never fatal.
+//! `power.fault=`, `layout=`, `usb.kbpoll=`, `fb=`, `quiet`). Garbage is reported and
+//! ignored, never fatal.
 
 #![forbid(unsafe_code)]
 
@@ -14,6 +15,9 @@ pub struct Options<'a> {
     pub panic: Option<&'a str>,
     /// Keyboard layout name.
     pub layout: Option<&'a str>,
+    /// Longest polling period of USB keyboards in ms (`usb.kbpoll=MS`, as
+    /// Linux usbhid's `kbpoll`), [`KBPOLL_MS`]; `None`: the default, 1 ms.
+    pub kbpoll_ms: Option<u8>,
     /// Do not echo info-level log lines to the console.
     pub quiet: bool,
     /// Crash dump fault injection (`dump.fault=stall`).
@@ -36,6 +40,9 @@ pub const POWER_FAULTS: [&str; 1] = ["stuck"];
 
 /// Known values of `fb=`.
 pub const FB_MODES: [&str; 1] = ["bochs"];
+
+/// Accepted values of `usb.kbpoll=`, in ms.
+pub const KBPOLL_MS: core::ops::RangeInclusive<u8> = 1..=255;
 
 /// Known values of `panic=`.
 pub const PANIC_POLICIES: [&str; 4] = ["console", "reboot", "halt", "dump"];
@@ -67,6 +74,13 @@ impl<'a> Options<'a> {
                     o.layout = Some(v);
                     true
                 }
+                ("usb.kbpoll", Some(v)) => match parse_kbpoll(v) {
+                    Some(ms) => {
+                        o.kbpoll_ms = Some(ms);
+                        true
+                    }
+                    None => false,
+                },
                 ("dump.fault", Some(v)) if DUMP_FAULTS.contains(&v) => {
                     o.dump_fault = Some(v);
                     true
@@ -92,6 +106,14 @@ impl<'a> Options<'a> {
         }
         o
     }
+}
+
+/// A `usb.kbpoll=` value: decimal digits only, within [`KBPOLL_MS`].
+fn parse_kbpoll(v: &str) -> Option<u8> {
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    v.parse::<u8>().ok().filter(|ms| KBPOLL_MS.contains(ms))
 }
 
 #[cfg(test)]
@@ -128,6 +150,43 @@ mod tests {
         let o = Options::parse("fb=vesa fb= fb");
         assert_eq!(o.fb, None);
         assert_eq!(o.unknown, [Some("fb=vesa"), Some("fb="), Some("fb"), None]);
+    }
+
+    #[test]
+    fn kbpoll_in_range_is_taken_and_bad_values_are_reported() {
+        assert_eq!(Options::parse("").kbpoll_ms, None);
+        for (word, ms) in [
+            ("usb.kbpoll=1", 1),
+            ("usb.kbpoll=8", 8),
+            ("usb.kbpoll=010", 10),
+            ("usb.kbpoll=255", 255),
+        ] {
+            let o = Options::parse(word);
+            assert_eq!(o.kbpoll_ms, Some(ms), "{word}");
+            assert_eq!(o.unknown, [None; 4], "{word}");
+        }
+        for word in [
+            "usb.kbpoll=0",
+            "usb.kbpoll=256",
+            "usb.kbpoll=99999999999",
+            "usb.kbpoll=",
+            "usb.kbpoll=-1",
+            "usb.kbpoll=+5",
+            "usb.kbpoll=1ms",
+            "usb.kbpoll= ",
+            "usb.kbpoll",
+        ] {
+            let o = Options::parse(word);
+            assert_eq!(o.kbpoll_ms, None, "{word}");
+            assert_eq!(o.unknown[0], Some(word.trim()), "{word}: reported");
+        }
+        // the last good value wins; a bad one does not undo it
+        let o = Options::parse("usb.kbpoll=4 usb.kbpoll=x usb.kbpoll=2 usb.kbpoll=0");
+        assert_eq!(o.kbpoll_ms, Some(2));
+        assert_eq!(
+            o.unknown,
+            [Some("usb.kbpoll=x"), Some("usb.kbpoll=0"), None, None]
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ mod hal;
 mod machine;
 mod stop;
 
-pub(crate) use descriptors::{FakeInterface, HIGH_SPEED, LOW_SPEED};
+pub(crate) use descriptors::{FULL_SPEED, FakeInterface, HIGH_SPEED, LOW_SPEED};
 pub(crate) use device::FakeDevice;
 pub(crate) use hal::{FakeHal, FakeHandle};
 pub(crate) use stop::{StopPoint, stop_at, stop_point};

@@ -329,3 +329,56 @@ fn reports_keep_order_across_many_interrupt_ring_wraps() {
     assert_eq!(c.keyboard_stats().keys_dropped, 0);
     assert_eq!(c.devices().find(|x| x.slot == d.slot).unwrap().reports, 200);
 }
+
+/// Interval field (bits 16..24 of dword 0, xHCI 1.2 §6.2.3) of the
+/// keyboard's endpoint context as the fake controller took it from the
+/// Configure Endpoint input context (it copies the input endpoint context
+/// into the output device context).
+fn configured_interval(c: &Ctrl, d: &DeviceInfo) -> u8 {
+    let device = &c.devices[usize::from(d.slot) - 1];
+    let dci = device.keyboard.expect("keyboard").dci;
+    let size = c.caps.context.size;
+    ((device.mem.device_context.read32(size * usize::from(dci)) >> 16) & 0xff) as u8
+}
+
+/// `Config::keyboard_poll_ms` reaches the Configure Endpoint command: the
+/// keyboard is polled every min(bInterval, kbpoll), in 2^n × 125 µs, at
+/// low, full and high speed (the fake has no SuperSpeed device; that
+/// derivation is tested in `context.rs`).
+#[test]
+fn configure_endpoint_carries_the_keyboard_poll_interval() {
+    // (speed, bInterval, kbpoll ms, Interval)
+    let cases = [
+        (FULL_SPEED, 10, 1, 3),
+        (FULL_SPEED, 10, 0, 6),
+        (FULL_SPEED, 10, 4, 5),
+        (FULL_SPEED, 2, 8, 4), // never slower than the device asks
+        (LOW_SPEED, 10, 1, 3),
+        (LOW_SPEED, 24, 16, 7),
+        (HIGH_SPEED, 7, 1, 3), // QEMU's usb-kbd: 8 ms → 1 ms
+        (HIGH_SPEED, 7, 8, 6),
+        (HIGH_SPEED, 7, 0, 6),
+        (HIGH_SPEED, 1, 1, 0),
+    ];
+    for (speed, b_interval, kbpoll, want) in cases {
+        let mut kbd = FakeDevice::keyboard().at_speed(speed);
+        kbd.interfaces[0].interval = b_interval;
+        let config = Config {
+            keyboard_poll_ms: kbpoll,
+            ..Config::default()
+        };
+        let (mut c, h) = start(std::vec![(1, kbd)], config);
+        let s = c.poll();
+        let what = std::format!("speed {speed} bInterval {b_interval} kbpoll {kbpoll}");
+        assert_eq!(
+            (s.attached, s.errors),
+            (1, 0),
+            "{what}: {s:?} {:?}",
+            refusals(&h)
+        );
+        let d = keyboard_at(&c, 1, 0);
+        assert_eq!(configured_interval(&c, &d), want, "{what}");
+        assert_eq!(d.poll_us, 125 << want, "{what}");
+        assert_eq!(types(&mut c, &h, 1, 0, "ok"), "ok", "{what}");
+    }
+}

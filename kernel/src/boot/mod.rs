@@ -127,7 +127,7 @@ static AP_HOOKS: smp::ApHooks = smp::ApHooks {
 };
 
 /// The kernel command line, applied: logging, fault injection, keyboard
-/// layout, panic policy.
+/// layout and polling period, panic policy.
 fn options(bi: &'static BootInfo) -> cmdline::Options<'static> {
     log::info!("kernel command line: {:?}", bi.cmdline());
     let opts = cmdline::Options::parse(bi.cmdline());
@@ -145,6 +145,9 @@ fn options(bi: &'static BootInfo) -> cmdline::Options<'static> {
         && !crate::usb::set_layout(l)
     {
         log::warn!("layout={l}: unknown keyboard layout, using us");
+    }
+    if let Some(ms) = opts.kbpoll_ms {
+        crate::usb::set_kbpoll(ms);
     }
     if let Some(p) = opts.panic {
         crate::panic::set_policy(match p {

@@ -84,8 +84,11 @@ impl Ps2 {
 
     /// One decoded key, if a keyboard byte was waiting.
     pub fn poll(&mut self) -> Option<DecodedKey> {
+        if matches!(self, Self::Absent) {
+            return None;
+        }
         let st = status();
-        if matches!(self, Self::Absent) || st & OBF == 0 {
+        if st & OBF == 0 {
             return None;
         }
         // SAFETY: consumes the pending byte.

@@ -32,6 +32,8 @@ static IRQ_KIND: AtomicU8 = AtomicU8::new(0);
 static IRQ_PENDING: AtomicBool = AtomicBool::new(false);
 static WQ: WaitQueue = WaitQueue::new();
 static LAYOUT: AtomicU32 = AtomicU32::new(0);
+/// Longest keyboard polling period in ms (`usb.kbpoll=`), default 1.
+static KBPOLL_MS: AtomicU8 = AtomicU8::new(1);
 /// Interrupts handled (for `lsusb`).
 static IRQS: AtomicU32 = AtomicU32::new(0);
 
@@ -54,6 +56,13 @@ pub fn set_layout(name: &str) -> bool {
     }
 }
 
+/// Longest polling period of USB keyboards, in ms (`usb.kbpoll=` on the
+/// command line, 1..=255): the driver polls a keyboard every min(its
+/// bInterval, this). Takes effect for keyboards configured afterwards.
+pub fn set_kbpoll(ms: u8) {
+    KBPOLL_MS.store(ms.max(1), Ordering::Relaxed);
+}
+
 fn config(interrupts: bool) -> Config {
     Config {
         layout: Layout::ALL
@@ -61,6 +70,7 @@ fn config(interrupts: bool) -> Config {
             .copied()
             .unwrap_or(Layout::Us104),
         interrupts,
+        keyboard_poll_ms: KBPOLL_MS.load(Ordering::Relaxed),
         ..Config::default()
     }
 }
