@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use regex::Regex;
@@ -29,6 +29,10 @@ pub struct Vm {
     child: Child,
     stdin: Option<ChildStdin>,
     console: Arc<Mutex<Vec<u8>>>,
+    /// Notified by the reader threads whenever console output arrives, so a
+    /// wait ends as soon as the text is there (key latency is measured
+    /// through it: sub-millisecond, not a polling interval).
+    arrived: Arc<Condvar>,
     /// Byte offset in the console output after the last match.
     cursor: usize,
     qmp: Option<Qmp>,
@@ -89,6 +93,7 @@ impl Vm {
             Err(e) => return Err(Box::new((None, format!("spawning QEMU for {name}: {e}")))),
         };
         let console = Arc::new(Mutex::new(Vec::new()));
+        let arrived = Arc::new(Condvar::new());
         for stream in [
             child
                 .stdout
@@ -103,6 +108,7 @@ impl Vm {
         .flatten()
         {
             let console = console.clone();
+            let arrived = arrived.clone();
             std::thread::spawn(move || {
                 let mut stream = stream;
                 let mut buf = [0u8; 4096];
@@ -111,6 +117,7 @@ impl Vm {
                         break;
                     }
                     console.lock().unwrap().extend_from_slice(&buf[..n]);
+                    arrived.notify_all();
                 }
             });
         }
@@ -120,6 +127,7 @@ impl Vm {
             child,
             stdin,
             console,
+            arrived,
             cursor: 0,
             qmp: None,
             qmp_socket,
@@ -193,6 +201,7 @@ impl Vm {
         let re = Regex::new(pattern).unwrap_or_else(|e| panic!("bad test regex {pattern:?}: {e}"));
         let end = Instant::now() + deadline;
         loop {
+            let raw_len = self.console.lock().unwrap().len();
             let text = self.console();
             if let Some(m) = re.find(&text[self.cursor.min(text.len())..]) {
                 let s = m.as_str().to_string();
@@ -213,7 +222,12 @@ impl Vm {
                     "QEMU exited ({status}) while waiting for {pattern:?}"
                 ));
             }
-            std::thread::sleep(Duration::from_millis(10));
+            // Until more output arrives (at most 10 ms: QEMU's exit is
+            // noticed by polling).
+            let g = self.console.lock().unwrap();
+            if g.len() == raw_len {
+                let _ = self.arrived.wait_timeout(g, Duration::from_millis(10));
+            }
         }
     }
 
