@@ -34,6 +34,8 @@ pub struct MemRegion {
 
 /// A linear framebuffer with direct RGB colour (Multiboot2 §3.6.12,
 /// `framebuffer_type` 1): each colour as (field position, mask size) in bits.
+/// The framebuffer console's input (`fb::FramebufferInfo`).
+#[doc(alias = "multiboot_tag_framebuffer")]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Framebuffer {
     /// Physical address.

@@ -279,16 +279,7 @@ fn framebuffer(bi: &BootInfo, opts: &cmdline::Options<'_>) {
                 f.bpp,
                 f.phys
             );
-            crate::fb::init(crate::fb::FramebufferInfo {
-                phys: f.phys,
-                pitch: f.pitch,
-                width: f.width,
-                height: f.height,
-                bpp: f.bpp,
-                red: f.red,
-                green: f.green,
-                blue: f.blue,
-            })
+            crate::fb::init(f)
         }
         (None, Some("bochs")) => crate::fb::bochs::init(),
         (None, _) => Ok(()),

@@ -4,27 +4,9 @@
 
 /// A linear framebuffer as the boot path found it: Multiboot2's framebuffer
 /// tag (type 8) with `framebuffer_type` 1, "direct RGB" (Multiboot2 spec
-/// §3.6.12), or a mode the kernel set itself (`fb=bochs`).
-#[doc(alias = "multiboot_tag_framebuffer")]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FramebufferInfo {
-    /// Physical address of the first pixel (top left).
-    pub phys: u64,
-    /// Bytes from the start of one pixel row to the next.
-    pub pitch: u32,
-    /// Visible pixels per row.
-    pub width: u32,
-    /// Visible pixel rows.
-    pub height: u32,
-    /// Bits per pixel: 16, 24 or 32.
-    pub bpp: u8,
-    /// Red: (field position, mask size) in bits.
-    pub red: (u8, u8),
-    /// Green: (field position, mask size) in bits.
-    pub green: (u8, u8),
-    /// Blue: (field position, mask size) in bits.
-    pub blue: (u8, u8),
-}
+/// §3.6.12), or a mode the kernel set itself (`fb=bochs`). One type with the
+/// boot information's.
+pub use crate::bootinfo::Framebuffer as FramebufferInfo;
 
 /// How a colour is stored in one pixel: its bytes (little endian, as on
 /// x86) and where each channel's bits sit.
