@@ -41,8 +41,9 @@ pub struct StopReport {
     pub cycles: u64,
 }
 
-/// Stops every other online CPU. Bounded: 50 ms for the IPI, 200 ms after
-/// the NMI; a CPU that answers neither is left and reported.
+/// Stops every other online CPU. Bounded: at most 10 ms for the IPI (see
+/// [`wait_ipi`]), 200 ms after the NMI; a CPU that answers neither is left
+/// and reported.
 pub fn stop_others(me: usize) -> StopReport {
     let start = crate::time::rdtsc();
     // Pairs with the fence in `ap_entry`: a CPU going online either is seen
@@ -60,7 +61,7 @@ pub fn stop_others(me: usize) -> StopReport {
             crate::arch::apic::send_ipi(i, vector::STOP);
         }
     }
-    wait_parked(mask, 50_000);
+    wait_ipi(mask, start);
     let left = STOP_PENDING.load(Ordering::SeqCst) & mask;
     if left != 0 {
         for i in 0..cpu::all().len() {
@@ -72,6 +73,41 @@ pub fn stop_others(me: usize) -> StopReport {
     }
     StopReport {
         cycles: crate::time::rdtsc() - start,
+    }
+}
+
+/// Longest wait for the stop IPI before the NMI.
+const IPI_WAIT_MAX_US: u64 = 10_000;
+/// Once one CPU answered the IPI, the others get this many times its
+/// latency (at least [`IPI_WAIT_MIN_US`], at most up to
+/// [`IPI_WAIT_MAX_US`] in all) before the NMI: a CPU that is only slower
+/// (a vCPU the host has not run yet) answers in about the same time, a CPU
+/// spinning with interrupts off never does.
+const IPI_WAIT_FACTOR: u64 = 8;
+/// The least wait for the rest after the first answer.
+const IPI_WAIT_MIN_US: u64 = 1_000;
+
+/// Waits for the CPUs in `mask` to park after the stop IPI sent at TSC
+/// `start`, bounded as the constants above say (FreeBSD's `stop_cpus_hard`
+/// sends the NMI at once; a short IPI phase first lets every CPU that can
+/// take an interrupt stop outside its interrupt-disabled sections).
+fn wait_ipi(mask: u64, start: u64) {
+    let end = crate::time::deadline_after_us(IPI_WAIT_MAX_US);
+    let mut deadline = end;
+    let mut answered = false;
+    loop {
+        let pending = STOP_PENDING.load(Ordering::SeqCst) & mask;
+        let now = crate::time::rdtsc();
+        if pending == 0 || now >= deadline {
+            return;
+        }
+        if !answered && pending != mask {
+            answered = true;
+            let rest =
+                ((now - start) * IPI_WAIT_FACTOR).max(crate::time::us_to_cycles(IPI_WAIT_MIN_US));
+            deadline = end.min(now.saturating_add(rest));
+        }
+        core::hint::spin_loop();
     }
 }
 
