@@ -48,8 +48,22 @@ fn on_ping() {
 
 /// Median cycles of an IPI to `target` until its handler ran, or `None`.
 pub fn ipi_round_trip(target: usize) -> Option<u64> {
-    let mut samples = [0u64; 64];
+    round_trips::<64>(target, 0)
+}
+
+/// Median cycles of an IPI to `target` after it sat halted (idle, `hlt`)
+/// for `idle_us` each time: what the stop IPI of a panic meets, a CPU whose
+/// emulator thread has gone to sleep (back-to-back pings find it awake).
+pub fn ipi_round_trip_halted(target: usize, idle_us: u64) -> Option<u64> {
+    round_trips::<16>(target, idle_us)
+}
+
+fn round_trips<const N: usize>(target: usize, idle_us: u64) -> Option<u64> {
+    let mut samples = [0u64; N];
     for s in samples.iter_mut() {
+        if idle_us > 0 {
+            crate::time::delay_us(idle_us);
+        }
         PONG.store(false, Ordering::Release);
         let t = rdtsc();
         crate::arch::apic::send_ipi(target, crate::arch::idt::vector::PING);
@@ -114,6 +128,10 @@ pub fn run() {
     match (n > 1).then(|| ipi_round_trip(1)).flatten() {
         Some(c) => println!("  IPI round trip cpu0->cpu1             : {c}"),
         None => println!("  IPI round trip                         : n/a (one CPU)"),
+    }
+    match (n > 1).then(|| ipi_round_trip_halted(1, 20_000)).flatten() {
+        Some(c) => println!("  IPI round trip cpu0->cpu1, halted 20 ms: {c}"),
+        None => println!("  IPI round trip, halted                 : n/a (one CPU)"),
     }
 }
 
