@@ -165,7 +165,10 @@ fn mem_refuses_device_memory_and_reads_ram() {
 fn an_early_panic_assigns_nothing_and_types_on_usb() {
     let mut vm = boot("holes-early", "early", 2);
     vm.expect("PANIC on cpu 0 [^\n]*: test: early boot panic", BOOT);
-    vm.expect("usb: controller started from scratch in polled mode", STEP);
+    vm.expect(
+        r"usb [0-9a-f]{2}:[0-9a-f]{2}\.[0-7]: controller started from scratch in polled mode",
+        STEP,
+    );
     vm.expect("db> ", STEP);
     let after = vm.console();
     let after = &after[after.find("PANIC on cpu 0").unwrap_or(0)..];
