@@ -133,7 +133,7 @@ fn a_panic_on_the_nmi_stack_runs_the_console_and_a_dump() {
 fn mem_refuses_device_memory_and_reads_ram() {
     let mut vm = boot("holes-mem", "plain", 2);
     let guard = vm.expect_captures(
-        r"panic stack: 0x[0-9a-f]+-0x[0-9a-f]+, guard page at 0x([0-9a-f]+)",
+        r"panic stack: 0x[0-9a-f]+-0x[0-9a-f]+, guard page at 0x([0-9a-f]+)\r?\n",
         BOOT,
     );
     let guard = u64::from_str_radix(&guard[1], 16).expect("hex guard page address");
