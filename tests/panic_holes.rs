@@ -133,7 +133,7 @@ fn a_panic_on_the_nmi_stack_runs_the_console_and_a_dump() {
 fn mem_refuses_device_memory_and_reads_ram() {
     let mut vm = boot("holes-mem", "plain", 2);
     let guard = vm.expect_captures(
-        r"panic stack: 0x[0-9a-f]+-0x[0-9a-f]+, guard page at 0x([0-9a-f]+)",
+        r"panic stack: 0x[0-9a-f]+-0x[0-9a-f]+, guard page at 0x([0-9a-f]+)\r?\n",
         BOOT,
     );
     let guard = u64::from_str_radix(&guard[1], 16).expect("hex guard page address");
@@ -165,7 +165,10 @@ fn mem_refuses_device_memory_and_reads_ram() {
 fn an_early_panic_assigns_nothing_and_types_on_usb() {
     let mut vm = boot("holes-early", "early", 2);
     vm.expect("PANIC on cpu 0 [^\n]*: test: early boot panic", BOOT);
-    vm.expect("usb: controller started from scratch in polled mode", STEP);
+    vm.expect(
+        r"usb [0-9a-f]{2}:[0-9a-f]{2}\.[0-7]: controller started from scratch in polled mode",
+        STEP,
+    );
     vm.expect("db> ", STEP);
     let after = vm.console();
     let after = &after[after.find("PANIC on cpu 0").unwrap_or(0)..];

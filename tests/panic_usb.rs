@@ -161,7 +161,7 @@ fn console_session(vm: &mut Vm, smp: u32, regs1: Regs1, usb: bool) {
 fn check_takeover(vm: &mut Vm, kind: &str) {
     // Up to the end of the line: console output arrives as it is written.
     let report = vm.expect(
-        r"usb: (polled mode: [^\n]*|controller started from scratch[^\n]*)\n",
+        r"usb [0-9a-f]{2}:[0-9a-f]{2}\.[0-7]: (polled mode: [^\n]*|controller started from scratch[^\n]*)\n",
         STEP,
     );
     let ready = vm.expect(r"(?s).*?usb: [1-9]\d* keyboard\(s\) ready", STEP);
@@ -170,6 +170,7 @@ fn check_takeover(vm: &mut Vm, kind: &str) {
         "DEAD",
         "bus still busy",
         "polled bring-up failed",
+        "not driven",
     ] {
         assert!(
             !report.contains(bad) && !ready.contains(bad),

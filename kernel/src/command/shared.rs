@@ -101,43 +101,47 @@ fn thread_row(w: &mut dyn Write, t: &Thread, switches: bool) {
     let _ = writeln!(w, "{}", t.name);
 }
 
-/// Runs `f` on the USB controller: under its lock in the shell, the one
-/// taken over at panic in the panic console.
-fn with_controller(
+/// What [`with_controllers`] runs on each controller (output, index, driver).
+type OnController<'a> = dyn FnMut(&mut dyn Write, usize, &Controller<KernelHal>) + 'a;
+
+/// Runs `f` on every USB controller: each under its lock in the shell, as
+/// taken over at panic in the panic console. Returns how many there were
+/// (none: says so).
+fn with_controllers(
     name: &str,
     w: &mut dyn Write,
     console: Console,
-    f: fn(&mut dyn Write, &Controller<KernelHal>),
-) {
-    match console {
-        Console::Shell => match crate::usb::CONTROLLER.lock().as_ref() {
-            Some(c) => f(w, c),
-            None => {
-                let _ = writeln!(w, "{name}: no USB controller");
-            }
-        },
+    f: &mut OnController<'_>,
+) -> usize {
+    let mut each = |i: usize, c: &Controller<KernelHal>| f(&mut *w, i, c);
+    let n = match console {
+        Console::Shell => crate::usb::each_controller(&mut each),
         // SAFETY: panic console, other CPUs parked, after the takeover.
-        Console::Panic => match unsafe { crate::usb::panic_controller() } {
-            Some(c) => f(w, c),
-            None => {
-                let _ = writeln!(w, "{name}: no USB controller");
-            }
-        },
+        Console::Panic => unsafe { crate::usb::panic_each_controller(&mut each) },
+    };
+    if n == 0 {
+        let _ = writeln!(w, "{name}: no USB controller");
     }
+    n
 }
 
-/// `lsusb`.
+/// `lsusb`: every controller with its devices.
 pub fn lsusb(args: &Args<'_>, w: &mut dyn Write, console: Console) {
-    with_controller(args.name(), w, console, |mut w, c| {
-        crate::usb::lsusb(&mut w, c)
+    with_controllers(args.name(), w, console, &mut |mut w, i, c| {
+        crate::usb::lsusb(&mut w, i, c)
     });
 }
 
-/// `kbd`.
+/// `kbd`: the keyboards of every controller.
 pub fn kbd(args: &Args<'_>, w: &mut dyn Write, console: Console) {
-    with_controller(args.name(), w, console, |mut w, c| {
-        crate::usb::kbd(&mut w, c)
+    let mut stats = [None; crate::usb::MAX_CONTROLLERS];
+    let n = with_controllers(args.name(), w, console, &mut |_, i, c| {
+        stats[i] = Some(c.keyboard_stats());
     });
+    if n > 0 {
+        let mut w = w;
+        crate::usb::kbd(&mut w, &stats);
+    }
 }
 
 /// `reboot`.

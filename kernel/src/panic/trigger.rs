@@ -34,14 +34,14 @@ fn bad_frame_pointer(i: usize) -> u64 {
     }
 }
 
-/// Runs `f` on another CPU holding the USB driver lock, and spins there
+/// Runs `f` on another CPU holding the first USB controller's driver lock, and spins there
 /// forever (interrupts off: the panic must stop that CPU by NMI). Returns
 /// once `f` ran.
 fn hold_usb_lock(f: fn(&mut xhci_kbd::Controller<crate::usb::hal::KernelHal>)) {
     static HELD: AtomicBool = AtomicBool::new(false);
     let Some(c) = other_cpu() else { return };
     crate::sched::spawn_on("usb-holder", Some(c), move || {
-        let mut g = crate::usb::CONTROLLER.lock();
+        let mut g = crate::usb::CONTROLLERS[0].lock();
         if let Some(ctl) = g.as_mut() {
             f(ctl);
         }

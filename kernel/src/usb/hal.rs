@@ -10,8 +10,9 @@ use xhci_kbd::{DmaRegion, Hal};
 
 use crate::mm::{FRAMES, PAGE_SIZE};
 
-/// Size of the pool reserved for a panic-time controller bring-up.
-const PANIC_POOL_SIZE: u64 = 1024 * 1024;
+/// Size of the pool reserved for panic-time controller bring-ups (shared by
+/// every controller brought up from scratch).
+pub const PANIC_POOL_SIZE: u64 = 1024 * 1024;
 
 static POOL_BASE: AtomicU64 = AtomicU64::new(0);
 static POOL_NEXT: AtomicU64 = AtomicU64::new(0);
@@ -26,6 +27,11 @@ pub fn reserve_panic_pool() {
         POOL_BASE.store(base, Ordering::Relaxed);
         POOL_NEXT.store(base, Ordering::Relaxed);
     }
+}
+
+/// Bytes of the panic-time DMA pool handed out so far (lock-free).
+pub fn panic_pool_used() -> u64 {
+    POOL_NEXT.load(Ordering::Relaxed) - POOL_BASE.load(Ordering::Relaxed)
 }
 
 /// Where a [`KernelHal`] takes its DMA memory from.

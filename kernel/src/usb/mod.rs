@@ -1,41 +1,80 @@
-//! USB glue: finds the xHCI controller, runs the driver interrupt-driven in
-//! normal operation (the MSI handler acknowledges and wakes the `usb` thread,
-//! which calls `poll()` under [`CONTROLLER`]'s lock and feeds decoded keys to
-//! the console), and takes it over for the panic console.
-//!
-//! Panic mode ([`panic_takeover`]): every other CPU is parked, so the lock
-//! may be held by a CPU that will never release it. The driver is taken out
-//! from under the lock without acquiring it (sound only because nothing else
-//! runs), its MSI is masked, and `enter_polled_mode` re-derives its state; the
-//! console then calls the same `poll()` in its loop. If the driver was never
-//! started (early panic), the controller is brought up from scratch in polled
-//! mode with memory from a pool reserved at boot.
+//! USB glue: finds every xHCI controller (up to [`MAX_CONTROLLERS`] PCI
+//! functions), runs one driver instance per controller interrupt-driven in
+//! normal operation (each controller has its own MSI-X/MSI vector and its
+//! own lock in [`CONTROLLERS`]; the handler acknowledges and wakes the `usb`
+//! thread, which calls `poll()` on each controller in turn and feeds decoded
+//! keys to the console), and takes them all over for the panic console
+//! ([`takeover`]).
 
 pub mod hal;
+mod takeover;
 
-use core::cell::UnsafeCell;
-use core::fmt::Write;
+pub use takeover::{
+    panic_controller, panic_each_controller, panic_poll_key, panic_take_attached, panic_takeover,
+};
+
+use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
 
-use xhci_kbd::{Config, Controller, DecodedKey, KeyCode, Layout};
+use xhci_kbd::{Config, Controller, DecodedKey, KeyCode, KeyboardStats, Layout};
 
 use crate::pci;
 use crate::sched::wait::WaitQueue;
 use crate::sync::SpinLock;
 use hal::{DmaSource, KernelHal};
 
-/// The driver in normal operation.
-pub static CONTROLLER: SpinLock<Option<Controller<KernelHal>>> = SpinLock::new(None);
+/// Most xHCI PCI functions driven (AMD boards have 2-4, Intel boards add
+/// ASMedia or Thunderbolt ones); further ones are reported and left alone.
+pub const MAX_CONTROLLERS: usize = 4;
 
-static DEVICE: SpinLock<Option<pci::Device>> = SpinLock::new(None);
-static IRQ_KIND: AtomicU8 = AtomicU8::new(0);
+/// The driver of each controller in normal operation, each under its own
+/// lock; index `i` is the `i`-th controller [`prepare`] found.
+pub static CONTROLLERS: [SpinLock<Option<Controller<KernelHal>>>; MAX_CONTROLLERS] =
+    [const { SpinLock::new(None) }; MAX_CONTROLLERS];
+
+/// A controller [`prepare`] found: its PCI function and its mapped register
+/// BAR.
+#[derive(Clone, Copy, Debug)]
+struct Found {
+    dev: pci::Device,
+    bar: u64,
+    size: u64,
+}
+
+/// Written once by [`prepare`] while only the boot CPU runs, before anything
+/// reads it; read without the lock afterwards ([`found`]).
+static FOUND: SpinLock<[Option<Found>; MAX_CONTROLLERS]> = SpinLock::new([None; MAX_CONTROLLERS]);
+
+/// Per controller: its interrupt kind (`pci::IrqKind as u8`), vector (0:
+/// none) and interrupts handled (for `lsusb`).
+static IRQ_KIND: [AtomicU8; MAX_CONTROLLERS] =
+    [const { AtomicU8::new(pci::IrqKind::None as u8) }; MAX_CONTROLLERS];
+static VECTOR: [AtomicU8; MAX_CONTROLLERS] = [const { AtomicU8::new(0) }; MAX_CONTROLLERS];
+static IRQS: [AtomicU32; MAX_CONTROLLERS] = [const { AtomicU32::new(0) }; MAX_CONTROLLERS];
+
 static IRQ_PENDING: AtomicBool = AtomicBool::new(false);
 static WQ: WaitQueue = WaitQueue::new();
 static LAYOUT: AtomicU32 = AtomicU32::new(0);
 /// Longest keyboard polling period in ms (`usb.kbpoll=`), default 1.
 static KBPOLL_MS: AtomicU8 = AtomicU8::new(1);
-/// Interrupts handled (for `lsusb`).
-static IRQS: AtomicU32 = AtomicU32::new(0);
+
+/// The `i`-th controller found at boot. Lock-free (the panic path reads it).
+fn found(i: usize) -> Option<Found> {
+    // SAFETY: `FOUND` is written once, by `prepare` on the only running CPU
+    // at boot, before any reader (init, the shell, a panic) runs.
+    unsafe { (*FOUND.data_ptr()).get(i).copied().flatten() }
+}
+
+/// A PCI function's bus:device.function, as `lsusb` and the reports print it.
+#[derive(Clone, Copy, Debug)]
+pub struct PciName(pci::Device);
+
+impl fmt::Display for PciName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let a = self.0.address;
+        write!(f, "{:02x}:{:02x}.{}", a.bus(), a.device(), a.function())
+    }
+}
 
 /// xHCI: class 0x0C (serial bus), subclass 0x03 (USB), interface 0x30.
 fn is_xhci(d: &pci::Device) -> bool {
@@ -75,70 +114,90 @@ fn config(interrupts: bool) -> Config {
     }
 }
 
-/// The controller's register BAR `(physical address, size)`, mapped at boot
-/// by [`prepare`] (0 size: none).
-static BAR: SpinLock<(u64, u64)> = SpinLock::new((0, 0));
-
-/// Finds the xHCI controller, enables it, assigns and maps its register BAR
-/// (boot, before the early-panic trigger and before the other CPUs start:
-/// see `boot::kmain` on PCI changes). Afterwards even a panic that brings
-/// the controller up from scratch edits no page table, allocates nothing
-/// and touches no PCI BAR: everything it needs is in place.
+/// Finds every xHCI controller (up to [`MAX_CONTROLLERS`]), enables it,
+/// assigns and maps its register BAR (boot, before the early-panic trigger
+/// and before the other CPUs start: see `boot::kmain` on PCI changes).
+/// Afterwards even a panic that brings the controllers up from scratch
+/// edits no page table, allocates nothing and touches no PCI BAR.
 pub fn prepare() {
-    let Some(dev) = pci::scan().into_iter().find(is_xhci) else {
+    let mut table = [None; MAX_CONTROLLERS];
+    let (mut n, mut skipped) = (0, 0);
+    for dev in pci::scan().into_iter().filter(is_xhci) {
+        if n == MAX_CONTROLLERS {
+            skipped += 1;
+            continue;
+        }
+        pci::enable(&dev);
+        let Some((bar, size)) = pci::mem_bar(&dev, 0) else {
+            log::error!(
+                "usb {}: xHCI controller without a memory BAR 0",
+                PciName(dev)
+            );
+            continue;
+        };
+        crate::mm::paging::map_mmio(bar, size);
+        table[n] = Some(Found { dev, bar, size });
+        n += 1;
+    }
+    if n == 0 {
         log::info!("usb: no xHCI controller");
-        return;
-    };
-    pci::enable(&dev);
-    let Some((bar, size)) = pci::mem_bar(&dev, 0) else {
-        log::error!("usb: xHCI controller without a memory BAR 0");
-        return;
-    };
-    crate::mm::paging::map_mmio(bar, size);
-    *DEVICE.lock() = Some(dev);
-    *BAR.lock() = (bar, size);
+    }
+    if skipped > 0 {
+        log::warn!("usb: {skipped} more xHCI controller(s) not driven (at most {MAX_CONTROLLERS})");
+    }
+    *FOUND.lock() = table;
 }
 
-/// Starts the driver on the controller [`prepare`] found (boot, before the
-/// other CPUs start). Failures are reported; the kernel runs on without USB.
+/// Starts a driver on each controller [`prepare`] found (boot, before the
+/// other CPUs start). Failures are reported; the kernel runs on without
+/// that controller.
 pub fn init() {
-    let (Some(dev), (bar, _)) = (*DEVICE.lock(), *BAR.lock()) else {
-        return;
-    };
-    if bar == 0 {
-        return;
+    for i in 0..MAX_CONTROLLERS {
+        if let Some(f) = found(i) {
+            start(i, f);
+        }
     }
+}
+
+fn start(i: usize, f: Found) {
     let kind = match crate::arch::trap::register_device_handler(irq) {
-        Some(v) => pci::setup_interrupt(&dev, v),
+        Some(v) => {
+            VECTOR[i].store(v, Ordering::Relaxed);
+            pci::setup_interrupt(&f.dev, v)
+        }
         None => pci::IrqKind::None,
     };
-    IRQ_KIND.store(kind as u8, Ordering::Relaxed);
+    IRQ_KIND[i].store(kind as u8, Ordering::Relaxed);
     let hal = KernelHal {
         source: DmaSource::Frames,
     };
-    // SAFETY: `bar` is the controller's register BAR, which this driver
+    // SAFETY: `f.bar` is this controller's register BAR, which this driver
     // instance alone owns from here on.
-    match unsafe { Controller::new(hal, bar, config(kind != pci::IrqKind::None)) } {
+    match unsafe { Controller::new(hal, f.bar, config(kind != pci::IrqKind::None)) } {
         Ok(c) => {
             log::info!(
-                "usb: xHCI {:04x}:{:04x} at {:#x}, interrupts {}",
-                dev.vendor,
-                dev.device,
-                bar,
-                kind.name()
+                "usb: xHCI {:04x}:{:04x} at {:#x}, interrupts {}, PCI {}",
+                f.dev.vendor,
+                f.dev.device,
+                f.bar,
+                kind.name(),
+                PciName(f.dev)
             );
-            *CONTROLLER.lock() = Some(c);
+            *CONTROLLERS[i].lock() = Some(c);
         }
-        Err(e) => log::error!("usb: controller start failed: {e}; running without USB"),
+        Err(e) => log::error!(
+            "usb {}: controller start failed: {e}; running without it",
+            PciName(f.dev)
+        ),
     }
 }
 
 /// Starts the `usb` thread (boot, once the other CPUs are online). It lives
 /// on the last online CPU, away from CPU 0 where the shell and the panic
-/// triggers run: a CPU spinning on the driver lock held by a frozen CPU (the
+/// triggers run: a CPU spinning on a driver lock held by a frozen CPU (the
 /// `usb-*` triggers) must not be the one that is about to panic.
 pub fn start_thread() {
-    if CONTROLLER.lock().is_none() {
+    if CONTROLLERS.iter().all(|c| c.lock().is_none()) {
         return;
     }
     let cpu = crate::arch::cpu::all()
@@ -154,12 +213,15 @@ pub static PANIC_IN_IRQ: AtomicBool = AtomicBool::new(false);
 static STALL_ENUM: AtomicBool = AtomicBool::new(false);
 static ENUM_STALLED: AtomicBool = AtomicBool::new(false);
 
-/// Test switch (`panic usb-enum`): the next enumeration stops for good once
-/// the device is addressed, holding the driver lock, as if its CPU froze.
+/// Test switch (`panic usb-enum`): the next enumeration (on any controller)
+/// stops for good once the device is addressed, holding that controller's
+/// driver lock, as if its CPU froze.
 pub fn stall_next_enumeration() {
     STALL_ENUM.store(true, Ordering::SeqCst);
-    if let Some(c) = CONTROLLER.lock().as_mut() {
-        c.set_enumeration_probe(Some(enumeration_probe));
+    for c in &CONTROLLERS {
+        if let Some(c) = c.lock().as_mut() {
+            c.set_enumeration_probe(Some(enumeration_probe));
+        }
     }
 }
 
@@ -182,39 +244,51 @@ pub fn enumeration_stalled() -> bool {
     ENUM_STALLED.load(Ordering::SeqCst)
 }
 
-/// MSI/MSI-X/INTx handler: acknowledge and wake the thread.
-fn irq(_vector: u8) {
-    IRQS.fetch_add(1, Ordering::Relaxed);
+/// MSI/MSI-X/INTx handler: acknowledge the controller(s) behind `vector`
+/// and wake the thread. INTx lines may be shared, so an INTx interrupt
+/// acknowledges every controller on INTx.
+fn irq(vector: u8) {
     if PANIC_IN_IRQ.swap(false, Ordering::SeqCst) {
         panic!("test: panic inside the xHCI interrupt handler");
     }
-    if let Some(mut g) = CONTROLLER.try_lock()
-        && let Some(c) = g.as_mut()
-    {
-        c.ack_interrupt();
+    let intx = pci::IrqKind::IntX as u8;
+    for i in 0..MAX_CONTROLLERS {
+        let kind = IRQ_KIND[i].load(Ordering::Relaxed);
+        if VECTOR[i].load(Ordering::Relaxed) != vector && kind != intx {
+            continue;
+        }
+        IRQS[i].fetch_add(1, Ordering::Relaxed);
+        if let Some(mut g) = CONTROLLERS[i].try_lock()
+            && let Some(c) = g.as_mut()
+        {
+            c.ack_interrupt();
+        }
     }
     IRQ_PENDING.store(true, Ordering::Release);
     WQ.wake_one();
 }
 
 /// Timer hook (CPU 0, every tick): wakes the thread for key repeat and as a
-/// safety net against a lost interrupt.
+/// safety net against a lost interrupt (every tick if some controller has no
+/// interrupt at all).
 pub fn tick(ticks: u64) {
     static REPEAT: AtomicBool = AtomicBool::new(false);
-    let interval = if REPEAT.load(Ordering::Relaxed)
-        || IRQ_KIND.load(Ordering::Relaxed) == pci::IrqKind::None as u8
-    {
+    let no_irq = (0..MAX_CONTROLLERS).any(|i| {
+        found(i).is_some() && IRQ_KIND[i].load(Ordering::Relaxed) == pci::IrqKind::None as u8
+    });
+    let interval = if REPEAT.load(Ordering::Relaxed) || no_irq {
         1
     } else {
         25
     };
     if ticks.is_multiple_of(interval) {
-        if let Some(g) = CONTROLLER.try_lock() {
-            REPEAT.store(
-                g.as_ref().is_some_and(|c| c.repeat_pending()),
-                Ordering::Relaxed,
-            );
+        let mut repeat = false;
+        for c in &CONTROLLERS {
+            if let Some(g) = c.try_lock() {
+                repeat |= g.as_ref().is_some_and(|c| c.repeat_pending());
+            }
         }
+        REPEAT.store(repeat, Ordering::Relaxed);
         IRQ_PENDING.store(true, Ordering::Release);
         WQ.wake_one();
     }
@@ -238,35 +312,60 @@ fn usb_thread() {
     loop {
         WQ.wait_until(|| IRQ_PENDING.load(Ordering::Acquire));
         IRQ_PENDING.store(false, Ordering::Release);
-        let mut buf = [0u8; 64];
-        let mut n = 0;
-        {
-            let mut g = CONTROLLER.lock();
-            let Some(c) = g.as_mut() else { return };
-            c.poll();
-            while n + 4 <= buf.len() {
-                let Some(k) = c.next_key() else { break };
-                let mut tmp = [0u8; 4];
-                let len = key_bytes(k, &mut tmp);
-                buf[n..n + len].copy_from_slice(&tmp[..len]);
-                n += len;
+        for lock in &CONTROLLERS {
+            let mut buf = [0u8; 64];
+            let mut n = 0;
+            {
+                let mut g = lock.lock();
+                let Some(c) = g.as_mut() else { continue };
+                c.poll();
+                while n + 4 <= buf.len() {
+                    let Some(k) = c.next_key() else { break };
+                    let mut tmp = [0u8; 4];
+                    let len = key_bytes(k, &mut tmp);
+                    buf[n..n + len].copy_from_slice(&tmp[..len]);
+                    n += len;
+                }
             }
-        }
-        if n > 0 {
-            crate::console::push_input(&buf[..n]);
+            if n > 0 {
+                crate::console::push_input(&buf[..n]);
+            }
         }
     }
 }
 
-/// Prints `lsusb`.
-pub fn lsusb(w: &mut impl Write, c: &Controller<KernelHal>) {
+/// Runs `f` on every driven controller in normal mode, each under its own
+/// lock in turn; returns how many there were.
+pub fn each_controller(f: &mut dyn FnMut(usize, &Controller<KernelHal>)) -> usize {
+    let mut n = 0;
+    for (i, lock) in CONTROLLERS.iter().enumerate() {
+        if let Some(c) = lock.lock().as_ref() {
+            f(i, c);
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Prints `lsusb` for controller `i`: a header line naming its PCI function,
+/// its interrupts, then its devices.
+pub fn lsusb(w: &mut impl Write, i: usize, c: &Controller<KernelHal>) {
+    if let Some(f) = found(i) {
+        let _ = writeln!(
+            w,
+            "controller {} ({:04x}:{:04x} at {:#x}):",
+            PciName(f.dev),
+            f.dev.vendor,
+            f.dev.device,
+            f.bar
+        );
+    }
     let _ = writeln!(w, "{}", c.info());
-    let kind = IRQ_KIND.load(Ordering::Relaxed);
     let _ = writeln!(
         w,
         "interrupts: {} ({} handled)",
-        irq_name(kind),
-        IRQS.load(Ordering::Relaxed)
+        irq_name(IRQ_KIND[i].load(Ordering::Relaxed)),
+        IRQS[i].load(Ordering::Relaxed)
     );
     let mut any = false;
     for d in c.devices() {
@@ -290,178 +389,40 @@ fn irq_name(k: u8) -> &'static str {
     .map_or("?", |x| x.name())
 }
 
-/// Prints `kbd`.
-pub fn kbd(w: &mut impl Write, c: &Controller<KernelHal>) {
-    let _ = writeln!(w, "{}", c.keyboard_stats());
-}
-
-// ---- panic mode ----
-
-struct PanicSlot(UnsafeCell<Option<Controller<KernelHal>>>);
-// SAFETY: only touched by the panic CPU after every other CPU is parked.
-unsafe impl Sync for PanicSlot {}
-static PANIC_CONTROLLER: PanicSlot = PanicSlot(UnsafeCell::new(None));
-static TAKEN: AtomicBool = AtomicBool::new(false);
-
-/// Takes the driver over for the panic console (once). Prints what was done.
-///
-/// # Safety
-/// Only on the panic CPU after the other CPUs are parked.
-pub unsafe fn panic_takeover(w: &mut impl Write) {
-    if TAKEN.swap(true, Ordering::Relaxed) {
-        return;
-    }
-    // SAFETY: the caller guarantees every other CPU is parked, so nothing
-    // else can touch the driver or the device, even though the lock may be
-    // held by a parked CPU (it will never release it).
-    let normal = unsafe { (*CONTROLLER.data_ptr()).as_mut() };
-    // SAFETY: as above; `DEVICE` is written once at boot.
-    let dev = unsafe { *DEVICE.data_ptr() };
-    if let (Some(c), Some(d)) = (normal, dev) {
-        pci::disable_msi(&d);
-        // SAFETY: one-way switch, from the panic CPU, others parked.
-        let report = unsafe { c.enter_polled_mode() };
-        let _ = writeln!(w, "usb: polled mode: {report}");
-        settle(c, w, QUIET_AFTER_TAKEOVER_US);
-        return;
-    }
-    // Early panic: bring the controller up from scratch, polled, on what
-    // `prepare` set up at boot (nothing is mapped, assigned or allocated now).
-    // SAFETY: as above; `BAR` is written once at boot.
-    let (bar, size) = unsafe { *BAR.data_ptr() };
-    let Some(d) = dev.filter(|_| bar != 0) else {
-        let _ = writeln!(
-            w,
-            "usb: no xHCI controller; keyboard input from serial and PS/2 only"
-        );
+/// Prints `kbd`: the keyboards of every controller summed up (layout,
+/// repeat and LEDs of the first), then, with several controllers, one line
+/// per controller.
+pub fn kbd(w: &mut impl Write, stats: &[Option<KeyboardStats>; MAX_CONTROLLERS]) {
+    let mut each = stats
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| Some((i, (*s)?)));
+    let Some((_, mut total)) = each.next() else {
         return;
     };
-    if !crate::mm::paging::is_mapped(bar, size) {
-        let _ = writeln!(
-            w,
-            "usb: xHCI registers at {bar:#x} not mapped at boot; no USB"
-        );
+    for (_, s) in each {
+        total.keyboards = total.keyboards.saturating_add(s.keyboards);
+        total.reports = total.reports.wrapping_add(s.reports);
+        total.rollover_reports = total.rollover_reports.wrapping_add(s.rollover_reports);
+        total.transfer_errors = total.transfer_errors.wrapping_add(s.transfer_errors);
+        total.keys_queued = total.keys_queued.wrapping_add(s.keys_queued);
+        total.keys_dropped = total.keys_dropped.wrapping_add(s.keys_dropped);
+        total.keys_pending = total.keys_pending.wrapping_add(s.keys_pending);
+    }
+    let _ = writeln!(w, "{total}");
+    if stats.iter().flatten().count() < 2 {
         return;
     }
-    pci::disable_msi(&d);
-    let hal = KernelHal {
-        source: DmaSource::PanicPool,
-    };
-    // SAFETY: nothing else uses the controller (never started, others parked).
-    match unsafe { Controller::new(hal, bar, config(false)) } {
-        Ok(c) => {
-            let _ = writeln!(w, "usb: controller started from scratch in polled mode");
-            // SAFETY: panic CPU only.
-            let c = unsafe { (*PANIC_CONTROLLER.0.get()).insert(c) };
-            settle(c, w, QUIET_FROM_SCRATCH_US);
-        }
-        Err(e) => {
+    for (i, s) in stats.iter().enumerate() {
+        if let (Some(s), Some(f)) = (s, found(i)) {
             let _ = writeln!(
                 w,
-                "usb: polled bring-up failed: {e}; keyboard input from serial and PS/2 only"
+                "  controller {}: {} keyboard(s), {} reports, {} keys",
+                PciName(f.dev),
+                s.keyboards,
+                s.reports,
+                s.keys_queued
             );
         }
     }
-}
-
-/// Devices attached in panic mode that the console has not announced yet.
-static ATTACHED_UNANNOUNCED: AtomicU32 = AtomicU32::new(0);
-
-/// Devices attached since the last call, and the keyboards ready now, for
-/// the panic console to announce (`None`: nothing new).
-///
-/// # Safety
-/// Only on the panic CPU after [`panic_takeover`].
-pub unsafe fn panic_take_attached() -> Option<(u32, usize)> {
-    let n = ATTACHED_UNANNOUNCED.swap(0, Ordering::Relaxed);
-    if n == 0 {
-        return None;
-    }
-    // SAFETY: forwarded.
-    let c = unsafe { panic_controller() }?;
-    let keyboards = c
-        .devices()
-        .filter(|d| d.state == xhci_kbd::DeviceState::Keyboard)
-        .count();
-    Some((n, keyboards))
-}
-
-/// How long the bus must stay quiet after the takeover before the prompt:
-/// the takeover's restarted endpoints and a hub's port re-checks post their
-/// events within a few milliseconds (a first key typed at once after the
-/// prompt was lost without this wait, seen in `tests/panic_usb.rs`).
-const QUIET_AFTER_TAKEOVER_US: u64 = 10_000;
-/// The same after an early panic's bring-up from scratch, where every device
-/// is reset and enumerated from nothing (measured apart, in the bench).
-const QUIET_FROM_SCRATCH_US: u64 = 100_000;
-
-/// Polls until the bus is quiet (no event for `quiet_us` and no device being
-/// enumerated; at most 2 s), so that the console prompt means "ready for
-/// USB input": a keyboard attached or restarted by the takeover is
-/// configured before the first key is expected. Devices attached later are
-/// announced by the console ([`panic_take_attached`]).
-fn settle(c: &mut Controller<KernelHal>, w: &mut impl Write, quiet_us: u64) {
-    let start = crate::time::now_us();
-    let mut quiet_since = start;
-    loop {
-        crate::watchdog::pet();
-        let s = c.poll();
-        let now = crate::time::now_us();
-        if s.events > 0
-            || c.devices()
-                .any(|d| d.state == xhci_kbd::DeviceState::Enumerating)
-        {
-            quiet_since = now;
-        }
-        if now - quiet_since >= quiet_us {
-            break;
-        }
-        if now - start >= 2_000_000 {
-            let _ = writeln!(w, "usb: bus still busy after 2 s; continuing");
-            break;
-        }
-    }
-    let keyboards = c
-        .devices()
-        .filter(|d| d.state == xhci_kbd::DeviceState::Keyboard)
-        .count();
-    let _ = writeln!(
-        w,
-        "usb: {keyboards} keyboard(s) ready ({} ms)",
-        (crate::time::now_us() - start) / 1000
-    );
-}
-
-/// The driver in panic mode, if any.
-///
-/// # Safety
-/// Only on the panic CPU after [`panic_takeover`].
-pub unsafe fn panic_controller() -> Option<&'static mut Controller<KernelHal>> {
-    // SAFETY: forwarded: nothing else runs.
-    unsafe {
-        if let Some(c) = (*PANIC_CONTROLLER.0.get()).as_mut() {
-            return Some(c);
-        }
-        (*CONTROLLER.data_ptr()).as_mut()
-    }
-}
-
-/// Polls the USB keyboard once in panic mode.
-///
-/// # Safety
-/// As [`panic_controller`].
-pub unsafe fn panic_poll_key() -> Option<DecodedKey> {
-    // SAFETY: forwarded.
-    let c = unsafe { panic_controller() }?;
-    if c.is_dead() {
-        return None;
-    }
-    if let Some(k) = c.next_key() {
-        return Some(k);
-    }
-    let s = c.poll();
-    if s.attached > 0 {
-        ATTACHED_UNANNOUNCED.fetch_add(s.attached, Ordering::Relaxed);
-    }
-    c.next_key()
 }
