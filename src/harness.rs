@@ -29,9 +29,9 @@ pub struct Vm {
     child: Child,
     stdin: Option<ChildStdin>,
     console: Arc<Mutex<Vec<u8>>>,
-    /// Notified by the reader threads whenever console output arrives, so a
-    /// wait ends as soon as the text is there (key latency is measured
-    /// through it: sub-millisecond, not a polling interval).
+    /// Notified by the reader threads whenever console output arrives, so
+    /// [`Vm::try_expect_at_once`] ends as soon as the text is there (key
+    /// latency is measured through it: not a polling interval).
     arrived: Arc<Condvar>,
     /// Byte offset in the console output after the last match.
     cursor: usize,
@@ -196,8 +196,29 @@ impl Vm {
     }
 
     /// Like [`Vm::expect`] but returns the failure (`HANG: ...` for a missed
-    /// deadline) instead of panicking.
+    /// deadline) instead of panicking. Looks every 10 ms, so a pattern that
+    /// ends in an open repetition (`0x[0-9a-f]+`) mostly sees whole lines.
     pub fn try_expect(&mut self, pattern: &str, deadline: Duration) -> Result<String, String> {
+        self.wait_for(pattern, deadline, false)
+    }
+
+    /// Like [`Vm::try_expect`], but looks again as soon as output arrives:
+    /// for timing (key latency), with patterns that cannot match a partial
+    /// line.
+    pub fn try_expect_at_once(
+        &mut self,
+        pattern: &str,
+        deadline: Duration,
+    ) -> Result<String, String> {
+        self.wait_for(pattern, deadline, true)
+    }
+
+    fn wait_for(
+        &mut self,
+        pattern: &str,
+        deadline: Duration,
+        at_once: bool,
+    ) -> Result<String, String> {
         let re = Regex::new(pattern).unwrap_or_else(|e| panic!("bad test regex {pattern:?}: {e}"));
         let end = Instant::now() + deadline;
         loop {
@@ -222,11 +243,15 @@ impl Vm {
                     "QEMU exited ({status}) while waiting for {pattern:?}"
                 ));
             }
-            // Until more output arrives (at most 10 ms: QEMU's exit is
-            // noticed by polling).
-            let g = self.console.lock().unwrap();
-            if g.len() == raw_len {
-                let _ = self.arrived.wait_timeout(g, Duration::from_millis(10));
+            if at_once {
+                // Until more output arrives (at most 10 ms: QEMU's exit is
+                // noticed by polling).
+                let g = self.console.lock().unwrap();
+                if g.len() == raw_len {
+                    let _ = self.arrived.wait_timeout(g, Duration::from_millis(10));
+                }
+            } else {
+                std::thread::sleep(Duration::from_millis(10));
             }
         }
     }
