@@ -395,9 +395,66 @@ mod hw {
         pub prog_if: u8,
     }
 
-    /// Visits every function on buses 0..=255 (bounded: 256 x 32 x 8 probes)
-    /// until `f` returns true. Allocates nothing (usable on the panic path).
+    /// Most PCI functions remembered by [`init`]; a machine with more gets
+    /// the rest found by a fresh walk each time (slow, but correct).
+    const MAX_FUNCTIONS: usize = 128;
+
+    /// The functions found by [`init`], in bus order, and whether the table
+    /// holds all of them.
+    struct Found {
+        devices: [Option<Device>; MAX_FUNCTIONS],
+        complete: bool,
+    }
+
+    /// Written once by [`init`] on the boot CPU, before any other CPU runs;
+    /// read without a lock afterwards (the panic path included): `Once::get`
+    /// never waits.
+    static FOUND: spin::Once<Found> = spin::Once::new();
+
+    /// Walks the buses once and remembers every function: each walk is
+    /// 256 x 32 configuration reads at least (two port I/O exits each under
+    /// a hypervisor; about 80 ms under TCG here), and boot looked for the
+    /// dump disk, the watchdog, the framebuffer and the xHCI controllers with
+    /// a walk each. Boot CPU, before the other CPUs start.
+    pub fn init() {
+        FOUND.call_once(|| {
+            let mut f = Found {
+                devices: [None; MAX_FUNCTIONS],
+                complete: true,
+            };
+            let mut n = 0;
+            walk(|d| {
+                if n == MAX_FUNCTIONS {
+                    f.complete = false;
+                    return true;
+                }
+                f.devices[n] = Some(d);
+                n += 1;
+                false
+            });
+            f
+        });
+    }
+
+    /// Visits every function until `f` returns true: from the table of
+    /// [`init`] when it holds them all, else by walking the buses.
+    /// Allocates nothing and takes no lock (usable on the panic path).
     fn visit(mut f: impl FnMut(Device) -> bool) {
+        match FOUND.get() {
+            Some(found) if found.complete => {
+                for d in found.devices.iter().flatten() {
+                    if f(*d) {
+                        return;
+                    }
+                }
+            }
+            _ => walk(f),
+        }
+    }
+
+    /// Walks every function on buses 0..=255 (bounded: 256 x 32 x 8 probes)
+    /// until `f` returns true.
+    fn walk(mut f: impl FnMut(Device) -> bool) {
         for bus in 0..=255u8 {
             for dev in 0..32u8 {
                 for func in 0..8u8 {

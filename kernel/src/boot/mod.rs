@@ -75,6 +75,7 @@ extern "C" fn kmain(info: u32, magic: u32) -> ! {
     let opts = options(bi);
     memory(bi);
     let cpus = interrupt_controllers(bi);
+    crate::pci::init();
     framebuffer(bi, &opts);
     devices(&opts);
     start_cpus(&opts, &cpus);
