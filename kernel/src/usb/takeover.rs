@@ -55,9 +55,11 @@ pub unsafe fn panic_takeover(w: &mut impl Write) {
         // the lock may be held by a parked CPU (it will never release it).
         if let Some(c) = unsafe { (*lock.data_ptr()).as_mut() } {
             pci::disable_msi(&f.dev);
+            let start = crate::time::now_us();
             // SAFETY: one-way switch, from the panic CPU, others parked.
             let report = unsafe { c.enter_polled_mode() };
-            let _ = writeln!(w, "usb {}: polled mode: {report}", PciName(f.dev));
+            let us = crate::time::now_us() - start;
+            let _ = writeln!(w, "usb {}: polled mode: {report} ({us} us)", PciName(f.dev));
             continue;
         }
         from_scratch = true;
