@@ -1,6 +1,5 @@
 //! What the boot loader tells the kernel, from either boot protocol: the
-//! memory map, the ACPI RSDP, the command line, a framebuffer, the first
-//! module. PVH (QEMU's `-kernel`, Xen `arch-x86/hvm/start_info.h`) and
+//! memory map, the ACPI RSDP, the command line, a framebuffer. PVH (QEMU's `-kernel`, Xen `arch-x86/hvm/start_info.h`) and
 //! Multiboot2 (GRUB, on BIOS and UEFI PCs; "Multiboot2 Specification
 //! version 2.0", §3.6 "Boot information format").
 //!
@@ -85,8 +84,6 @@ pub struct BootInfo {
     /// True when the loader left the screen in EGA text mode (VGA text at
     /// 0xB8000 is visible); PVH boots are always in text mode.
     pub text_mode: bool,
-    /// The first module: physical (start, length).
-    pub module: Option<(u64, u64)>,
     /// The boot information's own physical range, to keep it reserved while
     /// it is read (the RSDP copy lives there).
     pub info_range: (u64, u64),
@@ -119,7 +116,6 @@ impl Default for BootInfo {
             cmdline: CmdLine::default(),
             framebuffer: None,
             text_mode: false,
-            module: None,
             info_range: (0, 0),
             skipped: 0,
         }
@@ -200,7 +196,6 @@ fn u64_at(b: &[u8], o: usize) -> Option<u64> {
 mod tag {
     pub const END: u32 = 0;
     pub const CMDLINE: u32 = 1;
-    pub const MODULE: u32 = 3;
     pub const MMAP: u32 = 6;
     pub const FRAMEBUFFER: u32 = 8;
     pub const ACPI_OLD: u32 = 14;
@@ -243,13 +238,6 @@ pub fn parse_multiboot2(mbi: &[u8], phys: u64) -> Result<BootInfo, BootInfoError
                 bi.set_cmdline(&body[8..]);
                 true
             }
-            tag::MODULE if bi.module.is_none() => match (u32_at(body, 8), u32_at(body, 12)) {
-                (Some(s), Some(e)) if e >= s => {
-                    bi.module = Some((u64::from(s), u64::from(e - s)));
-                    true
-                }
-                _ => false,
-            },
             tag::MMAP => memory_map(body, &mut bi),
             tag::FRAMEBUFFER => framebuffer(body, &mut bi),
             tag::ACPI_OLD if body.len() >= 8 + 20 => {

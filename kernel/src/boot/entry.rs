@@ -209,15 +209,6 @@ unsafe fn pvh(si: &StartInfo, phys: u64) -> BootInfo {
         };
         bi.set_cmdline(line);
     }
-    if si.nr_modules > 0 && si.modlist_paddr != 0 {
-        // SAFETY: modlist entry 0: paddr u64, size u64 (Xen start_info.h).
-        bi.module = Some(unsafe {
-            (
-                (si.modlist_paddr as *const u64).read_unaligned(),
-                ((si.modlist_paddr + 8) as *const u64).read_unaligned(),
-            )
-        });
-    }
     bi
 }
 
@@ -232,10 +223,6 @@ pub struct StartInfo {
     pub memmap_paddr: u64,
     /// Number of 24-byte memory map entries.
     pub memmap_entries: u32,
-    /// Physical address of the module list (`-initrd`), or 0.
-    pub modlist_paddr: u64,
-    /// Number of modules.
-    pub nr_modules: u32,
 }
 
 impl StartInfo {
@@ -253,8 +240,6 @@ impl StartInfo {
                 return None;
             }
             Some(Self {
-                nr_modules: p.add(12).cast::<u32>().read_unaligned(),
-                modlist_paddr: p.add(16).cast::<u64>().read_unaligned(),
                 cmdline_paddr: p.add(24).cast::<u64>().read_unaligned(),
                 rsdp_paddr: p.add(32).cast::<u64>().read_unaligned(),
                 memmap_paddr: p.add(40).cast::<u64>().read_unaligned(),
