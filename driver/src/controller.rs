@@ -635,6 +635,7 @@ impl<H: Hal> Controller<H> {
                 poll_us: d
                     .keyboard
                     .map_or(0, |k| crate::context::interval_us(k.interval)),
+                report_protocol: d.report_format.is_report_protocol(),
             })
         })
     }

@@ -29,6 +29,16 @@ pub enum DescriptorError {
     BadLength(u8),
     /// A field has a value the specification does not allow.
     BadValue(&'static str),
+    /// A HID report descriptor (HID 1.11 §6.2.2) that cannot be parsed.
+    BadReportDescriptor {
+        /// Byte offset of the offending item.
+        offset: u16,
+        /// What is wrong with it.
+        what: &'static str,
+    },
+    /// A HID report descriptor without a keyboard: no Generic Desktop /
+    /// Keyboard application collection with key fields (HUT 1.12 §4, §10).
+    NotAKeyboard,
 }
 
 impl fmt::Display for DescriptorError {
@@ -38,6 +48,10 @@ impl fmt::Display for DescriptorError {
             Self::WrongType(t) => write!(f, "unexpected descriptor type {t:#x}"),
             Self::BadLength(l) => write!(f, "bad descriptor length {l}"),
             Self::BadValue(what) => write!(f, "invalid {what}"),
+            Self::BadReportDescriptor { offset, what } => {
+                write!(f, "bad report descriptor at byte {offset}: {what}")
+            }
+            Self::NotAKeyboard => write!(f, "report descriptor has no keyboard"),
         }
     }
 }
@@ -107,6 +121,10 @@ impl DeviceDescriptor {
     }
 }
 
+/// HID interfaces a configuration summary lists (a keyboard with consumer
+/// keys, a mouse and a vendor interface has four).
+pub const MAX_HID_INTERFACES: usize = 6;
+
 /// The parts of a configuration we act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ConfigSummary {
@@ -114,12 +132,42 @@ pub struct ConfigSummary {
     pub value: u8,
     /// wTotalLength.
     pub total_length: u16,
+    /// The bytes given were fewer than wTotalLength (the read was bounded)
+    /// and the walk stopped at the last whole descriptor.
+    pub truncated: bool,
     /// Class of the first interface (for listing non-keyboards).
     pub first_interface_class: u8,
-    /// The boot keyboard interface, if any.
+    /// The keyboard interface to drive: the first boot keyboard interface
+    /// (class 3, subclass 1, protocol 1) as parsed; enumeration may instead
+    /// pick a HID interface whose report descriptor has a keyboard.
     pub keyboard: Option<InterruptInterface>,
     /// A hub interface (class 9) with its status-change endpoint, if any.
     pub hub: Option<InterruptInterface>,
+    /// The HID interfaces (class 3, alternate setting 0) with an interrupt
+    /// IN endpoint, in descriptor order; past [`MAX_HID_INTERFACES`] they
+    /// are not listed.
+    pub hid: [Option<HidInterface>; MAX_HID_INTERFACES],
+}
+
+/// A HID interface (HID 1.11 §4) with its interrupt IN endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HidInterface {
+    /// The interface and its endpoint.
+    pub interrupt: InterruptInterface,
+    /// bInterfaceSubClass (1: boot interface, HID 1.11 §4.2).
+    pub subclass: u8,
+    /// bInterfaceProtocol (1: keyboard, 2: mouse, HID 1.11 §4.3).
+    pub protocol: u8,
+    /// wDescriptorLength of its report descriptor, from the HID descriptor
+    /// (HID 1.11 §6.2.1); 0 if it gave none.
+    pub report_length: u16,
+}
+
+impl HidInterface {
+    /// Is it a boot keyboard (subclass 1, protocol 1)?
+    pub fn is_boot_keyboard(&self) -> bool {
+        self.subclass == 1 && self.protocol == 1
+    }
 }
 
 /// An interface with an interrupt IN endpoint.
@@ -146,72 +194,138 @@ pub(crate) fn parse_config_header(bytes: &[u8]) -> Result<(u8, u16), DescriptorE
 /// HID class / boot subclass / keyboard protocol (HID 1.11 §4.2, §4.3).
 const CLASS_HID: u8 = 3;
 const CLASS_HUB: u8 = 9;
+/// HID descriptor (HID 1.11 §6.2.1) and report descriptor types (§7.1).
+const DESC_HID: u8 = 0x21;
+/// Report descriptor type.
+pub(crate) const DESC_REPORT: u8 = 0x22;
+
+/// The interface descriptor being walked.
+#[derive(Debug, Clone, Copy)]
+struct CurrentInterface {
+    class: u8,
+    subclass: u8,
+    protocol: u8,
+    number: u8,
+    alternate: u8,
+    report_length: u16,
+}
 
 impl ConfigSummary {
-    /// Walks a full configuration descriptor set (USB 2.0 §9.6.3-§9.6.6) and
-    /// picks the first boot keyboard interface (class 3, subclass 1,
-    /// protocol 1) with an interrupt IN endpoint, and any hub interface.
+    /// Walks a configuration descriptor set (USB 2.0 §9.6.3-§9.6.6) and
+    /// lists its HID interfaces with their report descriptor lengths, picks
+    /// the first boot keyboard interface (class 3, subclass 1, protocol 1)
+    /// with an interrupt IN endpoint, and any hub interface.
+    ///
+    /// `bytes` may be shorter than wTotalLength when the read was bounded:
+    /// then the walk ends at the last whole descriptor and `truncated` is
+    /// set. Within wTotalLength a descriptor that runs past it is an error.
     pub fn parse(bytes: &[u8]) -> Result<Self, DescriptorError> {
         let (value, total_length) = parse_config_header(bytes)?;
         let mut summary = Self {
             value,
             total_length,
+            truncated: bytes.len() < usize::from(total_length),
             ..Self::default()
         };
         let end = bytes.len().min(usize::from(total_length));
         let mut offset = usize::from(bytes[0]);
-        // (class, subclass, protocol, number, alternate) of the current interface
-        let mut current: Option<(u8, u8, u8, u8, u8)> = None;
+        let mut current: Option<CurrentInterface> = None;
         let mut seen_interface = false;
         while offset + 2 <= end {
             let len = usize::from(bytes[offset]);
+            if len >= 2 && offset + len > end && summary.truncated {
+                break; // cut by the bounded read: the rest is not used
+            }
             if len < 2 || offset + len > end {
                 return Err(DescriptorError::BadLength(bytes[offset]));
             }
             let d = &bytes[offset..offset + len];
             match d[1] {
                 DESC_INTERFACE if len >= 9 => {
-                    current = Some((d[5], d[6], d[7], d[2], d[3]));
+                    current = Some(CurrentInterface {
+                        class: d[5],
+                        subclass: d[6],
+                        protocol: d[7],
+                        number: d[2],
+                        alternate: d[3],
+                        report_length: 0,
+                    });
                     if !seen_interface {
                         summary.first_interface_class = d[5];
                         seen_interface = true;
                     }
                 }
                 DESC_INTERFACE => return Err(DescriptorError::BadLength(d[0])),
+                DESC_HID => {
+                    if let Some(c) = current.as_mut() {
+                        c.report_length = hid_report_length(d);
+                    }
+                }
                 DESC_ENDPOINT if len >= 7 => {
-                    let address = d[2];
-                    let attributes = d[3];
-                    let is_interrupt_in = address & 0x80 != 0 && attributes & 0x3 == 3;
-                    let number = address & 0x0f;
-                    if let (Some((class, subclass, protocol, iface, alt)), true) =
-                        (current, is_interrupt_in && number != 0)
-                    {
-                        let found = InterruptInterface {
-                            interface: iface,
-                            alternate: alt,
-                            endpoint: number,
-                            max_packet: u16_at(d, 4) & 0x7ff,
-                            interval: d[6],
-                        };
-                        if class == CLASS_HID
-                            && subclass == 1
-                            && protocol == 1
-                            && summary.keyboard.is_none()
-                            && alt == 0
-                        {
-                            summary.keyboard = Some(found);
-                        } else if class == CLASS_HUB && summary.hub.is_none() && alt == 0 {
-                            summary.hub = Some(found);
-                        }
+                    if let Some(c) = current {
+                        summary.endpoint(c, d);
                     }
                 }
                 DESC_ENDPOINT => return Err(DescriptorError::BadLength(d[0])),
-                _ => {} // HID, class-specific and unknown descriptors are skipped
+                _ => {} // class-specific and unknown descriptors are skipped
             }
             offset += len;
         }
         Ok(summary)
     }
+
+    /// An endpoint descriptor `d` of interface `c`: an interrupt IN endpoint
+    /// of a HID or hub interface at alternate setting 0 is recorded.
+    fn endpoint(&mut self, c: CurrentInterface, d: &[u8]) {
+        let address = d[2];
+        let is_interrupt_in = address & 0x80 != 0 && d[3] & 0x3 == 3;
+        let number = address & 0x0f;
+        if !is_interrupt_in || number == 0 || c.alternate != 0 {
+            return;
+        }
+        let found = InterruptInterface {
+            interface: c.number,
+            alternate: c.alternate,
+            endpoint: number,
+            max_packet: u16_at(d, 4) & 0x7ff,
+            interval: d[6],
+        };
+        match c.class {
+            CLASS_HID => {
+                let hid = HidInterface {
+                    interrupt: found,
+                    subclass: c.subclass,
+                    protocol: c.protocol,
+                    report_length: c.report_length,
+                };
+                let listed = self
+                    .hid
+                    .iter()
+                    .flatten()
+                    .any(|h| h.interrupt.interface == c.number);
+                if !listed && let Some(slot) = self.hid.iter_mut().find(|h| h.is_none()) {
+                    *slot = Some(hid);
+                }
+                if hid.is_boot_keyboard() && self.keyboard.is_none() {
+                    self.keyboard = Some(found);
+                }
+            }
+            CLASS_HUB if self.hub.is_none() => self.hub = Some(found),
+            _ => {}
+        }
+    }
+}
+
+/// wDescriptorLength of the report descriptor a HID descriptor lists (HID
+/// 1.11 §6.2.1: bNumDescriptors entries of bDescriptorType and
+/// wDescriptorLength from byte 6); 0 if it lists none.
+fn hid_report_length(d: &[u8]) -> u16 {
+    let count = usize::from(*d.get(5).unwrap_or(&0));
+    (0..count)
+        .map(|i| 6 + 3 * i)
+        .take_while(|&at| at + 3 <= d.len())
+        .find(|&at| d[at] == DESC_REPORT)
+        .map_or(0, |at| u16_at(d, at + 1))
 }
 
 /// A hub descriptor (USB 2.0 §11.23.2.1).
@@ -293,6 +407,18 @@ impl SetupPacket {
         }
     }
 
+    /// GET_DESCRIPTOR of a HID report descriptor (HID 1.11 §7.1.1): a
+    /// standard request to the interface, descriptor type 0x22, index 0.
+    pub(crate) fn get_report_descriptor(interface: u8, length: u16) -> Self {
+        Self {
+            request_type: 0x81,
+            request: 6,
+            value: u16::from(DESC_REPORT) << 8,
+            index: u16::from(interface),
+            length,
+        }
+    }
+
     /// GET_DESCRIPTOR of a class descriptor (hub).
     pub(crate) fn get_class_descriptor(kind: u8, length: u16) -> Self {
         Self {
@@ -348,14 +474,16 @@ impl SetupPacket {
         }
     }
 
-    /// HID SET_REPORT, output report 0 (HID 1.11 §7.2.2), one byte of LEDs.
-    pub(crate) fn set_report_output(interface: u8) -> Self {
+    /// HID SET_REPORT of output report `report_id` (0: Report IDs are not
+    /// used) with `length` bytes (HID 1.11 §7.2.2: wValue is the report
+    /// type, 2 = Output, and the ID).
+    pub(crate) fn set_output_report(interface: u8, report_id: u8, length: u16) -> Self {
         Self {
             request_type: 0x21,
             request: 0x09,
-            value: 0x0200,
+            value: 0x0200 | u16::from(report_id),
             index: u16::from(interface),
-            length: 1,
+            length,
         }
     }
 

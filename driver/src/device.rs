@@ -21,8 +21,9 @@ const REPORT_OFFSET: usize = INTR_RING_OFFSET + INTR_RING_TRBS * 16; // 4992
 /// Bytes of the interrupt IN buffer.
 pub(crate) const REPORT_BYTES: usize = 64;
 const CONTROL_BUFFER_OFFSET: usize = 5120;
-/// Bytes of the control transfer data buffer.
-pub(crate) const CONTROL_BUFFER_BYTES: usize = 1024;
+/// Bytes of the control transfer data buffer: the longest configuration
+/// descriptor set and report descriptor read (the rest of the region).
+pub(crate) const CONTROL_BUFFER_BYTES: usize = 3072;
 
 const _: () =
     assert!(INPUT_CONTEXT_OFFSET >= DEVICE_CONTEXT_OFFSET + crate::context::DEVICE_CONTEXT_BYTES);
@@ -177,6 +178,8 @@ pub(crate) struct Device {
     pub(crate) control_done: Option<ControlDone>,
     pub(crate) control_residual: u32,
     pub(crate) previous_report: [u8; 8],
+    /// How the keyboard's reports are read: boot or report protocol.
+    pub(crate) report_format: crate::hid::ReportFormat,
     pub(crate) reports: u32,
     pub(crate) errors: u32,
     pub(crate) rollover: u32,
@@ -203,6 +206,7 @@ impl Device {
             control_done: None,
             control_residual: 0,
             previous_report: [0; 8],
+            report_format: crate::hid::ReportFormat::default(),
             reports: 0,
             errors: 0,
             rollover: 0,

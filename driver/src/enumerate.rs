@@ -324,8 +324,14 @@ impl<H: Hal> Controller<H> {
         Ok(DeviceDescriptor::parse(&bytes[..n.min(18)])?)
     }
 
-    /// GET_DESCRIPTOR(configuration): the 9-byte header for wTotalLength,
-    /// then the whole configuration (up to the control buffer), parsed.
+    /// GET_DESCRIPTOR(configuration) (USB 2.0 §9.4.3): the 9-byte header
+    /// for wTotalLength, then the whole configuration descriptor set in one
+    /// request of wTotalLength bytes, up to [`CONTROL_BUFFER_BYTES`]
+    /// (3 KiB; Linux reads up to 64 KiB, a keyboard's is under 200 bytes).
+    /// A longer configuration is parsed up to the bound: the descriptors
+    /// that fit in it are used, the one cut and the rest ignored
+    /// (`ConfigSummary::truncated`). Then the keyboard interface is chosen
+    /// (`keyboard_setup.rs`), reading report descriptors as needed.
     fn read_configuration(&mut self, index: usize) -> Result<ConfigSummary, Error> {
         let control = self.devices[index].mem.control;
         let n = self.control(
@@ -344,40 +350,29 @@ impl<H: Hal> Controller<H> {
             &[],
             "GET_DESCRIPTOR(config)",
         )?;
-        let mut config = [0u8; CONTROL_BUFFER_BYTES];
-        control.read_bytes(0, &mut config[..n.min(CONTROL_BUFFER_BYTES)]);
-        Ok(ConfigSummary::parse(
-            &config[..n.min(CONTROL_BUFFER_BYTES)],
-        )?)
+        let mut summary = {
+            // scoped: the copy is gone before the report descriptors are read
+            let mut config = [0u8; CONTROL_BUFFER_BYTES];
+            let n = n.min(want);
+            control.read_bytes(0, &mut config[..n]);
+            ConfigSummary::parse(&config[..n])?
+        };
+        self.choose_keyboard(index, &mut summary)?;
+        Ok(summary)
     }
 
-    /// SET_CONFIGURATION, SET_PROTOCOL(boot), SET_IDLE(0), Configure Endpoint, LEDs.
+    /// SET_PROTOCOL(boot) for a boot keyboard, SET_IDLE(0), Configure
+    /// Endpoint, LEDs. SET_CONFIGURATION was sent by `read_configuration`
+    /// (`choose_keyboard`) before the report descriptors were read: a
+    /// keyboard is always a HID interface.
     fn configure_keyboard(
         &mut self,
         index: usize,
-        configuration: u8,
+        _configuration: u8,
         keyboard: InterruptInterface,
     ) -> Result<(), Error> {
         let speed = self.devices[index].speed;
-        self.control(
-            index,
-            SetupPacket::set_configuration(configuration),
-            &[],
-            "SET_CONFIGURATION",
-        )?;
-        // A keyboard may STALL SET_PROTOCOL or SET_IDLE (a protocol stall,
-        // USB 2.0 §8.4.5, §9.2.7: only EP0 is halted and gets reset); carry
-        // on, as FreeBSD ukbd_attach does ("Set protocol error (ignored)").
-        // HID 1.11 §7.2.6 starts a device in report protocol, so such a
-        // keyboard types if its reports are boot-format (HID 1.11 B.1).
-        if let Err(e) = self.control(
-            index,
-            SetupPacket::set_protocol(keyboard.interface, 0),
-            &[],
-            "SET_PROTOCOL(boot)",
-        ) {
-            self.note_error(e);
-        }
+        self.select_protocol(index, keyboard.interface);
         if let Err(e) = self.control(
             index,
             SetupPacket::set_idle(keyboard.interface),
@@ -396,13 +391,9 @@ impl<H: Hal> Controller<H> {
             max_packet,
             interval,
         });
-        let leds = self.keyboard.leds().report_byte();
-        if let Err(e) = self.control(
-            index,
-            SetupPacket::set_report_output(keyboard.interface),
-            &[leds],
-            "SET_REPORT (LEDs)",
-        ) {
+        if let Some((setup, data, length)) = self.led_request(index, keyboard.interface)
+            && let Err(e) = self.control(index, setup, &data[..length], "SET_REPORT (LEDs)")
+        {
             self.note_error(e);
         }
         Ok(())

@@ -4,7 +4,7 @@
 #![forbid(unsafe_code)]
 
 use crate::controller::{CommandDone, Controller, EVENT_RING_TRBS};
-use crate::device::ControlDone;
+use crate::device::{ControlDone, REPORT_BYTES};
 use crate::hal::Hal;
 use crate::regs::EventRingDequeuePointer;
 use crate::trb::{CompletionCode, Event};
@@ -177,11 +177,9 @@ impl<H: Hal> Controller<H> {
             Ok(CompletionCode::Success | CompletionCode::ShortPacket) => {
                 let requested = u32::from(max_packet.min(64));
                 let length = requested.saturating_sub(residual) as usize;
-                let mut report = [0u8; 8];
-                device
-                    .mem
-                    .report
-                    .read_bytes(0, &mut report[..length.min(8)]);
+                let mut report = [0u8; REPORT_BYTES];
+                let length = length.min(REPORT_BYTES);
+                device.mem.report.read_bytes(0, &mut report[..length]);
                 if device.state == Some(DeviceState::Hub) {
                     // Status change bitmap (USB 2.0 §11.12.4): bit 0 hub, bit p
                     // port p. The endpoint is re-armed once the changes are
@@ -196,9 +194,12 @@ impl<H: Hal> Controller<H> {
                 let now = self.hal.now_us();
                 let device = &mut self.devices[index];
                 if device.state == Some(DeviceState::Keyboard) {
-                    let outcome =
-                        self.keyboard
-                            .handle_report(&mut device.previous_report, report, now);
+                    let outcome = self.keyboard.handle_input(
+                        &mut device.previous_report,
+                        &mut device.report_format,
+                        &report[..length],
+                        now,
+                    );
                     if outcome.rollover {
                         device.rollover = device.rollover.wrapping_add(1);
                     }

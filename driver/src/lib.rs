@@ -15,6 +15,7 @@ mod extcaps;
 mod hal;
 mod hid;
 mod hub;
+mod keyboard_setup;
 mod regs;
 mod ring;
 mod takeover;
@@ -27,7 +28,8 @@ mod testing;
 
 pub use controller::Controller;
 pub use descriptor::{
-    ConfigSummary, DescriptorError, DeviceDescriptor, HubDescriptor, InterruptInterface,
+    ConfigSummary, DescriptorError, DeviceDescriptor, HidInterface, HubDescriptor,
+    InterruptInterface, MAX_HID_INTERFACES,
 };
 pub use error::Error;
 pub use hal::{DmaRegion, Hal};

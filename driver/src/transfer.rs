@@ -158,19 +158,16 @@ impl<H: Hal> Controller<H> {
 
     /// Sends the LED state to every keyboard (HID SET_REPORT, output report).
     pub(crate) fn send_leds(&mut self) {
-        let byte = self.keyboard.leds().report_byte();
         for index in 0..self.devices.len() {
             let device = &self.devices[index];
             let Some(kbd) = device.keyboard else { continue };
             if device.state != Some(DeviceState::Keyboard) {
                 continue;
             }
-            if let Err(e) = self.control(
-                index,
-                SetupPacket::set_report_output(kbd.interface),
-                &[byte],
-                "SET_REPORT (LEDs)",
-            ) {
+            let Some((setup, data, length)) = self.led_request(index, kbd.interface) else {
+                continue;
+            };
+            if let Err(e) = self.control(index, setup, &data[..length], "SET_REPORT (LEDs)") {
                 self.note_error(e);
             }
         }

@@ -197,6 +197,9 @@ pub struct DeviceInfo {
     /// Polling period of the keyboard's interrupt endpoint in µs, as
     /// programmed (0 for other devices).
     pub poll_us: u32,
+    /// A keyboard read in the report protocol through its report
+    /// descriptor (HID 1.11 §6.2.2), not in the boot protocol.
+    pub report_protocol: bool,
 }
 
 impl fmt::Display for DeviceInfo {
@@ -222,6 +225,9 @@ impl fmt::Display for DeviceInfo {
                 " ({} reports, {} errors, polled every {} us)",
                 self.reports, self.errors, self.poll_us
             )?;
+            if self.report_protocol {
+                write!(f, ", report protocol")?;
+            }
         }
         Ok(())
     }

@@ -123,3 +123,58 @@ fn mutated_keyboard_config_never_panics() {
         },
     );
 }
+
+/// A composite configuration: a boot mouse on interface 0, a keyboard
+/// without the boot subclass on interface 1 (report descriptor of 92
+/// bytes), a boot keyboard on interface 2: every HID interface is listed
+/// with its report descriptor length, and the boot keyboard is picked.
+#[test]
+fn hid_interfaces_are_listed_with_report_lengths() {
+    let mut c: Vec<u8> = std::vec![9, 2, 0, 0, 3, 1, 0, 0xa0, 50];
+    for (number, subclass, protocol, length) in
+        [(0u8, 1u8, 2u8, 50u8), (1, 0, 0, 92), (2, 1, 1, 63)]
+    {
+        c.extend([9, 4, number, 0, 1, 3, subclass, protocol, 0]);
+        c.extend([9, 0x21, 0x11, 1, 0, 1, 0x22, length, 0]);
+        c.extend([7, 5, 0x81 + number, 3, 8, 0, 10]);
+    }
+    c[2] = c.len() as u8;
+    let s = ConfigSummary::parse(&c).unwrap();
+    let listed: Vec<_> = s
+        .hid
+        .iter()
+        .flatten()
+        .map(|h| {
+            (
+                h.interrupt.interface,
+                h.subclass,
+                h.protocol,
+                h.report_length,
+            )
+        })
+        .collect();
+    assert_eq!(listed, [(0, 1, 2, 50), (1, 0, 0, 92), (2, 1, 1, 63)]);
+    assert_eq!(s.keyboard.map(|k| (k.interface, k.endpoint)), Some((2, 3)));
+    assert!(!s.truncated);
+}
+
+/// Bytes fewer than wTotalLength (a read bounded by the control buffer):
+/// the walk ends at the last whole descriptor instead of failing; within
+/// wTotalLength a descriptor running past it is still an error.
+#[test]
+fn configuration_cut_by_the_read_bound_is_parsed_up_to_it() {
+    let mut c = KBD_CONFIG.to_vec();
+    c.extend([9, 4, 1, 0, 1, 3, 1, 1, 0]); // a second interface...
+    let total = c.len() as u16 + 16;
+    c[2..4].copy_from_slice(&total.to_le_bytes());
+    c.extend([9, 0x21, 0x11]); // ...whose HID descriptor the bound cut
+    let s = ConfigSummary::parse(&c).unwrap();
+    assert!(s.truncated);
+    assert_eq!(s.keyboard.map(|k| k.interface), Some(0));
+    let mut whole = KBD_CONFIG;
+    whole[27] = 9; // the endpoint runs past wTotalLength: an error
+    assert_eq!(
+        ConfigSummary::parse(&whole),
+        Err(DescriptorError::BadLength(9))
+    );
+}

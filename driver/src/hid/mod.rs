@@ -1,14 +1,19 @@
-//! HID boot keyboard class logic: report diffing, lock keys and LEDs, key
-//! repeat from the HAL clock, decoding with `pc-keyboard` layouts.
+//! HID keyboard class logic: report diffing, lock keys and LEDs, key
+//! repeat from the HAL clock, decoding with `pc-keyboard` layouts; boot
+//! protocol reports and, through the report descriptor, report protocol.
 #![forbid(unsafe_code)]
 
+mod input;
 mod keymap;
 mod layout;
 mod queue;
 mod report;
+mod report_descriptor;
 
+pub(crate) use input::ReportFormat;
 pub use layout::Layout;
 pub(crate) use queue::KeyQueue;
+pub(crate) use report_descriptor::{ReportLayout, parse as parse_report_descriptor};
 
 use pc_keyboard::layouts::AnyLayout;
 use pc_keyboard::{DecodedKey, EventDecoder, HandleControl, KeyCode, KeyEvent, KeyState};
@@ -113,6 +118,23 @@ impl KeyboardState {
 
     pub(crate) fn leds(&self) -> Leds {
         self.leds
+    }
+
+    /// Feeds one input report as it came from the keyboard, read by its
+    /// `format` (boot or report protocol); `previous` is that keyboard's
+    /// last report in the boot shape. A report of another Report ID
+    /// (consumer or system keys on the keyboard's interface) does nothing.
+    pub(crate) fn handle_input(
+        &mut self,
+        previous: &mut [u8; 8],
+        format: &mut ReportFormat,
+        bytes: &[u8],
+        now_us: u64,
+    ) -> ReportOutcome {
+        match format.boot_report(bytes) {
+            Some(report) => self.handle_report(previous, report, now_us),
+            None => ReportOutcome::default(),
+        }
     }
 
     /// Feeds one 8-byte boot report; `previous` is that keyboard's last report.
@@ -248,5 +270,7 @@ fn fresh_decoder(layout: Layout) -> EventDecoder<AnyLayout> {
     EventDecoder::new(layout.to_any(), HandleControl::MapLettersToUnicode)
 }
 
+#[cfg(test)]
+mod report_descriptor_tests;
 #[cfg(test)]
 mod tests;

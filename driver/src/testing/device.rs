@@ -6,8 +6,8 @@ use std::collections::VecDeque;
 use std::vec::Vec;
 
 use super::descriptors::{
-    CLASS_HID, CLASS_HUB, DeviceFields, FULL_SPEED, FakeInterface, HIGH_SPEED, LOW_SPEED,
-    configuration,
+    BOOT_KEYBOARD_REPORT, CLASS_HID, CLASS_HUB, DeviceFields, FULL_SPEED, FakeInterface,
+    HIGH_SPEED, LOW_SPEED, MOUSE_REPORT, configuration_of,
 };
 
 /// What a fake USB device answers on endpoint 0.
@@ -62,6 +62,14 @@ pub(crate) struct FakeDevice {
     pub(crate) interfaces: Vec<FakeInterface>,
     /// Alternate setting selected on interface 0 (SET_INTERFACE, USB 2.0 §9.4.10).
     pub(crate) alternate: u8,
+    /// Report descriptors (HID 1.11 §6.2.2) by interface number, replacing
+    /// the default (QEMU usb-kbd's for a boot keyboard, a mouse's else).
+    pub(crate) report_descriptors: Vec<(u8, Vec<u8>)>,
+    /// Input reports of any length, each with the endpoint number it is
+    /// sent on, taken before `reports` (report-protocol keyboards).
+    pub(crate) raw_reports: VecDeque<(u8, Vec<u8>)>,
+    /// Bytes of class-specific descriptors before the first interface.
+    pub(crate) config_padding: usize,
 }
 
 impl FakeDevice {
@@ -240,6 +248,13 @@ impl FakeDevice {
             }
             return (bits != 0).then(|| bits.to_le_bytes().to_vec());
         }
+        if self
+            .raw_reports
+            .front()
+            .is_some_and(|(ep, _)| *ep == number)
+        {
+            return self.raw_reports.pop_front().map(|(_, r)| r);
+        }
         if self.boot_keyboard().map(|i| i.endpoint_number()) != Some(number) {
             return None;
         }
@@ -267,6 +282,25 @@ impl FakeDevice {
             },
             interfaces,
             alternate: 0,
+            report_descriptors: Vec::new(),
+            raw_reports: VecDeque::new(),
+            config_padding: 0,
+        }
+    }
+
+    /// The report descriptor of HID interface `number`.
+    pub(crate) fn report_descriptor(&self, number: u8) -> Vec<u8> {
+        if let Some((_, d)) = self.report_descriptors.iter().find(|(n, _)| *n == number) {
+            return d.clone();
+        }
+        let boot = self
+            .interfaces
+            .iter()
+            .any(|i| i.number == number && i.is_boot_keyboard());
+        if boot {
+            BOOT_KEYBOARD_REPORT.to_vec()
+        } else {
+            MOUSE_REPORT.to_vec()
         }
     }
 
@@ -293,11 +327,21 @@ impl FakeDevice {
         match (setup[0], setup[1]) {
             (0x80, 6) => match value >> 8 {
                 1 => ControlReply::Data(self.descriptor.bytes()),
-                2 => ControlReply::Data(configuration(&self.interfaces, self.hub.is_some())),
+                2 => ControlReply::Data(configuration_of(
+                    &self.interfaces,
+                    self.hub.is_some(),
+                    &|n| self.report_descriptor(n).len() as u16,
+                    self.config_padding,
+                )),
                 _ => ControlReply::Stall,
             },
+            // GET_DESCRIPTOR(report) of a HID interface (HID 1.11 §7.1.1)
+            (0x81, 6) if value == 0x2200 && hid.is_some() => {
+                ControlReply::Data(self.report_descriptor(index as u8))
+            }
             (0x00, 9) => {
-                self.configured = Some(value as u8);
+                // configuration 0 is the Address state (USB 2.0 §9.4.7)
+                self.configured = (value != 0).then_some(value as u8);
                 self.alternate = 0;
                 ControlReply::Data(Vec::new())
             }
@@ -323,8 +367,9 @@ impl FakeDevice {
             }
             (0x21, 0x0a) if self.stall_set_idle || hid.is_none() => ControlReply::Stall,
             (0x21, 0x0a) => ControlReply::Data(Vec::new()),
-            (0x21, 0x09) if is_keyboard => {
-                self.leds.push(out.first().copied().unwrap_or(0));
+            // the LED byte ends the output report, after any Report ID
+            (0x21, 0x09) if hid.is_some() => {
+                self.leds.push(out.last().copied().unwrap_or(0));
                 ControlReply::Data(Vec::new())
             }
             _ => ControlReply::Stall,

@@ -14,6 +14,9 @@ mod hal;
 mod machine;
 mod stop;
 
+pub(crate) use descriptors::{
+    BOOT_KEYBOARD_REPORT, MOUSE_REPORT, NKRO_KEYBOARD, REPORT_ID_KEYBOARD,
+};
 pub(crate) use descriptors::{FULL_SPEED, FakeInterface, HIGH_SPEED, LOW_SPEED};
 pub(crate) use device::FakeDevice;
 pub(crate) use hal::{FakeHal, FakeHandle};
@@ -23,6 +26,8 @@ pub(crate) use stop::{StopPoint, stop_at, stop_point};
 mod hook_tests;
 #[cfg(test)]
 mod hub_tests;
+#[cfg(test)]
+mod report_protocol_tests;
 #[cfg(test)]
 mod reset_tests;
 #[cfg(test)]
