@@ -119,6 +119,12 @@ pub(crate) struct ReportLayout {
     pub(crate) leds: Option<LedField>,
 }
 
+// Every device slot holds a layout, and debug builds keep several copies
+// of the controller on the boot stack while it starts (a 180-byte layout
+// overflowed panicbench's 64 KiB boot stack into its page tables): grow it
+// only with that in mind.
+const _: () = assert!(core::mem::size_of::<ReportLayout>() <= 44);
+
 impl ReportLayout {
     /// Bytes of the keyboard's input report on the wire, with its ID byte.
     pub(crate) fn wire_bytes(&self) -> usize {
