@@ -138,8 +138,10 @@ boot_gdt_ptr:
 boot_pml4:  .skip 4096
 boot_pdpt:  .skip 4096
 boot_pd:    .skip 4096 * 4
-    .balign 16
-boot_stack: .skip 65536
+    .balign 4096
+    .global boot_stack_guard
+boot_stack_guard: .skip 4096        /* unmapped at boot: an overflow faults */
+boot_stack: .skip 262144
 boot_stack_top:
     "#,
     options(att_syntax)

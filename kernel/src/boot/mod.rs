@@ -15,6 +15,8 @@ unsafe extern "C" {
     static __kernel_start: u8;
     static __kernel_end: u8;
     static __data_start: u8;
+    /// The page below the boot stack (`entry.rs`).
+    static boot_stack_guard: u8;
 }
 
 /// What the boot loader handed over (read once, at entry).
@@ -204,6 +206,12 @@ fn memory(bi: &BootInfo) {
     );
     crate::usb::hal::reserve_panic_pool();
     mm::panic_stack::reserve();
+    // The boot stack (256 KiB, `entry.rs`) lies right above the boot page
+    // tables: in a debug build the controller bring-up alone takes tens of
+    // KiB of it, and an overflow used to rewrite the page tables.
+    if !mm::guard::unmap(&raw const boot_stack_guard as u64) {
+        log::warn!("boot stack: could not unmap its guard page");
+    }
     log::info!(
         "memory: {} MiB usable, kernel {:#x}-{:#x}, symbols {}",
         (mm::FRAMES.lock().total * 4096) >> 20,

@@ -175,9 +175,10 @@ fn collect_segments(full: bool, exclude: &[(u64, u64)], segs: &mut Segments<MAX_
         map.iter()
             .any(|r| r.kind == 1 && a >= r.start && b <= r.start + r.len)
     };
-    // The panic stack's guard page is unmapped: reading it would fault.
-    let guard = crate::mm::panic_stack::guard_page();
-    let excluded = |a: u64| Some(a) == guard || exclude.iter().any(|&(s, e)| (s..e).contains(&a));
+    // Guard pages (below the boot and panic stacks) are unmapped: reading
+    // one would fault.
+    let excluded =
+        |a: u64| crate::mm::guard::is_guard(a) || exclude.iter().any(|&(s, e)| (s..e).contains(&a));
     for r in map.iter().filter(|r| r.kind == 1) {
         // Page 0 is left out: a null pointer to Rust, and nothing lives there.
         let start = (r.start.div_ceil(PAGE_SIZE) * PAGE_SIZE).max(PAGE_SIZE);

@@ -2,6 +2,7 @@
 //! (identity map) and the heap.
 
 pub mod frame;
+pub mod guard;
 pub mod heap;
 pub mod paging;
 pub mod panic_stack;

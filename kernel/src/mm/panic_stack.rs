@@ -27,7 +27,7 @@ pub fn reserve() {
         log::warn!("panic stack: no memory; panics run on the stack they were raised on");
         return;
     };
-    if !super::paging::unmap_guard_page(base) {
+    if !super::guard::unmap(base) {
         log::warn!("panic stack: could not unmap the guard page at {base:#x}");
         return;
     }
