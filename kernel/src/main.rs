@@ -42,6 +42,8 @@ pub mod debugger;
 #[cfg(target_os = "none")]
 pub mod dump;
 #[cfg(target_os = "none")]
+pub mod gdb;
+#[cfg(target_os = "none")]
 pub mod mm;
 #[cfg(target_os = "none")]
 pub mod panic;
