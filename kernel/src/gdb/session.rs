@@ -46,11 +46,11 @@ impl Connection for Com2 {
     }
 }
 
-type Machine2 = GdbStubStateMachine<'static, Machine, Com2>;
+type StateMachine = GdbStubStateMachine<'static, Machine, Com2>;
 
 /// The one session, and its target, owned by the CPU running the debugger.
 struct Session {
-    machine: Option<Machine2>,
+    machine: Option<StateMachine>,
     target: Machine,
 }
 
@@ -72,16 +72,14 @@ static PACKET: BufferCell = BufferCell(UnsafeCell::new([0; PACKET_SIZE]));
 /// TSC of the last attempt to take COM2 back after it was given up on.
 static LAST_REVIVE: AtomicU64 = AtomicU64::new(0);
 
-/// Sessions started (the first one and every one after an error).
-pub static SESSIONS: AtomicU64 = AtomicU64::new(0);
-
 /// A new state machine over the static packet buffer.
 ///
 /// # Safety
-/// No other gdbstub holding the packet buffer may exist: the caller has
-/// dropped the previous state machine (every path that ends one comes here
-/// only after it was consumed).
-unsafe fn fresh() -> Option<Machine2> {
+/// No other gdbstub holding the packet buffer may be used again: the caller
+/// has dropped the previous state machine (every path that ends one comes
+/// here only after it was consumed), or a nested panic inside [`poll`] left
+/// it on a stack the debugger never returns to.
+unsafe fn fresh() -> Option<StateMachine> {
     // SAFETY: per the contract, no other reference to the buffer is alive.
     let buf: &'static mut [u8] = unsafe { &mut *PACKET.0.get() };
     let stub = GdbStubBuilder::new(Com2)
@@ -90,7 +88,6 @@ unsafe fn fresh() -> Option<Machine2> {
         .ok()?;
     // SAFETY: only the debugger CPU reaches `fresh` (via `poll`).
     let target = unsafe { &mut (*SESSION.0.get()).target };
-    SESSIONS.fetch_add(1, Ordering::Relaxed);
     stub.run_state_machine(target).ok()
 }
 
@@ -126,7 +123,7 @@ pub unsafe fn poll() {
 
 /// One transition of the state machine: `(next state, go on reading)`.
 /// `None` for the next state after an error (a fresh session follows).
-fn step(machine: Machine2, target: &mut Machine) -> (Option<Machine2>, bool) {
+fn step(machine: StateMachine, target: &mut Machine) -> (Option<StateMachine>, bool) {
     let next = match machine {
         GdbStubStateMachine::Idle(gdb) => {
             let Some(byte) = COM2_UART.try_get() else {
