@@ -4,8 +4,9 @@
 //! registers, the panic's backtrace by name, and memory through the `mem`
 //! checks (an unmapped address is an error, not a hang), while the USB
 //! keyboard keeps typing at `db> `. A gdb that sends garbage or hangs up
-//! mid-packet leaves the console and the next gdb working; without COM2
-//! the stub is off and silent.
+//! mid-packet leaves the console and the next gdb working; a CPU that did
+//! not stop has no registers (an error reply); without COM2 the stub is off
+//! and silent.
 
 use std::io::Write;
 use std::os::unix::net::UnixStream;
@@ -42,6 +43,10 @@ fn spawn_gdb(socket: &Path, commands: &[String], out: &Path) -> Child {
         "-nx".into(),
         "-ex".into(),
         "set pagination off".into(),
+        // A loaded host (or a CPU spinning under TCG) can delay a reply past
+        // gdb's default 2 s.
+        "-ex".into(),
+        "set remotetimeout 30".into(),
         "-ex".into(),
         format!("target remote {}", socket.display()),
     ];
@@ -176,7 +181,10 @@ fn gdb_after_a_panic_sees_every_cpu_and_memory() {
     let panic_cpu: usize = vm.expect_captures(r"PANIC on cpu (\d+)", STEP)[1]
         .parse()
         .unwrap();
-    let other = vm.expect_captures(r"cpu (\d+): stopped \(ipi\) at RIP (0x[0-9a-f]+)", STEP);
+    let other = vm.expect_captures(
+        r"cpu (\d+): stopped \((?:ipi|nmi)\) at RIP (0x[0-9a-f]+)",
+        STEP,
+    );
     let (other_cpu, other_rip): (usize, u64) = (other[1].parse().unwrap(), hex(&other[2]));
     vm.expect("gdb: remote serial protocol on COM2", STEP);
     vm.expect("db> ", STEP);
@@ -267,6 +275,48 @@ fn gdb_garbage_and_hangups_leave_the_console_and_the_stub_working() {
     );
     vm.send_serial("cpus\r");
     vm.expect("cpu 1: apic", STEP);
+    vm.send_serial("poweroff\r");
+    vm.expect_success_exit(STEP);
+}
+
+/// A CPU that did not stop (`trigger=deaf`) saved no registers: its thread
+/// is listed, reading its registers is an error reply, and the panic
+/// CPU's thread still unwinds.
+#[test]
+fn gdb_a_cpu_that_did_not_stop_has_no_registers() {
+    let socket = SocketPath::new("gdb-c.sock").unwrap();
+    let mut vm = Vm::start("gdb-deaf", config(2, "trigger=deaf", Some(socket.path())));
+    vm.expect("cpu 1: did not stop", BOOT);
+    vm.expect("db> ", STEP);
+    let out = scratch("deaf-out");
+    let commands = [
+        "info threads".to_string(),
+        "thread 2".into(),
+        "info registers rip".into(),
+        "thread 1".into(),
+        "bt".into(),
+        "detach".into(),
+    ];
+    let gdb = spawn_gdb(socket.path(), &commands, &out);
+    let text = finish(&mut vm, gdb, &out, GDB);
+    let _ = std::fs::remove_file(&out);
+    assert!(
+        text.contains("Thread 1.2 (cpu 1, apic 1, online)"),
+        "the CPU that did not stop must still be listed:\n{text}"
+    );
+    assert!(
+        text.contains("Could not read registers; remote failure reply 'E03'"),
+        "its registers must be an error reply:\n{text}"
+    );
+    assert!(
+        !regex::Regex::new(r"(?m)^rip\s+0x").unwrap().is_match(&text),
+        "a CPU that saved nothing has no RIP to show:\n{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with('#') && l.contains("panic_handler")),
+        "the panic CPU's thread must still unwind:\n{text}"
+    );
     vm.send_serial("poweroff\r");
     vm.expect_success_exit(STEP);
 }
