@@ -79,15 +79,13 @@ static LAST_REVIVE: AtomicU64 = AtomicU64::new(0);
 /// has dropped the previous state machine (every path that ends one comes
 /// here only after it was consumed), or a nested panic inside [`poll`] left
 /// it on a stack the debugger never returns to.
-unsafe fn fresh() -> Option<StateMachine> {
+unsafe fn fresh(target: &mut Machine) -> Option<StateMachine> {
     // SAFETY: per the contract, no other reference to the buffer is alive.
     let buf: &'static mut [u8] = unsafe { &mut *PACKET.0.get() };
     let stub = GdbStubBuilder::new(Com2)
         .with_packet_buffer(buf)
         .build()
         .ok()?;
-    // SAFETY: only the debugger CPU reaches `fresh` (via `poll`).
-    let target = unsafe { &mut (*SESSION.0.get()).target };
     stub.run_state_machine(target).ok()
 }
 
@@ -108,7 +106,7 @@ pub unsafe fn poll() {
         let machine = match session.machine.take() {
             Some(m) => m,
             // SAFETY: the slot is empty: no state machine exists.
-            None => match unsafe { fresh() } {
+            None => match unsafe { fresh(&mut session.target) } {
                 Some(m) => m,
                 None => return,
             },
