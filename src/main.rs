@@ -34,6 +34,8 @@ options:
   --hub                        put the USB keyboard behind a usb-hub
   --append \"ARGS\"              kernel command line (see README)
   --qmp PATH                   QMP unix socket
+  --gdb SOCKET                 COM2 on this unix socket: after a panic, at db>,
+                               gdb kernel -ex 'target remote SOCKET'
   --no-reboot                  exit QEMU instead of rebooting
   --dump-disk PATH             crash dump disk image (default target/dump-disk.img, created sparse)
   --no-dump-disk               no crash dump disk
@@ -153,6 +155,7 @@ fn parse_args(args: &[String]) -> (Config, bool, bool) {
             "--hub" => cfg.keyboard = Keyboard::BehindHub,
             "--append" => cfg.append = value("--append"),
             "--qmp" => cfg.qmp = Some(PathBuf::from(value("--qmp"))),
+            "--gdb" => cfg.gdb = Some(PathBuf::from(value("--gdb"))),
             "--no-reboot" => cfg.no_reboot = true,
             "--dump-disk" => cfg.dump_disk = Some(PathBuf::from(value("--dump-disk"))),
             "--no-dump-disk" => cfg.dump_disk = None,

@@ -106,6 +106,9 @@ pub struct Config {
     /// (`-serial none`: port 0x3F8 reads 0xFF); the console is then on the
     /// screen alone.
     pub serial: bool,
+    /// A second UART, COM2, on this unix socket (QEMU listens): the kernel's
+    /// gdb stub at `db> ` (`gdb kernel -ex 'target remote SOCKET'`).
+    pub gdb: Option<PathBuf>,
     /// Exit on reboot instead of rebooting.
     pub no_reboot: bool,
     /// Extra arguments passed verbatim.
@@ -142,6 +145,7 @@ impl Config {
             qmp: None,
             serial_stdio: true,
             serial: true,
+            gdb: None,
             no_reboot: false,
             extra: Vec::new(),
             dump_disk: Some(default_dump_disk()),
@@ -248,6 +252,18 @@ impl Config {
         if !self.serial_stdio || socket.is_some() {
             push("-monitor");
             push("none");
+        }
+        // COM2 as a device of its own (`index=1`: I/O 0x2F8, IRQ 3), so it
+        // is COM2 whatever COM1 is (a second `-serial` would become COM1
+        // after `-serial none`).
+        if let Some(gdb) = &self.gdb {
+            push("-chardev");
+            push(&format!(
+                "socket,id=gdb0,path={},server=on,wait=off",
+                escape_option(&gdb.display().to_string())
+            ));
+            push("-device");
+            push("isa-serial,chardev=gdb0,index=1");
         }
     }
 
@@ -524,6 +540,19 @@ mod tests {
         assert!(dir.is_dir(), "removed while a socket path is alive");
         drop(b);
         assert!(!dir.exists(), "{} left behind", dir.display());
+    }
+
+    #[test]
+    fn gdb_gets_com2_even_without_com1() {
+        let mut cfg = Config::new("/k");
+        cfg.serial = false;
+        cfg.gdb = Some("/tmp/g.sock".into());
+        let args = cfg.args();
+        let at = |s: &str| args.iter().position(|a| a == s);
+        assert!(args.windows(2).any(|w| w == ["-serial", "none"]));
+        assert!(at("socket,id=gdb0,path=/tmp/g.sock,server=on,wait=off").is_some());
+        assert!(at("isa-serial,chardev=gdb0,index=1").is_some());
+        assert!(!Config::new("/k").args().iter().any(|a| a.contains("gdb0")));
     }
 
     #[test]

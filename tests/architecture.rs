@@ -38,8 +38,9 @@ const LAYERS: &[(&str, &[&str])] = &[
     // The one command table of both consoles, and what its commands call.
     ("commands", &["command", "bench", "scenarios"]),
     // The consoles: `shell>` and the debugger (`db>`), entered from the
-    // panic path through a hook registered at boot.
-    ("consoles", &["shell", "debugger"]),
+    // panic path through a hook registered at boot, and the debugger's gdb
+    // stub on COM2, which its loop polls.
+    ("consoles", &["shell", "debugger", "gdb"]),
     // Boot: the entry, `kmain`, and the wiring of every hook above.
     ("boot", &["boot"]),
 ];

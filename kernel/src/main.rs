@@ -9,7 +9,7 @@
 //! `lineedit`, `time` (hardware-free); `arch`; `sync`, `mm`; `sched`; the
 //! devices (`vga`, `fb`, `serial`, `console`, `acpi`, `pci`, `power`, `watchdog`,
 //! `usb`, `dump`); `panic`; `command`, `bench`, `scenarios`; the consoles
-//! (`shell`, `debugger`); `boot`, which wires the hooks through which a lower
+//! (`shell`, `debugger`, `gdb`); `boot`, which wires the hooks through which a lower
 //! layer calls up (trap table, AP hooks, tick hooks, the panic console).
 //! `tests/architecture.rs` in the workspace root checks it; `docs/design.md`
 //! ("Layers") explains it.
@@ -41,6 +41,8 @@ pub mod console;
 pub mod debugger;
 #[cfg(target_os = "none")]
 pub mod dump;
+#[cfg(target_os = "none")]
+pub mod gdb;
 #[cfg(target_os = "none")]
 pub mod mm;
 #[cfg(target_os = "none")]

@@ -1,4 +1,6 @@
-//! COM1, probed at boot: most PCs and laptops today have no serial port, and
+//! The UARTs: COM1 (the console), probed at boot, and COM2 (gdb's remote
+//! serial protocol at `db> `, [`crate::gdb`]), probed when the debugger
+//! starts. Most PCs and laptops today have no serial port, and
 //! a missing UART's I/O ports read 0xFF (LSR "data ready" and "THR empty"
 //! always set), which would feed 0xFF bytes to the console for ever.
 //!
@@ -20,6 +22,8 @@ use crate::arch::port::{inb, outb};
 
 /// COM1's I/O base.
 pub const COM1: u16 = 0x3F8;
+/// COM2's I/O base.
+pub const COM2: u16 = 0x2F8;
 
 /// Register offsets (PC16550D datasheet, Table II).
 const DATA: u16 = 0;
@@ -43,75 +47,140 @@ const THR_POLLS: u32 = 20_000;
 /// Consecutive timed-out bytes after which the port is treated as absent.
 const STUCK_AFTER: u32 = 8;
 
-static PRESENT: AtomicBool = AtomicBool::new(false);
-static TIMEOUTS: AtomicU32 = AtomicU32::new(0);
-
-fn read(reg: u16) -> u8 {
-    // SAFETY: COM1's registers; reads have no memory effects (reading DATA
-    // consumes a received byte, which only the callers below do).
-    unsafe { inb(COM1 + reg) }
+/// One 16550-compatible UART at a fixed I/O base: probed, then sent to and
+/// read from without locks and with bounded waits.
+pub struct Uart {
+    base: u16,
+    /// Answered the probe.
+    probed: AtomicBool,
+    /// Answered the probe and not given up on since.
+    present: AtomicBool,
+    timeouts: AtomicU32,
 }
 
-fn write(reg: u16, v: u8) {
-    // SAFETY: COM1's registers; no memory effects.
-    unsafe { outb(COM1 + reg, v) }
-}
+/// The console's UART.
+pub static COM1_UART: Uart = Uart::new(COM1);
+/// The second UART, gdb's ([`crate::gdb`]).
+pub static COM2_UART: Uart = Uart::new(COM2);
 
-/// Probes COM1 and, if a UART answers, initialises it (115200 8N1, FIFOs,
-/// receive interrupt, by `uart_16550`). Returns whether it is present.
-pub fn init() -> bool {
-    let present = probe();
-    if present {
-        // SAFETY: COM1 is a UART (just probed), owned by the console.
-        let mut port = unsafe { uart_16550::SerialPort::new(COM1) };
-        port.init();
-    }
-    PRESENT.store(present, Ordering::Relaxed);
-    present
-}
-
-/// Linux `autoconfig`'s two tests: the scratch register, then loopback.
-fn probe() -> bool {
-    for pattern in [0x55, 0xAA] {
-        write(SCRATCH, pattern);
-        if read(SCRATCH) != pattern {
-            return false;
+impl Uart {
+    const fn new(base: u16) -> Self {
+        Self {
+            base,
+            probed: AtomicBool::new(false),
+            present: AtomicBool::new(false),
+            timeouts: AtomicU32::new(0),
         }
     }
-    let saved = read(MCR);
-    write(MCR, MCR_LOOP | MCR_RTS | MCR_OUT2);
-    let status = read(MSR) & 0xF0;
-    write(MCR, saved);
-    status == 0x90
+
+    fn read(&self, reg: u16) -> u8 {
+        // SAFETY: a UART register of a standard COM port; reads have no
+        // memory effects (reading DATA consumes a received byte, which only
+        // the callers below do).
+        unsafe { inb(self.base + reg) }
+    }
+
+    fn write(&self, reg: u16, v: u8) {
+        // SAFETY: a UART register of a standard COM port; no memory effects.
+        unsafe { outb(self.base + reg, v) }
+    }
+
+    /// Probes the port and, if a UART answers, initialises it (115200 8N1,
+    /// FIFOs, receive interrupt, by `uart_16550`). Returns whether it is
+    /// present.
+    pub fn init(&self) -> bool {
+        let present = self.probe();
+        if present {
+            // SAFETY: a UART (just probed), owned by its one user (the
+            // console for COM1, the debugger for COM2).
+            let mut port = unsafe { uart_16550::SerialPort::new(self.base) };
+            port.init();
+        }
+        self.timeouts.store(0, Ordering::Relaxed);
+        self.probed.store(present, Ordering::Relaxed);
+        self.present.store(present, Ordering::Relaxed);
+        present
+    }
+
+    /// Linux `autoconfig`'s two tests: the scratch register, then loopback.
+    fn probe(&self) -> bool {
+        for pattern in [0x55, 0xAA] {
+            self.write(SCRATCH, pattern);
+            if self.read(SCRATCH) != pattern {
+                return false;
+            }
+        }
+        let saved = self.read(MCR);
+        self.write(MCR, MCR_LOOP | MCR_RTS | MCR_OUT2);
+        let status = self.read(MSR) & 0xF0;
+        self.write(MCR, saved);
+        status == 0x90
+    }
+
+    /// True if the port answered the probe and has not been given up on.
+    pub fn present(&self) -> bool {
+        self.present.load(Ordering::Relaxed)
+    }
+
+    /// Takes a port given up on (its transmitter stayed full) back into
+    /// use, if it answered the probe: for a reader that stopped reading
+    /// for a while (a suspended gdb) and may read again.
+    pub fn revive(&self) {
+        if self.probed.load(Ordering::Relaxed) && !self.present() {
+            self.timeouts.store(0, Ordering::Relaxed);
+            self.present.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Sends one byte; waits a bounded time for the transmitter. Lock-free:
+    /// the caller serialises.
+    pub fn put(&self, b: u8) {
+        if !self.present() {
+            return;
+        }
+        let mut polls = 0;
+        while self.read(LSR) & LSR_THR_EMPTY == 0 {
+            polls += 1;
+            if polls >= THR_POLLS {
+                if self.timeouts.fetch_add(1, Ordering::Relaxed) + 1 >= STUCK_AFTER {
+                    self.present.store(false, Ordering::Relaxed);
+                }
+                return;
+            }
+            core::hint::spin_loop();
+        }
+        self.timeouts.store(0, Ordering::Relaxed);
+        self.write(DATA, b);
+    }
+
+    /// One received byte, if the UART is present and one is waiting.
+    /// Lock-free: the caller serialises.
+    pub fn try_get(&self) -> Option<u8> {
+        if self.present() && self.read(LSR) & LSR_DATA_READY != 0 {
+            Some(self.read(DATA))
+        } else {
+            None
+        }
+    }
+}
+
+/// Probes COM1 and, if a UART answers, initialises it. Returns whether it
+/// is present.
+pub fn init() -> bool {
+    COM1_UART.init()
 }
 
 /// True if COM1 answered the probe (and has not been given up on since).
 pub fn present() -> bool {
-    PRESENT.load(Ordering::Relaxed)
+    COM1_UART.present()
 }
 
-/// Sends one byte; waits a bounded time for the transmitter. Lock-free: the
-/// caller serialises.
+/// Sends one byte to COM1 (see [`Uart::put`]).
 pub fn put(b: u8) {
-    if !present() {
-        return;
-    }
-    let mut polls = 0;
-    while read(LSR) & LSR_THR_EMPTY == 0 {
-        polls += 1;
-        if polls >= THR_POLLS {
-            if TIMEOUTS.fetch_add(1, Ordering::Relaxed) + 1 >= STUCK_AFTER {
-                PRESENT.store(false, Ordering::Relaxed);
-            }
-            return;
-        }
-        core::hint::spin_loop();
-    }
-    TIMEOUTS.store(0, Ordering::Relaxed);
-    write(DATA, b);
+    COM1_UART.put(b)
 }
 
-/// Sends text, `\n` as CR LF.
+/// Sends text to COM1, `\n` as CR LF.
 pub fn write_str(s: &str) {
     for b in s.bytes() {
         if b == b'\n' {
@@ -121,12 +190,7 @@ pub fn write_str(s: &str) {
     }
 }
 
-/// One received byte, if the UART is present and one is waiting. Lock-free:
-/// the caller serialises.
+/// One received byte from COM1 (see [`Uart::try_get`]).
 pub fn try_get() -> Option<u8> {
-    if present() && read(LSR) & LSR_DATA_READY != 0 {
-        Some(read(DATA))
-    } else {
-        None
-    }
+    COM1_UART.try_get()
 }

@@ -124,7 +124,7 @@ pub fn mem(args: &Args<'_>, w: &mut dyn Write, _: Console) {
 /// each mapped and RAM. Mapped is not enough: a read of device memory has
 /// side effects (or hangs), so only RAM is read, as `bt` does (identity
 /// mapping: the address is the physical address).
-fn readable_prefix(addr: u64, len: u64) -> u64 {
+pub fn readable_prefix(addr: u64, len: u64) -> u64 {
     let mut done = 0;
     while done < len {
         let Some(at) = addr.checked_add(done) else {

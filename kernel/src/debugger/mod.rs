@@ -2,7 +2,8 @@
 //! locks, no allocation and no interrupts. Input is polled from the USB
 //! keyboards (after the driver's takeover), the serial port and the PS/2
 //! keyboard ([`crate::panic::input`]); output goes to serial and the screen.
-//! The commands are [`crate::command::COMMANDS`].
+//! The commands are [`crate::command::COMMANDS`]. Between key polls the loop
+//! serves gdb on COM2 ([`crate::gdb`]).
 //!
 //! The panic path reaches it through the hook [`crate::panic::set_console`],
 //! registered at boot: the panic layer names nothing above it.
@@ -31,10 +32,13 @@ pub fn run() -> ! {
     let since = ready.saturating_sub(crate::panic::PANIC_TSC.load(Ordering::Relaxed));
     pprintln!("panic-to-prompt: {} us", crate::time::cycles_to_us(since));
     warn_running_cpus();
+    crate::gdb::start();
     pprintln!("panic console: type `help` for commands");
     pprint!("{PROMPT}");
     loop {
         crate::watchdog::pet();
+        // SAFETY: the panic CPU, every other CPU parked; not re-entered.
+        unsafe { crate::gdb::poll() };
         let Some(k) = inputs.poll() else {
             // SAFETY: the panic CPU, after the takeover in this function.
             if let Some((attached, keyboards)) = unsafe { crate::usb::panic_take_attached() } {

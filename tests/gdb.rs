@@ -1,0 +1,339 @@
+//! gdb on the stopped machine (issue 20, item 4): the runner's `--gdb
+//! SOCKET` puts COM2 on a unix socket, and after a panic `gdb kernel -ex
+//! 'target remote SOCKET'` sees one thread per CPU with its saved
+//! registers, the panic's backtrace by name, and memory through the `mem`
+//! checks (an unmapped address is an error, not a hang), while the USB
+//! keyboard keeps typing at `db> `. A gdb that sends garbage or hangs up
+//! mid-packet leaves the console and the next gdb working; a CPU that did
+//! not stop has no registers (an error reply); without COM2 the stub is off
+//! and silent.
+
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use panicbench::KERNEL_ELF;
+use panicbench::harness::Vm;
+use panicbench::qemu::{Config, Firmware, SocketPath, scratch_dir};
+
+const BOOT: Duration = Duration::from_secs(90);
+const STEP: Duration = Duration::from_secs(60);
+/// One gdb batch run, start to exit.
+const GDB: Duration = Duration::from_secs(120);
+
+/// An unmapped canonical address (the `mem` test's, in tests/panic_usb.rs).
+const UNMAPPED: &str = "0x4000deadb000";
+
+fn config(smp: u32, append: &str, gdb: Option<&Path>) -> Config {
+    let mut cfg = Config::new(KERNEL_ELF);
+    cfg.smp = smp;
+    cfg.firmware = Firmware::Qboot;
+    cfg.append = append.into();
+    cfg.gdb = gdb.map(Path::to_path_buf);
+    cfg
+}
+
+/// Starts `gdb -batch` on the kernel ELF with `commands` after `target
+/// remote SOCKET`; output to a file (read with [`finish`]).
+fn spawn_gdb(socket: &Path, commands: &[String], out: &Path) -> Child {
+    let mut args = vec![
+        "-batch".to_string(),
+        "-nx".into(),
+        "-ex".into(),
+        "set pagination off".into(),
+        // A loaded host (or a CPU spinning under TCG) can delay a reply past
+        // gdb's default 2 s.
+        "-ex".into(),
+        "set remotetimeout 30".into(),
+        "-ex".into(),
+        format!("target remote {}", socket.display()),
+    ];
+    for c in commands {
+        args.push("-ex".into());
+        args.push(c.clone());
+    }
+    args.push(KERNEL_ELF.into());
+    let log = std::fs::File::create(out).expect("gdb log file");
+    Command::new("gdb")
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("gdb log file"))
+        .stderr(log)
+        .spawn()
+        .expect("running gdb (apt-get install gdb)")
+}
+
+/// Waits (bounded) for gdb to exit; returns its output. A gdb still running
+/// after `deadline` is killed and fails `vm`'s test as a HANG.
+fn finish(vm: &mut Vm, mut gdb: Child, out: &Path, deadline: Duration) -> String {
+    let end = Instant::now() + deadline;
+    while gdb.try_wait().ok().flatten().is_none() {
+        if Instant::now() > end {
+            let _ = gdb.kill();
+            let _ = gdb.wait();
+            let text = std::fs::read_to_string(out).unwrap_or_default();
+            vm.fail(&format!(
+                "HANG: waiting for gdb to finish; gdb said:\n{text}"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::fs::read_to_string(out).unwrap_or_default()
+}
+
+/// A shell command for gdb's `shell`: marks `attached`, then waits (at most
+/// a minute) for `release` to appear, holding the connection open.
+fn hold(attached: &Path, release: &Path) -> String {
+    format!(
+        "shell touch {a}; i=0; while [ ! -e {r} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done",
+        a = attached.display(),
+        r = release.display()
+    )
+}
+
+fn wait_for_file(vm: &mut Vm, path: &Path, what: &str) {
+    let end = Instant::now() + GDB;
+    while !path.exists() {
+        if Instant::now() > end {
+            vm.fail(&format!("HANG: waiting for {what}"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let p = scratch_dir().join(format!("gdb-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_file(&p);
+    p
+}
+
+fn hex(s: &str) -> u64 {
+    u64::from_str_radix(s.trim_start_matches("0x"), 16).expect("hex number")
+}
+
+/// What gdb must show of the panic of `panic` typed at `shell> `.
+fn check_session(out: &str, panic_cpu: usize, other_cpu: usize, other_rip: u64) {
+    let row = regex::Regex::new(r"(?m)^(\*)?\s+\d+\s+Thread \S+ \(cpu (\d+), apic \d+, ([^)]*)\)")
+        .unwrap();
+    let rows: Vec<_> = row.captures_iter(out).collect();
+    assert_eq!(
+        rows.len(),
+        2,
+        "info threads must list one thread per CPU:\n{out}"
+    );
+    let current = rows
+        .iter()
+        .find(|c| c.get(1).is_some())
+        .expect("a current thread");
+    assert_eq!(
+        current[2].parse::<usize>().unwrap(),
+        panic_cpu,
+        "gdb's current thread must be the panic CPU's:\n{out}"
+    );
+    assert!(current[3].contains("panicking"), "{out}");
+    let bt: Vec<&str> = out.lines().filter(|l| l.starts_with('#')).collect();
+    for frame in [
+        "panic_handler",
+        "panic_fmt",
+        "trigger::run",
+        "command::shell::panic",
+    ] {
+        assert!(
+            bt.iter().any(|l| l.contains(frame)),
+            "bt lacks {frame}:\n{out}"
+        );
+    }
+    let trampoline = regex::Regex::new(r"0x8000:\s+0xfa\s+0xfc\s+0x31\s+0xc0").unwrap();
+    assert_eq!(
+        trampoline.find_iter(out).count(),
+        2,
+        "x/4xb 0x8000 must give the trampoline's bytes, before and after the typing:\n{out}"
+    );
+    assert!(
+        out.contains(&format!("Cannot access memory at address {UNMAPPED}")),
+        "a read of an unmapped address must be an error:\n{out}"
+    );
+    assert!(
+        out.contains(&format!("[Switching to thread {} ", other_cpu + 1)),
+        "{out}"
+    );
+    let rip = regex::Regex::new(r"(?m)^rip\s+(0x[0-9a-f]+)").unwrap();
+    let got = rip.captures(out).map(|c| hex(&c[1]));
+    assert_eq!(
+        got,
+        Some(other_rip),
+        "thread {} must have cpu {other_cpu}'s saved RIP:\n{out}",
+        other_cpu + 1
+    );
+}
+
+/// `-smp 2`, `panic` at `shell> `, then gdb over the socket: threads, `bt`,
+/// `x`, another CPU's registers; while gdb holds the connection the USB
+/// keyboard types `cpus` at `db> ` and gets the answer.
+#[test]
+fn gdb_after_a_panic_sees_every_cpu_and_memory() {
+    let socket = SocketPath::new("gdb-a.sock").unwrap();
+    let mut vm = Vm::start("gdb-session", config(2, "", Some(socket.path())));
+    vm.expect("shell> ", BOOT);
+    vm.send_serial("panic\r");
+    let panic_cpu: usize = vm.expect_captures(r"PANIC on cpu (\d+)", STEP)[1]
+        .parse()
+        .unwrap();
+    let other = vm.expect_captures(
+        r"cpu (\d+): stopped \((?:ipi|nmi)\) at RIP (0x[0-9a-f]+)",
+        STEP,
+    );
+    let (other_cpu, other_rip): (usize, u64) = (other[1].parse().unwrap(), hex(&other[2]));
+    vm.expect("gdb: remote serial protocol on COM2", STEP);
+    vm.expect("db> ", STEP);
+
+    let (attached, release, out) = (scratch("attached"), scratch("release"), scratch("out"));
+    let commands = [
+        "info threads".to_string(),
+        "bt".into(),
+        "x/4xb 0x8000".into(),
+        format!("x/4xb {UNMAPPED}"),
+        format!("thread {}", other_cpu + 1),
+        "info registers rip".into(),
+        hold(&attached, &release),
+        "x/4xb 0x8000".into(),
+        "detach".into(),
+    ];
+    let gdb = spawn_gdb(socket.path(), &commands, &out);
+    wait_for_file(
+        &mut vm,
+        &attached,
+        "gdb to attach and run its first commands",
+    );
+    vm.type_text("cpus\n");
+    vm.expect("cpu 1: apic", STEP);
+    vm.expect("db> ", STEP);
+    std::fs::write(&release, "").unwrap();
+    let text = finish(&mut vm, gdb, &out, GDB);
+    check_session(&text, panic_cpu, other_cpu, other_rip);
+    assert!(
+        !vm.console().contains("NESTED PANIC"),
+        "gdb's session faulted the panic console:\n{}",
+        vm.console()
+    );
+    for p in [&attached, &release, &out] {
+        let _ = std::fs::remove_file(p);
+    }
+    vm.send_serial("cpus\r");
+    vm.expect("cpu 1: apic", STEP);
+    vm.send_serial("poweroff\r");
+    vm.expect_success_exit(STEP);
+}
+
+/// Garbage, a packet larger than the stub's buffer and a hang-up in the
+/// middle of a packet: the console still answers, and a real gdb then
+/// still gets its threads and memory.
+#[test]
+fn gdb_garbage_and_hangups_leave_the_console_and_the_stub_working() {
+    let socket = SocketPath::new("gdb-b.sock").unwrap();
+    let mut vm = Vm::start(
+        "gdb-garbage",
+        config(2, "trigger=plain", Some(socket.path())),
+    );
+    vm.expect("PANIC on cpu", BOOT);
+    vm.expect("db> ", STEP);
+    {
+        let mut s = UnixStream::connect(socket.path()).expect("connect to the gdb socket");
+        let mut junk: Vec<u8> = (0..2000u32).map(|i| (i * 7919 % 251) as u8).collect();
+        junk.extend(b"$");
+        junk.extend(std::iter::repeat_n(b'A', 10_000));
+        junk.extend(b"#00-+-$m8000,4#");
+        junk.extend(b"$qSupported:multiprocess+;swbrea");
+        s.write_all(&junk).expect("write garbage");
+        // Hang up mid-packet.
+    }
+    vm.send_serial("cpus\r");
+    vm.expect("cpu 1: apic", STEP);
+    vm.expect("db> ", STEP);
+    let out = scratch("garbage-out");
+    let commands = [
+        "info threads".to_string(),
+        "x/4xb 0x8000".into(),
+        "detach".into(),
+    ];
+    let gdb = spawn_gdb(socket.path(), &commands, &out);
+    let text = finish(&mut vm, gdb, &out, GDB);
+    let _ = std::fs::remove_file(&out);
+    let rows = regex::Regex::new(r"(?m)^\*?\s+\d+\s+Thread \S+ \(cpu \d+").unwrap();
+    assert_eq!(
+        rows.find_iter(&text).count(),
+        2,
+        "gdb after the garbage must see both threads:\n{text}"
+    );
+    assert!(
+        regex::Regex::new(r"0x8000:\s+0xfa\s+0xfc\s+0x31\s+0xc0")
+            .unwrap()
+            .is_match(&text),
+        "gdb after the garbage must read memory:\n{text}"
+    );
+    vm.send_serial("cpus\r");
+    vm.expect("cpu 1: apic", STEP);
+    vm.send_serial("poweroff\r");
+    vm.expect_success_exit(STEP);
+}
+
+/// A CPU that did not stop (`trigger=deaf`) saved no registers: its thread
+/// is listed, reading its registers is an error reply, and the panic
+/// CPU's thread still unwinds.
+#[test]
+fn gdb_a_cpu_that_did_not_stop_has_no_registers() {
+    let socket = SocketPath::new("gdb-c.sock").unwrap();
+    let mut vm = Vm::start("gdb-deaf", config(2, "trigger=deaf", Some(socket.path())));
+    vm.expect("cpu 1: did not stop", BOOT);
+    vm.expect("db> ", STEP);
+    let out = scratch("deaf-out");
+    let commands = [
+        "info threads".to_string(),
+        "thread 2".into(),
+        "info registers rip".into(),
+        "thread 1".into(),
+        "bt".into(),
+        "detach".into(),
+    ];
+    let gdb = spawn_gdb(socket.path(), &commands, &out);
+    let text = finish(&mut vm, gdb, &out, GDB);
+    let _ = std::fs::remove_file(&out);
+    assert!(
+        text.contains("Thread 1.2 (cpu 1, apic 1, online)"),
+        "the CPU that did not stop must still be listed:\n{text}"
+    );
+    assert!(
+        text.contains("Could not read registers; remote failure reply 'E03'"),
+        "its registers must be an error reply:\n{text}"
+    );
+    assert!(
+        !regex::Regex::new(r"(?m)^rip\s+0x").unwrap().is_match(&text),
+        "a CPU that saved nothing has no RIP to show:\n{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with('#') && l.contains("panic_handler")),
+        "the panic CPU's thread must still unwind:\n{text}"
+    );
+    vm.send_serial("poweroff\r");
+    vm.expect_success_exit(STEP);
+}
+
+/// No COM2 (its ports read 0xFF): the stub is off and says nothing; the
+/// console works as ever.
+#[test]
+fn without_com2_the_stub_is_off_and_silent() {
+    let mut vm = Vm::start("gdb-none", config(2, "trigger=plain", None));
+    vm.expect("PANIC on cpu", BOOT);
+    let before_prompt = vm.expect(r"(?s).*?db> ", STEP);
+    assert!(
+        !before_prompt.contains("gdb:"),
+        "no COM2, yet the stub announced itself:\n{before_prompt}"
+    );
+    vm.send_serial("cpus\r");
+    vm.expect("cpu 1: apic", STEP);
+    vm.send_serial("poweroff\r");
+    vm.expect_success_exit(STEP);
+}
