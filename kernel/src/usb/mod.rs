@@ -285,8 +285,8 @@ pub fn enumeration_stalled() -> bool {
 
 /// MSI/MSI-X/INTx handler: acknowledge the controller(s) behind `vector`
 /// and wake the thread. INTx lines may be shared, so an INTx interrupt
-/// acknowledges every controller on INTx and counts it for those that had
-/// an interrupt pending.
+/// acknowledges every controller on INTx (the handle only clears what is
+/// set) and counts for each of them.
 ///
 /// The acknowledgement goes through the lock-free [`InterruptAck`], never
 /// the driver lock, which the `usb` thread holds while it polls (and a
@@ -306,9 +306,11 @@ fn irq(vector: u8) {
         if VECTOR[i].load(Ordering::Relaxed) != vector && kind != intx {
             continue;
         }
-        let pending = ACK[i].get().is_some_and(|a| a.acknowledge());
-        if pending || kind != intx {
-            IRQS[i].fetch_add(1, Ordering::Relaxed);
+        // Every delivery counts, as /proc/interrupts counts a line: an
+        // interrupt storm shows, whether or not this controller raised it.
+        IRQS[i].fetch_add(1, Ordering::Relaxed);
+        if let Some(ack) = ACK[i].get() {
+            ack.acknowledge();
         }
     }
     IRQ_PENDING.store(true, Ordering::Release);
