@@ -202,6 +202,23 @@ pub fn route_gsi(gsi: u8, vec: u8, level: bool, active_low: bool) -> Result<(), 
     Ok(())
 }
 
+/// Masks IOAPIC input `gsi` (a device whose driver did not start must not
+/// leave a level-triggered line asserted and unacknowledged).
+pub fn mask_gsi(gsi: u8) {
+    let base = IOAPIC_BASE.load(Ordering::Relaxed);
+    if base == 0 {
+        return;
+    }
+    // SAFETY: the IOAPIC's MMIO window from the MADT, mapped uncached; only
+    // an existing input is touched.
+    unsafe {
+        let mut io = IoApic::new(base);
+        if gsi <= io.max_table_entry() {
+            io.disable_irq(gsi);
+        }
+    }
+}
+
 /// Remaps the legacy 8259 PICs away from the exception vectors (to
 /// 0x30-0x3F) and masks them: the kernel uses the APICs only.
 pub fn disable_8259() {

@@ -211,10 +211,20 @@ fn start(i: usize, f: Found) {
             );
             *CONTROLLERS[i].lock() = Some(c);
         }
-        Err(e) => log::error!(
-            "usb {}: controller start failed: {e}; running without it",
-            PciName(f.dev)
-        ),
+        Err(e) => {
+            log::error!(
+                "usb {}: controller start failed: {e}; running without it",
+                PciName(f.dev)
+            );
+            // Nothing acknowledges it now: a level-triggered line left
+            // asserted would fire for good (unless a controller started
+            // earlier shares it; a later one unmasks it again).
+            if let Some(r) = irq.route
+                && !(0..i).any(|j| ROUTE[j].get().is_some_and(|o| o.gsi == r.gsi))
+            {
+                crate::arch::apic::mask_gsi(r.gsi);
+            }
+        }
     }
 }
 
