@@ -153,6 +153,53 @@ pub mod caps {
         }
     }
 
+    /// Why an MSI-X table cannot be used.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum MsixTableError {
+        /// BIR 6 or 7: reserved, names no BAR (PCI Local Bus 3.0 §6.8.2.4).
+        ReservedBir(u8),
+        /// The BAR it names is absent or not a memory BAR.
+        NotMemory(u8),
+        /// Entry 0 (16 bytes at the table offset) lies beyond the BAR.
+        BeyondBar {
+            /// Table offset.
+            offset: u32,
+            /// BAR size.
+            size: u64,
+        },
+    }
+
+    impl core::fmt::Display for MsixTableError {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            match self {
+                Self::ReservedBir(b) => write!(f, "table BIR {b} is reserved"),
+                Self::NotMemory(b) => write!(f, "table BAR {b} is not a memory BAR"),
+                Self::BeyondBar { offset, size } => {
+                    write!(f, "table at {offset:#x} beyond its {size:#x}-byte BAR")
+                }
+            }
+        }
+    }
+
+    /// Checks that entry 0 of `table` lies inside its BAR, given the size of
+    /// the memory BAR it names (`bar_size(bar)`, `None` for none).
+    pub fn check_msix_table(
+        table: MsixTable,
+        bar_size: impl FnOnce(u8) -> Option<u64>,
+    ) -> Result<(), MsixTableError> {
+        if table.bar > 5 {
+            return Err(MsixTableError::ReservedBir(table.bar));
+        }
+        let size = bar_size(table.bar).ok_or(MsixTableError::NotMemory(table.bar))?;
+        if u64::from(table.offset) + 16 > size {
+            return Err(MsixTableError::BeyondBar {
+                offset: table.offset,
+                size,
+            });
+        }
+        Ok(())
+    }
+
     #[cfg(test)]
     mod tests {
         use super::*;
@@ -279,6 +326,28 @@ pub mod caps {
             };
             assert_eq!(c.walk(), (vec![], WalkEnd::AllOnes));
             assert_eq!(irq_caps(|o| c.read(o)), IrqCaps::default());
+        }
+
+        #[test]
+        fn malformed_msix_tables_are_refused() {
+            let t = |v| MsixTable::from_dword(v);
+            assert_eq!(check_msix_table(t(0x3000), |_| Some(0x4000)), Ok(()));
+            assert_eq!(
+                check_msix_table(t(0x3006), |_| Some(0x4000)),
+                Err(MsixTableError::ReservedBir(6))
+            );
+            assert_eq!(
+                check_msix_table(t(0x3002), |_| None),
+                Err(MsixTableError::NotMemory(2))
+            );
+            assert_eq!(
+                check_msix_table(t(0x3ff8), |_| Some(0x4000)),
+                Err(MsixTableError::BeyondBar {
+                    offset: 0x3ff8,
+                    size: 0x4000
+                })
+            );
+            assert_eq!(check_msix_table(t(0x3ff0), |_| Some(0x4000)), Ok(()));
         }
 
         #[test]
@@ -685,17 +754,16 @@ mod hw {
 
     /// Programs MSI-X table entry 0 with `vector` and enables MSI-X
     /// (PCI Local Bus 3.0 §6.8.2). The table must lie in a memory BAR.
-    fn setup_msix(d: &Device, at: u8, vector: u8) -> Result<(), &'static str> {
+    fn setup_msix(d: &Device, at: u8, vector: u8) -> Result<(), caps::MsixTableError> {
         let table = caps::MsixTable::from_dword(read_config(d.address, u16::from(at) + 4));
-        if table.bar > 5 {
-            return Err("table BIR names no BAR (6 and 7 are reserved)");
-        }
-        let Some((base, size)) = mem_bar(d, table.bar) else {
-            return Err("table BAR is not a memory BAR");
+        let mut bar = None;
+        caps::check_msix_table(table, |slot| {
+            bar = mem_bar(d, slot);
+            bar.map(|(_, size)| size)
+        })?;
+        let Some((base, size)) = bar else {
+            return Err(caps::MsixTableError::NotMemory(table.bar));
         };
-        if u64::from(table.offset) + 16 > size {
-            return Err("table offset beyond its BAR");
-        }
         let entry = crate::mm::paging::map_mmio(base, size) + u64::from(table.offset);
         // SAFETY: MSI-X table entry 0 (PCI Local Bus 3.0 §6.8.2.6-9), inside
         // the BAR just mapped: address lo/hi, data, vector control (bit 0 =
