@@ -12,6 +12,7 @@ use crate::dma::DmaBuf;
 use crate::error::Error;
 use crate::hal::Hal;
 use crate::hid::{KeyboardState, Layout, Repeat};
+use crate::interrupt::InterruptAck;
 use crate::regs::{
     CapabilityParameters1, DeviceContextBaseAddressArrayPointer, EventRingDequeuePointer,
     EventRingSegmentTableBaseAddress, EventRingSegmentTableSize, InterrupterModeration, Mmio,
@@ -471,23 +472,28 @@ impl<H: Hal> Controller<H> {
     }
 
     /// Acknowledges an interrupt (USBSTS.EINT then IMAN.IP, both RW1C,
-    /// §4.17.2). Returns whether this controller had interrupted. Does not
-    /// touch the rings: call [`poll`](Self::poll) afterwards.
+    /// §4.17.2) through the same code as [`InterruptAck`]. Returns whether
+    /// this controller had interrupted. Does not touch the rings: call
+    /// [`poll`](Self::poll) afterwards.
     pub fn ack_interrupt(&mut self) -> bool {
-        let sts = self.regs.usbsts();
-        if sts.is_all_ones() {
-            return false;
-        }
-        let iman = self.regs.iman();
-        let pending = iman.interrupt_pending() || sts.event_interrupt();
-        if sts.event_interrupt() {
-            // Only EINT is written as 1; the other RW1C bits are written as 0.
-            self.regs.clear_usbsts(|s| s.clear_event_interrupt());
-        }
-        if iman.interrupt_pending() {
-            self.regs.write_iman(iman, |m| m.clear_interrupt_pending());
-        }
-        pending
+        // SAFETY: the handle lives only for this call, within `self`'s life,
+        // for which `new`'s contract keeps the mapping valid.
+        unsafe { InterruptAck::new(self.regs) }.acknowledge()
+    }
+
+    /// A lock-free handle that acknowledges this controller's interrupter 0
+    /// (IMAN.IP, USBSTS.EINT) from an interrupt handler that cannot take the
+    /// lock around the driver: an INTx line stays asserted until IP is
+    /// cleared (xHCI 1.2 §4.17.2, §5.5.2.1).
+    ///
+    /// # Safety
+    /// The register mapping this controller was created on must stay valid
+    /// for every use of the handle, also after the controller is dropped or
+    /// replaced (a kernel that maps BARs once and never unmaps them meets
+    /// this).
+    pub unsafe fn interrupt_ack(&self) -> InterruptAck {
+        // SAFETY: the caller's contract.
+        unsafe { InterruptAck::new(self.regs) }
     }
 
     /// THE event-drain routine, for interrupt mode (after `ack_interrupt`) and

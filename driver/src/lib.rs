@@ -15,6 +15,7 @@ mod extcaps;
 mod hal;
 mod hid;
 mod hub;
+mod interrupt;
 mod keyboard_setup;
 mod regs;
 mod ring;
@@ -34,6 +35,7 @@ pub use descriptor::{
 pub use error::Error;
 pub use hal::{DmaRegion, Hal};
 pub use hid::{Layout, Leds, Repeat};
+pub use interrupt::InterruptAck;
 pub use pc_keyboard::{DecodedKey, KeyCode};
 pub use trb::{CompletionCode, Event, TrbParseError, TrbType};
 pub use types::{

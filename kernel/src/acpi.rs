@@ -2,7 +2,7 @@
 //! FADT, through the `acpi` crate (tables are identity mapped).
 
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU8, AtomicU16, Ordering};
+use core::sync::atomic::{AtomicU8, AtomicU16, AtomicU32, Ordering};
 
 use acpi::fadt::Fadt;
 use acpi::madt::{Madt, MadtEntry};
@@ -54,6 +54,9 @@ pub struct Topology {
 }
 
 static PM1A_CNT: AtomicU16 = AtomicU16::new(0);
+/// Per ISA IRQ: its MADT interrupt source override (ACPI 6.5 §5.2.12.5) as
+/// `1 << 31 | flags << 8 | gsi`, 0 for none. Written by [`init`] at boot.
+static ISA_OVERRIDE: [AtomicU32; 16] = [const { AtomicU32::new(0) }; 16];
 static RESET_PORT: AtomicU16 = AtomicU16::new(0);
 static RESET_VALUE: AtomicU8 = AtomicU8::new(0);
 
@@ -114,6 +117,10 @@ pub fn init(rsdp: u64, bsp_apic_id: u32) -> Option<Topology> {
             }
             MadtEntry::InterruptSourceOverride(o) if (o.irq as usize) < 16 => {
                 let flags = o.flags;
+                ISA_OVERRIDE[o.irq as usize].store(
+                    1 << 31 | u32::from(flags) << 8 | (o.global_system_interrupt & 0xff),
+                    Ordering::Relaxed,
+                );
                 let low = flags & 0b11 == 0b11;
                 let level = (flags >> 2) & 0b11 == 0b11;
                 t.isa_gsi[o.irq as usize] = (o.global_system_interrupt as u8, low && level);
@@ -123,6 +130,15 @@ pub fn init(rsdp: u64, bsp_apic_id: u32) -> Option<Topology> {
         }
     }
     Some(t)
+}
+
+/// The MADT's interrupt source override of ISA IRQ `irq` (ACPI 6.5
+/// §5.2.12.5): its GSI and MPS INTI flags, or `None`.
+pub fn isa_override(irq: u8) -> Option<(u8, u16)> {
+    let o = ISA_OVERRIDE
+        .get(usize::from(irq))
+        .map_or(0, |o| o.load(Ordering::Relaxed));
+    (o & 1 << 31 != 0).then_some((o as u8, (o >> 8) as u16))
 }
 
 /// Powers off through the FADT's PM1a control block (SLP_TYP 0 = S5 on

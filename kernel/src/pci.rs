@@ -7,6 +7,9 @@
 //! walk: `pci_types`' own iterator follows `next` pointers without a bound,
 //! and a looped list would hang the panic path's MSI masking.
 
+pub mod intx;
+pub mod quirks;
+
 /// The capability list walk and the MSI/MSI-X register bits it serves
 /// (PCI Local Bus 3.0 §6.7, §6.8), free of hardware so it is unit-tested on
 /// the host against a fake configuration space.
@@ -150,6 +153,53 @@ pub mod caps {
         }
     }
 
+    /// Why an MSI-X table cannot be used.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum MsixTableError {
+        /// BIR 6 or 7: reserved, names no BAR (PCI Local Bus 3.0 §6.8.2.4).
+        ReservedBir(u8),
+        /// The BAR it names is absent or not a memory BAR.
+        NotMemory(u8),
+        /// Entry 0 (16 bytes at the table offset) lies beyond the BAR.
+        BeyondBar {
+            /// Table offset.
+            offset: u32,
+            /// BAR size.
+            size: u64,
+        },
+    }
+
+    impl core::fmt::Display for MsixTableError {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            match self {
+                Self::ReservedBir(b) => write!(f, "table BIR {b} is reserved"),
+                Self::NotMemory(b) => write!(f, "table BAR {b} is not a memory BAR"),
+                Self::BeyondBar { offset, size } => {
+                    write!(f, "table at {offset:#x} beyond its {size:#x}-byte BAR")
+                }
+            }
+        }
+    }
+
+    /// Checks that entry 0 of `table` lies inside its BAR, given the size of
+    /// the memory BAR it names (`bar_size(bar)`, `None` for none).
+    pub fn check_msix_table(
+        table: MsixTable,
+        bar_size: impl FnOnce(u8) -> Option<u64>,
+    ) -> Result<(), MsixTableError> {
+        if table.bar > 5 {
+            return Err(MsixTableError::ReservedBir(table.bar));
+        }
+        let size = bar_size(table.bar).ok_or(MsixTableError::NotMemory(table.bar))?;
+        if u64::from(table.offset) + 16 > size {
+            return Err(MsixTableError::BeyondBar {
+                offset: table.offset,
+                size,
+            });
+        }
+        Ok(())
+    }
+
     #[cfg(test)]
     mod tests {
         use super::*;
@@ -276,6 +326,28 @@ pub mod caps {
             };
             assert_eq!(c.walk(), (vec![], WalkEnd::AllOnes));
             assert_eq!(irq_caps(|o| c.read(o)), IrqCaps::default());
+        }
+
+        #[test]
+        fn malformed_msix_tables_are_refused() {
+            let t = |v| MsixTable::from_dword(v);
+            assert_eq!(check_msix_table(t(0x3000), |_| Some(0x4000)), Ok(()));
+            assert_eq!(
+                check_msix_table(t(0x3006), |_| Some(0x4000)),
+                Err(MsixTableError::ReservedBir(6))
+            );
+            assert_eq!(
+                check_msix_table(t(0x3002), |_| None),
+                Err(MsixTableError::NotMemory(2))
+            );
+            assert_eq!(
+                check_msix_table(t(0x3ff8), |_| Some(0x4000)),
+                Err(MsixTableError::BeyondBar {
+                    offset: 0x3ff8,
+                    size: 0x4000
+                })
+            );
+            assert_eq!(check_msix_table(t(0x3ff0), |_| Some(0x4000)), Ok(()));
         }
 
         #[test]
@@ -607,6 +679,15 @@ mod hw {
         }
     }
 
+    /// What [`setup_interrupt`] set up.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Interrupt {
+        /// The mechanism.
+        pub kind: IrqKind,
+        /// For INTx: the IOAPIC input and how it was found.
+        pub route: Option<super::intx::Route>,
+    }
+
     /// MSI message address for the bootstrap CPU (Intel SDM Vol. 3A §11.11.1).
     fn msi_address() -> u64 {
         let id = crate::arch::cpu::cpu(0)
@@ -615,58 +696,209 @@ mod hw {
         0xFEE0_0000 | (id & 0xff) << 12
     }
 
+    /// `bb:dd.f` of a function, for messages.
+    struct Name(PciAddress);
+
+    impl core::fmt::Display for Name {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            let a = self.0;
+            write!(f, "{:02x}:{:02x}.{}", a.bus(), a.device(), a.function())
+        }
+    }
+
     /// Routes the device's interrupt to `vector` on CPU 0: MSI-X, else MSI,
-    /// else INTx through the IOAPIC. Finds the capabilities with the bounded
-    /// walk [`caps::irq_caps`].
-    pub fn setup_interrupt(d: &Device, vector: u8) -> IrqKind {
-        let Some(ep) = EndpointHeader::from_header(PciHeader::new(d.address), PortAccess) else {
-            return IrqKind::None;
+    /// else INTx through the IOAPIC (PCI Local Bus 3.0 §6.8: a function
+    /// with both uses one; Linux `pci_alloc_irq_vectors` tries them in this
+    /// order). `msi` false (a controller with broken MSI, or the command
+    /// line) goes straight to INTx. A malformed MSI-X capability is
+    /// reported and MSI tried instead; an INTx without a route is reported
+    /// and gives [`IrqKind::None`] (the caller then polls).
+    pub fn setup_interrupt(d: &Device, vector: u8, msi: bool) -> Interrupt {
+        let none = Interrupt {
+            kind: IrqKind::None,
+            route: None,
         };
+        if EndpointHeader::from_header(PciHeader::new(d.address), PortAccess).is_none() {
+            return none;
+        }
         let found = caps::irq_caps(|offset| read_config(d.address, offset));
-        if let Some(at) = found.msix {
-            let table = caps::MsixTable::from_dword(read_config(d.address, u16::from(at) + 4));
-            if let Some((base, size)) = mem_bar(d, table.bar)
-                && u64::from(table.offset) + 16 <= size
-            {
-                let entry = crate::mm::paging::map_mmio(base, size) + u64::from(table.offset);
-                // SAFETY: MSI-X table entry 0 (PCI Local Bus 3.0 §6.8.2):
-                // address lo/hi, data, vector control (bit 0 = masked).
-                unsafe {
-                    let e = entry as *mut u32;
-                    e.write_volatile(msi_address() as u32);
-                    e.add(1).write_volatile((msi_address() >> 32) as u32);
-                    e.add(2).write_volatile(vector as u32);
-                    e.add(3).write_volatile(0);
+        if msi && let Some(at) = found.msix {
+            match setup_msix(d, at, vector) {
+                Ok(()) => {
+                    return Interrupt {
+                        kind: IrqKind::MsiX,
+                        route: None,
+                    };
                 }
-                update_config(d.address, u16::from(at), |c| {
-                    (c & !caps::MSIX_FUNCTION_MASK) | caps::MSIX_ENABLE
-                });
-                return IrqKind::MsiX;
+                Err(e) => log::warn!("pci {}: MSI-X not usable: {e}; trying MSI", Name(d.address)),
             }
         }
-        if let Some(at) = found.msi {
-            let at = u16::from(at);
-            let control = read_config(d.address, at);
-            // Message Address, Upper Address (64-bit capable only) and Data
-            // (PCI Local Bus 3.0 §6.8.1.4-6).
-            let address = msi_address();
-            write_config(d.address, at + 4, address as u32);
-            let data_at = if control & caps::MSI_64BIT != 0 {
-                write_config(d.address, at + 8, (address >> 32) as u32);
-                at + 0xC
-            } else {
-                at + 8
+        if msi && let Some(at) = found.msi {
+            setup_msi(d, at, vector);
+            return Interrupt {
+                kind: IrqKind::Msi,
+                route: None,
             };
-            write_config(d.address, data_at, vector as u32);
-            update_config(d.address, at, |c| c | caps::MSI_ENABLE);
-            return IrqKind::Msi;
         }
-        let (_, line) = ep.interrupt(PortAccess);
-        if line != 0 && line != 0xff {
-            crate::arch::apic::route_irq(line, vector, true);
-            return IrqKind::IntX;
+        match setup_intx(d, vector) {
+            Ok(route) => Interrupt {
+                kind: IrqKind::IntX,
+                route: Some(route),
+            },
+            Err(e) => {
+                log::warn!("pci {}: no interrupt: {e}", Name(d.address));
+                none
+            }
         }
-        IrqKind::None
+    }
+
+    /// Programs MSI-X table entry 0 with `vector` and enables MSI-X
+    /// (PCI Local Bus 3.0 §6.8.2). The table must lie in a memory BAR.
+    fn setup_msix(d: &Device, at: u8, vector: u8) -> Result<(), caps::MsixTableError> {
+        let table = caps::MsixTable::from_dword(read_config(d.address, u16::from(at) + 4));
+        let mut bar = None;
+        caps::check_msix_table(table, |slot| {
+            bar = mem_bar(d, slot);
+            bar.map(|(_, size)| size)
+        })?;
+        let Some((base, size)) = bar else {
+            return Err(caps::MsixTableError::NotMemory(table.bar));
+        };
+        let entry = crate::mm::paging::map_mmio(base, size) + u64::from(table.offset);
+        // SAFETY: MSI-X table entry 0 (PCI Local Bus 3.0 §6.8.2.6-9), inside
+        // the BAR just mapped: address lo/hi, data, vector control (bit 0 =
+        // masked).
+        unsafe {
+            let e = entry as *mut u32;
+            e.write_volatile(msi_address() as u32);
+            e.add(1).write_volatile((msi_address() >> 32) as u32);
+            e.add(2).write_volatile(vector as u32);
+            e.add(3).write_volatile(0);
+        }
+        update_config(d.address, u16::from(at), |c| {
+            (c & !caps::MSIX_FUNCTION_MASK) | caps::MSIX_ENABLE
+        });
+        Ok(())
+    }
+
+    /// Programs the MSI capability at `at` with `vector` and enables it.
+    fn setup_msi(d: &Device, at: u8, vector: u8) {
+        let at = u16::from(at);
+        let control = read_config(d.address, at);
+        // Message Address, Upper Address (64-bit capable only) and Data
+        // (PCI Local Bus 3.0 §6.8.1.4-6).
+        let address = msi_address();
+        write_config(d.address, at + 4, address as u32);
+        let data_at = if control & caps::MSI_64BIT != 0 {
+            write_config(d.address, at + 8, (address >> 32) as u32);
+            at + 0xC
+        } else {
+            at + 8
+        };
+        write_config(d.address, data_at, vector as u32);
+        update_config(d.address, at, |c| c | caps::MSI_ENABLE);
+    }
+
+    /// The chipset whose PIRQ wiring [`super::intx::route`] knows, with its
+    /// route registers: QEMU q35's ICH9 LPC (00:1f.0, 8086:2918) or pc's
+    /// PIIX3/PIIX4 ISA bridge (8086:7000, 8086:7110).
+    fn chipset() -> Option<super::intx::Chipset> {
+        let bridge = find(|d| {
+            d.vendor == 0x8086
+                && d.address.bus() == 0
+                && matches!(d.device, 0x2918 | 0x7000 | 0x7110)
+        })?;
+        let lo = read_config(bridge.address, 0x60).to_le_bytes();
+        Some(if bridge.device == 0x2918 {
+            let hi = read_config(bridge.address, 0x68).to_le_bytes();
+            super::intx::Chipset::Ich9 {
+                pirq: [lo[0], lo[1], lo[2], lo[3], hi[0], hi[1], hi[2], hi[3]],
+            }
+        } else {
+            super::intx::Chipset::Piix { pirq: lo }
+        })
+    }
+
+    /// Routes the function's INTx to `vector` through the IOAPIC input
+    /// [`super::intx::route`] finds, level triggered as PCI requires.
+    fn setup_intx(d: &Device, vector: u8) -> Result<super::intx::Route, IntxError> {
+        // Interrupt Line (0x3C) and Interrupt Pin (0x3D), PCI 3.0 §6.2.4.
+        let v = read_config(d.address, 0x3C);
+        let func = super::intx::Function {
+            bus: d.address.bus(),
+            slot: d.address.device(),
+            pin: (v >> 8) as u8,
+            line: v as u8,
+        };
+        let route = super::intx::route(chipset(), func, |irq| {
+            super::intx::isa_irq(irq, crate::acpi::isa_override(irq))
+        })
+        .map_err(IntxError::Route)?;
+        let t = route.trigger;
+        crate::arch::apic::route_gsi(route.gsi, vector, t.level, t.active_low)
+            .map_err(IntxError::IoApic)?;
+        // Command bit 10, Interrupt Disable (PCI 3.0 §6.2.2): cleared, so
+        // the function may assert INTx (a firmware may leave it set).
+        let mut h = PciHeader::new(d.address);
+        h.update_command(PortAccess, |c| {
+            c - pci_types::CommandRegister::INTERRUPT_DISABLE
+        });
+        Ok(route)
+    }
+
+    /// Why an INTx could not be routed.
+    enum IntxError {
+        Route(super::intx::RouteError),
+        IoApic(crate::arch::apic::RouteError),
+    }
+
+    impl core::fmt::Display for IntxError {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            match self {
+                Self::Route(e) => write!(f, "INTx: {e}"),
+                Self::IoApic(e) => write!(f, "INTx: {e}"),
+            }
+        }
+    }
+
+    /// Intel EHCI/xHCI port switching for xHCI function `d`
+    /// ([`super::quirks::switch_intel_ports`], Linux
+    /// `usb_enable_intel_xhci_ports`), reported when it did something.
+    pub fn switch_intel_ports(d: &Device) {
+        struct Config(PciAddress);
+        impl super::quirks::ConfigSpace for Config {
+            fn read(&mut self, offset: u16) -> u32 {
+                read_config(self.0, offset)
+            }
+            fn write(&mut self, offset: u16, value: u32) {
+                // SAFETY: only the Intel port routing registers (0xD0,
+                // 0xD8) of an Intel xHCI function, from the masks its BIOS
+                // set: what Linux writes at the same point.
+                unsafe { PortAccess.write(self.0, offset, value) }
+            }
+        }
+        let sub = read_config(d.address, 0x2C);
+        let id = super::quirks::Identity {
+            vendor: d.vendor,
+            device: d.device,
+            subsystem_vendor: sub as u16,
+            subsystem_device: (sub >> 16) as u16,
+        };
+        let ehci = find(|e| {
+            e.vendor == super::quirks::VENDOR_INTEL
+                && e.class == 0x0c
+                && e.subclass == 0x03
+                && e.prog_if == 0x20
+        })
+        .is_some();
+        if let Some(done) = super::quirks::switch_intel_ports(&mut Config(d.address), id, ehci) {
+            log::info!(
+                "pci {}: Intel port switching: SuperSpeed ports {:#x}, USB 2.0 ports {:#x} to xHCI",
+                Name(d.address),
+                done.superspeed,
+                done.usb2
+            );
+        }
     }
 
     /// Masks the device's MSI-X (function mask) and disables its MSI (panic

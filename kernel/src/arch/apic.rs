@@ -130,26 +130,92 @@ pub fn start_ap(apic_id: u32, page: u8) {
 }
 
 /// Routes legacy ISA interrupt `irq` (after MADT overrides: `gsi`) to `vec`
-/// on the bootstrap CPU.
+/// on the bootstrap CPU; `level_low`: level triggered, active low.
 pub fn route_irq(gsi: u8, vec: u8, level_low: bool) {
+    if let Err(e) = route_gsi(gsi, vec, level_low, level_low) {
+        log::error!("ioapic: {e}");
+    }
+}
+
+/// Why [`route_gsi`] programmed nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RouteError {
+    /// The MADT named no IOAPIC.
+    NoIoApic,
+    /// The IOAPIC has no such input (its redirection table ends at `last`).
+    NoSuchPin {
+        /// The input asked for.
+        gsi: u8,
+        /// The last input (IOAPIC version register, Maximum Redirection Entry).
+        last: u8,
+    },
+}
+
+impl core::fmt::Display for RouteError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NoIoApic => write!(f, "no IOAPIC"),
+            Self::NoSuchPin { gsi, last } => {
+                write!(f, "no IOAPIC input {gsi} (inputs 0-{last})")
+            }
+        }
+    }
+}
+
+/// Routes IOAPIC input `gsi` (one IOAPIC, at GSI 0) to `vec` on the
+/// bootstrap CPU, fixed delivery, with the given trigger mode and polarity
+/// (a PCI INTx: level, active low; ACPI 6.5 §5.2.12.5 for ISA overrides).
+/// The entry is written masked and unmasked last, so it never fires
+/// half-programmed. A level-triggered input stays asserted until the device
+/// is acknowledged: its handler must acknowledge the device before the EOI
+/// (`trap_dispatch` calls the device handler, then EOIs), or the input fires
+/// again at once (82093AA IOAPIC datasheet: Remote IRR is
+/// set until the EOI, and the input is sampled again then).
+pub fn route_gsi(gsi: u8, vec: u8, level: bool, active_low: bool) -> Result<(), RouteError> {
     let base = IOAPIC_BASE.load(Ordering::Relaxed);
     if base == 0 {
-        return;
+        return Err(RouteError::NoIoApic);
     }
-    // SAFETY: the IOAPIC's MMIO window from the MADT, mapped uncached.
+    // SAFETY: the IOAPIC's MMIO window from the MADT, mapped uncached; the
+    // index and data registers are used by this CPU alone at boot.
     unsafe {
         let mut io = IoApic::new(base);
+        let last = io.max_table_entry();
+        if gsi > last {
+            return Err(RouteError::NoSuchPin { gsi, last });
+        }
         let mut e = RedirectionTableEntry::default();
         e.set_mode(IrqMode::Fixed);
-        let mut flags = IrqFlags::empty();
-        if level_low {
-            flags |= IrqFlags::LEVEL_TRIGGERED | IrqFlags::LOW_ACTIVE;
+        let mut flags = IrqFlags::MASKED;
+        if level {
+            flags |= IrqFlags::LEVEL_TRIGGERED;
+        }
+        if active_low {
+            flags |= IrqFlags::LOW_ACTIVE;
         }
         e.set_flags(flags);
         e.set_vector(vec);
         e.set_dest(cpu::cpu(0).apic_id.load(Ordering::Relaxed) as u8);
         io.set_table_entry(gsi, e);
         io.enable_irq(gsi);
+    }
+    Ok(())
+}
+
+/// Masks IOAPIC input `gsi` (a device whose driver did not start must not
+/// leave a level-triggered line asserted and unacknowledged).
+pub fn mask_gsi(gsi: u8) {
+    let base = IOAPIC_BASE.load(Ordering::Relaxed);
+    if base == 0 {
+        return;
+    }
+    // SAFETY: the IOAPIC's MMIO window from the MADT, mapped uncached; only
+    // an existing input is touched.
+    unsafe {
+        let mut io = IoApic::new(base);
+        if gsi <= io.max_table_entry() {
+            io.disable_irq(gsi);
+        }
     }
 }
 

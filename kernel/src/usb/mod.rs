@@ -16,7 +16,7 @@ pub use takeover::{
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
 
-use xhci_kbd::{Config, Controller, DecodedKey, KeyCode, KeyboardStats, Layout};
+use xhci_kbd::{Config, Controller, DecodedKey, InterruptAck, KeyCode, KeyboardStats, Layout};
 
 use crate::pci;
 use crate::sched::wait::WaitQueue;
@@ -51,6 +51,15 @@ static IRQ_KIND: [AtomicU8; MAX_CONTROLLERS] =
     [const { AtomicU8::new(pci::IrqKind::None as u8) }; MAX_CONTROLLERS];
 static VECTOR: [AtomicU8; MAX_CONTROLLERS] = [const { AtomicU8::new(0) }; MAX_CONTROLLERS];
 static IRQS: [AtomicU32; MAX_CONTROLLERS] = [const { AtomicU32::new(0) }; MAX_CONTROLLERS];
+/// Per controller: its INTx route (`lsusb`), set by [`start`].
+static ROUTE: [spin::Once<pci::intx::Route>; MAX_CONTROLLERS] =
+    [const { spin::Once::new() }; MAX_CONTROLLERS];
+/// Per controller: the lock-free acknowledge handle the interrupt handler
+/// uses whoever holds the driver lock (an INTx line stays asserted until
+/// IMAN.IP is cleared, xHCI 1.2 §4.17.2). Set by [`start`] with interrupts
+/// still off at boot, so no interrupt of this controller finds it unset.
+static ACK: [spin::Once<InterruptAck>; MAX_CONTROLLERS] =
+    [const { spin::Once::new() }; MAX_CONTROLLERS];
 
 static IRQ_PENDING: AtomicBool = AtomicBool::new(false);
 static WQ: WaitQueue = WaitQueue::new();
@@ -128,6 +137,7 @@ pub fn prepare() {
             continue;
         }
         pci::enable(&dev);
+        pci::switch_intel_ports(&dev);
         let Some((bar, size)) = pci::mem_bar(&dev, 0) else {
             log::error!(
                 "usb {}: xHCI controller without a memory BAR 0",
@@ -160,14 +170,28 @@ pub fn init() {
 }
 
 fn start(i: usize, f: Found) {
-    let kind = match crate::arch::trap::register_device_handler(irq) {
+    let msi = !pci::quirks::msi_broken(f.dev.vendor, f.dev.device);
+    if !msi {
+        log::info!(
+            "usb {}: MSI is broken on this controller (Linux XHCI_BROKEN_MSI): INTx",
+            PciName(f.dev)
+        );
+    }
+    let irq = match crate::arch::trap::register_device_handler(irq) {
         Some(v) => {
             VECTOR[i].store(v, Ordering::Relaxed);
-            pci::setup_interrupt(&f.dev, v)
+            pci::setup_interrupt(&f.dev, v, msi)
         }
-        None => pci::IrqKind::None,
+        None => pci::Interrupt {
+            kind: pci::IrqKind::None,
+            route: None,
+        },
     };
+    let kind = irq.kind;
     IRQ_KIND[i].store(kind as u8, Ordering::Relaxed);
+    if let Some(r) = irq.route {
+        ROUTE[i].call_once(|| r);
+    }
     let hal = KernelHal {
         source: DmaSource::Frames,
     };
@@ -175,20 +199,45 @@ fn start(i: usize, f: Found) {
     // instance alone owns from here on.
     match unsafe { Controller::new(hal, f.bar, config(kind != pci::IrqKind::None)) } {
         Ok(c) => {
+            // SAFETY: the BAR was mapped by `prepare` and is never unmapped.
+            ACK[i].call_once(|| unsafe { c.interrupt_ack() });
             log::info!(
                 "usb: xHCI {:04x}:{:04x} at {:#x}, interrupts {}, PCI {}",
                 f.dev.vendor,
                 f.dev.device,
                 f.bar,
-                kind.name(),
+                IrqName(kind, irq.route),
                 PciName(f.dev)
             );
             *CONTROLLERS[i].lock() = Some(c);
         }
-        Err(e) => log::error!(
-            "usb {}: controller start failed: {e}; running without it",
-            PciName(f.dev)
-        ),
+        Err(e) => {
+            log::error!(
+                "usb {}: controller start failed: {e}; running without it",
+                PciName(f.dev)
+            );
+            // Nothing acknowledges it now: a level-triggered line left
+            // asserted would fire for good (unless a controller started
+            // earlier shares it; a later one unmasks it again).
+            if let Some(r) = irq.route
+                && !(0..i).any(|j| ROUTE[j].get().is_some_and(|o| o.gsi == r.gsi))
+            {
+                crate::arch::apic::mask_gsi(r.gsi);
+            }
+        }
+    }
+}
+
+/// An interrupt mode as the boot line and `lsusb` print it: `MSI-X`, `MSI`,
+/// `INTx pin N, level, active-low, <how found>` or `none`.
+struct IrqName(pci::IrqKind, Option<pci::intx::Route>);
+
+impl fmt::Display for IrqName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.1 {
+            Some(r) if self.0 == pci::IrqKind::IntX => write!(f, "INTx {r}"),
+            _ => f.write_str(self.0.name()),
+        }
     }
 }
 
@@ -246,7 +295,17 @@ pub fn enumeration_stalled() -> bool {
 
 /// MSI/MSI-X/INTx handler: acknowledge the controller(s) behind `vector`
 /// and wake the thread. INTx lines may be shared, so an INTx interrupt
-/// acknowledges every controller on INTx.
+/// acknowledges every controller on INTx (the handle only clears what is
+/// set) and counts for each of them.
+///
+/// The acknowledgement goes through the lock-free [`InterruptAck`], never
+/// the driver lock, which the `usb` thread holds while it polls (and a
+/// frozen CPU may hold for good): with a level-triggered INTx an
+/// unacknowledged IMAN.IP keeps the line asserted and the interrupt fires
+/// again right after the EOI (xHCI 1.2 §4.17.2; with MSI/MSI-X the
+/// controller has cleared IP itself, §4.17.5, and this is harmless).
+/// `trap_dispatch` sends the EOI after this returns, so the device is
+/// acknowledged first, as a level-triggered IOAPIC input requires.
 fn irq(vector: u8) {
     if PANIC_IN_IRQ.swap(false, Ordering::SeqCst) {
         panic!("test: panic inside the xHCI interrupt handler");
@@ -257,11 +316,11 @@ fn irq(vector: u8) {
         if VECTOR[i].load(Ordering::Relaxed) != vector && kind != intx {
             continue;
         }
+        // Every delivery counts, as /proc/interrupts counts a line: an
+        // interrupt storm shows, whether or not this controller raised it.
         IRQS[i].fetch_add(1, Ordering::Relaxed);
-        if let Some(mut g) = CONTROLLERS[i].try_lock()
-            && let Some(c) = g.as_mut()
-        {
-            c.ack_interrupt();
+        if let Some(ack) = ACK[i].get() {
+            ack.acknowledge();
         }
     }
     IRQ_PENDING.store(true, Ordering::Release);
@@ -364,7 +423,10 @@ pub fn lsusb(w: &mut impl Write, i: usize, c: &Controller<KernelHal>) {
     let _ = writeln!(
         w,
         "interrupts: {} ({} handled)",
-        irq_name(IRQ_KIND[i].load(Ordering::Relaxed)),
+        IrqName(
+            irq_kind(IRQ_KIND[i].load(Ordering::Relaxed)),
+            ROUTE[i].get().copied()
+        ),
         IRQS[i].load(Ordering::Relaxed)
     );
     let mut any = false;
@@ -377,16 +439,11 @@ pub fn lsusb(w: &mut impl Write, i: usize, c: &Controller<KernelHal>) {
     }
 }
 
-fn irq_name(k: u8) -> &'static str {
-    [
-        pci::IrqKind::MsiX,
-        pci::IrqKind::Msi,
-        pci::IrqKind::IntX,
-        pci::IrqKind::None,
-    ]
-    .into_iter()
-    .find(|x| *x as u8 == k)
-    .map_or("?", |x| x.name())
+fn irq_kind(k: u8) -> pci::IrqKind {
+    [pci::IrqKind::MsiX, pci::IrqKind::Msi, pci::IrqKind::IntX]
+        .into_iter()
+        .find(|x| *x as u8 == k)
+        .unwrap_or(pci::IrqKind::None)
 }
 
 /// Prints `kbd`: the keyboards of every controller summed up (layout,
