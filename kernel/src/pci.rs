@@ -9,6 +9,7 @@
 
 pub mod intx;
 pub mod quirks;
+pub mod scan;
 
 /// The capability list walk and the MSI/MSI-X register bits it serves
 /// (PCI Local Bus 3.0 §6.7, §6.8), free of hardware so it is unit-tested on
@@ -483,11 +484,11 @@ mod hw {
     /// never waits.
     static FOUND: spin::Once<Found> = spin::Once::new();
 
-    /// Walks the buses once and remembers every function: each walk is
-    /// 256 x 32 configuration reads at least (two port I/O exits each under
-    /// a hypervisor; about 80 ms under TCG here), and boot looked for the
-    /// dump disk, the watchdog, the framebuffer and the xHCI controllers with
-    /// a walk each. Boot CPU, before the other CPUs start.
+    /// Walks the buses once and remembers every function: boot looks for
+    /// the dump disk, the watchdog, the framebuffer and the xHCI
+    /// controllers, and each walk costs 32 configuration reads per bus at
+    /// least (two port I/O exits each under a hypervisor). Boot CPU, before
+    /// the other CPUs start.
     pub fn init() {
         FOUND.call_once(|| {
             let mut f = Found {
@@ -524,38 +525,43 @@ mod hw {
         }
     }
 
-    /// Walks every function on buses 0..=255 (bounded: 256 x 32 x 8 probes)
-    /// until `f` returns true.
+    /// Which buses [`walk`] probes (`pci.scan=all`: every one); set at boot
+    /// before [`init`].
+    static SCAN_ALL: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+    /// Makes walks probe every bus number, not only bus 0 and the buses
+    /// behind its bridges (`pci.scan=all`, for peer root buses).
+    pub fn set_scan_all(all: bool) {
+        SCAN_ALL.store(all, core::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Walks every function ([`super::scan::walk`]: bus 0 and the buses
+    /// behind its bridges, or all 256) until `f` returns true.
     fn walk(mut f: impl FnMut(Device) -> bool) {
-        for bus in 0..=255u8 {
-            for dev in 0..32u8 {
-                for func in 0..8u8 {
-                    let address = PciAddress::new(0, bus, dev, func);
-                    let h = PciHeader::new(address);
-                    let (vendor, device) = h.id(PortAccess);
-                    if vendor == 0xffff {
-                        if func == 0 {
-                            break;
-                        }
-                        continue;
-                    }
-                    let (_, class, subclass, prog_if) = h.revision_and_class(PortAccess);
-                    if f(Device {
-                        address,
-                        vendor,
-                        device,
-                        class,
-                        subclass,
-                        prog_if,
-                    }) {
-                        return;
-                    }
-                    if func == 0 && !h.has_multiple_functions(PortAccess) {
-                        break;
-                    }
-                }
-            }
-        }
+        let buses = if SCAN_ALL.load(core::sync::atomic::Ordering::Relaxed) {
+            super::scan::Buses::All
+        } else {
+            super::scan::Buses::Bridged
+        };
+        let address = |at: super::scan::Bdf| PciAddress::new(0, at.bus, at.dev, at.func);
+        super::scan::walk(
+            |at, offset| read_config(address(at), offset),
+            buses,
+            |at| {
+                let address = address(at);
+                let h = PciHeader::new(address);
+                let (vendor, device) = h.id(PortAccess);
+                let (_, class, subclass, prog_if) = h.revision_and_class(PortAccess);
+                f(Device {
+                    address,
+                    vendor,
+                    device,
+                    class,
+                    subclass,
+                    prog_if,
+                })
+            },
+        );
     }
 
     /// Every PCI function.
