@@ -3,6 +3,8 @@
 //! keyboard and watches the serial console.
 
 pub mod bench;
+pub mod bochs;
+pub mod bochs_cli;
 pub mod harness;
 pub mod image;
 pub mod matrix;

@@ -12,6 +12,7 @@ const HELP: &str = "\
 usage: cargo run [--release] -- [OPTIONS] [-- QEMU-ARGS...]
        cargo run -- image [-o PATH] [--append \"ARGS\"]   (a BIOS/UEFI GRUB ISO)
        cargo run -- savecore [DISK] [-o VMCORE]
+       cargo run -- bochs [--smp N] [--append \"ARGS\"]   (the image on Bochs 2.7, see --help)
        cargo run -- bench | matrix ...   (see README)
 
 Boots the kernel in QEMU (q35, TCG) with an xHCI controller and a USB keyboard;
@@ -54,6 +55,7 @@ fn main() {
         Some("bench") => std::process::exit(panicbench::bench::main(&all[1..])),
         Some("matrix") => std::process::exit(panicbench::matrix_cli::main(&all[1..])),
         Some("image") => std::process::exit(panicbench::image::main(&all[1..])),
+        Some("bochs") => std::process::exit(panicbench::bochs_cli::main(&all[1..])),
         _ => {}
     }
     let (mut cfg, print_only, boot_image) = parse_args(&all);
