@@ -18,11 +18,16 @@ pub fn default_path() -> PathBuf {
 }
 
 /// GRUB's configuration: no menu, the kernel with `append` as its command
-/// line. `all_video` lets GRUB set the framebuffer the kernel's Multiboot2
-/// header asks for (on UEFI through GOP, on BIOS through VBE).
+/// line. The video drivers let GRUB set the framebuffer the kernel's
+/// Multiboot2 header asks for (on UEFI through GOP or UGA, on BIOS through
+/// VBE). Not `all_video`: its `vga` driver, on a BIOS without VBE (Bochs
+/// with `vga: extension=none`), sets the 4-bit planar 640x480 mode, which
+/// the kernel cannot draw on (it takes 16, 24 or 32 bpp) and which hides
+/// VGA text; without it GRUB leaves VGA text (the tag is optional).
 pub fn grub_cfg(append: &str) -> String {
     format!(
-        "set timeout=0\nset default=0\ninsmod all_video\n\
+        "set timeout=0\nset default=0\n\
+         if [ \"$grub_platform\" = efi ]; then insmod efi_gop; insmod efi_uga; else insmod vbe; fi\n\
          menuentry \"panicbench\" {{\n    multiboot2 /boot/kernel {append}\n    boot\n}}\n"
     )
 }
@@ -150,6 +155,7 @@ mod tests {
             "{c}"
         );
         assert!(c.contains("set timeout=0"));
+        assert!(!c.contains("all_video"), "no planar VGA mode: {c}");
     }
 
     #[test]
