@@ -13,7 +13,8 @@
 //! - `term` quits on a graphics mode ("32 bpp graphics mode not
 //!   supported"), so VBE is off (`vga: extension=none`): GRUB then cannot
 //!   set the framebuffer the kernel's Multiboot2 header asks for (optional)
-//!   and leaves VGA text.
+//!   and leaves VGA text (the image loads no planar `vga` video driver,
+//!   `src/image.rs`).
 //! - It stops in its debugger at start: `-rc FILE` holds `c`.
 //! - Its USB keyboard queues at most 16 key events beyond the one in its
 //!   report and drops the rest (`usb_hid_device_c::gen_scancode`), and the
