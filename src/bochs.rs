@@ -30,7 +30,6 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The Debian packages Bochs needs here.
@@ -144,21 +143,18 @@ pub fn check_installed() -> Result<(), String> {
 pub struct Bochs {
     child: Child,
     screen: std::fs::File,
-    /// What Bochs drew on its terminal (curses output), drained all along so
-    /// that Bochs never blocks on a full terminal.
-    drawn: Arc<Mutex<Vec<u8>>>,
     /// Files of this run: `bochsrc`, `rc`, `bochs.out` (its stdout and
     /// stderr), and the configured serial and log files.
     pub dir: PathBuf,
     /// The configuration it runs.
     pub config: Config,
-    started: Instant,
 }
 
 impl Bochs {
     /// Writes `dir/bochsrc` and starts Bochs, waiting (at most 30 s) for its
-    /// screen terminal. Drains the screen in a thread unless `drain` is
-    /// false (then the caller must read [`Bochs::screen`] itself).
+    /// screen terminal. Drains (discards) what Bochs draws there in a
+    /// thread, so that Bochs never blocks on a full terminal, unless `drain`
+    /// is false (then the caller must read [`Bochs::screen`] itself).
     pub fn start(config: &Config, dir: &Path, drain: bool) -> Result<Bochs, String> {
         check_installed()?;
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -186,27 +182,16 @@ impl Bochs {
         let mut b = Bochs {
             child,
             screen: std::fs::File::open("/dev/null").map_err(|e| e.to_string())?,
-            drawn: Arc::new(Mutex::new(Vec::new())),
             dir: dir.to_path_buf(),
             config: config.clone(),
-            started: Instant::now(),
         };
         let pty = b.wait_for_screen(&out_path)?;
         b.screen = open_raw(&pty)?;
         if drain {
             let mut reader = b.screen.try_clone().map_err(|e| e.to_string())?;
-            let drawn = b.drawn.clone();
             std::thread::spawn(move || {
                 let mut buf = [0u8; 4096];
-                while let Ok(n) = reader.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    let mut d = drawn.lock().expect("screen buffer");
-                    d.extend_from_slice(&buf[..n]);
-                    let excess = d.len().saturating_sub(1 << 16);
-                    d.drain(..excess);
-                }
+                while matches!(reader.read(&mut buf), Ok(n) if n > 0) {}
             });
         }
         Ok(b)
@@ -266,24 +251,9 @@ impl Bochs {
         )
     }
 
-    /// How many bytes Bochs has drawn on its terminal (drained mode).
-    pub fn drawn_bytes(&self) -> usize {
-        self.drawn.lock().expect("screen buffer").len()
-    }
-
     /// Whether Bochs has exited, and how.
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
         self.child.try_wait().ok().flatten()
-    }
-
-    /// Waits for Bochs to exit.
-    pub fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
-        self.child.wait()
-    }
-
-    /// Time since Bochs was started.
-    pub fn elapsed(&self) -> Duration {
-        self.started.elapsed()
     }
 }
 
