@@ -61,6 +61,9 @@ pub struct Config {
     pub serial: PathBuf,
     /// Bochs' own log.
     pub log: PathBuf,
+    /// Bochs modules whose debug messages go to the log (`usb_xhci`,
+    /// `ioapic`, ...); from `PANICBENCH_BOCHS_DEBUG` (comma-separated).
+    pub debug: Vec<String>,
 }
 
 impl Config {
@@ -73,6 +76,13 @@ impl Config {
             image: image.to_path_buf(),
             serial: dir.join("serial.log"),
             log: dir.join("bochs.log"),
+            debug: std::env::var("PANICBENCH_BOCHS_DEBUG")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|m| !m.is_empty())
+                .map(String::from)
+                .collect(),
         }
     }
 
@@ -96,7 +106,7 @@ impl Config {
              com1: enabled=1, mode=file, dev=\"{serial}\"\n\
              clock: sync=none, time0=local\n\
              log: \"{log}\"\n\
-             debug: action=ignore\n\
+             debug: action=ignore{debug}\n\
              info: action=report\n\
              error: action=report\n\
              panic: action=fatal\n",
@@ -106,6 +116,11 @@ impl Config {
             image = self.image.display(),
             serial = self.serial.display(),
             log = self.log.display(),
+            debug = self
+                .debug
+                .iter()
+                .map(|m| format!(", {m}=report"))
+                .collect::<String>(),
         )
     }
 }

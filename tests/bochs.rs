@@ -6,8 +6,10 @@
 //!
 //! One boot, slow (Bochs interprets every instruction): boot to `shell>`
 //! with both CPUs online, type at `shell>` (echo, and the driver's key
-//! counter rising, so the keys came over USB), `panic cli`, and at `db>`
-//! `cpus` lists both CPUs, the other one stopped.
+//! counter rising, so the keys came over USB; `lsusb` lists the low-speed
+//! keyboard on port 3), `panic cli`, and at `db>`
+//! `cpus` lists both CPUs, the other one stopped. `PANICBENCH_BOCHS_DEBUG=
+//! usb_xhci,ioapic` puts those modules' debug messages in Bochs' log.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -151,6 +153,16 @@ fn bochs_xhci_two_cpus_types_at_shell_and_db() {
             "the USB keyboard counted {before} then {after} keys: the keys did not come over USB"
         ));
     }
+
+    // The low-speed keyboard on USB 2.0 port 3, and how its interrupts went.
+    run.type_line("lsusb at shell>", "lsusb");
+    let interrupts = run.expect("lsusb: interrupts", r"interrupts: [^\n]*\n", STEP);
+    run.expect(
+        "lsusb: the keyboard on port 3",
+        r"port 3 [^\n]*04b4:0101[^\n]*low speed[^\n]*keyboard",
+        STEP,
+    );
+    eprintln!("bochs: {}", interrupts.trim_end());
 
     run.type_line("panic cli at shell>", "panic cli");
     run.expect("panic report", r"PANIC on cpu 0", STEP);
