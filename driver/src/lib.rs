@@ -15,6 +15,7 @@ mod extcaps;
 mod hal;
 mod hid;
 mod hub;
+mod port;
 mod regs;
 mod ring;
 mod takeover;

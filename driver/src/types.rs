@@ -95,15 +95,6 @@ impl Speed {
             Speed::Other(n) => n,
         }
     }
-
-    /// Default control endpoint max packet size before the device descriptor is read.
-    pub(crate) fn default_max_packet0(self) -> u16 {
-        match self {
-            Speed::Low | Speed::Full => 8,
-            Speed::High => 64,
-            _ => 512,
-        }
-    }
 }
 
 impl fmt::Display for Speed {

@@ -20,7 +20,11 @@ pub(crate) use hal::{FakeHal, FakeHandle};
 pub(crate) use stop::{StopPoint, stop_at, stop_point};
 
 #[cfg(test)]
+mod enumeration_tests;
+#[cfg(test)]
 mod hook_tests;
+#[cfg(test)]
+mod hub_enum_tests;
 #[cfg(test)]
 mod hub_tests;
 #[cfg(test)]
