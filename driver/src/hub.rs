@@ -370,7 +370,7 @@ impl<H: Hal> Controller<H> {
         if hub.children[usize::from(port - 1)] != 0 || hub.failed & bit != 0 {
             return (0, detached);
         }
-        match self.attach_behind_hub(index, port) {
+        match self.attach_behind_hub(index, port, change & C_PORT_CONNECTION != 0) {
             Ok(true) => (1, detached),
             Ok(false) => (0, detached),
             Err(e) => {
@@ -433,20 +433,21 @@ impl<H: Hal> Controller<H> {
         })
     }
 
-    /// Debounces the connection, resets the port and enumerates the device
-    /// on it with its route string, root port and, for LS/FS devices behind
-    /// a high-speed hub, the TT hub slot and port (xHCI 1.2 §4.3.3, §6.2.2,
-    /// §8.9), with the retries of [`enumerate_port`](Self::enumerate_port).
-    /// Returns whether a device was attached (`false`: it left while being
-    /// debounced).
-    fn attach_behind_hub(&mut self, index: usize, port: u8) -> Result<bool, Error> {
+    /// Debounces the connection if it just changed (`debounce`: Linux
+    /// debounces on C_PORT_CONNECTION only), resets the port and enumerates
+    /// the device on it with its route string, root port and, for LS/FS
+    /// devices behind a high-speed hub, the TT hub slot and port (xHCI 1.2
+    /// §4.3.3, §6.2.2, §8.9), with the retries of
+    /// [`enumerate_port`](Self::enumerate_port). Returns whether a device
+    /// was attached (`false`: it left while being debounced).
+    fn attach_behind_hub(&mut self, index: usize, port: u8, debounce: bool) -> Result<bool, Error> {
         let depth = self.devices[index].location.depth();
         if depth >= MAX_TIERS || port == 0 || usize::from(port) > MAX_HUB_PORTS {
             return Err(Error::Unsupported {
                 what: "device beyond the route string's reach",
             });
         }
-        if !self.debounce_hub_port(index, port)? {
+        if debounce && !self.debounce_hub_port(index, port)? {
             return Ok(false);
         }
         self.enumerate_port(|c, _| {

@@ -54,6 +54,11 @@ impl<H: Hal> Controller<H> {
         }
         let index = usize::from(port - 1);
         let warm = self.needs_warm_reset(port, portsc.port_link_state());
+        // only a connection that just changed is debounced (Linux
+        // hub_port_connect_change debounces on C_CONNECTION): a device
+        // connected for long, looked at again after a takeover or a full
+        // event ring, is enumerated at once
+        let debounce = warm || portsc.connect_status_change();
         let mut detached = 0;
         if warm {
             if self.ports[index].slot != 0 {
@@ -83,7 +88,7 @@ impl<H: Hal> Controller<H> {
         if !connected || state.slot != 0 || state.failed {
             return (0, detached);
         }
-        match self.attach(port) {
+        match self.attach(port, debounce) {
             Ok(true) => (1, detached),
             Ok(false) => (0, detached),
             Err(e) => {
@@ -199,12 +204,12 @@ impl<H: Hal> Controller<H> {
         })
     }
 
-    /// Debounces the connection, then enumerates the device on a root port,
-    /// with the port resets and retries of
-    /// [`enumerate_port`](Self::enumerate_port). Returns whether a device
-    /// was attached (`false`: it went away while being debounced).
-    fn attach(&mut self, port: u8) -> Result<bool, Error> {
-        if !self.debounce_root_port(port)? {
+    /// Debounces the connection if it just changed (`debounce`), then
+    /// enumerates the device on a root port, with the port resets and
+    /// retries of [`enumerate_port`](Self::enumerate_port). Returns whether
+    /// a device was attached (`false`: it went away while being debounced).
+    fn attach(&mut self, port: u8, debounce: bool) -> Result<bool, Error> {
+        if debounce && !self.debounce_root_port(port)? {
             return Ok(false);
         }
         let is_usb3 = self.caps.usb3_ports & (1 << (port - 1)) != 0;
