@@ -169,6 +169,10 @@ impl<H: Hal> Controller<H> {
         else {
             return Err(Error::NoSlot);
         };
+        if self.devices[index].slot_released {
+            // the slot of a device only listed came back: the listing moves
+            self.move_listing(index);
+        }
         if self.devices[index].state.is_some() {
             // the controller handed out a slot we think is in use: refuse it
             let _ = self.command(command::disable_slot(done.slot), "Disable Slot");
@@ -194,15 +198,18 @@ impl<H: Hal> Controller<H> {
         match result {
             Ok(state) => {
                 self.devices[index].state = Some(state);
-                if state == DeviceState::Keyboard {
-                    self.queue_interrupt(index);
+                match state {
+                    DeviceState::Keyboard => self.queue_interrupt(index),
+                    DeviceState::Ignored => self.release_slot(index),
+                    _ => {}
                 }
                 Ok(Attempt::Done(done.slot))
             }
             Err(e) => {
-                // keep it listed as failed until its port changes
+                // listed as failed until its port changes, without a slot
                 self.devices[index].state = Some(DeviceState::Failed);
                 self.devices[index].hub = None;
+                self.release_slot(index);
                 Err(e)
             }
         }
@@ -542,10 +549,12 @@ impl<H: Hal> Controller<H> {
         let at = self.devices[index].location;
         // Mark it free first so late events for it are rejected.
         self.devices[index].state = None;
-        if let Err(e) = self.command(command::disable_slot(slot), "Disable Slot") {
-            self.note_error(e);
+        if !self.devices[index].slot_released {
+            if let Err(e) = self.command(command::disable_slot(slot), "Disable Slot") {
+                self.note_error(e);
+            }
+            self.mem.dcbaa.write64(usize::from(slot) * 8, 0);
         }
-        self.mem.dcbaa.write64(usize::from(slot) * 8, 0);
         self.devices[index].reset();
         if at.parent_slot == 0 {
             if let Some(p) = self

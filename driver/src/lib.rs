@@ -18,6 +18,7 @@ mod hub;
 mod port;
 mod regs;
 mod ring;
+mod slots;
 mod takeover;
 mod transfer;
 mod trb;

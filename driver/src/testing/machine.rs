@@ -225,6 +225,12 @@ impl Machine {
         self.reset_controller();
     }
 
+    /// HCSPARAMS1.MaxSlots (xHCI 1.2 §5.3.3), at most the fake's 16.
+    pub(crate) fn set_max_slots(&mut self, slots: u32) {
+        let v = self.reg(0x04);
+        self.set_reg(0x04, (v & !0xff) | slots.min(SLOTS as u32));
+    }
+
     pub(crate) fn set_context_size(&mut self, size: usize) {
         self.context_size = size;
         let csz = if size == 64 { 1 << 2 } else { 0 };

@@ -32,6 +32,8 @@ mod reset_tests;
 #[cfg(test)]
 mod shape_tests;
 #[cfg(test)]
+mod slot_tests;
+#[cfg(test)]
 mod tests;
 
 /// Runs property `test` on `cases` random inputs from `strategy` (proptest,
