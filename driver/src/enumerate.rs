@@ -215,6 +215,19 @@ impl<H: Hal> Controller<H> {
         }
     }
 
+    /// Is `slot` (0: none) a device that was enumerated and works (not
+    /// one listed as failed)? Only such a device is enumerated again when
+    /// its port is found disabled: a failed one on a port that never
+    /// enables would otherwise be retried on every event its own port
+    /// resets cause, for ever.
+    pub(crate) fn is_working(&self, slot: u8) -> bool {
+        usize::from(slot)
+            .checked_sub(1)
+            .and_then(|i| self.devices.get(i))
+            .and_then(|d| d.state)
+            .is_some_and(|s| s != DeviceState::Failed)
+    }
+
     /// Records `slot` as the device at `at` (root port table or parent hub).
     fn link_child(&mut self, at: Location, slot: u8) {
         if at.parent_slot == 0 {

@@ -352,7 +352,7 @@ impl<H: Hal> Controller<H> {
         // (USB 2.0 §11.24.2.7.2.2: C_PORT_ENABLE is set only on such an
         // error): the device goes and is enumerated again
         let renewed = change & (C_PORT_CONNECTION | C_PORT_ENABLE) != 0;
-        let lost = child != 0 && connected && status & PORT_STAT_ENABLE == 0;
+        let lost = self.is_working(child) && connected && status & PORT_STAT_ENABLE == 0;
         let mut detached = 0;
         if child != 0 && (!connected || renewed || lost) {
             self.detach_slot(child);

@@ -74,8 +74,8 @@ impl<H: Hal> Controller<H> {
             }
         }
         let connected = portsc.current_connect_status();
-        // a device of ours on a port that is no longer enabled
-        let lost = self.ports[index].slot != 0 && connected && !portsc.port_enabled();
+        // a working device of ours on a port that is no longer enabled
+        let lost = self.is_working(self.ports[index].slot) && connected && !portsc.port_enabled();
         let renewed = warm || portsc.connect_status_change() || portsc.port_enabled_change();
         if self.ports[index].slot != 0 && (!connected || renewed || lost) {
             self.detach(port);

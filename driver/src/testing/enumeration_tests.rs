@@ -203,3 +203,25 @@ fn usb3_port_in_ss_inactive_or_compliance_gets_warm_reset() {
         assert_eq!(type_hi(&mut c, &h, 3), hi(), "PLS {pls}");
     }
 }
+
+/// A device listed as failed is not enumerated again just because its
+/// port is seen disabled (a level, not an event: the port of a device that
+/// never answers may stay so): another change on the port (here an
+/// over-current change, PORTSC.OCC) leaves it alone.
+#[test]
+fn failed_device_on_a_disabled_port_is_left_alone() {
+    const OVER_CURRENT_CHANGE: u32 = 1 << 20;
+    let mut kbd = FakeDevice::keyboard();
+    kbd.unanswered_setups = u32::MAX;
+    let (mut c, h) = start(std::vec![(1, kbd)], Config::default());
+    assert_eq!(c.poll().attached, 0);
+    let enables = count_commands(&h, 9);
+    h.with(|m, mem| m.drop_port_enable(mem, 1, OVER_CURRENT_CHANGE));
+    let s = c.poll();
+    assert_eq!((s.attached, s.detached), (0, 0), "{s:?}");
+    assert_eq!(count_commands(&h, 9), enables, "no new attempt");
+    assert_eq!(
+        c.devices().next().map(|d| d.state),
+        Some(DeviceState::Failed)
+    );
+}

@@ -298,7 +298,14 @@ impl Machine {
     /// The controller disables a connected root port (1-based), as after
     /// babble or a port error (xHCI 1.2 §4.19.2: PED cleared, PEC set).
     pub(crate) fn disable_port(&mut self, mem: &Memory, port: usize) {
-        self.portsc[port - 1] = (self.portsc[port - 1] & !PED) | PEC;
+        self.drop_port_enable(mem, port, PEC);
+    }
+
+    /// PED of a root port (1-based) clears, with the RW1C change bits
+    /// `change` reported (PEC for an error disable; anything else, or 0,
+    /// for a port found disabled by a later look).
+    pub(crate) fn drop_port_enable(&mut self, mem: &Memory, port: usize, change: u32) {
+        self.portsc[port - 1] = (self.portsc[port - 1] & !PED) | (change & CHANGE);
         self.publish();
         self.post(mem, [0, 0, 1 << 24, 34 << 10], Some(port));
     }
