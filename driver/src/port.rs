@@ -53,7 +53,11 @@ impl<H: Hal> Controller<H> {
             self.regs.write_portsc(port, |w| w.clear_changes(portsc));
         }
         let index = usize::from(port - 1);
-        let warm = self.needs_warm_reset(port, portsc.port_link_state());
+        // a port whose last warm reset did not help is left until it
+        // changes, so that a link stuck in Compliance Mode is not warm reset
+        // on every event of its own warm resets
+        let warm = self.needs_warm_reset(port, portsc.port_link_state())
+            && (!self.ports[index].failed || portsc.connect_status_change());
         // only a connection that just changed is debounced (Linux
         // hub_port_connect_change debounces on C_CONNECTION): a device
         // connected for long, looked at again after a takeover or a full
@@ -66,9 +70,17 @@ impl<H: Hal> Controller<H> {
                 detached = 1;
             }
             match self.warm_reset_port(port) {
+                Ok(after) if self.needs_warm_reset(port, after.port_link_state()) => {
+                    self.note_error(Error::Timeout {
+                        what: "link out of SS.Inactive after a warm reset",
+                    });
+                    self.ports[index].failed = true;
+                    return (0, detached);
+                }
                 Ok(after) => portsc = after,
                 Err(e) => {
                     self.note_error(e);
+                    self.ports[index].failed = true;
                     return (0, detached);
                 }
             }

@@ -225,3 +225,23 @@ fn failed_device_on_a_disabled_port_is_left_alone() {
         Some(DeviceState::Failed)
     );
 }
+
+/// A link a warm reset does not bring back (stuck in Compliance Mode) gets
+/// one warm reset, an error, and is then left alone: the port change
+/// events of that warm reset do not start another one.
+#[test]
+fn link_stuck_in_compliance_is_warm_reset_once() {
+    let (mut c, h) = start(std::vec![(3, FakeDevice::keyboard())], Config::default());
+    assert_eq!(c.poll().attached, 1);
+    h.with(|m, mem| {
+        m.faults.warm_reset_useless = true;
+        m.link_inactive(mem, 3, 10);
+    });
+    let s = c.poll();
+    assert_eq!((s.detached, s.errors), (1, 1), "{s:?}");
+    for _ in 0..4 {
+        h.run();
+        c.poll();
+    }
+    assert_eq!(h.with(|m, _| m.warm_resets), 1);
+}

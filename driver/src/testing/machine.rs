@@ -64,6 +64,9 @@ pub(crate) struct Faults {
     /// Bochs' xHCI: Address Device of a full-speed device whose EP0 Max
     /// Packet Size is not 64 fails with Parameter Error.
     pub(crate) full_speed_ep0_must_be_64: bool,
+    /// A warm reset leaves a USB 3 port's link where it was (stuck in
+    /// Compliance Mode, say), WRC and PRC reported all the same.
+    pub(crate) warm_reset_useless: bool,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -530,11 +533,14 @@ impl Machine {
             // warm reset of a USB 3 port (xHCI 1.2 §4.19.5.1): the link
             // trains to U0, the port is enabled, WRC and PRC report it
             self.warm_resets += 1;
-            self.portsc[p] = (self.portsc[p] & !(0xf << 5)) | WRC | PRC;
-            if self.portsc[p] & CCS != 0 {
-                self.portsc[p] |= PED;
-            } else {
-                self.portsc[p] |= 5 << 5; // RxDetect
+            self.portsc[p] |= WRC | PRC;
+            if !self.faults.warm_reset_useless {
+                self.portsc[p] &= !(0xf << 5);
+                if self.portsc[p] & CCS != 0 {
+                    self.portsc[p] |= PED;
+                } else {
+                    self.portsc[p] |= 5 << 5; // RxDetect
+                }
             }
             self.publish();
             self.post(mem, [0, 0, 1 << 24, 34 << 10], Some(p + 1));
