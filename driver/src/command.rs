@@ -131,6 +131,7 @@ impl<H: Hal> Controller<H> {
         if dci == 1 {
             // EP0's ring is empty and the controller dequeues from its start
             self.devices[index].control_in_flight = false;
+            self.clear_tt_buffer(index); // the aborted transfer's TT state (hub.rs)
         }
         Ok(())
     }

@@ -156,6 +156,14 @@ impl ContextLayout {
     pub(crate) fn endpoint_state(&self, device: &DmaBuf, dci: u8) -> u8 {
         (device.read32(self.device_endpoint(dci)) & 0x7) as u8
     }
+
+    /// USB Device Address the controller assigned (slot context dword 3
+    /// bits 7:0, §6.2.2), from an output device context; 7 bits (USB 2.0
+    /// §9.4.6), masked so a corrupt context gives a valid-looking value,
+    /// never a panic.
+    pub(crate) fn device_address(&self, device: &DmaBuf) -> u8 {
+        (device.read32(12) & 0x7f) as u8
+    }
 }
 
 /// Interval field for an interrupt endpoint (§6.2.3.6): full/low speed

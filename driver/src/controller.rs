@@ -369,7 +369,10 @@ impl<H: Hal> Controller<H> {
         }
         self.ports = [PortState::default(); MAX_PORTS];
 
-        // MaxSlotsEn (§5.4.7): slot IDs are then 1..=slots, one per preallocated device.
+        // MaxSlotsEn (§5.4.7) = HCSPARAMS1.MaxSlots capped by the records
+        // preallocated in `new` (`caps.slots`): slot IDs are then 1..=slots,
+        // one per record. Slots of devices only listed are given back
+        // (slots.rs), so ignored devices do not use them up.
         let config = self.regs.config();
         self.regs
             .write_config(config.set_max_device_slots_enabled(self.caps.slots));

@@ -183,6 +183,23 @@ pub(crate) struct Device {
     pub(crate) reports: u32,
     pub(crate) errors: u32,
     pub(crate) rollover: u32,
+    /// The device's slot was given back to the controller (Disable Slot,
+    /// xHCI 1.2 §4.6.4) while this record keeps it listed: an ignored
+    /// device, or one whose enumeration failed. Its slot ID may be handed
+    /// out again, and the listing then moves (see `slots.rs`).
+    pub(crate) slot_released: bool,
+}
+
+/// What a record whose slot was released keeps listing (the identity of
+/// the device, none of its endpoints or memory).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Listing {
+    state: Option<DeviceState>,
+    port: u8,
+    speed: Speed,
+    descriptor: DeviceDescriptor,
+    class: u8,
+    location: Location,
 }
 
 impl Device {
@@ -210,7 +227,32 @@ impl Device {
             reports: 0,
             errors: 0,
             rollover: 0,
+            slot_released: false,
         }
+    }
+
+    /// The identity this record lists.
+    pub(crate) fn listing(&self) -> Listing {
+        Listing {
+            state: self.state,
+            port: self.port,
+            speed: self.speed,
+            descriptor: self.descriptor,
+            class: self.class,
+            location: self.location,
+        }
+    }
+
+    /// Makes this (free) record list `listing`, a device without a slot.
+    pub(crate) fn adopt(&mut self, listing: Listing) {
+        self.reset();
+        self.state = listing.state;
+        self.port = listing.port;
+        self.speed = listing.speed;
+        self.descriptor = listing.descriptor;
+        self.class = listing.class;
+        self.location = listing.location;
+        self.slot_released = true;
     }
 
     /// The interrupt IN endpoint we keep armed: (DCI, max packet), for a

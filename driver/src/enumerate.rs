@@ -1,5 +1,6 @@
-//! Attach and detach: port reset, Enable Slot, Address Device, descriptors,
-//! configuration of a boot keyboard (xHCI 1.2 §4.3, USB 2.0 §9.1.2, HID 1.11 §7.2).
+//! Attach and detach: Enable Slot, Address Device, descriptors,
+//! configuration of a boot keyboard (xHCI 1.2 §4.3, USB 2.0 §9.1.2, HID 1.11
+//! §7.2), with the retries of Linux `hub_port_connect`.
 #![forbid(unsafe_code)]
 
 use crate::context::{EndpointFields, EndpointType, SlotFields, keyboard_interval};
@@ -17,10 +18,61 @@ use crate::types::{DeviceState, EnumerationStep, Speed};
 /// Hub device class (USB 2.0 §11.23.1).
 const CLASS_HUB: u8 = 9;
 
-/// Port reset completion (USB 2.0 §7.1.7.5 TDRST is 10-20 ms; be generous).
-const PORT_RESET_TIMEOUT_US: u64 = 500_000;
-/// Reset recovery before the first request (USB 2.0 §7.1.7.5 TRSTRCY).
-pub(crate) const RESET_RECOVERY_US: u64 = 10_000;
+/// Port initialisation attempts per connection (Linux `PORT_INIT_TRIES`).
+const PORT_INIT_TRIES: u32 = 4;
+/// Address Device (BSR = 0, SET_ADDRESS) tries per attempt (Linux
+/// `SET_ADDRESS_TRIES`) ...
+const SET_ADDRESS_TRIES: u32 = 2;
+/// ... this far apart (Linux `hub_port_init`: `msleep(200)`).
+const SET_ADDRESS_RETRY_US: u64 = 200_000;
+/// After SET_ADDRESS, before the next request: USB 2.0 §9.2.6.3 gives the
+/// device 2 ms; Linux `hub_port_init` waits 10 ms ("let SET_ADDRESS
+/// settle, some device hardware wants it").
+const SET_ADDRESS_RECOVERY_US: u64 = 10_000;
+/// No new enumeration attempt starts after this long (the attempts of one
+/// connection stay within about this, so a device that never answers does
+/// not hold `poll()`, and with it the panic console, for long).
+const ENUMERATION_BUDGET_US: u64 = 2_000_000;
+/// Bytes of the first device descriptor read (Linux `hub_port_init`: 64,
+/// "USB_DT_DEVICE_SIZE" would not reveal a bigger EP0).
+const FIRST_READ_BYTES: u16 = 64;
+/// Block Set Address Request of the Address Device TRB (xHCI 1.2 §6.4.3.4).
+const ADDRESS_DEVICE_BSR: u32 = 1 << 9;
+
+/// The outcome of one enumeration attempt that did not fail for good.
+pub(crate) enum Attempt {
+    /// Enumerated in this slot.
+    Done(u8),
+    /// The device did not get through the addressing stage: try again.
+    Retry(Error),
+}
+
+/// Is this failure of the addressing stage worth another port reset? A
+/// device that did not answer (transaction errors, stalls, timeouts, a
+/// garbled descriptor) is; a controller that failed, ran out of slots or
+/// memory, or a device the driver cannot handle is not.
+fn retryable(e: Error) -> bool {
+    matches!(
+        e,
+        Error::Timeout { .. }
+            | Error::CommandFailed { .. }
+            | Error::TransferFailed { .. }
+            | Error::BadDescriptor(_)
+    )
+}
+
+/// EP0's max packet size before bMaxPacketSize0 is known (xHCI 1.2 §4.3.3):
+/// 8 at low speed, 64 at full and high speed, 512 at SuperSpeed. Full speed
+/// starts at 64 as Linux `hub_port_init` does ("64 as default for full
+/// speed"), and because Bochs' xHCI refuses a full-speed Address Device
+/// with any other EP0 size.
+pub(crate) fn initial_max_packet0(speed: Speed) -> u16 {
+    match speed {
+        Speed::Low => 8,
+        Speed::Full | Speed::High => 64,
+        _ => 512,
+    }
+}
 
 impl<H: Hal> Controller<H> {
     /// Configure Endpoint (xHCI 1.2 §4.6.6) for the device's one interrupt
@@ -64,79 +116,47 @@ impl<H: Hal> Controller<H> {
         Ok(())
     }
 
-    /// Handles a port whose status changed. Returns (attached, detached).
-    pub(crate) fn port_changed(&mut self, port: u8) -> (u32, u32) {
-        let portsc = self.regs.portsc(port);
-        if portsc.is_all_ones() {
-            return (0, 0);
-        }
-        if portsc.has_changes() {
-            self.regs.write_portsc(port, |w| w.clear_changes(portsc));
-        }
-        let connected = portsc.current_connect_status();
-        let state = &mut self.ports[usize::from(port - 1)];
-        let mut detached = 0;
-        if state.slot != 0 && (!connected || portsc.connect_status_change()) {
-            self.detach(port);
-            detached = 1;
-        }
-        let state = &mut self.ports[usize::from(port - 1)];
-        if !connected {
-            state.failed = false;
-            return (0, detached);
-        }
-        if state.slot != 0 || state.failed {
-            return (0, detached);
-        }
-        match self.attach(port) {
-            Ok(()) => (1, detached),
-            Err(e) => {
-                self.note_error(e);
-                self.ports[usize::from(port - 1)].failed = true;
-                (0, detached)
+    /// Enumerates the device on a port, with the retries of Linux
+    /// `hub_port_connect`: up to [`PORT_INIT_TRIES`] attempts, each starting
+    /// with `reset(self, attempt)` (port reset and reset recovery, giving
+    /// the device's location and speed) and a fresh slot. An attempt that
+    /// fails while the device is addressed and identified (Address Device,
+    /// the device descriptor: a device that did not answer yet) gives its
+    /// slot back (Disable Slot, xHCI 1.2 §4.6.4) and the next attempt resets
+    /// the port again; failures past that point (configuration, a class
+    /// the driver refuses) and failures of the controller itself are final.
+    /// Attempts stop early once [`ENUMERATION_BUDGET_US`] has passed, so the
+    /// whole is bounded in time as well as in count. Returns the slot.
+    pub(crate) fn enumerate_port(
+        &mut self,
+        mut reset: impl FnMut(&mut Self, u32) -> Result<(Location, Speed), Error>,
+    ) -> Result<u8, Error> {
+        let start = self.hal.now_us();
+        let mut last_error = Error::Timeout {
+            what: "device enumeration",
+        };
+        for attempt in 0..PORT_INIT_TRIES {
+            if attempt > 0 && self.hal.now_us().saturating_sub(start) >= ENUMERATION_BUDGET_US {
+                break;
+            }
+            let (at, speed) = reset(self, attempt)?;
+            let may_retry = attempt + 1 < PORT_INIT_TRIES;
+            match self.enumerate(at, speed, may_retry)? {
+                Attempt::Done(slot) => return Ok(slot),
+                Attempt::Retry(e) => last_error = e,
             }
         }
-    }
-
-    /// Resets a root port and waits for it to be enabled (§4.3.1).
-    fn reset_port(&mut self, port: u8) -> Result<(), Error> {
-        self.regs.write_portsc(port, |w| w.set_port_reset());
-        self.wait_for(PORT_RESET_TIMEOUT_US, "port reset (PORTSC.PRC)", |c| {
-            let sc = c.regs.portsc(port);
-            Ok(sc.is_all_ones()
-                || sc.port_reset_change()
-                || (sc.port_enabled() && !sc.port_reset()))
-        })?;
-        let sc = self.regs.portsc(port);
-        if sc.port_reset_change() {
-            self.regs
-                .write_portsc(port, |w| w.clear_port_reset_change());
-        }
-        if !sc.port_enabled() || !sc.current_connect_status() {
-            return Err(Error::Timeout {
-                what: "port enable after reset",
-            });
-        }
-        Ok(())
-    }
-
-    /// Enumerates the device on a root port.
-    fn attach(&mut self, port: u8) -> Result<(), Error> {
-        let is_usb3 = self.caps.usb3_ports & (1 << (port - 1)) != 0;
-        // USB 3 ports enable themselves after link training; USB 2 ports need a reset.
-        if !is_usb3 || !self.regs.portsc(port).port_enabled() {
-            self.reset_port(port)?;
-        }
-        self.hal.delay_us(RESET_RECOVERY_US);
-        let speed = Speed::from_id(self.regs.portsc(port).port_speed());
-        self.enumerate(Location::root(port), speed).map(|_| ())
+        Err(last_error)
     }
 
     /// Enable Slot, Address Device, descriptors and configuration of a device
     /// at `at` (a root port or a hub port that was just reset). The slot is
     /// recorded in the root port table or in the parent hub before anything
-    /// can fail, so a detach or a takeover always finds it. Returns the slot.
-    pub(crate) fn enumerate(&mut self, at: Location, speed: Speed) -> Result<u8, Error> {
+    /// can fail, so a detach or a takeover always finds it. With
+    /// `may_retry`, a retryable failure of the addressing stage frees the
+    /// slot again and returns [`Attempt::Retry`]; any other failure leaves
+    /// the device listed as [`DeviceState::Failed`].
+    fn enumerate(&mut self, at: Location, speed: Speed, may_retry: bool) -> Result<Attempt, Error> {
         let root = usize::from(at.root_port);
         if !(1..=usize::from(self.caps.ports)).contains(&root) {
             return Err(Error::NoSlot);
@@ -149,6 +169,10 @@ impl<H: Hal> Controller<H> {
         else {
             return Err(Error::NoSlot);
         };
+        if self.devices[index].slot_released {
+            // the slot of a device only listed came back: the listing moves
+            self.move_listing(index);
+        }
         if self.devices[index].state.is_some() {
             // the controller handed out a slot we think is in use: refuse it
             let _ = self.command(command::disable_slot(done.slot), "Disable Slot");
@@ -162,21 +186,46 @@ impl<H: Hal> Controller<H> {
         device.location = at;
         self.link_child(at, done.slot);
         self.probe(EnumerationStep::SlotEnabled);
-        match self.configure_device(index) {
+        let result = match self.address_and_identify(index) {
+            Err(e) if may_retry && retryable(e) => {
+                // Linux hub_port_connect: hub_free_dev, then the next try
+                self.detach_slot(done.slot);
+                return Ok(Attempt::Retry(e));
+            }
+            Err(e) => Err(e),
+            Ok(descriptor) => self.configure_device(index, descriptor),
+        };
+        match result {
             Ok(state) => {
                 self.devices[index].state = Some(state);
-                if state == DeviceState::Keyboard {
-                    self.queue_interrupt(index);
+                match state {
+                    DeviceState::Keyboard => self.queue_interrupt(index),
+                    DeviceState::Ignored => self.release_slot(index),
+                    _ => {}
                 }
-                Ok(done.slot)
+                Ok(Attempt::Done(done.slot))
             }
             Err(e) => {
-                // keep it listed as failed until it is unplugged
+                // listed as failed until its port changes, without a slot
                 self.devices[index].state = Some(DeviceState::Failed);
                 self.devices[index].hub = None;
+                self.release_slot(index);
                 Err(e)
             }
         }
+    }
+
+    /// Is `slot` (0: none) a device that was enumerated and works (not
+    /// one listed as failed)? Only such a device is enumerated again when
+    /// its port is found disabled: a failed one on a port that never
+    /// enables would otherwise be retried on every event its own port
+    /// resets cause, for ever.
+    pub(crate) fn is_working(&self, slot: u8) -> bool {
+        usize::from(slot)
+            .checked_sub(1)
+            .and_then(|i| self.devices.get(i))
+            .and_then(|d| d.state)
+            .is_some_and(|s| s != DeviceState::Failed)
     }
 
     /// Records `slot` as the device at `at` (root port table or parent hub).
@@ -223,16 +272,51 @@ impl<H: Hal> Controller<H> {
         fields
     }
 
-    /// Address Device, descriptors, and for a keyboard or hub its configuration.
-    fn configure_device(&mut self, index: usize) -> Result<DeviceState, Error> {
-        let slot_fields = self.address_device(index)?;
+    /// The addressing stage, as Linux `hub_port_init` runs it on xHCI with
+    /// `use_new_scheme` (USB 2.0 §9.1.2, §9.2.6.3; xHCI 1.2 §4.3.4, §4.6.5):
+    ///
+    /// 1. Address Device with BSR = 1: the slot goes to the Default state
+    ///    and no SET_ADDRESS is sent (Linux `xhci_enable_device`), EP0 at
+    ///    the speed's first guess ([`initial_max_packet0`]);
+    /// 2. GET_DESCRIPTOR(device, 64) at address 0, for bMaxPacketSize0: a
+    ///    device with a smaller EP0 ends the data stage with a short packet;
+    /// 3. Address Device with BSR = 0 (SET_ADDRESS), up to
+    ///    [`SET_ADDRESS_TRIES`] times [`SET_ADDRESS_RETRY_US`] apart, then
+    ///    the SET_ADDRESS recovery interval ([`SET_ADDRESS_RECOVERY_US`]);
+    /// 4. Evaluate Context if bMaxPacketSize0 differs from the guess;
+    /// 5. GET_DESCRIPTOR(device, 18), parsed.
+    fn address_and_identify(&mut self, index: usize) -> Result<DeviceDescriptor, Error> {
+        let guess = initial_max_packet0(self.devices[index].speed);
+        let slot_fields = self.address_device(index, guess, true)?;
+        let reported = self.read_max_packet0(index)?;
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.address_device(index, guess, false) {
+                Ok(_) => break,
+                Err(e) if tries < SET_ADDRESS_TRIES && retryable(e) => {
+                    self.hal.delay_us(SET_ADDRESS_RETRY_US);
+                }
+                Err(e) => return Err(e),
+            }
+        }
         self.probe(EnumerationStep::Addressed);
-        self.update_max_packet0(index, slot_fields)?;
+        self.hal.delay_us(SET_ADDRESS_RECOVERY_US);
+        self.update_max_packet0(index, slot_fields, guess, reported)?;
         let descriptor = self.read_device_descriptor(index)?;
         self.devices[index].descriptor = descriptor;
         self.devices[index].class = descriptor.class;
         self.probe(EnumerationStep::DescriptorRead);
+        Ok(descriptor)
+    }
 
+    /// Configuration of an identified device: a keyboard or a hub is
+    /// configured, anything else left alone.
+    fn configure_device(
+        &mut self,
+        index: usize,
+        descriptor: DeviceDescriptor,
+    ) -> Result<DeviceState, Error> {
         let summary = self.read_configuration(index)?;
         if descriptor.class == 0 {
             self.devices[index].class = summary.first_interface_class;
@@ -250,14 +334,26 @@ impl<H: Hal> Controller<H> {
         Ok(state)
     }
 
-    /// Fills the input context with the slot and EP0 at the speed's default
-    /// max packet size (§4.3.3), points the DCBAA entry at the device
-    /// context and issues Address Device. Returns the slot fields used.
-    fn address_device(&mut self, index: usize) -> Result<SlotFields, Error> {
+    /// Fills the input context with the slot and EP0 at `max_packet0`
+    /// (§4.3.3), points the DCBAA entry at the device context and issues
+    /// Address Device, with Block Set Address Request `bsr` (§4.6.5,
+    /// §6.4.3.4). EP0's ring starts afresh each time: a second Address
+    /// Device takes EP0's TR Dequeue Pointer from the input context again
+    /// (as Linux `xhci_copy_ep0_dequeue_into_input_ctx` supplies it).
+    /// Returns the slot fields used.
+    fn address_device(
+        &mut self,
+        index: usize,
+        max_packet0: u16,
+        bsr: bool,
+    ) -> Result<SlotFields, Error> {
         let slot = index as u8 + 1;
         let context = self.caps.context;
+        {
+            let device = &mut self.devices[index];
+            device.ep0 = crate::ring::ProducerRing::reset(&mut device.mem.ep0_ring);
+        }
         let mem = self.devices[index].mem;
-        let max_packet0 = self.devices[index].speed.default_max_packet0();
         context.input_control(&mem.input_context, 0b11, 0);
         let slot_fields = self.slot_fields(index, 1);
         context.write_slot(&mem.input_context, slot_fields);
@@ -266,41 +362,64 @@ impl<H: Hal> Controller<H> {
         self.mem
             .dcbaa
             .write64(usize::from(slot) * 8, mem.device_context.phys());
-        self.command(
-            command::address_device(mem.input_context.phys(), slot),
-            "Address Device",
-        )?;
+        let mut trb = command::address_device(mem.input_context.phys(), slot);
+        if bsr {
+            trb[3] |= ADDRESS_DEVICE_BSR;
+        }
+        let name = if bsr {
+            "Address Device (BSR=1)"
+        } else {
+            "Address Device"
+        };
+        self.command(trb, name)?;
         Ok(slot_fields)
     }
 
-    /// Reads the first 8 bytes of the device descriptor for bMaxPacketSize0
-    /// (USB 2.0 §9.6.1) and, if it differs from the speed's default, tells
-    /// the controller with Evaluate Context (§4.6.7).
-    fn update_max_packet0(&mut self, index: usize, slot_fields: SlotFields) -> Result<(), Error> {
+    /// GET_DESCRIPTOR(device, 64) in the Default state (Linux `hub_port_init`
+    /// "new scheme"): bMaxPacketSize0 (USB 2.0 §9.6.1) from the first
+    /// packet, whatever its size.
+    fn read_max_packet0(&mut self, index: usize) -> Result<u8, Error> {
+        let n = self.control(
+            index,
+            SetupPacket::get_descriptor(DESC_DEVICE, 0, FIRST_READ_BYTES),
+            &[],
+            "GET_DESCRIPTOR(device, 64)",
+        )?;
+        let mut prefix = [0u8; 8];
+        let n = n.min(8);
+        self.devices[index]
+            .mem
+            .control
+            .read_bytes(0, &mut prefix[..n]);
+        Ok(parse_device_prefix(&prefix[..n])?)
+    }
+
+    /// If bMaxPacketSize0 (`reported`, USB 2.0 §9.6.1: bytes, or an
+    /// exponent at SuperSpeed) differs from EP0's `current` max packet
+    /// size, tells the controller with Evaluate Context (§4.6.7).
+    fn update_max_packet0(
+        &mut self,
+        index: usize,
+        slot_fields: SlotFields,
+        current: u16,
+        reported: u8,
+    ) -> Result<(), Error> {
         let slot = index as u8 + 1;
         let context = self.caps.context;
         let mem = self.devices[index].mem;
         let speed = self.devices[index].speed;
-        let n = self.control(
-            index,
-            SetupPacket::get_descriptor(DESC_DEVICE, 0, 8),
-            &[],
-            "GET_DESCRIPTOR(device, 8)",
-        )?;
-        let mut prefix = [0u8; 8];
-        mem.control.read_bytes(0, &mut prefix[..n.min(8)]);
-        let reported = parse_device_prefix(&prefix[..n.min(8)])?;
         let actual = if matches!(speed, Speed::Super | Speed::Other(_)) {
             1u16 << reported.min(9)
         } else {
             u16::from(reported).clamp(8, 64)
         };
-        if actual == speed.default_max_packet0() {
+        if actual == current {
             return Ok(());
         }
+        let dcs = self.devices[index].ep0.cycle();
         context.input_control(&mem.input_context, 0b10, 0);
         context.write_slot(&mem.input_context, slot_fields);
-        context.write_endpoint(&mem.input_context, 1, ep0_fields(&mem, actual, true));
+        context.write_endpoint(&mem.input_context, 1, ep0_fields(&mem, actual, dcs));
         self.command(
             command::evaluate_context(mem.input_context.phys(), slot),
             "Evaluate Context",
@@ -434,10 +553,12 @@ impl<H: Hal> Controller<H> {
         let at = self.devices[index].location;
         // Mark it free first so late events for it are rejected.
         self.devices[index].state = None;
-        if let Err(e) = self.command(command::disable_slot(slot), "Disable Slot") {
-            self.note_error(e);
+        if !self.devices[index].slot_released {
+            if let Err(e) = self.command(command::disable_slot(slot), "Disable Slot") {
+                self.note_error(e);
+            }
+            self.mem.dcbaa.write64(usize::from(slot) * 8, 0);
         }
-        self.mem.dcbaa.write64(usize::from(slot) * 8, 0);
         self.devices[index].reset();
         if at.parent_slot == 0 {
             if let Some(p) = self

@@ -10,11 +10,14 @@ use crate::context::interrupt_interval;
 use crate::controller::Controller;
 use crate::descriptor::{DESC_HUB, HubDescriptor, InterruptInterface, SetupPacket};
 use crate::device::{HubEndpoint, Location, MAX_HUB_PORTS};
-use crate::enumerate::RESET_RECOVERY_US;
 use crate::error::Error;
 use crate::hal::Hal;
+use crate::port::RESET_RECOVERY_US;
+use crate::trb::CompletionCode;
 use crate::types::{DeviceState, Speed};
 
+/// CLEAR_TT_BUFFER (USB 2.0 Table 11-16, §11.24.2.3).
+const CLEAR_TT_BUFFER: u8 = 8;
 /// Hub class feature selectors (USB 2.0 Table 11-17).
 const PORT_RESET: u16 = 4;
 const PORT_POWER: u16 = 8;
@@ -44,8 +47,11 @@ const HUB_DESCRIPTOR_MAX: u16 = 71;
 const HUB_PORT_RESET_TIMEOUT_US: u64 = 500_000;
 /// Step between GET_PORT_STATUS while a hub port resets.
 const HUB_PORT_RESET_STEP_US: u64 = 2_000;
-/// Upper bound for bPwrOn2PwrGood (a 255 × 2 ms descriptor value is clamped).
-const POWER_ON_MAX_US: u64 = 100_000;
+/// Least wait after powering the ports of an external hub, whatever its
+/// bPwrOn2PwrGood (USB 2.0 §11.23.2.1, §7.1.7.3; Linux
+/// `hub_power_on_good_delay`: "at least 100 msec for power to become
+/// stable"). The longest the descriptor can ask for is 255 × 2 ms.
+const POWER_ON_MIN_US: u64 = 100_000;
 /// bDeviceProtocol of a high-speed hub with one TT per port (USB 2.0 §11.23.1).
 const HUB_PROTOCOL_MULTI_TT: u8 = 2;
 /// Route strings have 5 tiers (xHCI 1.2 §8.9).
@@ -121,21 +127,83 @@ impl<H: Hal> Controller<H> {
             4,
             "Configure Endpoint (hub)",
         )?;
-        // Port power (USB 2.0 §11.11): harmless on hubs without power switching.
-        for port in 1..=hub.ports {
-            self.control(
-                index,
-                SetupPacket::set_port_feature(port, PORT_POWER),
-                &[],
-                "SET_FEATURE(PORT_POWER)",
-            )?;
-        }
-        let power_on_us = (u64::from(descriptor.power_on_to_good_2ms) * 2_000).min(POWER_ON_MAX_US);
-        self.hal.delay_us(power_on_us);
+        self.power_hub_ports(index, hub.ports)?;
+        self.hal
+            .delay_us(power_on_delay_us(descriptor.power_on_to_good_2ms));
         if let Some(h) = self.devices[index].hub.as_mut() {
             h.changed = h.all_ports();
         }
         Ok(())
+    }
+
+    /// SET_FEATURE(PORT_POWER) on every port (USB 2.0 §11.11, §11.24.2.13).
+    /// A hub without power switching may STALL it (its ports are always
+    /// powered): that port is carried on with, as Linux `hub_power_on`
+    /// ignores the request's result. Any other failure is the hub's.
+    fn power_hub_ports(&mut self, index: usize, ports: u8) -> Result<(), Error> {
+        for port in 1..=ports {
+            match self.control(
+                index,
+                SetupPacket::set_port_feature(port, PORT_POWER),
+                &[],
+                "SET_FEATURE(PORT_POWER)",
+            ) {
+                Err(Error::TransferFailed {
+                    code: Ok(CompletionCode::StallError),
+                    ..
+                })
+                | Ok(_) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// After a control transfer to a low- or full-speed device behind a
+    /// high-speed hub was aborted (EP0 halted, or stopped mid-transfer, and
+    /// rewound), its TT may still hold the split transaction: CLEAR_TT_BUFFER
+    /// to that hub (USB 2.0 §11.17.5, §11.24.2.3), as Linux
+    /// `xhci_clear_hub_tt_buffer` / `hub_tt_work` do: both directions for a
+    /// control endpoint, wIndex the TT's port on a multi-TT hub, else 1.
+    /// Best effort: a failure is counted, never returned (the device's own
+    /// error is the one to report). Not recursive: the TT's hub is high
+    /// speed, so it has no TT above it.
+    pub(crate) fn clear_tt_buffer(&mut self, index: usize) {
+        let at = self.devices[index].location;
+        let Some(hub_index) = usize::from(at.tt_hub_slot)
+            .checked_sub(1)
+            .filter(|&i| i < self.devices.len() && i != index)
+        else {
+            return;
+        };
+        let hub = &self.devices[hub_index];
+        if hub.state != Some(DeviceState::Hub) || hub.location.tt_hub_slot != 0 {
+            return;
+        }
+        let address = self
+            .caps
+            .context
+            .device_address(&self.devices[index].mem.device_context);
+        // endpoint 0 (bits 3:0), address (10:4), type control (12:11 = 0)
+        let info = u16::from(address) << 4;
+        let tt = if at.tt_multi {
+            u16::from(at.tt_port)
+        } else {
+            1
+        };
+        for direction_in in [false, true] {
+            let setup = SetupPacket {
+                request_type: 0x23,
+                request: CLEAR_TT_BUFFER,
+                value: info | (u16::from(direction_in) << 15),
+                index: tt,
+                length: 0,
+            };
+            if let Err(e) = self.control(hub_index, setup, &[], "CLEAR_TT_BUFFER") {
+                self.note_error(e);
+                return;
+            }
+        }
     }
 
     /// Selects the multiple-TT interface of a high-speed hub whose device
@@ -280,23 +348,31 @@ impl<H: Hal> Controller<H> {
             return (0, 0);
         };
         let child = hub.children[usize::from(port - 1)];
+        // a new connection, or the hub disabled the port under its device
+        // (USB 2.0 §11.24.2.7.2.2: C_PORT_ENABLE is set only on such an
+        // error): the device goes and is enumerated again
+        let renewed = change & (C_PORT_CONNECTION | C_PORT_ENABLE) != 0;
+        let lost = self.is_working(child) && connected && status & PORT_STAT_ENABLE == 0;
         let mut detached = 0;
-        if child != 0 && (!connected || change & C_PORT_CONNECTION != 0) {
+        if child != 0 && (!connected || renewed || lost) {
             self.detach_slot(child);
             detached = 1;
         }
         let Some(hub) = self.devices[index].hub.as_mut() else {
             return (0, detached);
         };
-        if !connected {
+        if !connected || renewed || lost {
             hub.failed &= !bit;
+        }
+        if !connected {
             return (0, detached);
         }
         if hub.children[usize::from(port - 1)] != 0 || hub.failed & bit != 0 {
             return (0, detached);
         }
-        match self.attach_behind_hub(index, port) {
-            Ok(()) => (1, detached),
+        match self.attach_behind_hub(index, port, change & C_PORT_CONNECTION != 0) {
+            Ok(true) => (1, detached),
+            Ok(false) => (0, detached),
             Err(e) => {
                 self.note_error(e);
                 if let Some(h) = self.devices[index].hub.as_mut() {
@@ -341,21 +417,56 @@ impl<H: Hal> Controller<H> {
         })
     }
 
-    /// Resets the port and enumerates the device on it with its route
-    /// string, root port and, for LS/FS devices behind a high-speed hub, the
-    /// TT hub slot and port (xHCI 1.2 §4.3.3, §6.2.2, §8.9).
-    fn attach_behind_hub(&mut self, index: usize, port: u8) -> Result<(), Error> {
-        let hub_slot = index as u8 + 1;
-        let parent = self.devices[index].location;
-        let hub_speed = self.devices[index].speed;
-        let depth = parent.depth();
+    /// Debounces the connection of hub port `port` (USB 2.0 §7.1.7.3, Linux
+    /// `hub_port_debounce`: GET_STATUS every 25 ms, C_PORT_CONNECTION
+    /// cleared as it is seen).
+    fn debounce_hub_port(&mut self, index: usize, port: u8) -> Result<bool, Error> {
+        self.debounce(|c| {
+            let (status, change) = c.hub_port_status(index, port)?;
+            if change & C_PORT_CONNECTION != 0 {
+                c.clear_port_changes(index, port, C_PORT_CONNECTION)?;
+            }
+            Ok((
+                status & PORT_STAT_CONNECTION != 0,
+                change & C_PORT_CONNECTION != 0,
+            ))
+        })
+    }
+
+    /// Debounces the connection if it just changed (`debounce`: Linux
+    /// debounces on C_PORT_CONNECTION only), resets the port and enumerates
+    /// the device on it with its route string, root port and, for LS/FS
+    /// devices behind a high-speed hub, the TT hub slot and port (xHCI 1.2
+    /// §4.3.3, §6.2.2, §8.9), with the retries of
+    /// [`enumerate_port`](Self::enumerate_port). Returns whether a device
+    /// was attached (`false`: it left while being debounced).
+    fn attach_behind_hub(&mut self, index: usize, port: u8, debounce: bool) -> Result<bool, Error> {
+        let depth = self.devices[index].location.depth();
         if depth >= MAX_TIERS || port == 0 || usize::from(port) > MAX_HUB_PORTS {
             return Err(Error::Unsupported {
                 what: "device beyond the route string's reach",
             });
         }
-        let status = self.reset_hub_port(index, port)?;
-        self.hal.delay_us(RESET_RECOVERY_US);
+        if debounce && !self.debounce_hub_port(index, port)? {
+            return Ok(false);
+        }
+        self.enumerate_port(|c, _| {
+            let status = c.reset_hub_port(index, port)?;
+            c.hal.delay_us(RESET_RECOVERY_US);
+            Ok(c.hub_child_location(index, port, status))
+        })?;
+        Ok(true)
+    }
+
+    /// Where the device on hub port `port` sits and its speed, from the
+    /// port's wPortStatus after reset. The TT is in the nearest high-speed
+    /// hub above a LS/FS device: this hub if it is high speed, else the one
+    /// serving this full-speed hub (xHCI 1.2 §6.2.2 TT Hub Slot ID, TT Port
+    /// Number, MTT; §4.3.3).
+    fn hub_child_location(&self, index: usize, port: u8, status: u16) -> (Location, Speed) {
+        let hub_slot = index as u8 + 1;
+        let parent = self.devices[index].location;
+        let hub_speed = self.devices[index].speed;
         let speed = if status & PORT_STAT_LOW_SPEED != 0 {
             Speed::Low
         } else if status & PORT_STAT_HIGH_SPEED != 0 && hub_speed == Speed::High {
@@ -363,9 +474,6 @@ impl<H: Hal> Controller<H> {
         } else {
             Speed::Full
         };
-        // The TT is in the nearest high-speed hub above a LS/FS device: this
-        // hub if it is high speed, else the one serving this full-speed hub
-        // (xHCI 1.2 §6.2.2 TT Hub Slot ID, TT Port Number, MTT; §4.3.3).
         let hub_multi_tt = self.devices[index].hub.is_some_and(|h| h.multi_tt);
         let (tt_hub_slot, tt_port, tt_multi) = match (speed, hub_speed) {
             (Speed::Low | Speed::Full, Speed::High) => (hub_slot, port, hub_multi_tt),
@@ -374,13 +482,21 @@ impl<H: Hal> Controller<H> {
         };
         let at = Location {
             root_port: parent.root_port,
-            route: parent.route | (u32::from(port) << (4 * depth)),
+            route: parent.route | (u32::from(port) << (4 * parent.depth())),
             parent_slot: hub_slot,
             parent_port: port,
             tt_hub_slot,
             tt_port,
             tt_multi,
         };
-        self.enumerate(at, speed).map(|_| ())
+        (at, speed)
     }
+}
+
+/// The wait after powering a hub's ports: bPwrOn2PwrGood × 2 ms (USB 2.0
+/// §11.23.2.1), at least [`POWER_ON_MIN_US`] (Linux
+/// `hub_power_on_good_delay` for a hub that is not a root hub). Bounded:
+/// the descriptor's byte caps it at 510 ms.
+fn power_on_delay_us(power_on_to_good_2ms: u8) -> u64 {
+    (u64::from(power_on_to_good_2ms) * 2_000).max(POWER_ON_MIN_US)
 }

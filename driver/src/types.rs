@@ -95,15 +95,6 @@ impl Speed {
             Speed::Other(n) => n,
         }
     }
-
-    /// Default control endpoint max packet size before the device descriptor is read.
-    pub(crate) fn default_max_packet0(self) -> u16 {
-        match self {
-            Speed::Low | Speed::Full => 8,
-            Speed::High => 64,
-            _ => 512,
-        }
-    }
 }
 
 impl fmt::Display for Speed {
@@ -142,9 +133,12 @@ pub enum DeviceState {
     Enumerating,
     /// A configured boot keyboard receiving reports.
     Keyboard,
-    /// Addressed, not a keyboard; left alone.
+    /// Addressed, not a keyboard; left alone, listed without a slot (the
+    /// slot is given back to the controller).
     Ignored,
-    /// Enumeration failed; the port is left until the device is replugged.
+    /// Enumeration failed after its retries; the device is listed without a
+    /// slot and its port is tried again when it changes (a replug, a port
+    /// the controller or hub disabled, a warm reset).
     Failed,
     /// A configured hub (USB 2.0 ch. 11) whose ports we watch.
     Hub,

@@ -25,7 +25,8 @@ pub(crate) use mmio::Mmio;
 #[cfg(test)]
 pub(crate) use mmio::WRITE_LOG;
 pub(crate) use operational::{
-    CommandRingControl, DeviceContextBaseAddressArrayPointer, UsbCommand, UsbStatus,
+    CommandRingControl, DeviceContextBaseAddressArrayPointer, PortStatusControl, UsbCommand,
+    UsbStatus,
 };
 pub(crate) use runtime::{
     EventRingDequeuePointer, EventRingSegmentTableBaseAddress, EventRingSegmentTableSize,

@@ -171,8 +171,26 @@ impl PortStatusControl {
     }
 
     rw1s_bit!(4, port_reset, set_port_reset, "Port Reset (PR)");
+    ro_field!(
+        5..9,
+        port_link_state,
+        u8,
+        "Port Link State (PLS, §5.4.8 Table 5-27)"
+    );
     rw_bit!(9, port_power, set_port_power, "Port Power (PP)");
     ro_field!(10..14, port_speed, u8, "Port Speed (protocol speed ID)");
+    rw1c_bit!(
+        18,
+        port_enabled_change,
+        clear_port_enabled_change,
+        "Port Enabled/Disabled Change (PEC)"
+    );
+    rw1c_bit!(
+        19,
+        warm_port_reset_change,
+        clear_warm_port_reset_change,
+        "Warm Port Reset Change (WRC, USB 3 ports only)"
+    );
     rw1c_bit!(
         17,
         connect_status_change,
@@ -184,6 +202,13 @@ impl PortStatusControl {
         port_reset_change,
         clear_port_reset_change,
         "Port Reset Change (PRC)"
+    );
+
+    rw1s_bit!(
+        31,
+        warm_port_reset,
+        set_warm_port_reset,
+        "Warm Port Reset (WPR, USB 3 ports only, §4.19.5.1)"
     );
 
     /// Is any RW1C change bit set?

@@ -34,6 +34,10 @@ pub(crate) struct FakeHub {
     pub(crate) powered: Vec<bool>,
     /// SET_FEATURE(PORT_RESET) count, per port.
     pub(crate) resets: Vec<u32>,
+    /// STALL SET_FEATURE(PORT_POWER) (a hub without power switching may).
+    pub(crate) stall_port_power: bool,
+    /// (wValue, wIndex) of every CLEAR_TT_BUFFER (USB 2.0 §11.24.2.3).
+    pub(crate) tt_clears: Vec<(u16, u16)>,
 }
 
 const PORT_STAT_CONNECTION: u16 = 1;
@@ -55,6 +59,9 @@ pub(crate) struct FakeDevice {
     /// STALL SET_PROTOCOL (a protocol stall, USB 2.0 §8.4.5, §9.2.7).
     pub(crate) stall_set_protocol: bool,
     pub(crate) requests: Vec<[u8; 8]>,
+    /// The next this many SETUP packets get no answer (USB Transaction
+    /// Error): a device not ready yet after its reset.
+    pub(crate) unanswered_setups: u32,
     /// PORTSC speed ID the device runs at (see [`FULL_SPEED`] and friends).
     pub(crate) speed: u32,
     pub(crate) descriptor: DeviceFields,
@@ -142,6 +149,8 @@ impl FakeDevice {
             descriptor,
             powered: std::vec![false; ports],
             resets: std::vec![0; ports],
+            stall_port_power: false,
+            tt_clears: Vec::new(),
         });
         hub
     }
@@ -271,6 +280,7 @@ impl FakeDevice {
             stall_set_idle: false,
             stall_set_protocol: false,
             requests: Vec::new(),
+            unanswered_setups: 0,
             speed: FULL_SPEED,
             descriptor: DeviceFields {
                 usb_version: 0x0200,
@@ -302,6 +312,15 @@ impl FakeDevice {
         } else {
             MOUSE_REPORT.to_vec()
         }
+    }
+
+    /// Does the device answer the next SETUP (see `unanswered_setups`)?
+    pub(crate) fn answers_setup(&mut self) -> bool {
+        if self.unanswered_setups == 0 {
+            return true;
+        }
+        self.unanswered_setups -= 1;
+        false
     }
 
     /// The HID interface `index` addresses (HID 1.11 §7.2: wIndex is the interface).
@@ -424,6 +443,7 @@ impl FakeDevice {
                         }
                         ControlReply::Data(Vec::new())
                     }
+                    8 if hub.stall_port_power => ControlReply::Stall,
                     8 => {
                         hub.powered[port] = true;
                         ControlReply::Data(Vec::new())
@@ -438,6 +458,11 @@ impl FakeDevice {
                     16..=20 => p.change &= !(1 << (value - 16)),
                     _ => return Some(ControlReply::Stall),
                 }
+                ControlReply::Data(Vec::new())
+            }
+            // CLEAR_TT_BUFFER (USB 2.0 §11.24.2.3): a high-speed hub's TT
+            (0x23, 8) if self.speed == HIGH_SPEED => {
+                hub.tt_clears.push((value, index));
                 ControlReply::Data(Vec::new())
             }
             (0x23, _) | (0xa3, _) => ControlReply::Stall,

@@ -36,6 +36,10 @@ const PR: u32 = 1 << 4;
 const PP: u32 = 1 << 9;
 const CSC: u32 = 1 << 17;
 const PRC: u32 = 1 << 21;
+const PEC: u32 = 1 << 18;
+const WRC: u32 = 1 << 19;
+const PLC: u32 = 1 << 22;
+const WPR: u32 = 1 << 31;
 const CHANGE: u32 = 0x7f << 17;
 
 /// Ways a controller can stop responding or slow down, set by a test.
@@ -54,6 +58,15 @@ pub(crate) struct Faults {
     /// completes (an over-current change, say), covered by the reset's one
     /// Port Status Change event.
     pub(crate) change_on_port_reset: u32,
+    /// The next this many Address Device commands with BSR = 0 find no
+    /// device answering SET_ADDRESS: USB Transaction Error (xHCI 1.2 §4.6.5).
+    pub(crate) set_address_failures: u32,
+    /// Bochs' xHCI: Address Device of a full-speed device whose EP0 Max
+    /// Packet Size is not 64 fails with Parameter Error.
+    pub(crate) full_speed_ep0_must_be_64: bool,
+    /// A warm reset leaves a USB 3 port's link where it was (stuck in
+    /// Compliance Mode, say), WRC and PRC reported all the same.
+    pub(crate) warm_reset_useless: bool,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -65,6 +78,17 @@ pub(crate) struct Ep {
     pub(crate) wraps: u32,
 }
 
+/// A control transfer as the fake ran it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ControlRecord {
+    pub(crate) slot: usize,
+    pub(crate) setup: [u8; 8],
+    /// Fake time it ran at.
+    pub(crate) at_us: u64,
+    /// When the slot's SET_ADDRESS went out (`None`: still at address 0).
+    pub(crate) addressed_at: Option<u64>,
+}
+
 #[derive(Clone, Copy, Default)]
 pub(crate) struct Slot {
     pub(crate) enabled: bool,
@@ -73,6 +97,8 @@ pub(crate) struct Slot {
     pub(crate) route: u32,
     /// EP0 Max Packet Size from Address Device or Evaluate Context (§6.2.3).
     pub(crate) ep0_max_packet: u16,
+    /// Fake time of the Address Device (BSR = 0) that sent SET_ADDRESS.
+    pub(crate) addressed_at: Option<u64>,
     pub(crate) eps: [Ep; 32],
 }
 
@@ -102,6 +128,12 @@ pub(crate) struct Machine {
     pub(crate) context_size: usize,
     /// (root port, route string) of every successful Address Device.
     pub(crate) address_log: Vec<(usize, u32)>,
+    /// (slot, EP0 max packet) of every Address Device with BSR = 1.
+    pub(crate) bsr_log: Vec<(usize, u16)>,
+    /// Every control transfer run, see [`ControlRecord`].
+    pub(crate) control_log: Vec<ControlRecord>,
+    /// Warm resets of USB 3 root ports (PORTSC.WPR written).
+    pub(crate) warm_resets: u32,
     /// (slot, EP0 max packet) of every Evaluate Context that changed EP0.
     pub(crate) evaluate_log: Vec<(usize, u16)>,
     /// Why commands or transfers were refused (wrong slot context, EP0
@@ -141,6 +173,9 @@ impl Machine {
             resets: 0,
             context_size: 32,
             address_log: Vec::new(),
+            bsr_log: Vec::new(),
+            control_log: Vec::new(),
+            warm_resets: 0,
             evaluate_log: Vec::new(),
             refusals: Vec::new(),
             faults: Faults::default(),
@@ -191,6 +226,12 @@ impl Machine {
         self.set_reg(XCAP + 0x34, u32::from_le_bytes(*b"USB "));
         self.set_reg(XCAP + 0x38, 3 | (2 << 8));
         self.reset_controller();
+    }
+
+    /// HCSPARAMS1.MaxSlots (xHCI 1.2 §5.3.3), at most the fake's 16.
+    pub(crate) fn set_max_slots(&mut self, slots: u32) {
+        let v = self.reg(0x04);
+        self.set_reg(0x04, (v & !0xff) | slots.min(SLOTS as u32));
     }
 
     pub(crate) fn set_context_size(&mut self, size: usize) {
@@ -255,6 +296,30 @@ impl Machine {
         }
         self.portsc[port - 1] = (self.portsc[port - 1] & !(0xf << 10)) | (speed << 10);
         self.publish();
+    }
+
+    /// The controller disables a connected root port (1-based), as after
+    /// babble or a port error (xHCI 1.2 §4.19.2: PED cleared, PEC set).
+    pub(crate) fn disable_port(&mut self, mem: &Memory, port: usize) {
+        self.drop_port_enable(mem, port, PEC);
+    }
+
+    /// PED of a root port (1-based) clears, with the RW1C change bits
+    /// `change` reported (PEC for an error disable; anything else, or 0,
+    /// for a port found disabled by a later look).
+    pub(crate) fn drop_port_enable(&mut self, mem: &Memory, port: usize, change: u32) {
+        self.portsc[port - 1] = (self.portsc[port - 1] & !PED) | (change & CHANGE);
+        self.publish();
+        self.post(mem, [0, 0, 1 << 24, 34 << 10], Some(port));
+    }
+
+    /// A USB 3 root port's link drops to SS.Inactive (PLS 6), or to
+    /// Compliance Mode (10): PED clear, PLC set, only a warm reset helps
+    /// (xHCI 1.2 §4.19.1.2.4.1).
+    pub(crate) fn link_inactive(&mut self, mem: &Memory, port: usize, pls: u32) {
+        self.portsc[port - 1] = (self.portsc[port - 1] & !(PED | (0xf << 5))) | (pls << 5) | PLC;
+        self.publish();
+        self.post(mem, [0, 0, 1 << 24, 34 << 10], Some(port));
     }
 
     /// PORTSC of a root port (1-based) as the fake holds it.
@@ -463,6 +528,22 @@ impl Machine {
         self.portsc[p] &= !(v & CHANGE);
         if v & PED != 0 {
             self.portsc[p] &= !PED;
+        }
+        if v & WPR != 0 && p >= 2 {
+            // warm reset of a USB 3 port (xHCI 1.2 §4.19.5.1): the link
+            // trains to U0, the port is enabled, WRC and PRC report it
+            self.warm_resets += 1;
+            self.portsc[p] |= WRC | PRC;
+            if !self.faults.warm_reset_useless {
+                self.portsc[p] &= !(0xf << 5);
+                if self.portsc[p] & CCS != 0 {
+                    self.portsc[p] |= PED;
+                } else {
+                    self.portsc[p] |= 5 << 5; // RxDetect
+                }
+            }
+            self.publish();
+            self.post(mem, [0, 0, 1 << 24, 34 << 10], Some(p + 1));
         }
         if v & PR != 0 && self.portsc[p] & CCS != 0 {
             self.portsc[p] =

@@ -23,7 +23,11 @@ pub(crate) use hal::{FakeHal, FakeHandle};
 pub(crate) use stop::{StopPoint, stop_at, stop_point};
 
 #[cfg(test)]
+mod enumeration_tests;
+#[cfg(test)]
 mod hook_tests;
+#[cfg(test)]
+mod hub_enum_tests;
 #[cfg(test)]
 mod hub_tests;
 #[cfg(test)]
@@ -32,6 +36,8 @@ mod report_protocol_tests;
 mod reset_tests;
 #[cfg(test)]
 mod shape_tests;
+#[cfg(test)]
+mod slot_tests;
 #[cfg(test)]
 mod tests;
 

@@ -224,9 +224,10 @@ fn low_and_full_speed_keyboards_behind_multi_tt_hub() {
 }
 
 /// Full-speed keyboards with bMaxPacketSize0 8, 16 and 64: the driver reads
-/// 8 bytes of the device descriptor at the first guess of 8 and, when it
-/// differs, Evaluates Context with the real size (xHCI 1.2 §4.6.7,
-/// §4.8.2.1); the fake checks EP0's Max Packet Size on every transfer.
+/// the device descriptor at the first guess of 64 (Linux `hub_port_init`)
+/// and, when it differs, Evaluates Context with the real size (xHCI 1.2
+/// §4.6.7, §4.8.2.1); the fake checks EP0's Max Packet Size on every
+/// transfer.
 #[test]
 fn full_speed_ep0_max_packet_8_and_64() {
     for max_packet0 in [8u8, 16, 64] {
@@ -241,9 +242,9 @@ fn full_speed_ep0_max_packet_8_and_64() {
         );
         let d = keyboard_at(&c, 1, 0);
         assert_eq!(d.speed, Speed::Full);
-        // 8 is the first guess at full speed: only a bigger EP0 is evaluated
+        // 64 is the first guess at full speed: only a smaller EP0 is evaluated
         let evaluated = h.with(|m, _| m.evaluate_log.clone());
-        let want: Vec<_> = if max_packet0 == 8 {
+        let want: Vec<_> = if max_packet0 == 64 {
             Vec::new()
         } else {
             std::vec![(usize::from(d.slot), u16::from(max_packet0))]

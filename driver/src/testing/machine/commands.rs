@@ -60,10 +60,20 @@ impl Machine {
                 {
                     return (4, slot as u32);
                 }
+                let bsr = trb[3] & (1 << 9) != 0;
+                let max_packet = (mem.read32(input + 2 * ctx + 4) >> 16) as u16;
+                if let Some(code) = self.address_quirks(root - 1, route, bsr, max_packet) {
+                    return (code, slot as u32);
+                }
                 if let Some(dev) = self.device_at(root - 1, route) {
                     dev.reset();
                 }
-                self.address_log.push((root, route));
+                if bsr {
+                    self.bsr_log.push((slot, max_packet));
+                } else {
+                    self.address_log.push((root, route));
+                    self.slots[slot].addressed_at = Some(self.now_us);
+                }
                 let ep0 = mem.read64(input + 2 * ctx + 8);
                 self.slots[slot].port = Some(root - 1);
                 self.slots[slot].route = route;
@@ -78,7 +88,14 @@ impl Machine {
                 for i in 0..(2 * ctx / 4) {
                     mem.write32(out + 4 * i, mem.read32(input + ctx + 4 * i));
                 }
-                mem.write32(out + 12, 2 << 27);
+                // slot state Default (BSR = 1) or Addressed with USB
+                // address = slot ID, as QEMU xhci_address_slot (§6.2.2)
+                let state = if bsr {
+                    1 << 27
+                } else {
+                    (2 << 27) | slot as u32
+                };
+                mem.write32(out + 12, state);
                 self.sync_ep(mem, slot, 1);
                 (1, slot as u32)
             }
@@ -152,6 +169,34 @@ impl Machine {
             23 => (1, 0),
             _ => (5, 0),
         }
+    }
+
+    /// Failures of Address Device the test asked for: a device that does
+    /// not answer SET_ADDRESS (`faults.set_address_failures`, USB
+    /// Transaction Error) and Bochs' refusal of a full-speed EP0 other than
+    /// 64 bytes (Parameter Error). `None`: go ahead.
+    fn address_quirks(
+        &mut self,
+        root: usize,
+        route: u32,
+        bsr: bool,
+        max_packet: u16,
+    ) -> Option<u32> {
+        let speed = self.device_at(root, route).map(|d| d.speed);
+        if self.faults.full_speed_ep0_must_be_64
+            && speed == Some(crate::testing::FULL_SPEED)
+            && max_packet != 64
+        {
+            self.refusals.push(std::format!(
+                "Address Device of a full-speed device with EP0 Max Packet Size {max_packet}"
+            ));
+            return Some(17);
+        }
+        if !bsr && self.faults.set_address_failures > 0 {
+            self.faults.set_address_failures -= 1;
+            return Some(4);
+        }
+        None
     }
 
     /// Evaluate Context (xHCI 1.2 §4.6.7, §6.2.5.1): only the slot (A0) and

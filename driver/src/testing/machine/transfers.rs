@@ -83,9 +83,20 @@ impl Machine {
                 _ => Vec::new(),
             };
             let (port, route) = (self.slots[slot].port, self.slots[slot].route);
+            self.control_log.push(super::ControlRecord {
+                slot,
+                setup: bytes,
+                at_us: self.now_us,
+                addressed_at: self.slots[slot].addressed_at,
+            });
+            let answered = port
+                .and_then(|p| self.device_at(p, route))
+                .map(|dev| dev.answers_setup());
             let (reply, device_max_packet) = match port.and_then(|p| self.device_at(p, route)) {
-                Some(dev) => (dev.control(bytes, &out), dev.descriptor.max_packet0),
-                None => {
+                Some(dev) if answered == Some(true) => {
+                    (dev.control(bytes, &out), dev.descriptor.max_packet0)
+                }
+                _ => {
                     self.transfer_event(mem, setup_at, 4, 0, slot, 1);
                     self.slots[slot].eps[1].state = 2;
                     self.sync_ep(mem, slot, 1);
@@ -104,8 +115,11 @@ impl Machine {
                         && d[3] & (1 << 16) != 0
                     {
                         let len = (d[2] & 0x1ffff) as usize;
+                        // the first device descriptor read asks for 64
+                        // bytes and expects to be cut short (Linux new scheme)
+                        let probe = bytes[..4] == [0x80, 6, 0, 1] && len == 64;
                         let Some(n) =
-                            self.ep0_packets(slot, len.min(reply.len()), device_max_packet)
+                            self.ep0_packets(slot, len.min(reply.len()), device_max_packet, probe)
                         else {
                             self.transfer_event(mem, data_at, 3, len as u32, slot, 1);
                             self.slots[slot].eps[1].state = 2;
@@ -157,8 +171,15 @@ impl Machine {
     /// EP0 reach the host, whose EP0 context says the slot's Max Packet
     /// Size: a packet longer than that is babble (`None`, USB 2.0 §8.4.1,
     /// xHCI 1.2 §4.10.2.4), one shorter ends the data stage early as a short
-    /// packet (USB 2.0 §5.5.3, §8.5.3.2). Either is logged in `refusals`.
-    fn ep0_packets(&mut self, slot: usize, n: usize, device_max_packet: u8) -> Option<usize> {
+    /// packet (USB 2.0 §5.5.3, §8.5.3.2). Either is logged in `refusals`,
+    /// the short packet not when the driver asked for it (`expect_short`).
+    fn ep0_packets(
+        &mut self,
+        slot: usize,
+        n: usize,
+        device_max_packet: u8,
+        expect_short: bool,
+    ) -> Option<usize> {
         let host = usize::from(self.slots[slot].ep0_max_packet);
         let first = n.min(usize::from(device_max_packet).max(1));
         if first > host {
@@ -168,6 +189,9 @@ impl Machine {
             return None;
         }
         if first < host && n > first {
+            if expect_short {
+                return Some(first);
+            }
             self.refusals.push(std::format!(
                 "slot {slot}: {first}-byte packet on EP0, Max Packet Size {host}: data stage cut short"
             ));
