@@ -55,6 +55,10 @@ pub(crate) struct Capabilities {
     pub(crate) port_power_control: bool,
     pub(crate) usb3_ports: u32,
     pub(crate) slot_types: [u8; MAX_PORTS],
+    /// Whether (and why) DMA memory stays below 4 GiB.
+    pub(crate) dma_limit: DmaLimitReason,
+    /// Lowest and highest physical address of the DMA memory allocated.
+    pub(crate) dma_span: (u64, u64),
 }
 
 /// What we track per root port.
@@ -169,6 +173,8 @@ impl<H: Hal> Controller<H> {
             port_power_control: hcc1.port_power_control(),
             usb3_ports: 0,
             slot_types: [0; MAX_PORTS],
+            dma_limit: DmaLimitReason::decide(hcc1.addressing_64bit(), &config),
+            dma_span: (0, 0),
         };
         if hcs1.max_device_slots() == 0 {
             return Err(Error::Unsupported {
@@ -183,8 +189,10 @@ impl<H: Hal> Controller<H> {
         let scratchpads = scratchpads.min(MAX_SCRATCHPADS);
         caps.scratchpads = scratchpads as u16;
         let page_size = regs.pagesize().bytes();
-        let mem = ControllerMemory::allocate(&hal, scratchpads, page_size)?;
-        let devices = allocate_devices(&hal)?;
+        let mut dma = DmaAllocator::new(&hal, caps.dma_limit.max_address());
+        let mem = ControllerMemory::allocate(&mut dma, scratchpads, page_size)?;
+        let devices = allocate_devices(&mut dma)?;
+        caps.dma_span = (dma.lowest, dma.highest);
 
         let mut controller = Self {
             hal,
@@ -250,12 +258,16 @@ unsafe fn map_registers(
 impl ControllerMemory {
     /// Allocates the DCBAA, `scratchpads` scratchpad pages of `page_size`
     /// and their array (§4.20), the ERST and both rings.
-    fn allocate(hal: &impl Hal, scratchpads: usize, page_size: usize) -> Result<Self, Error> {
-        let dcbaa = dma_alloc(hal, (MAX_DEVICES + 1) * 8, 64)?;
+    fn allocate<H: Hal>(
+        dma: &mut DmaAllocator<'_, H>,
+        scratchpads: usize,
+        page_size: usize,
+    ) -> Result<Self, Error> {
+        let dcbaa = dma.alloc((MAX_DEVICES + 1) * 8, 64)?;
         let scratchpad_array = if scratchpads > 0 {
-            let array = dma_alloc(hal, scratchpads * 8, 64)?;
+            let array = dma.alloc(scratchpads * 8, 64)?;
             for i in 0..scratchpads {
-                let page = dma_alloc(hal, page_size, page_size)?;
+                let page = dma.alloc(page_size, page_size)?;
                 array.write64(i * 8, page.phys());
             }
             Some(array)
@@ -265,30 +277,66 @@ impl ControllerMemory {
         Ok(Self {
             dcbaa,
             scratchpad_array,
-            erst: dma_alloc(hal, 64, 64)?,
-            command_ring: dma_alloc(hal, COMMAND_RING_TRBS * 16, 64)?,
-            event_ring: dma_alloc(hal, EVENT_RING_TRBS * 16, 64)?,
+            erst: dma.alloc(64, 64)?,
+            command_ring: dma.alloc(COMMAND_RING_TRBS * 16, 64)?,
+            event_ring: dma.alloc(EVENT_RING_TRBS * 16, 64)?,
         })
     }
 }
 
 /// Allocates the memory of every device slot up front (hot-plug never allocates).
-fn allocate_devices(hal: &impl Hal) -> Result<[Device; MAX_DEVICES], Error> {
+fn allocate_devices<H: Hal>(dma: &mut DmaAllocator<'_, H>) -> Result<[Device; MAX_DEVICES], Error> {
     let mut regions = [None; MAX_DEVICES];
     for region in regions.iter_mut() {
         *region = Some(
-            DeviceMemory::carve(dma_alloc(hal, DEVICE_REGION_BYTES, 4096)?)
-                .ok_or(Error::NoMemory)?,
+            DeviceMemory::carve(dma.alloc(DEVICE_REGION_BYTES, 4096)?).ok_or(Error::NoMemory)?,
         );
     }
     Ok(regions.map(|m| Device::new(m.expect("allocated above"))))
 }
 
-/// One DMA allocation, `Error::NoMemory` if the HAL has none left.
-fn dma_alloc(hal: &impl Hal, size: usize, align: usize) -> Result<DmaBuf, Error> {
-    hal.dma_alloc(size, align)
-        .map(DmaBuf::from_region)
-        .ok_or(Error::NoMemory)
+/// Every DMA allocation of [`Controller::new`] goes through here: the
+/// controller's address limit is passed to the HAL (`max_address`: below
+/// 4 GiB without AC64 or with a quirk, as Linux sets a 32-bit DMA mask in
+/// `xhci_gen_setup`), what comes back is checked against it, and the span
+/// of addresses handed out is recorded for [`Controller::info`].
+struct DmaAllocator<'a, H: Hal> {
+    hal: &'a H,
+    max_address: u64,
+    lowest: u64,
+    highest: u64,
+}
+
+impl<'a, H: Hal> DmaAllocator<'a, H> {
+    fn new(hal: &'a H, max_address: u64) -> Self {
+        Self {
+            hal,
+            max_address,
+            lowest: u64::MAX,
+            highest: 0,
+        }
+    }
+
+    /// One allocation: `Error::NoMemory` if the HAL has none left (below
+    /// the limit), `Error::DmaAboveLimit` if it broke the limit.
+    fn alloc(&mut self, size: usize, align: usize) -> Result<DmaBuf, Error> {
+        let region = self
+            .hal
+            .dma_alloc(size, align, self.max_address)
+            .ok_or(Error::NoMemory)?;
+        let last = region.phys.checked_add(size.max(1) as u64 - 1);
+        match last {
+            Some(last) if last <= self.max_address && region.size >= size => {
+                self.lowest = self.lowest.min(region.phys);
+                self.highest = self.highest.max(last);
+                Ok(DmaBuf::from_region(region))
+            }
+            _ => Err(Error::DmaAboveLimit {
+                phys: region.phys,
+                max_address: self.max_address,
+            }),
+        }
+    }
 }
 
 impl<H: Hal> Controller<H> {
@@ -653,6 +701,9 @@ impl<H: Hal> Controller<H> {
             last_rejected_at: self.counters.last_rejected_at,
             last_rejected: self.counters.last_rejected,
             usb3_ports: self.caps.usb3_ports,
+            dma_limit: self.caps.dma_limit,
+            dma_lowest: self.caps.dma_span.0,
+            dma_highest: self.caps.dma_span.1,
         }
     }
 

@@ -30,11 +30,11 @@ pub use descriptor::{
     ConfigSummary, DescriptorError, DeviceDescriptor, HubDescriptor, InterruptInterface,
 };
 pub use error::Error;
-pub use hal::{DmaRegion, Hal};
+pub use hal::{DMA_32BIT_LIMIT, DmaRegion, Hal};
 pub use hid::{Layout, Leds, Repeat};
 pub use pc_keyboard::{DecodedKey, KeyCode};
 pub use trb::{CompletionCode, Event, TrbParseError, TrbType};
 pub use types::{
-    Config, ControllerInfo, DeviceInfo, DeviceState, EnumerationStep, KeyboardStats, MAX_DEVICES,
-    MAX_PORTS, PollSummary, Speed, TakeoverReport,
+    Config, ControllerInfo, DeviceInfo, DeviceState, DmaLimitReason, EnumerationStep,
+    KeyboardStats, MAX_DEVICES, MAX_PORTS, NO_64BIT_DMA_QUIRKS, PollSummary, Speed, TakeoverReport,
 };

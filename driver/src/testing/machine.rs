@@ -178,7 +178,7 @@ impl Machine {
         self.set_reg(0x04, SLOTS as u32 | (1 << 8) | ((PORTS as u32) << 24));
         self.set_reg(0x08, 2 << 27); // two scratchpad buffers
         let csz = if self.context_size == 64 { 1 << 2 } else { 0 };
-        self.set_reg(0x10, ((XCAP as u32 / 4) << 16) | csz);
+        self.set_reg(0x10, ((XCAP as u32 / 4) << 16) | csz | 1); // AC64
         self.set_reg(0x14, DB as u32);
         self.set_reg(0x18, RT as u32);
         self.set_reg(OP + 8, 1); // PAGESIZE 4 KiB
@@ -196,7 +196,13 @@ impl Machine {
     pub(crate) fn set_context_size(&mut self, size: usize) {
         self.context_size = size;
         let csz = if size == 64 { 1 << 2 } else { 0 };
-        self.set_reg(0x10, ((XCAP as u32 / 4) << 16) | csz);
+        let ac64 = self.reg(0x10) & 1;
+        self.set_reg(0x10, ((XCAP as u32 / 4) << 16) | csz | ac64);
+    }
+
+    /// Sets or clears HCCPARAMS1.AC64 (xHCI 1.2 §5.3.6; set by default).
+    pub(crate) fn set_ac64(&mut self, ac64: bool) {
+        self.set_reg(0x10, (self.reg(0x10) & !1) | u32::from(ac64));
     }
 
     fn reset_controller(&mut self) {
