@@ -28,6 +28,18 @@ pub(crate) const EVENT_RING_TRBS: usize = 256;
 const MAX_SCRATCHPADS: usize = 1023;
 /// Step of every busy-wait loop.
 pub(crate) const WAIT_STEP_US: u64 = 10;
+/// Halt (USBSTS.HCH after R/S is cleared): xHCI 1.2 §5.4.1 allows 16 ms,
+/// Linux waits `XHCI_MAX_HALT_USEC` (32 ms).
+const HALT_TIMEOUT_US: u64 = 50_000;
+/// Reset (USBCMD.HCRST, then USBSTS.CNR, to clear) in interrupt mode: as
+/// Linux's `XHCI_RESET_LONG_USEC` (10 s), for controllers that take
+/// seconds. Each step is bounded on its own.
+const RESET_TIMEOUT_US: u64 = 10_000_000;
+/// The same in polled mode, the panic console's (and an early panic's
+/// bring-up from scratch): 1 s a step, so the panic path never waits 10 s
+/// per step. (The takeover's own budget, `TAKEOVER_BUDGET_US`, caps it
+/// further.)
+const POLLED_RESET_TIMEOUT_US: u64 = 1_000_000;
 /// In polled mode, how often an idle `poll()` reads USBSTS: each read is an
 /// emulator exit (a bus read on hardware), and the panic console polls in a
 /// tight loop. A poll that finds an event in the (in-memory) event ring
@@ -450,24 +462,42 @@ impl<H: Hal> Controller<H> {
         Ok(())
     }
 
-    /// Halts the controller, then resets it (§4.2, §5.4.1): clears R/S and
-    /// waits for HCH, sets HCRST and waits for HCRST and CNR to clear.
+    /// How long one step of a controller reset may take: 10 s in interrupt
+    /// mode, 1 s in polled mode (see [`RESET_TIMEOUT_US`]).
+    pub(crate) fn reset_timeout_us(&self) -> u64 {
+        if self.interrupts {
+            RESET_TIMEOUT_US
+        } else {
+            POLLED_RESET_TIMEOUT_US
+        }
+    }
+
+    /// Halts the controller, then resets it (§4.2, §5.4.1): waits for CNR to
+    /// clear before the first operational register write (§4.2: a controller
+    /// just out of a chip hardware reset, or one reset by firmware, is not
+    /// ready yet), clears R/S and waits for HCH, sets HCRST and waits for
+    /// HCRST and CNR to clear (Linux `xhci_reset`).
     fn halt_and_reset(&mut self) -> Result<(), Error> {
+        let reset_timeout = self.reset_timeout_us();
+        self.wait_for(reset_timeout, "controller ready (USBSTS.CNR)", |c| {
+            Ok(!c.regs.usbsts().controller_not_ready())
+        })
+        .map_err(|_| Error::ControllerNotReady)?;
         // Halt (§4.2, §5.4.1: clear R/S, HCH within 16 ms).
         let cmd = self.regs.usbcmd();
         self.regs
             .write_usbcmd(cmd.set_run_stop(false).set_interrupter_enable(false));
-        self.wait_for(50_000, "controller halt (USBSTS.HCH)", |c| {
+        self.wait_for(HALT_TIMEOUT_US, "controller halt (USBSTS.HCH)", |c| {
             Ok(c.regs.usbsts().hc_halted())
         })?;
         // Reset (§4.2: HCRST, then wait for HCRST and CNR to clear).
         self.regs
             .write_usbcmd(UsbCommand::default().set_host_controller_reset(true));
         self.hal.delay_us(1000);
-        self.wait_for(1_000_000, "controller reset (USBCMD.HCRST)", |c| {
+        self.wait_for(reset_timeout, "controller reset (USBCMD.HCRST)", |c| {
             Ok(!c.regs.usbcmd().host_controller_reset())
         })?;
-        self.wait_for(1_000_000, "controller ready (USBSTS.CNR)", |c| {
+        self.wait_for(reset_timeout, "controller ready (USBSTS.CNR)", |c| {
             Ok(!c.regs.usbsts().controller_not_ready())
         })
         .map_err(|_| Error::ControllerNotReady)

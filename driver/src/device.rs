@@ -180,6 +180,8 @@ pub(crate) struct Device {
     pub(crate) reports: u32,
     pub(crate) errors: u32,
     pub(crate) rollover: u32,
+    /// Error recovery of the interrupt endpoint (soft retries, restarts).
+    pub(crate) recovery: crate::transfer::EndpointRecovery,
 }
 
 impl Device {
@@ -206,6 +208,7 @@ impl Device {
             reports: 0,
             errors: 0,
             rollover: 0,
+            recovery: crate::transfer::EndpointRecovery::default(),
         }
     }
 

@@ -54,6 +54,10 @@ pub(crate) struct Faults {
     /// completes (an over-current change, say), covered by the reset's one
     /// Port Status Change event.
     pub(crate) change_on_port_reset: u32,
+    /// USBSTS.CNR stays set this long after the fake first runs, as after a
+    /// chip hardware reset (xHCI 1.2 §4.2); an operational or runtime
+    /// register written meanwhile is logged in `refusals`.
+    pub(crate) not_ready_us: u64,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -115,6 +119,12 @@ pub(crate) struct Machine {
     cmd_seen: Option<(u64, u64)>,
     /// When HCRST was first seen set.
     reset_started: Option<u64>,
+    /// When the fake first ran (for `faults.not_ready_us`).
+    powered_at: Option<u64>,
+    /// (slot, DCI, Transfer State Preserve) of every Reset Endpoint command.
+    pub(crate) reset_endpoint_log: Vec<(usize, usize, bool)>,
+    /// No-Op TRBs skipped on EP0 rings.
+    pub(crate) ep0_noops: u32,
 }
 
 impl Machine {
@@ -147,6 +157,9 @@ impl Machine {
             now_us: 0,
             cmd_seen: None,
             reset_started: None,
+            powered_at: None,
+            reset_endpoint_log: Vec::new(),
+            ep0_noops: 0,
         };
         m.power_on();
         m
@@ -358,8 +371,34 @@ impl Machine {
         );
     }
 
+    /// Still not ready after power-on (`faults.not_ready_us`): USBSTS shows
+    /// CNR and nothing runs; a write to an operational, runtime or doorbell
+    /// register now breaks xHCI 1.2 §4.2 and is logged in `refusals`.
+    fn not_ready(&mut self) -> bool {
+        let since = *self.powered_at.get_or_insert(self.now_us);
+        if self.now_us.saturating_sub(since) >= self.faults.not_ready_us {
+            return false;
+        }
+        let early = crate::regs::WRITE_LOG
+            .with(|l| l.borrow().iter().any(|&(off, _)| (OP..XCAP).contains(&off)));
+        if early {
+            self.refusals
+                .push(String::from("register written while USBSTS.CNR = 1"));
+        }
+        self.set_reg(USBSTS, self.usbsts | USBSTS_MARK | (1 << 11));
+        true
+    }
+
     /// One round of controller activity.
     pub(crate) fn step(&mut self, mem: &Memory) {
+        // legacy handoff: the "BIOS" lets go as soon as the OS asks
+        let leg = self.reg(XCAP);
+        if leg & (1 << 24) != 0 && leg & (1 << 16) != 0 {
+            self.set_reg(XCAP, leg & !(1 << 16));
+        }
+        if self.not_ready() {
+            return;
+        }
         // USBCMD
         let cmd = self.reg(USBCMD);
         if cmd & 2 != 0 {
@@ -378,11 +417,6 @@ impl Machine {
         let sts = self.reg(USBSTS);
         if sts & USBSTS_MARK == 0 {
             self.usbsts &= !(sts & ((1 << 2) | (1 << 3) | (1 << 4) | (1 << 10)));
-        }
-        // legacy handoff: the "BIOS" lets go as soon as the OS asks
-        let leg = self.reg(XCAP);
-        if leg & (1 << 24) != 0 && leg & (1 << 16) != 0 {
-            self.set_reg(XCAP, leg & !(1 << 16));
         }
         if cmd & 1 != 0 && self.halted {
             self.halted = false;

@@ -22,6 +22,8 @@ pub(crate) use stop::{StopPoint, stop_at, stop_point};
 #[cfg(test)]
 mod dma_tests;
 #[cfg(test)]
+mod error_tests;
+#[cfg(test)]
 mod hook_tests;
 #[cfg(test)]
 mod hub_tests;
