@@ -203,6 +203,18 @@ mod tests {
     }
 
     #[test]
+    fn usb_dma_options() {
+        let o = Options::parse("usb.dma32=1 usb.dmahigh=1");
+        assert!(o.usb_dma32 && o.usb_dma_high);
+        let o = Options::parse("usb.dma32=1 usb.dma32=0 usb.dmahigh=yes usb.dma32");
+        assert!(!o.usb_dma32 && !o.usb_dma_high);
+        assert_eq!(
+            o.unknown,
+            [Some("usb.dmahigh=yes"), Some("usb.dma32"), None, None]
+        );
+    }
+
+    #[test]
     fn arbitrary_bytes_never_panic() {
         // A deterministic sweep over byte patterns, including non-ASCII.
         const POOL: &[u8] = b"=ab t\x00\xff panic= test= quiet";
