@@ -69,6 +69,8 @@ pub(crate) struct Capabilities {
     pub(crate) slot_types: [u8; MAX_PORTS],
     /// Whether (and why) DMA memory stays below 4 GiB.
     pub(crate) dma_limit: DmaLimitReason,
+    /// Quirks known by PCI ID.
+    pub(crate) quirks: Quirks,
     /// Lowest and highest physical address of the DMA memory allocated.
     pub(crate) dma_span: (u64, u64),
 }
@@ -186,6 +188,7 @@ impl<H: Hal> Controller<H> {
             usb3_ports: 0,
             slot_types: [0; MAX_PORTS],
             dma_limit: DmaLimitReason::decide(hcc1.addressing_64bit(), &config),
+            quirks: Quirks::of(config.pci_id),
             dma_span: (0, 0),
         };
         if hcs1.max_device_slots() == 0 {

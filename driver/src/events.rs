@@ -215,7 +215,8 @@ impl<H: Hal> Controller<H> {
             code => {
                 device.errors = device.errors.wrapping_add(1);
                 device.intr_needs_restart = true;
-                if device.recovery.on_error(code) {
+                let soft_retry = !self.caps.quirks.no_soft_retry;
+                if device.recovery.on_error(code, soft_retry) {
                     // a soft retry runs the same TD again (xHCI 1.2 §4.6.8.1)
                     device.intr_outstanding = Some(pointer);
                 }

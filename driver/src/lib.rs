@@ -35,6 +35,6 @@ pub use hid::{Layout, Leds, Repeat};
 pub use pc_keyboard::{DecodedKey, KeyCode};
 pub use trb::{CompletionCode, Event, TrbParseError, TrbType};
 pub use types::{
-    Config, ControllerInfo, DeviceInfo, DeviceState, DmaLimitReason, EnumerationStep,
+    Config, ControllerInfo, DeviceInfo, DeviceState, DmaLimitReason, ETRON_QUIRKS, EnumerationStep,
     KeyboardStats, MAX_DEVICES, MAX_PORTS, NO_64BIT_DMA_QUIRKS, PollSummary, Speed, TakeoverReport,
 };

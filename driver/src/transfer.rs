@@ -61,12 +61,15 @@ pub(crate) struct EndpointRecovery {
 
 impl EndpointRecovery {
     /// Decides how to recover from an error completion `code` on the
-    /// interrupt endpoint; `Some(true)` when the TD stays on the ring to be
-    /// retried.
-    pub(crate) fn on_error(&mut self, code: Result<CompletionCode, u8>) -> bool {
+    /// interrupt endpoint (`soft_retry`: the controller may get soft
+    /// retries, not an Etron one: Linux `XHCI_NO_SOFT_RETRY`); `true` when
+    /// the TD stays on the ring to be retried.
+    pub(crate) fn on_error(&mut self, code: Result<CompletionCode, u8>, soft_retry: bool) -> bool {
         self.last_code = Some(code);
         let recovery = match code {
-            Ok(CompletionCode::UsbTransactionError) if self.soft_retries < MAX_SOFT_RETRIES => {
+            Ok(CompletionCode::UsbTransactionError)
+                if soft_retry && self.soft_retries < MAX_SOFT_RETRIES =>
+            {
                 Recovery::SoftRetry
             }
             Ok(CompletionCode::UsbTransactionError | CompletionCode::StallError) => {
@@ -101,6 +104,7 @@ impl<H: Hal> Controller<H> {
         }
         let slot = index as u8 + 1;
         let length = usize::from(setup.length).min(CONTROL_BUFFER_BYTES);
+        let td_before_link = self.caps.quirks.control_td_before_link;
         let device = &mut self.devices[index];
         if device.ep0.capacity() < 4 {
             return Err(Error::Unsupported {
@@ -127,9 +131,14 @@ impl<H: Hal> Controller<H> {
         compiler_fence(Ordering::SeqCst);
         // The whole TD before the Link TRB: Etron EJ168/EJ188 fail control
         // transfers whose stages straddle it, so No-Op TRBs fill the ring up
-        // to the link first (Linux pads with No-Ops for such quirks).
-        let trbs = if length > 0 { 3 } else { 2 };
-        device.ep0.fit_before_link(&mut device.mem.ep0_ring, trbs);
+        // to the link first (Linux `xhci_queue_ctrl_tx` with
+        // `XHCI_ETRON_HOST`). Only for them, as in Linux: QEMU's xHCI keeps
+        // a No-Op TD on EP0 as an unfinished transfer, and after 16 of
+        // those EP0 stops.
+        if td_before_link {
+            let trbs = if length > 0 { 3 } else { 2 };
+            device.ep0.fit_before_link(&mut device.mem.ep0_ring, trbs);
+        }
         device
             .ep0
             .push(&mut device.mem.ep0_ring, transfer::setup(bytes, trt));

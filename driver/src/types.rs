@@ -65,6 +65,33 @@ pub const NO_64BIT_DMA_QUIRKS: [(u16, u16); 4] = [
     (0x1b21, 0x3242),
 ];
 
+/// Etron EJ168 (0x1b6f:0x7023) and EJ188 (0x1b6f:0x7052): Linux's
+/// `XHCI_ETRON_HOST` (`xhci-pci.c`). They fail control transfers whose TD
+/// straddles a Link TRB, so EP0's ring is padded with No-Op TRBs first
+/// (Linux `xhci_queue_ctrl_tx`), and, as `XHCI_NO_SOFT_RETRY`, they get no
+/// soft retry after a transaction error.
+pub const ETRON_QUIRKS: [(u16, u16); 2] = [(0x1b6f, 0x7023), (0x1b6f, 0x7052)];
+
+/// Controller quirks the driver applies, from [`Config::pci_id`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Quirks {
+    /// A control TD must not straddle EP0's Link TRB ([`ETRON_QUIRKS`]).
+    pub(crate) control_td_before_link: bool,
+    /// No soft retry after a transaction error ([`ETRON_QUIRKS`]).
+    pub(crate) no_soft_retry: bool,
+}
+
+impl Quirks {
+    /// The quirks of the controller with PCI ID `pci_id`.
+    pub(crate) fn of(pci_id: Option<(u16, u16)>) -> Self {
+        let etron = pci_id.is_some_and(|id| ETRON_QUIRKS.contains(&id));
+        Self {
+            control_td_before_link: etron,
+            no_soft_retry: etron,
+        }
+    }
+}
+
 /// Why a controller's DMA memory is kept below 4 GiB.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DmaLimitReason {

@@ -125,6 +125,8 @@ pub(crate) struct Machine {
     pub(crate) reset_endpoint_log: Vec<(usize, usize, bool)>,
     /// No-Op TRBs skipped on EP0 rings.
     pub(crate) ep0_noops: u32,
+    /// Control TDs whose TRBs straddled a Link TRB.
+    pub(crate) ep0_straddles: u32,
 }
 
 impl Machine {
@@ -160,6 +162,7 @@ impl Machine {
             powered_at: None,
             reset_endpoint_log: Vec::new(),
             ep0_noops: 0,
+            ep0_straddles: 0,
         };
         m.power_on();
         m

@@ -77,10 +77,8 @@ impl Machine {
             self.slots[slot].eps[1].deq += 16;
             let status_at = at;
             if self.slots[slot].eps[1].wraps != wraps {
-                // what Etron EJ168/EJ188 get wrong
-                self.refusals.push(std::format!(
-                    "slot {slot}: control TD straddles the Link TRB"
-                ));
+                // legal (xHCI 1.2 §4.11.5.1), but what Etron EJ168/EJ188 fail
+                self.ep0_straddles += 1;
             }
             let bytes = {
                 let mut b = [0u8; 8];
