@@ -11,10 +11,26 @@ use crate::regs::CommandRingControl;
 use crate::ring::ProducerRing;
 use crate::trb::{CompletionCode, command};
 
-/// How long a command may take before we abort it.
-const COMMAND_TIMEOUT_US: u64 = 500_000;
+/// How long a command may take before we abort it, in interrupt mode: 5 s,
+/// Linux's `XHCI_CMD_DEFAULT_TIMEOUT` (some controllers take seconds for a
+/// Configure Endpoint or an Address Device).
+const COMMAND_TIMEOUT_US: u64 = 5_000_000;
+/// The same in polled mode (the panic console's, and an early panic's
+/// bring-up): 500 ms, so a hung command does not hold the panic console for
+/// seconds (the takeover caps it further with its own budget).
+const POLLED_COMMAND_TIMEOUT_US: u64 = 500_000;
 
 impl<H: Hal> Controller<H> {
+    /// How long one command (or a command ring abort) may take: 5 s in
+    /// interrupt mode, 500 ms in polled mode.
+    pub(crate) fn command_timeout_us(&self) -> u64 {
+        if self.interrupts {
+            COMMAND_TIMEOUT_US
+        } else {
+            POLLED_COMMAND_TIMEOUT_US
+        }
+    }
+
     /// Places a command on the ring, rings doorbell 0 and waits (draining
     /// events through the dispatcher) for its completion.
     pub(crate) fn command(
@@ -33,7 +49,7 @@ impl<H: Hal> Controller<H> {
         self.command_done = None;
         self.pending_command = Some(PendingCommand { trb: phys, name });
         self.regs.ring_doorbell(0, 0);
-        let result = self.wait_for(COMMAND_TIMEOUT_US, name, |c| {
+        let result = self.wait_for(self.command_timeout_us(), name, |c| {
             c.health()?;
             c.process_events();
             Ok(c.command_done.is_some_and(|d| d.trb == phys))
@@ -73,7 +89,8 @@ impl<H: Hal> Controller<H> {
             aborted = true;
             // CRR stays set until the abort is done; give the controller a moment first.
             self.hal.delay_us(WAIT_STEP_US);
-            self.wait_for(COMMAND_TIMEOUT_US, "command ring stop (CRCR.CRR)", |c| {
+            let timeout = self.command_timeout_us();
+            self.wait_for(timeout, "command ring stop (CRCR.CRR)", |c| {
                 c.process_events();
                 Ok(!c.regs.crcr().command_ring_running())
             })?;

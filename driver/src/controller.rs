@@ -29,6 +29,18 @@ pub(crate) const EVENT_RING_TRBS: usize = 256;
 const MAX_SCRATCHPADS: usize = 1023;
 /// Step of every busy-wait loop.
 pub(crate) const WAIT_STEP_US: u64 = 10;
+/// Halt (USBSTS.HCH after R/S is cleared): xHCI 1.2 §5.4.1 allows 16 ms,
+/// Linux waits `XHCI_MAX_HALT_USEC` (32 ms).
+const HALT_TIMEOUT_US: u64 = 50_000;
+/// Reset (USBCMD.HCRST, then USBSTS.CNR, to clear) in interrupt mode: as
+/// Linux's `XHCI_RESET_LONG_USEC` (10 s), for controllers that take
+/// seconds. Each step is bounded on its own.
+const RESET_TIMEOUT_US: u64 = 10_000_000;
+/// The same in polled mode, the panic console's (and an early panic's
+/// bring-up from scratch): 1 s a step, so the panic path never waits 10 s
+/// per step. (The takeover's own budget, `TAKEOVER_BUDGET_US`, caps it
+/// further.)
+const POLLED_RESET_TIMEOUT_US: u64 = 1_000_000;
 /// In polled mode, how often an idle `poll()` reads USBSTS: each read is an
 /// emulator exit (a bus read on hardware), and the panic console polls in a
 /// tight loop. A poll that finds an event in the (in-memory) event ring
@@ -56,6 +68,12 @@ pub(crate) struct Capabilities {
     pub(crate) port_power_control: bool,
     pub(crate) usb3_ports: u32,
     pub(crate) slot_types: [u8; MAX_PORTS],
+    /// Whether (and why) DMA memory stays below 4 GiB.
+    pub(crate) dma_limit: DmaLimitReason,
+    /// Quirks known by PCI ID.
+    pub(crate) quirks: Quirks,
+    /// Lowest and highest physical address of the DMA memory allocated.
+    pub(crate) dma_span: (u64, u64),
 }
 
 /// What we track per root port.
@@ -170,6 +188,9 @@ impl<H: Hal> Controller<H> {
             port_power_control: hcc1.port_power_control(),
             usb3_ports: 0,
             slot_types: [0; MAX_PORTS],
+            dma_limit: DmaLimitReason::decide(hcc1.addressing_64bit(), &config),
+            quirks: Quirks::of(config.pci_id),
+            dma_span: (0, 0),
         };
         if hcs1.max_device_slots() == 0 {
             return Err(Error::Unsupported {
@@ -184,8 +205,10 @@ impl<H: Hal> Controller<H> {
         let scratchpads = scratchpads.min(MAX_SCRATCHPADS);
         caps.scratchpads = scratchpads as u16;
         let page_size = regs.pagesize().bytes();
-        let mem = ControllerMemory::allocate(&hal, scratchpads, page_size)?;
-        let devices = allocate_devices(&hal)?;
+        let mut dma = DmaAllocator::new(&hal, caps.dma_limit.max_address());
+        let mem = ControllerMemory::allocate(&mut dma, scratchpads, page_size)?;
+        let devices = allocate_devices(&mut dma)?;
+        caps.dma_span = (dma.lowest, dma.highest);
 
         let mut controller = Self {
             hal,
@@ -251,12 +274,16 @@ unsafe fn map_registers(
 impl ControllerMemory {
     /// Allocates the DCBAA, `scratchpads` scratchpad pages of `page_size`
     /// and their array (§4.20), the ERST and both rings.
-    fn allocate(hal: &impl Hal, scratchpads: usize, page_size: usize) -> Result<Self, Error> {
-        let dcbaa = dma_alloc(hal, (MAX_DEVICES + 1) * 8, 64)?;
+    fn allocate<H: Hal>(
+        dma: &mut DmaAllocator<'_, H>,
+        scratchpads: usize,
+        page_size: usize,
+    ) -> Result<Self, Error> {
+        let dcbaa = dma.alloc((MAX_DEVICES + 1) * 8, 64)?;
         let scratchpad_array = if scratchpads > 0 {
-            let array = dma_alloc(hal, scratchpads * 8, 64)?;
+            let array = dma.alloc(scratchpads * 8, 64)?;
             for i in 0..scratchpads {
-                let page = dma_alloc(hal, page_size, page_size)?;
+                let page = dma.alloc(page_size, page_size)?;
                 array.write64(i * 8, page.phys());
             }
             Some(array)
@@ -266,30 +293,66 @@ impl ControllerMemory {
         Ok(Self {
             dcbaa,
             scratchpad_array,
-            erst: dma_alloc(hal, 64, 64)?,
-            command_ring: dma_alloc(hal, COMMAND_RING_TRBS * 16, 64)?,
-            event_ring: dma_alloc(hal, EVENT_RING_TRBS * 16, 64)?,
+            erst: dma.alloc(64, 64)?,
+            command_ring: dma.alloc(COMMAND_RING_TRBS * 16, 64)?,
+            event_ring: dma.alloc(EVENT_RING_TRBS * 16, 64)?,
         })
     }
 }
 
 /// Allocates the memory of every device slot up front (hot-plug never allocates).
-fn allocate_devices(hal: &impl Hal) -> Result<[Device; MAX_DEVICES], Error> {
+fn allocate_devices<H: Hal>(dma: &mut DmaAllocator<'_, H>) -> Result<[Device; MAX_DEVICES], Error> {
     let mut regions = [None; MAX_DEVICES];
     for region in regions.iter_mut() {
         *region = Some(
-            DeviceMemory::carve(dma_alloc(hal, DEVICE_REGION_BYTES, 4096)?)
-                .ok_or(Error::NoMemory)?,
+            DeviceMemory::carve(dma.alloc(DEVICE_REGION_BYTES, 4096)?).ok_or(Error::NoMemory)?,
         );
     }
     Ok(regions.map(|m| Device::new(m.expect("allocated above"))))
 }
 
-/// One DMA allocation, `Error::NoMemory` if the HAL has none left.
-fn dma_alloc(hal: &impl Hal, size: usize, align: usize) -> Result<DmaBuf, Error> {
-    hal.dma_alloc(size, align)
-        .map(DmaBuf::from_region)
-        .ok_or(Error::NoMemory)
+/// Every DMA allocation of [`Controller::new`] goes through here: the
+/// controller's address limit is passed to the HAL (`max_address`: below
+/// 4 GiB without AC64 or with a quirk, as Linux sets a 32-bit DMA mask in
+/// `xhci_gen_setup`), what comes back is checked against it, and the span
+/// of addresses handed out is recorded for [`Controller::info`].
+struct DmaAllocator<'a, H: Hal> {
+    hal: &'a H,
+    max_address: u64,
+    lowest: u64,
+    highest: u64,
+}
+
+impl<'a, H: Hal> DmaAllocator<'a, H> {
+    fn new(hal: &'a H, max_address: u64) -> Self {
+        Self {
+            hal,
+            max_address,
+            lowest: u64::MAX,
+            highest: 0,
+        }
+    }
+
+    /// One allocation: `Error::NoMemory` if the HAL has none left (below
+    /// the limit), `Error::DmaAboveLimit` if it broke the limit.
+    fn alloc(&mut self, size: usize, align: usize) -> Result<DmaBuf, Error> {
+        let region = self
+            .hal
+            .dma_alloc(size, align, self.max_address)
+            .ok_or(Error::NoMemory)?;
+        let last = region.phys.checked_add(size.max(1) as u64 - 1);
+        match last {
+            Some(last) if last <= self.max_address && region.size >= size => {
+                self.lowest = self.lowest.min(region.phys);
+                self.highest = self.highest.max(last);
+                Ok(DmaBuf::from_region(region))
+            }
+            _ => Err(Error::DmaAboveLimit {
+                phys: region.phys,
+                max_address: self.max_address,
+            }),
+        }
+    }
 }
 
 impl<H: Hal> Controller<H> {
@@ -406,24 +469,42 @@ impl<H: Hal> Controller<H> {
         Ok(())
     }
 
-    /// Halts the controller, then resets it (§4.2, §5.4.1): clears R/S and
-    /// waits for HCH, sets HCRST and waits for HCRST and CNR to clear.
+    /// How long one step of a controller reset may take: 10 s in interrupt
+    /// mode, 1 s in polled mode (see [`RESET_TIMEOUT_US`]).
+    pub(crate) fn reset_timeout_us(&self) -> u64 {
+        if self.interrupts {
+            RESET_TIMEOUT_US
+        } else {
+            POLLED_RESET_TIMEOUT_US
+        }
+    }
+
+    /// Halts the controller, then resets it (§4.2, §5.4.1): waits for CNR to
+    /// clear before the first operational register write (§4.2: a controller
+    /// just out of a chip hardware reset, or one reset by firmware, is not
+    /// ready yet), clears R/S and waits for HCH, sets HCRST and waits for
+    /// HCRST and CNR to clear (Linux `xhci_reset`).
     fn halt_and_reset(&mut self) -> Result<(), Error> {
+        let reset_timeout = self.reset_timeout_us();
+        self.wait_for(reset_timeout, "controller ready (USBSTS.CNR)", |c| {
+            Ok(!c.regs.usbsts().controller_not_ready())
+        })
+        .map_err(|_| Error::ControllerNotReady)?;
         // Halt (§4.2, §5.4.1: clear R/S, HCH within 16 ms).
         let cmd = self.regs.usbcmd();
         self.regs
             .write_usbcmd(cmd.set_run_stop(false).set_interrupter_enable(false));
-        self.wait_for(50_000, "controller halt (USBSTS.HCH)", |c| {
+        self.wait_for(HALT_TIMEOUT_US, "controller halt (USBSTS.HCH)", |c| {
             Ok(c.regs.usbsts().hc_halted())
         })?;
         // Reset (§4.2: HCRST, then wait for HCRST and CNR to clear).
         self.regs
             .write_usbcmd(UsbCommand::default().set_host_controller_reset(true));
         self.hal.delay_us(1000);
-        self.wait_for(1_000_000, "controller reset (USBCMD.HCRST)", |c| {
+        self.wait_for(reset_timeout, "controller reset (USBCMD.HCRST)", |c| {
             Ok(!c.regs.usbcmd().host_controller_reset())
         })?;
-        self.wait_for(1_000_000, "controller ready (USBSTS.CNR)", |c| {
+        self.wait_for(reset_timeout, "controller ready (USBSTS.CNR)", |c| {
             Ok(!c.regs.usbsts().controller_not_ready())
         })
         .map_err(|_| Error::ControllerNotReady)
@@ -663,6 +744,9 @@ impl<H: Hal> Controller<H> {
             last_rejected_at: self.counters.last_rejected_at,
             last_rejected: self.counters.last_rejected,
             usb3_ports: self.caps.usb3_ports,
+            dma_limit: self.caps.dma_limit,
+            dma_lowest: self.caps.dma_span.0,
+            dma_highest: self.caps.dma_span.1,
         }
     }
 

@@ -200,6 +200,8 @@ pub(crate) struct Listing {
     descriptor: DeviceDescriptor,
     class: u8,
     location: Location,
+    /// Error recovery of the interrupt endpoint (soft retries, restarts).
+    pub(crate) recovery: crate::transfer::EndpointRecovery,
 }
 
 impl Device {
@@ -228,6 +230,7 @@ impl Device {
             errors: 0,
             rollover: 0,
             slot_released: false,
+            recovery: crate::transfer::EndpointRecovery::default(),
         }
     }
 

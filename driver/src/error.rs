@@ -38,6 +38,14 @@ pub enum Error {
     ControllerGone,
     /// DMA allocation failed (only at attach time).
     NoMemory,
+    /// The HAL returned DMA memory the controller cannot address (its last
+    /// byte above `max_address`, or shorter than asked).
+    DmaAboveLimit {
+        /// Where the region starts.
+        phys: u64,
+        /// The limit passed to [`Hal::dma_alloc`](crate::Hal::dma_alloc).
+        max_address: u64,
+    },
     /// The controller gave a slot ID we don't have resources for.
     NoSlot,
     /// A device sent a malformed descriptor.
@@ -66,6 +74,10 @@ impl fmt::Display for Error {
             Error::ControllerNotReady => write!(f, "controller not ready (USBSTS.CNR stuck)"),
             Error::ControllerGone => write!(f, "controller registers read all ones"),
             Error::NoMemory => write!(f, "out of DMA memory"),
+            Error::DmaAboveLimit { phys, max_address } => write!(
+                f,
+                "the HAL gave DMA memory at {phys:#x}, beyond the controller's limit {max_address:#x}"
+            ),
             Error::NoSlot => write!(f, "device slot out of range"),
             Error::BadDescriptor(e) => write!(f, "bad descriptor: {e}"),
             Error::Dead => write!(f, "controller is dead"),

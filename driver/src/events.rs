@@ -175,6 +175,7 @@ impl<H: Hal> Controller<H> {
         device.intr_outstanding = None;
         match code {
             Ok(CompletionCode::Success | CompletionCode::ShortPacket) => {
+                device.recovery = crate::transfer::EndpointRecovery::default();
                 let requested = u32::from(max_packet.min(64));
                 let length = requested.saturating_sub(residual) as usize;
                 let mut report = [0u8; REPORT_BYTES];
@@ -212,9 +213,14 @@ impl<H: Hal> Controller<H> {
                 | CompletionCode::StoppedLengthInvalid
                 | CompletionCode::StoppedShortPacket,
             ) => {}
-            _ => {
+            code => {
                 device.errors = device.errors.wrapping_add(1);
                 device.intr_needs_restart = true;
+                let soft_retry = !self.caps.quirks.no_soft_retry;
+                if device.recovery.on_error(code, soft_retry) {
+                    // a soft retry runs the same TD again (xHCI 1.2 §4.6.8.1)
+                    device.intr_outstanding = Some(pointer);
+                }
             }
         }
     }

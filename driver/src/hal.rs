@@ -20,13 +20,20 @@ pub struct DmaRegion {
     pub size: usize,
 }
 
+/// The highest physical address a controller without 64-bit addressing can
+/// reach (HCCPARAMS1.AC64 = 0, xHCI 1.2 §5.3.6: the high dwords of every
+/// 64-bit address register and field are then ignored), passed as
+/// `max_address` to [`Hal::dma_alloc`].
+pub const DMA_32BIT_LIMIT: u64 = 0xffff_ffff;
+
 /// Services the kernel provides to the driver.
 ///
 /// # Implementation safety
 ///
 /// The implementer guarantees:
 /// - [`dma_alloc`](Hal::dma_alloc) returns memory that is zeroed, aligned to
-///   `align` (physically and virtually), at least `size` bytes long, cache
+///   `align` (physically and virtually), at least `size` bytes long, whose
+///   every byte has a physical address of at most `max_address`, cache
 ///   coherent with device DMA, never handed out to anybody else, never freed
 ///   while the controller exists, and — for `size <= 65536` — does **not cross a
 ///   64 KiB physical boundary** (xHCI 1.2 §6, Table 6-1: rings, contexts and
@@ -46,8 +53,16 @@ pub struct DmaRegion {
 /// Callers (this crate) only pass sizes and alignments that are powers of two
 /// for alignment, and only access DMA memory within `size`.
 pub unsafe trait Hal {
-    /// Allocates zeroed DMA memory; `None` when out of memory.
-    fn dma_alloc(&self, size: usize, align: usize) -> Option<DmaRegion>;
+    /// Allocates zeroed DMA memory below a limit; `None` when out of memory
+    /// (or out of memory below `max_address`).
+    ///
+    /// `max_address` is the highest physical address any byte of the region
+    /// may have: [`DMA_32BIT_LIMIT`] for a controller that can only address
+    /// 32 bits (HCCPARAMS1.AC64 = 0, xHCI 1.2 §5.3.6, or a controller with a
+    /// quirk, as Linux's `XHCI_NO_64BIT_SUPPORT`), `u64::MAX` otherwise. The
+    /// driver checks what it gets and fails with a clear error if a region
+    /// ends above the limit.
+    fn dma_alloc(&self, size: usize, align: usize, max_address: u64) -> Option<DmaRegion>;
     /// Maps `size` bytes of device registers at `phys`, uncached. Called twice
     /// by [`Controller::new`](crate::Controller::new): 4 KiB to read the
     /// capability registers, then the size actually needed (at most the BAR).

@@ -35,12 +35,12 @@ pub use descriptor::{
     InterruptInterface, MAX_HID_INTERFACES,
 };
 pub use error::Error;
-pub use hal::{DmaRegion, Hal};
+pub use hal::{DMA_32BIT_LIMIT, DmaRegion, Hal};
 pub use hid::{Layout, Leds, Repeat};
 pub use interrupt::InterruptAck;
 pub use pc_keyboard::{DecodedKey, KeyCode};
 pub use trb::{CompletionCode, Event, TrbParseError, TrbType};
 pub use types::{
-    Config, ControllerInfo, DeviceInfo, DeviceState, EnumerationStep, KeyboardStats, MAX_DEVICES,
-    MAX_PORTS, PollSummary, Speed, TakeoverReport,
+    Config, ControllerInfo, DeviceInfo, DeviceState, DmaLimitReason, ETRON_QUIRKS, EnumerationStep,
+    KeyboardStats, MAX_DEVICES, MAX_PORTS, NO_64BIT_DMA_QUIRKS, PollSummary, Speed, TakeoverReport,
 };

@@ -283,6 +283,7 @@ impl<H: Hal> Controller<H> {
         }
         self.restart_endpoint(index, dci)?;
         self.devices[index].intr_needs_restart = false;
+        self.devices[index].recovery.pending = None;
         self.queue_interrupt(index);
         if let Some(hub) = self.devices[index].hub.as_mut() {
             // a port change may have been consumed and not acted on

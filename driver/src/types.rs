@@ -29,6 +29,15 @@ pub struct Config {
     /// (xHCI 1.2 §6.2.3.6): never slower than the device asks. 0: the
     /// device's own bInterval. Read when a keyboard is configured.
     pub keyboard_poll_ms: u8,
+    /// PCI vendor and device ID of the controller, for the quirks known by
+    /// ID: ASMedia controllers that set HCCPARAMS1.AC64 but cannot address
+    /// 64 bits (Linux `XHCI_NO_64BIT_SUPPORT` in `xhci-pci.c`). `None`: no
+    /// quirk applies.
+    pub pci_id: Option<(u16, u16)>,
+    /// Keep all DMA memory below 4 GiB whatever HCCPARAMS1.AC64 says, as
+    /// for a controller with the `XHCI_NO_64BIT_SUPPORT` quirk (a kernel
+    /// option, for controllers whose quirk is not known yet).
+    pub force_32bit_dma: bool,
 }
 
 impl Default for Config {
@@ -39,7 +48,99 @@ impl Default for Config {
             interrupts: true,
             interrupt_moderation: 4000,
             keyboard_poll_ms: 1,
+            pci_id: None,
+            force_32bit_dma: false,
         }
+    }
+}
+
+/// ASMedia (vendor 0x1b21) xHCI controllers that set HCCPARAMS1.AC64 but
+/// fail with DMA above 4 GiB: ASM1042A (0x1142), ASM1142 (0x1242), ASM2142
+/// (0x2142) and ASM3242 (0x3242), as Linux `xhci_pci_quirks` sets
+/// `XHCI_NO_64BIT_SUPPORT` for them (`drivers/usb/host/xhci-pci.c`).
+pub const NO_64BIT_DMA_QUIRKS: [(u16, u16); 4] = [
+    (0x1b21, 0x1142),
+    (0x1b21, 0x1242),
+    (0x1b21, 0x2142),
+    (0x1b21, 0x3242),
+];
+
+/// Etron EJ168 (0x1b6f:0x7023) and EJ188 (0x1b6f:0x7052): Linux's
+/// `XHCI_ETRON_HOST` (`xhci-pci.c`). They fail control transfers whose TD
+/// straddles a Link TRB, so EP0's ring is padded with No-Op TRBs first
+/// (Linux `xhci_queue_ctrl_tx`), and, as `XHCI_NO_SOFT_RETRY`, they get no
+/// soft retry after a transaction error.
+pub const ETRON_QUIRKS: [(u16, u16); 2] = [(0x1b6f, 0x7023), (0x1b6f, 0x7052)];
+
+/// Controller quirks the driver applies, from [`Config::pci_id`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Quirks {
+    /// A control TD must not straddle EP0's Link TRB ([`ETRON_QUIRKS`]).
+    pub(crate) control_td_before_link: bool,
+    /// No soft retry after a transaction error ([`ETRON_QUIRKS`]).
+    pub(crate) no_soft_retry: bool,
+}
+
+impl Quirks {
+    /// The quirks of the controller with PCI ID `pci_id`.
+    pub(crate) fn of(pci_id: Option<(u16, u16)>) -> Self {
+        let etron = pci_id.is_some_and(|id| ETRON_QUIRKS.contains(&id));
+        Self {
+            control_td_before_link: etron,
+            no_soft_retry: etron,
+        }
+    }
+}
+
+/// Why a controller's DMA memory is kept below 4 GiB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DmaLimitReason {
+    /// The controller can address 64 bits: no limit.
+    None,
+    /// HCCPARAMS1.AC64 is clear (xHCI 1.2 §5.3.6).
+    NoAc64,
+    /// A PCI ID in [`NO_64BIT_DMA_QUIRKS`].
+    Quirk,
+    /// [`Config::force_32bit_dma`].
+    Forced,
+}
+
+impl DmaLimitReason {
+    /// Decides from HCCPARAMS1.AC64 and the configuration (Linux
+    /// `xhci_gen_setup`: `XHCI_NO_64BIT_SUPPORT` clears AC64, then the DMA
+    /// mask is 32 bits unless AC64 is set).
+    pub(crate) fn decide(ac64: bool, config: &Config) -> Self {
+        if !ac64 {
+            DmaLimitReason::NoAc64
+        } else if config
+            .pci_id
+            .is_some_and(|id| NO_64BIT_DMA_QUIRKS.contains(&id))
+        {
+            DmaLimitReason::Quirk
+        } else if config.force_32bit_dma {
+            DmaLimitReason::Forced
+        } else {
+            DmaLimitReason::None
+        }
+    }
+
+    /// The `max_address` passed to [`Hal::dma_alloc`](crate::Hal::dma_alloc).
+    pub(crate) fn max_address(self) -> u64 {
+        match self {
+            DmaLimitReason::None => u64::MAX,
+            _ => crate::hal::DMA_32BIT_LIMIT,
+        }
+    }
+}
+
+impl fmt::Display for DmaLimitReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DmaLimitReason::None => "64-bit",
+            DmaLimitReason::NoAc64 => "32-bit: AC64 clear",
+            DmaLimitReason::Quirk => "32-bit: quirk",
+            DmaLimitReason::Forced => "32-bit: forced",
+        })
     }
 }
 
@@ -253,6 +354,12 @@ pub struct ControllerInfo {
     pub last_rejected: [u32; 4],
     /// Which ports are USB 3 (bit n-1 = port n), from the Supported Protocol capability.
     pub usb3_ports: u32,
+    /// Whether (and why) DMA memory is kept below 4 GiB.
+    pub dma_limit: DmaLimitReason,
+    /// Lowest physical address of the driver's DMA memory.
+    pub dma_lowest: u64,
+    /// Highest physical address of the driver's DMA memory (its last byte).
+    pub dma_highest: u64,
 }
 
 impl fmt::Display for ControllerInfo {
@@ -282,7 +389,11 @@ impl fmt::Display for ControllerInfo {
                 self.last_rejected_at, t[0], t[1], t[2], t[3]
             )?;
         }
-        Ok(())
+        write!(
+            f,
+            ", DMA {:#x}-{:#x} ({})",
+            self.dma_lowest, self.dma_highest, self.dma_limit
+        )
     }
 }
 

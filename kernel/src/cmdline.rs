@@ -1,5 +1,5 @@
 //! Kernel command line: `key=value` words (`test=`, `trigger=`, `panic=`, `dump.fault=`,
-//! `power.fault=`, `layout=`, `usb.kbpoll=`, `fb=`, `quiet`). Garbage is reported and
+//! `power.fault=`, `layout=`, `usb.kbpoll=`, `usb.dma32=`, `usb.dmahigh=`, `fb=`, `quiet`). Garbage is reported and
 //! ignored, never fatal.
 
 #![forbid(unsafe_code)]
@@ -18,6 +18,11 @@ pub struct Options<'a> {
     /// Longest polling period of USB keyboards in ms (`usb.kbpoll=MS`, as
     /// Linux usbhid's `kbpoll`), [`KBPOLL_MS`]; `None`: the default, 1 ms.
     pub kbpoll_ms: Option<u8>,
+    /// `usb.dma32=1`: keep every xHCI controller's DMA memory below 4 GiB,
+    /// as for a controller with the `XHCI_NO_64BIT_SUPPORT` quirk.
+    pub usb_dma32: bool,
+    /// `usb.dmahigh=1` (a test knob): USB DMA memory as high as allowed.
+    pub usb_dma_high: bool,
     /// Do not echo info-level log lines to the console.
     pub quiet: bool,
     /// Crash dump fault injection (`dump.fault=stall`).
@@ -81,6 +86,14 @@ impl<'a> Options<'a> {
                     }
                     None => false,
                 },
+                ("usb.dma32", Some(v @ ("0" | "1"))) => {
+                    o.usb_dma32 = v == "1";
+                    true
+                }
+                ("usb.dmahigh", Some(v @ ("0" | "1"))) => {
+                    o.usb_dma_high = v == "1";
+                    true
+                }
                 ("dump.fault", Some(v)) if DUMP_FAULTS.contains(&v) => {
                     o.dump_fault = Some(v);
                     true
@@ -186,6 +199,18 @@ mod tests {
         assert_eq!(
             o.unknown,
             [Some("usb.kbpoll=x"), Some("usb.kbpoll=0"), None, None]
+        );
+    }
+
+    #[test]
+    fn usb_dma_options() {
+        let o = Options::parse("usb.dma32=1 usb.dmahigh=1");
+        assert!(o.usb_dma32 && o.usb_dma_high);
+        let o = Options::parse("usb.dma32=1 usb.dma32=0 usb.dmahigh=yes usb.dma32");
+        assert!(!o.usb_dma32 && !o.usb_dma_high);
+        assert_eq!(
+            o.unknown,
+            [Some("usb.dmahigh=yes"), Some("usb.dma32"), None, None]
         );
     }
 

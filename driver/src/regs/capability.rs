@@ -73,6 +73,11 @@ register_value! {
 
 impl CapabilityParameters1 {
     ro_bit!(
+        0,
+        addressing_64bit,
+        "64-bit Addressing Capability (AC64): 64-bit addresses are used"
+    );
+    ro_bit!(
         2,
         context_size,
         "Context Size (CSZ): contexts are 64 bytes, not 32"

@@ -75,6 +75,27 @@ impl ProducerRing {
         (index < self.len).then_some(index)
     }
 
+    /// TRBs that can be written before the producer reaches the Link TRB.
+    pub(crate) fn room_before_link(&self) -> usize {
+        self.len - 1 - self.enqueue
+    }
+
+    /// Makes a TD of `trbs` TRBs fit between the enqueue pointer and the
+    /// Link TRB: when it would straddle the link, the TRBs up to the link
+    /// become No-Op TRBs (xHCI 1.2 §6.4.1.4: no event without IOC), so the TD
+    /// starts at the top of the ring. Returns how many were written (none
+    /// for a TD that fits, or that no position could fit).
+    pub(crate) fn fit_before_link(&mut self, mem: &mut impl TrbMemory, trbs: usize) -> usize {
+        let room = self.room_before_link();
+        if trbs <= room || trbs > self.capacity() {
+            return 0;
+        }
+        for _ in 0..room {
+            self.push(mem, [0, 0, 0, TrbType::Noop.bits()]);
+        }
+        room
+    }
+
     /// Writes one TRB (the cycle bit is filled in here) and returns its
     /// physical address. Passes over the Link TRB, handing it to the consumer
     /// with the chain bit of the TRB before it, and toggles the cycle state.
@@ -137,6 +158,24 @@ mod tests {
         ring.push(&mut mem, [0, 0, 0, TrbType::Normal.bits()]);
         ring.push(&mut mem, [0, 0, 0, TrbType::Normal.bits() | TRB_CHAIN]);
         assert!(mem.trbs[2][3] & TRB_CHAIN != 0);
+    }
+
+    #[test]
+    fn a_td_that_would_straddle_the_link_is_moved_past_it() {
+        let mut mem = VecMemory::new(8);
+        let mut ring = ProducerRing::reset(&mut mem);
+        for _ in 0..5 {
+            ring.push(&mut mem, [0, 0, 0, TrbType::Normal.bits()]);
+        }
+        assert_eq!(ring.fit_before_link(&mut mem, 2), 0, "two TRBs fit");
+        assert_eq!(ring.fit_before_link(&mut mem, 3), 2);
+        for i in 5..7 {
+            assert_eq!((mem.trbs[i][3] >> 10) & 0x3f, TrbType::Noop.bits() >> 10);
+            assert_eq!(mem.trbs[i][3] & TRB_CHAIN, 0);
+        }
+        assert_eq!(mem.trbs[7][3] & TRB_CHAIN, 0, "the link ends no TD");
+        assert_eq!((ring.enqueue_index(), ring.room_before_link()), (0, 7));
+        assert_eq!(ring.fit_before_link(&mut mem, 8), 0, "never fits");
     }
 
     #[test]

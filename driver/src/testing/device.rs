@@ -77,6 +77,14 @@ pub(crate) struct FakeDevice {
     pub(crate) raw_reports: VecDeque<(u8, Vec<u8>)>,
     /// Bytes of class-specific descriptors before the first interface.
     pub(crate) config_padding: usize,
+    /// Interrupt IN transactions still to fail with no handshake (a USB
+    /// Transaction Error on the xHC's side).
+    pub(crate) interrupt_errors: u32,
+    /// The interrupt IN endpoint is halted: it STALLs every transaction
+    /// until CLEAR_FEATURE(ENDPOINT_HALT) (USB 2.0 §9.4.5, §8.5.3.4).
+    pub(crate) interrupt_halted: bool,
+    /// wIndex of every CLEAR_FEATURE(ENDPOINT_HALT) received.
+    pub(crate) clear_halts: Vec<u16>,
 }
 
 impl FakeDevice {
@@ -295,6 +303,9 @@ impl FakeDevice {
             report_descriptors: Vec::new(),
             raw_reports: VecDeque::new(),
             config_padding: 0,
+            interrupt_errors: 0,
+            interrupt_halted: false,
+            clear_halts: Vec::new(),
         }
     }
 
@@ -344,6 +355,12 @@ impl FakeDevice {
         let hid = self.hid_interface(index);
         let is_keyboard = hid.is_some_and(|i| i.is_boot_keyboard());
         match (setup[0], setup[1]) {
+            // CLEAR_FEATURE(ENDPOINT_HALT) (USB 2.0 §9.4.1)
+            (0x02, 1) if value == 0 => {
+                self.interrupt_halted = false;
+                self.clear_halts.push(index);
+                ControlReply::Data(Vec::new())
+            }
             (0x80, 6) => match value >> 8 {
                 1 => ControlReply::Data(self.descriptor.bytes()),
                 2 => ControlReply::Data(configuration_of(

@@ -9,8 +9,12 @@ use std::vec::Vec;
 use super::machine::Machine;
 use crate::hal::{DmaRegion, Hal};
 
-/// Physical = virtual + this, so the driver can never use one for the other.
+/// Physical = virtual + this, so the driver can never use one for the other
+/// (and all of it lies above 4 GiB).
 pub(crate) const PHYS_OFFSET: u64 = 0x10_0000_0000_0000;
+/// Where the fake HAL hands out memory below 4 GiB, when the driver asks for
+/// it (`max_address` below [`PHYS_OFFSET`]): a bump pointer from here.
+pub(crate) const LOW_PHYS_BASE: u64 = 0x4000_0000;
 /// Fake BAR0 physical address.
 pub(crate) const MMIO_PHYS: u64 = 0xfebf_0000;
 /// Size of the fake register file.
@@ -18,7 +22,14 @@ pub(crate) const MMIO_SIZE: usize = 0x4000;
 
 /// Shared state of the fake world.
 pub(crate) struct World {
-    pub(crate) allocations: Vec<(u64, usize)>,
+    /// (physical address, host address, size) of every DMA region.
+    pub(crate) allocations: Vec<(u64, u64, usize)>,
+    /// Next physical address of a region below 4 GiB.
+    pub(crate) low_next: u64,
+    /// The `max_address` of every `dma_alloc`, in order.
+    pub(crate) max_addresses: Vec<u64>,
+    /// A broken HAL: hands out memory above 4 GiB whatever the limit.
+    pub(crate) ignore_limit: bool,
     pub(crate) now_us: u64,
     pub(crate) machine: Machine,
     pub(crate) alloc_fail: bool,
@@ -36,6 +47,9 @@ impl FakeHandle {
         let regs = alloc_region(MMIO_SIZE, 4096) as *mut u32;
         let world = World {
             allocations: Vec::new(),
+            low_next: LOW_PHYS_BASE,
+            max_addresses: Vec::new(),
+            ignore_limit: false,
             now_us: 1_000_000,
             machine: Machine::new(regs),
             alloc_fail: false,
@@ -65,14 +79,14 @@ impl FakeHandle {
 
 /// DMA memory view handed to the fake machine.
 pub(crate) struct Memory {
-    allocations: Vec<(u64, usize)>,
+    allocations: Vec<(u64, u64, usize)>,
 }
 
 impl Memory {
     pub(crate) fn ptr(&self, phys: u64, len: usize) -> Option<*mut u8> {
-        for &(base, size) in &self.allocations {
+        for &(base, host, size) in &self.allocations {
             if phys >= base && phys + len as u64 <= base + size as u64 {
-                return Some((phys - PHYS_OFFSET) as usize as *mut u8);
+                return Some((host + (phys - base)) as usize as *mut u8);
             }
         }
         None
@@ -143,18 +157,30 @@ fn alloc_region(size: usize, align: usize) -> *mut u8 {
 }
 
 // SAFETY: zeroed, aligned, never freed host memory; alignment to the next power
-// of two of the size (up to 64 KiB) keeps it from crossing a 64 KiB boundary;
+// of two of the size (up to 64 KiB), physical and host alike, keeps it from
+// crossing a 64 KiB boundary; below `max_address` unless `ignore_limit`;
 // the MMIO "mapping" is plain host memory the fake controller also uses.
 unsafe impl Hal for FakeHal {
-    fn dma_alloc(&self, size: usize, align: usize) -> Option<DmaRegion> {
+    fn dma_alloc(&self, size: usize, align: usize, max_address: u64) -> Option<DmaRegion> {
         let mut w = self.0.borrow_mut();
         if w.alloc_fail {
             return None;
         }
+        w.max_addresses.push(max_address);
         let align = align.max(size.next_power_of_two().min(65536)).max(16);
         let p = alloc_region(size, align);
-        let phys = p as u64 + PHYS_OFFSET;
-        w.allocations.push((phys, size));
+        let phys = if max_address < PHYS_OFFSET && !w.ignore_limit {
+            // below the limit: a bump pointer in low "physical" memory
+            let phys = w.low_next.next_multiple_of(align as u64);
+            if phys + size as u64 - 1 > max_address {
+                return None;
+            }
+            w.low_next = phys + size as u64;
+            phys
+        } else {
+            p as u64 + PHYS_OFFSET
+        };
+        w.allocations.push((phys, p as u64, size));
         Some(DmaRegion {
             phys,
             virt: NonNull::new(p)?,

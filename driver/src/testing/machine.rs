@@ -67,6 +67,10 @@ pub(crate) struct Faults {
     /// A warm reset leaves a USB 3 port's link where it was (stuck in
     /// Compliance Mode, say), WRC and PRC reported all the same.
     pub(crate) warm_reset_useless: bool,
+    /// USBSTS.CNR stays set this long after the fake first runs, as after a
+    /// chip hardware reset (xHCI 1.2 §4.2); an operational or runtime
+    /// register written meanwhile is logged in `refusals`.
+    pub(crate) not_ready_us: u64,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -147,6 +151,14 @@ pub(crate) struct Machine {
     cmd_seen: Option<(u64, u64)>,
     /// When HCRST was first seen set.
     reset_started: Option<u64>,
+    /// When the fake first ran (for `faults.not_ready_us`).
+    powered_at: Option<u64>,
+    /// (slot, DCI, Transfer State Preserve) of every Reset Endpoint command.
+    pub(crate) reset_endpoint_log: Vec<(usize, usize, bool)>,
+    /// No-Op TRBs skipped on EP0 rings.
+    pub(crate) ep0_noops: u32,
+    /// Control TDs whose TRBs straddled a Link TRB.
+    pub(crate) ep0_straddles: u32,
 }
 
 impl Machine {
@@ -182,6 +194,10 @@ impl Machine {
             now_us: 0,
             cmd_seen: None,
             reset_started: None,
+            powered_at: None,
+            reset_endpoint_log: Vec::new(),
+            ep0_noops: 0,
+            ep0_straddles: 0,
         };
         m.power_on();
         m
@@ -213,7 +229,7 @@ impl Machine {
         self.set_reg(0x04, SLOTS as u32 | (1 << 8) | ((PORTS as u32) << 24));
         self.set_reg(0x08, 2 << 27); // two scratchpad buffers
         let csz = if self.context_size == 64 { 1 << 2 } else { 0 };
-        self.set_reg(0x10, ((XCAP as u32 / 4) << 16) | csz);
+        self.set_reg(0x10, ((XCAP as u32 / 4) << 16) | csz | 1); // AC64
         self.set_reg(0x14, DB as u32);
         self.set_reg(0x18, RT as u32);
         self.set_reg(OP + 8, 1); // PAGESIZE 4 KiB
@@ -237,7 +253,13 @@ impl Machine {
     pub(crate) fn set_context_size(&mut self, size: usize) {
         self.context_size = size;
         let csz = if size == 64 { 1 << 2 } else { 0 };
-        self.set_reg(0x10, ((XCAP as u32 / 4) << 16) | csz);
+        let ac64 = self.reg(0x10) & 1;
+        self.set_reg(0x10, ((XCAP as u32 / 4) << 16) | csz | ac64);
+    }
+
+    /// Sets or clears HCCPARAMS1.AC64 (xHCI 1.2 §5.3.6; set by default).
+    pub(crate) fn set_ac64(&mut self, ac64: bool) {
+        self.set_reg(0x10, (self.reg(0x10) & !1) | u32::from(ac64));
     }
 
     fn reset_controller(&mut self) {
@@ -417,8 +439,34 @@ impl Machine {
         );
     }
 
+    /// Still not ready after power-on (`faults.not_ready_us`): USBSTS shows
+    /// CNR and nothing runs; a write to an operational, runtime or doorbell
+    /// register now breaks xHCI 1.2 §4.2 and is logged in `refusals`.
+    fn not_ready(&mut self) -> bool {
+        let since = *self.powered_at.get_or_insert(self.now_us);
+        if self.now_us.saturating_sub(since) >= self.faults.not_ready_us {
+            return false;
+        }
+        let early = crate::regs::WRITE_LOG
+            .with(|l| l.borrow().iter().any(|&(off, _)| (OP..XCAP).contains(&off)));
+        if early {
+            self.refusals
+                .push(String::from("register written while USBSTS.CNR = 1"));
+        }
+        self.set_reg(USBSTS, self.usbsts | USBSTS_MARK | (1 << 11));
+        true
+    }
+
     /// One round of controller activity.
     pub(crate) fn step(&mut self, mem: &Memory) {
+        // legacy handoff: the "BIOS" lets go as soon as the OS asks
+        let leg = self.reg(XCAP);
+        if leg & (1 << 24) != 0 && leg & (1 << 16) != 0 {
+            self.set_reg(XCAP, leg & !(1 << 16));
+        }
+        if self.not_ready() {
+            return;
+        }
         // USBCMD
         let cmd = self.reg(USBCMD);
         if cmd & 2 != 0 {
@@ -437,11 +485,6 @@ impl Machine {
         let sts = self.reg(USBSTS);
         if sts & USBSTS_MARK == 0 {
             self.usbsts &= !(sts & ((1 << 2) | (1 << 3) | (1 << 4) | (1 << 10)));
-        }
-        // legacy handoff: the "BIOS" lets go as soon as the OS asks
-        let leg = self.reg(XCAP);
-        if leg & (1 << 24) != 0 && leg & (1 << 16) != 0 {
-            self.set_reg(XCAP, leg & !(1 << 16));
         }
         if cmd & 1 != 0 && self.halted {
             self.halted = false;

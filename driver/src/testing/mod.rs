@@ -23,7 +23,11 @@ pub(crate) use hal::{FakeHal, FakeHandle};
 pub(crate) use stop::{StopPoint, stop_at, stop_point};
 
 #[cfg(test)]
+mod dma_tests;
+#[cfg(test)]
 mod enumeration_tests;
+#[cfg(test)]
+mod error_tests;
 #[cfg(test)]
 mod hook_tests;
 #[cfg(test)]

@@ -152,6 +152,7 @@ fn options(bi: &'static BootInfo) -> cmdline::Options<'static> {
     if let Some(ms) = opts.kbpoll_ms {
         crate::usb::set_kbpoll(ms);
     }
+    crate::usb::hal::set_dma_options(opts.usb_dma32, opts.usb_dma_high);
     if let Some(p) = opts.panic {
         crate::panic::set_policy(match p {
             "reboot" => crate::panic::Policy::Reboot,

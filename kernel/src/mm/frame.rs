@@ -156,11 +156,33 @@ impl FrameAllocator {
 
     /// Allocates `count` contiguous frames aligned to `align` bytes.
     pub fn alloc_contiguous(&mut self, count: usize, align: u64) -> Option<u64> {
+        self.alloc_contiguous_below(count, align, u64::MAX)
+    }
+
+    /// Frames below which every frame of an allocation whose last byte may
+    /// be at most `max_address` lies (at most [`FRAMES_MAX`]).
+    fn frame_limit(max_address: u64) -> usize {
+        let frames = max_address.saturating_add(1) / PAGE_SIZE;
+        frames.min(FRAMES_MAX as u64) as usize
+    }
+
+    /// Allocates `count` contiguous frames aligned to `align` bytes whose
+    /// last byte is at most `max_address` (a device that can only address
+    /// 32 bits, such as an xHCI controller without AC64). Next fit below the
+    /// limit.
+    pub fn alloc_contiguous_below(
+        &mut self,
+        count: usize,
+        align: u64,
+        max_address: u64,
+    ) -> Option<u64> {
+        let limit = Self::frame_limit(max_address);
         let step = (align / PAGE_SIZE).max(1) as usize;
-        let mut f = self.next.div_ceil(step) * step;
+        let start = if self.next < limit { self.next } else { 0 };
+        let mut f = start.div_ceil(step) * step;
         let mut wrapped = false;
         loop {
-            if f + count > FRAMES_MAX {
+            if f + count > limit {
                 if wrapped {
                     return None;
                 }
@@ -168,18 +190,50 @@ impl FrameAllocator {
                 f = 0;
                 continue;
             }
-            if wrapped && f >= self.next {
+            if wrapped && f >= start {
                 return None;
             }
             if (f..f + count).all(|i| self.is_free(i)) {
-                for i in f..f + count {
-                    self.take(i);
-                }
-                self.next = f + count;
-                return Some(f as u64 * PAGE_SIZE);
+                return Some(self.take_run(f, count));
             }
             f += step;
         }
+    }
+
+    /// Like [`alloc_contiguous_below`](Self::alloc_contiguous_below), but
+    /// the highest free run below the limit (and below the top of RAM):
+    /// a test knob (`usb.dmahigh=1`) that puts a device's DMA memory as
+    /// high as it may go, so a test sees whether a 32-bit limit is kept.
+    pub fn alloc_contiguous_high(
+        &mut self,
+        count: usize,
+        align: u64,
+        max_address: u64,
+    ) -> Option<u64> {
+        let top = self.ram_top().div_ceil(PAGE_SIZE) as usize;
+        let limit = Self::frame_limit(max_address).min(top);
+        let step = (align / PAGE_SIZE).max(1) as usize;
+        let mut f = (limit.checked_sub(count)? / step) * step;
+        loop {
+            if (f..f + count).all(|i| self.is_free(i)) {
+                let phys = f as u64 * PAGE_SIZE;
+                for i in f..f + count {
+                    self.take(i);
+                }
+                return Some(phys);
+            }
+            f = f.checked_sub(step)?;
+        }
+    }
+
+    /// Takes frames `f..f + count` (all free) and moves the next-fit
+    /// cursor past them.
+    fn take_run(&mut self, f: usize, count: usize) -> u64 {
+        for i in f..f + count {
+            self.take(i);
+        }
+        self.next = f + count;
+        f as u64 * PAGE_SIZE
     }
 
     /// Allocates one frame.

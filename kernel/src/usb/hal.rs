@@ -1,12 +1,14 @@
 //! The kernel's implementation of the driver's [`xhci_kbd::Hal`]: DMA memory
 //! from the frame allocator (identity mapped, so physical == virtual), or,
 //! for a controller brought up at panic time, from a pool reserved at boot
-//! and handed out by a lock-free bump pointer.
+//! below 4 GiB and handed out by a lock-free bump pointer. Either way every
+//! region ends at or below the `max_address` the driver asks for (4 GiB - 1
+//! for a controller that can only address 32 bits).
 
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use xhci_kbd::{DmaRegion, Hal};
+use xhci_kbd::{DMA_32BIT_LIMIT, DmaRegion, Hal};
 
 use crate::mm::{FRAMES, PAGE_SIZE};
 
@@ -17,13 +19,34 @@ pub const PANIC_POOL_SIZE: u64 = 1024 * 1024;
 static POOL_BASE: AtomicU64 = AtomicU64::new(0);
 static POOL_NEXT: AtomicU64 = AtomicU64::new(0);
 
+/// `usb.dma32=1`: every controller is treated as one that can only address
+/// 32 bits (the driver's `Config::force_32bit_dma`, the same as its quirk).
+static FORCE_DMA32: AtomicBool = AtomicBool::new(false);
+/// `usb.dmahigh=1` (a test knob): DMA memory from the frame allocator is
+/// taken as high as the driver's limit allows, above 4 GiB when allowed.
+static PREFER_HIGH: AtomicBool = AtomicBool::new(false);
+
+/// Applies `usb.dma32=` and `usb.dmahigh=` (boot, before [`super::init`]).
+pub fn set_dma_options(force_32bit: bool, prefer_high: bool) {
+    FORCE_DMA32.store(force_32bit, Ordering::Relaxed);
+    PREFER_HIGH.store(prefer_high, Ordering::Relaxed);
+}
+
+/// `usb.dma32=1` was given.
+pub fn force_32bit_dma() -> bool {
+    FORCE_DMA32.load(Ordering::Relaxed)
+}
+
 /// Reserves the panic-time DMA pool. Called once at boot, right after the
-/// frame allocator is up, so that even an early panic finds it.
+/// frame allocator is up, so that even an early panic finds it. It lies
+/// below 4 GiB: a controller brought up from scratch at panic time may be
+/// one that can only address 32 bits.
 pub fn reserve_panic_pool() {
-    if let Some(base) = FRAMES
-        .lock()
-        .alloc_contiguous((PANIC_POOL_SIZE / PAGE_SIZE) as usize, 64 * 1024)
-    {
+    if let Some(base) = FRAMES.lock().alloc_contiguous_below(
+        (PANIC_POOL_SIZE / PAGE_SIZE) as usize,
+        64 * 1024,
+        DMA_32BIT_LIMIT,
+    ) {
         POOL_BASE.store(base, Ordering::Relaxed);
         POOL_NEXT.store(base, Ordering::Relaxed);
     }
@@ -66,18 +89,25 @@ fn zero(phys: u64, size: usize) {
     unsafe { core::ptr::write_bytes(phys as *mut u8, 0, size) };
 }
 
-// SAFETY: regions are zeroed, identity mapped (so `virt` == `phys`),
-// cache-coherent (x86 RAM is write-back coherent with PCI DMA), aligned as
-// requested, never freed, and inside one 64 KiB window when at most 64 KiB
-// (`dma_align`). MMIO is mapped uncached. The clock is the TSC, which needs
+// SAFETY: regions are zeroed, identity mapped (so `virt` == `phys`, RAM
+// above 4 GiB included), cache-coherent (x86 RAM is write-back coherent with
+// PCI DMA), aligned as requested, never freed, inside one 64 KiB window when
+// at most 64 KiB (`dma_align`), and end at or below `max_address` (the
+// frame allocator searches below it; the pool is below 4 GiB and checked). MMIO is mapped uncached. The clock is the TSC, which needs
 // no interrupts and no locks. The panic pool takes no lock at all.
 unsafe impl Hal for KernelHal {
-    fn dma_alloc(&self, size: usize, align: usize) -> Option<DmaRegion> {
+    fn dma_alloc(&self, size: usize, align: usize, max_address: u64) -> Option<DmaRegion> {
         let a = dma_align(size, align);
         let phys = match self.source {
             DmaSource::Frames => {
                 let frames = (size as u64).div_ceil(PAGE_SIZE) as usize;
-                let phys = FRAMES.lock().alloc_contiguous(frames, a)?;
+                let mut allocator = FRAMES.lock();
+                let phys = if PREFER_HIGH.load(Ordering::Relaxed) {
+                    allocator.alloc_contiguous_high(frames, a, max_address)?
+                } else {
+                    allocator.alloc_contiguous_below(frames, a, max_address)?
+                };
+                drop(allocator);
                 // The controller writes it: a dump must snapshot it.
                 crate::dump::volatile::note(phys, frames as u64 * PAGE_SIZE);
                 phys
@@ -90,7 +120,7 @@ unsafe impl Hal for KernelHal {
                 let next = POOL_NEXT.load(Ordering::Relaxed);
                 let start = next.div_ceil(a) * a;
                 let end = start.checked_add(size as u64)?;
-                if end > base + PANIC_POOL_SIZE {
+                if end > base + PANIC_POOL_SIZE || end - 1 > max_address {
                     return None;
                 }
                 POOL_NEXT.store(end, Ordering::Relaxed);

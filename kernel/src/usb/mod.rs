@@ -111,14 +111,16 @@ pub fn set_kbpoll(ms: u8) {
     KBPOLL_MS.store(ms.max(1), Ordering::Relaxed);
 }
 
-fn config(interrupts: bool) -> Config {
+fn config(interrupts: bool, dev: &pci::Device) -> Config {
     Config {
+        pci_id: Some((dev.vendor, dev.device)),
         layout: Layout::ALL
             .get(LAYOUT.load(Ordering::Relaxed) as usize)
             .copied()
             .unwrap_or(Layout::Us104),
         interrupts,
         keyboard_poll_ms: KBPOLL_MS.load(Ordering::Relaxed),
+        force_32bit_dma: hal::force_32bit_dma(),
         ..Config::default()
     }
 }
@@ -195,9 +197,10 @@ fn start(i: usize, f: Found) {
     let hal = KernelHal {
         source: DmaSource::Frames,
     };
+    let config = config(kind != pci::IrqKind::None, &f.dev);
     // SAFETY: `f.bar` is this controller's register BAR, which this driver
     // instance alone owns from here on.
-    match unsafe { Controller::new(hal, f.bar, config(kind != pci::IrqKind::None)) } {
+    match unsafe { Controller::new(hal, f.bar, config) } {
         Ok(c) => {
             // SAFETY: the BAR was mapped by `prepare` and is never unmapped.
             ACK[i].call_once(|| unsafe { c.interrupt_ack() });

@@ -106,7 +106,7 @@ unsafe fn bring_up(i: usize, f: Found, w: &mut impl Write) -> bool {
     };
     let before = hal::panic_pool_used();
     // SAFETY: nothing else uses the controller (never started, others parked).
-    match unsafe { Controller::new(hal, f.bar, config(false)) } {
+    match unsafe { Controller::new(hal, f.bar, config(false, &f.dev)) } {
         Ok(c) => {
             let _ = writeln!(
                 w,

@@ -135,6 +135,8 @@ impl Machine {
             }
             13 if valid => self.evaluate_context(mem, ptr & !0xf, slot),
             14 if valid && dci > 0 => {
+                let preserve = trb[3] & (1 << 9) != 0;
+                self.reset_endpoint_log.push((slot, dci, preserve));
                 if self.slots[slot].eps[dci].state == 2 {
                     self.slots[slot].eps[dci].state = 3;
                     self.sync_ep(mem, slot, dci);

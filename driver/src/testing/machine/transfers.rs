@@ -44,6 +44,13 @@ impl Machine {
             let Some((setup_at, setup)) = self.next_trb(mem, slot, 1) else {
                 return;
             };
+            if (setup[3] >> 10) & 0x3f == 8 {
+                // a No-Op TRB (xHCI 1.2 §6.4.1.4): no event without IOC
+                self.slots[slot].eps[1].deq += 16;
+                self.ep0_noops += 1;
+                continue;
+            }
+            let wraps = self.slots[slot].eps[1].wraps;
             if (setup[3] >> 10) & 0x3f != 2 {
                 self.transfer_event(mem, setup_at, 5, 0, slot, 1);
                 return;
@@ -69,6 +76,10 @@ impl Machine {
             }
             self.slots[slot].eps[1].deq += 16;
             let status_at = at;
+            if self.slots[slot].eps[1].wraps != wraps {
+                // legal (xHCI 1.2 §4.11.5.1), but what Etron EJ168/EJ188 fail
+                self.ep0_straddles += 1;
+            }
             let bytes = {
                 let mut b = [0u8; 8];
                 b[..4].copy_from_slice(&setup[0].to_le_bytes());
@@ -143,7 +154,23 @@ impl Machine {
         };
         let route = self.slots[slot].route;
         for _ in 0..8 {
-            if self.next_trb(mem, slot, dci).is_none() {
+            let Some((at, trb)) = self.next_trb(mem, slot, dci) else {
+                return;
+            };
+            let fault = match self.device_at(port, route) {
+                Some(d) if d.interrupt_halted => Some(6), // STALL
+                Some(d) if d.interrupt_errors > 0 => {
+                    d.interrupt_errors -= 1;
+                    Some(4) // USB Transaction Error: no handshake
+                }
+                _ => None,
+            };
+            if let Some(code) = fault {
+                // the endpoint halts on the TD (xHCI 1.2 §4.10.2.1, §4.10.2.7)
+                let len = trb[2] & 0x1ffff;
+                self.transfer_event(mem, at, code, len, slot, dci);
+                self.slots[slot].eps[dci].state = 2;
+                self.sync_ep(mem, slot, dci);
                 return;
             }
             // an IN endpoint's DCI is 2 × number + 1 (xHCI 1.2 §4.5.1)
@@ -154,9 +181,6 @@ impl Machine {
             };
             let Some(report) = report else {
                 return; // NAK: the TRB stays pending
-            };
-            let Some((at, trb)) = self.next_trb(mem, slot, dci) else {
-                return;
             };
             let len = (trb[2] & 0x1ffff) as usize;
             let n = len.min(report.len());
