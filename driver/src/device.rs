@@ -188,6 +188,8 @@ pub(crate) struct Device {
     /// device, or one whose enumeration failed. Its slot ID may be handed
     /// out again, and the listing then moves (see `slots.rs`).
     pub(crate) slot_released: bool,
+    /// Error recovery of the interrupt endpoint (soft retries, restarts).
+    pub(crate) recovery: crate::transfer::EndpointRecovery,
 }
 
 /// What a record whose slot was released keeps listing (the identity of
@@ -200,8 +202,6 @@ pub(crate) struct Listing {
     descriptor: DeviceDescriptor,
     class: u8,
     location: Location,
-    /// Error recovery of the interrupt endpoint (soft retries, restarts).
-    pub(crate) recovery: crate::transfer::EndpointRecovery,
 }
 
 impl Device {
