@@ -4,7 +4,8 @@
 //! second controller, so every typed line here came through it: at
 //! `shell>` (interrupt mode), at `db>` after a panic (each controller taken
 //! over, with its own report line) and at `db>` after an early panic (each
-//! controller brought up from scratch from the panic DMA pool).
+//! controller brought up from scratch from the panic DMA pool); and a
+//! controller behind a PCI Express root port.
 
 use std::time::Duration;
 
@@ -114,6 +115,33 @@ fn an_early_panic_brings_up_both_controllers() {
     vm.expect("unknown command: typed-after-an-early-panic\n", STEP);
     vm.expect("db> ", STEP);
     check_lsusb(&lsusb(&mut vm, "db> "));
+    vm.send_serial("poweroff\r");
+    vm.expect_success_exit(STEP);
+}
+
+/// A controller behind a PCI Express root port (a PCI-to-PCI bridge, bus 1
+/// as SeaBIOS numbers it) is found by the walk that follows bridges from
+/// bus 0 (`kernel/src/pci/scan.rs`), and its keyboard types.
+#[test]
+fn a_controller_behind_a_bridge_is_found() {
+    let mut cfg = two_controllers("");
+    cfg.firmware = Firmware::SeaBios;
+    cfg.extra = [
+        "-device",
+        "pcie-root-port,id=rp1,chassis=1",
+        "-device",
+        "nec-usb-xhci,id=x2,bus=rp1",
+        "-device",
+        "usb-kbd,bus=x2.0,id=kbd2",
+    ]
+    .map(String::from)
+    .to_vec();
+    let mut vm = Vm::start("controllers-bridge", cfg);
+    vm.expect(r"usb: xHCI [^\n]*PCI 01:00\.0", BOOT);
+    vm.expect("shell> ", BOOT);
+    check_lsusb(&wait_keyboards(&mut vm));
+    vm.type_text("echo behind a bridge\n");
+    vm.expect("\nbehind a bridge\n", STEP);
     vm.send_serial("poweroff\r");
     vm.expect_success_exit(STEP);
 }

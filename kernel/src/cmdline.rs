@@ -1,5 +1,5 @@
 //! Kernel command line: `key=value` words (`test=`, `trigger=`, `panic=`, `dump.fault=`,
-//! `power.fault=`, `layout=`, `usb.kbpoll=`, `usb.dma32=`, `usb.dmahigh=`, `fb=`, `quiet`). Garbage is reported and
+//! `power.fault=`, `layout=`, `usb.kbpoll=`, `usb.dma32=`, `usb.dmahigh=`, `pci.scan=`, `fb=`, `quiet`). Garbage is reported and
 //! ignored, never fatal.
 
 #![forbid(unsafe_code)]
@@ -23,6 +23,9 @@ pub struct Options<'a> {
     pub usb_dma32: bool,
     /// `usb.dmahigh=1` (a test knob): USB DMA memory as high as allowed.
     pub usb_dma_high: bool,
+    /// `pci.scan=all`: probe every PCI bus number, not only bus 0 and the
+    /// buses behind its bridges (machines with peer root buses).
+    pub pci_scan_all: bool,
     /// Do not echo info-level log lines to the console.
     pub quiet: bool,
     /// Crash dump fault injection (`dump.fault=stall`).
@@ -92,6 +95,10 @@ impl<'a> Options<'a> {
                 }
                 ("usb.dmahigh", Some(v @ ("0" | "1"))) => {
                     o.usb_dma_high = v == "1";
+                    true
+                }
+                ("pci.scan", Some(v @ ("all" | "bridges"))) => {
+                    o.pci_scan_all = v == "all";
                     true
                 }
                 ("dump.fault", Some(v)) if DUMP_FAULTS.contains(&v) => {
@@ -200,6 +207,14 @@ mod tests {
             o.unknown,
             [Some("usb.kbpoll=x"), Some("usb.kbpoll=0"), None, None]
         );
+    }
+
+    #[test]
+    fn pci_scan_option() {
+        assert!(Options::parse("pci.scan=all").pci_scan_all);
+        let o = Options::parse("pci.scan=all pci.scan=bridges pci.scan=some");
+        assert!(!o.pci_scan_all);
+        assert_eq!(o.unknown, [Some("pci.scan=some"), None, None, None]);
     }
 
     #[test]

@@ -77,6 +77,7 @@ extern "C" fn kmain(info: u32, magic: u32) -> ! {
     let opts = options(bi);
     memory(bi);
     let cpus = interrupt_controllers(bi);
+    crate::pci::set_scan_all(opts.pci_scan_all);
     crate::pci::init();
     framebuffer(bi, &opts);
     devices(&opts);
