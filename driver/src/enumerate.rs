@@ -560,25 +560,7 @@ impl<H: Hal> Controller<H> {
             self.mem.dcbaa.write64(usize::from(slot) * 8, 0);
         }
         self.devices[index].reset();
-        if at.parent_slot == 0 {
-            if let Some(p) = self
-                .ports
-                .get_mut(usize::from(at.root_port).wrapping_sub(1))
-                && p.slot == slot
-            {
-                p.slot = 0;
-            }
-        } else if let Some(hub) = usize::from(at.parent_slot)
-            .checked_sub(1)
-            .and_then(|i| self.devices.get_mut(i))
-            .and_then(|d| d.hub.as_mut())
-            && let Some(child) = hub
-                .children
-                .get_mut(usize::from(at.parent_port).wrapping_sub(1))
-            && *child == slot
-        {
-            *child = 0;
-        }
+        self.relink(at, slot, 0, false);
     }
 }
 

@@ -51,13 +51,14 @@ impl<H: Hal> Controller<H> {
             }
             None => 0,
         };
-        self.relink(at, old, new);
+        self.relink(at, old, new, true);
         self.devices[index].reset();
     }
 
-    /// Replaces the link `old` to the device at `at` by `new` (0: dropped,
-    /// and the port is marked failed so it stays alone until it changes).
-    fn relink(&mut self, at: Location, old: u8, new: u8) {
+    /// Replaces the link `old` to the device at `at` (its root port's or
+    /// parent hub port's slot) by `new`; 0 drops it, and with `fail` the
+    /// port is marked failed so it stays alone until it changes.
+    pub(crate) fn relink(&mut self, at: Location, old: u8, new: u8, fail: bool) {
         if at.parent_slot == 0 {
             if let Some(p) = self
                 .ports
@@ -65,7 +66,7 @@ impl<H: Hal> Controller<H> {
                 && p.slot == old
             {
                 p.slot = new;
-                p.failed |= new == 0;
+                p.failed |= fail && new == 0;
             }
         } else if let Some(hub) = usize::from(at.parent_slot)
             .checked_sub(1)
@@ -77,7 +78,7 @@ impl<H: Hal> Controller<H> {
             && *child == old
         {
             *child = new;
-            if new == 0 {
+            if fail && new == 0 {
                 hub.failed |= 1 << at.parent_port;
             }
         }
