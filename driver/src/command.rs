@@ -130,14 +130,17 @@ impl<H: Hal> Controller<H> {
                 }
             }
         }
+        // The ring restarts at the cycle state the endpoint stopped with, so
+        // its stale TRBs stay invalid to a controller that reads it late.
+        let cycle = context.endpoint_dequeue_cycle(&self.devices[index].mem.device_context, dci);
         let device = &mut self.devices[index];
         let (phys, cycle) = if dci == 1 {
-            device.ep0 = ProducerRing::reset(&mut device.mem.ep0_ring);
+            device.ep0 = ProducerRing::reset_with_cycle(&mut device.mem.ep0_ring, cycle);
             device.control_status_trb = None;
             device.control_done = None;
             (device.mem.ep0_ring.phys(), device.ep0.cycle())
         } else {
-            device.intr = ProducerRing::reset(&mut device.mem.intr_ring);
+            device.intr = ProducerRing::reset_with_cycle(&mut device.mem.intr_ring, cycle);
             device.intr_outstanding = None;
             (device.mem.intr_ring.phys(), device.intr.cycle())
         };

@@ -157,6 +157,13 @@ impl ContextLayout {
         (device.read32(self.device_endpoint(dci)) & 0x7) as u8
     }
 
+    /// Dequeue Cycle State of `dci` (endpoint context dword 2 bit 0,
+    /// §6.2.3) in an output device context: the consumer cycle state the
+    /// controller left the endpoint with when it stopped (§4.6.9).
+    pub(crate) fn endpoint_dequeue_cycle(&self, device: &DmaBuf, dci: u8) -> bool {
+        device.read32(self.device_endpoint(dci) + 8) & 1 != 0
+    }
+
     /// USB Device Address the controller assigned (slot context dword 3
     /// bits 7:0, §6.2.2), from an output device context; 7 bits (USB 2.0
     /// §9.4.6), masked so a corrupt context gives a valid-looking value,

@@ -23,14 +23,29 @@ impl ProducerRing {
         }
     }
 
-    /// Zeroes the ring memory and writes the Link TRB; returns a fresh state.
+    /// Zeroes the ring memory and writes the Link TRB; returns a fresh state
+    /// (producer cycle state 1).
     pub(crate) fn reset(mem: &mut impl TrbMemory) -> Self {
+        Self::reset_with_cycle(mem, true)
+    }
+
+    /// Rewrites the ring as empty for producer cycle state `cycle`: every
+    /// TRB, the Link TRB included, carries the opposite cycle bit, so none
+    /// is valid to a consumer at `cycle` (xHCI 1.2 §4.9.2). Used to restart
+    /// a stopped endpoint on its own ring with `cycle` = the Dequeue Cycle
+    /// State it stopped with: a controller that still reads the old
+    /// dequeue position after Stop Endpoint completed (seen on Bochs' xHCI)
+    /// then finds no TRB instead of zeros that match a cycle state of 0.
+    pub(crate) fn reset_with_cycle(mem: &mut impl TrbMemory, cycle: bool) -> Self {
         let len = mem.trb_count().max(2);
+        let stale = if cycle { 0 } else { TRB_CYCLE };
         for i in 0..len {
-            mem.write_trb(i, [0; 4]);
+            mem.write_trb(i, [0, 0, 0, stale]);
         }
-        let ring = Self::new(len);
-        // Link TRB, cycle bit 0 (software owned) until the producer reaches it.
+        let ring = Self {
+            cycle,
+            ..Self::new(len)
+        };
         let base = mem.phys_base();
         mem.write_trb(
             len - 1,
@@ -38,7 +53,7 @@ impl ProducerRing {
                 base as u32,
                 (base >> 32) as u32,
                 0,
-                TrbType::Link.bits() | TRB_LINK_TOGGLE_CYCLE,
+                TrbType::Link.bits() | TRB_LINK_TOGGLE_CYCLE | stale,
             ],
         );
         ring
@@ -126,6 +141,22 @@ impl ProducerRing {
 mod tests {
     use super::*;
     use crate::ring::test_memory::VecMemory;
+
+    #[test]
+    fn a_ring_reset_for_cycle_0_holds_no_trb_valid_at_cycle_0() {
+        let mut mem = VecMemory::new(4);
+        let mut ring = ProducerRing::reset_with_cycle(&mut mem, false);
+        assert!(!ring.cycle());
+        assert!(
+            mem.trbs.iter().all(|t| t[3] & TRB_CYCLE != 0),
+            "{:x?}",
+            mem.trbs
+        );
+        let phys = ring.push(&mut mem, [0, 0, 0, TrbType::Noop.bits()]);
+        assert_eq!(phys, 0x10_0000);
+        assert_eq!(mem.trbs[0][3] & TRB_CYCLE, 0, "pushed with cycle 0");
+        assert_ne!(mem.trbs[1][3] & TRB_CYCLE, 0, "the next one still stale");
+    }
 
     #[test]
     fn wraps_through_link_and_toggles_cycle() {

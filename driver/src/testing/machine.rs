@@ -71,6 +71,11 @@ pub(crate) struct Faults {
     /// chip hardware reset (xHCI 1.2 §4.2); an operational or runtime
     /// register written meanwhile is logged in `refusals`.
     pub(crate) not_ready_us: u64,
+    /// Bochs' xHCI: a stopped endpoint is still read once more at its old
+    /// dequeue position, with its old cycle state, before Set TR Dequeue
+    /// Pointer; a TRB valid there puts the endpoint in the Error state and
+    /// Set TR Dequeue fails with Context State Error.
+    pub(crate) reads_stopped_ring: bool,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -564,7 +569,13 @@ impl Machine {
         }
         let at = out + (dci * self.context_size) as u64;
         let v = mem.read32(at);
-        mem.write32(at, (v & !7) | u32::from(self.slots[slot].eps[dci].state));
+        let ep = self.slots[slot].eps[dci];
+        mem.write32(at, (v & !7) | u32::from(ep.state));
+        // TR Dequeue Pointer and DCS as the xHC leaves them when the
+        // endpoint stops or halts (xHCI 1.2 §4.6.9, §6.2.3)
+        let deq = ep.deq | u64::from(ep.ccs);
+        mem.write32(at + 8, deq as u32);
+        mem.write32(at + 12, (deq >> 32) as u32);
     }
 
     fn portsc_write(&mut self, p: usize, v: u32, mem: &Memory) {

@@ -257,3 +257,37 @@ fn takeover_report_of_a_dead_controller_gives_a_reason() {
         "xhci takeover: controller DEAD, full reset failed (controller not ready (USBSTS.CNR stuck))"
     );
 }
+
+/// Bochs' xHCI reads a stopped interrupt endpoint once more at its old
+/// dequeue position with its old cycle state (seen in `tests/bochs.rs`'s
+/// log: "Unknown TRB found", then Set TR Dequeue Pointer failed with
+/// Context State Error and the takeover fell back to a full reset). After
+/// the ring has wrapped once (cycle state 0), a restart on a zeroed ring
+/// offered it zeros that look valid; the ring restarted at the stopped
+/// cycle state offers nothing, so the takeover needs no reset.
+#[test]
+fn takeover_restarts_a_wrapped_endpoint_that_is_read_after_stop() {
+    let (mut c, h) = start(std::vec![(1, FakeDevice::keyboard())], Config::default());
+    assert_eq!(c.poll().attached, 1);
+    // One report per interrupt TRB: 20 reports wrap the 16-TRB ring once.
+    for i in 0..10 {
+        press(&h, 1, [0, 0, 0x04 + i, 0, 0, 0, 0, 0]);
+        c.poll();
+        press(&h, 1, [0; 8]);
+        c.poll();
+    }
+    assert_eq!(keys(&mut c).len(), 10);
+    assert!(
+        h.with(|m, _| m.slots[1].eps[3].wraps) % 2 == 1,
+        "the interrupt ring did not wrap an odd number of times"
+    );
+    h.with(|m, _| m.faults.reads_stopped_ring = true);
+    // SAFETY: single-threaded test; nothing else uses the controller.
+    let report = unsafe { c.enter_polled_mode() };
+    assert!(!report.full_reset && !report.dead, "{report}");
+    let refusals = h.with(|m, _| m.refusals.clone());
+    assert!(refusals.is_empty(), "{refusals:?}");
+    press(&h, 1, [0, 0, 0x05, 0, 0, 0, 0, 0]);
+    c.poll();
+    assert_eq!(keys(&mut c), [DecodedKey::Unicode('b')]);
+}

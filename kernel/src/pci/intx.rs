@@ -17,7 +17,7 @@
 //!   disabled, which is why the Interrupt Line cannot be trusted there.
 //! - PIIX3/PIIX4 (pc; ISA bridge 8086:7000 or 8086:7110): a device on bus 0
 //!   raises PIRQ (slot + pin - 1) mod 4 (QEMU `pci_slot_get_pirq`, the same
-//!   wiring in Bochs), and PIRQ n reaches the ISA IRQ in PIRQRC[n] (config
+//!   wiring in Bochs), and PIRQ n reaches the ISA IRQ in `PIRQRC[n]` (config
 //!   0x60 + n; bit 7 disables) if the firmware routed it: QEMU's LNKA-LNKD
 //!   `_CRS` read exactly these registers. The ISA IRQ goes through the
 //!   MADT's interrupt source overrides like any other.
@@ -49,7 +49,7 @@ pub enum Chipset {
 }
 
 /// PIRQ route register bit 7: the PIRQ is not routed to an ISA IRQ
-/// (PIIX3/PIIX4 datasheets: PIRQRC; ICH9 datasheet: PIRQ[n]_ROUT).
+/// (PIIX3/PIIX4 datasheets: PIRQRC; ICH9 datasheet: `PIRQ[n]_ROUT`).
 const ROUTE_DISABLED: u8 = 0x80;
 
 /// A PCI function's INTx as configuration space describes it.

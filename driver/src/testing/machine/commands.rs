@@ -158,6 +158,17 @@ impl Machine {
                 }
             }
             16 if valid && dci > 0 => {
+                if self.faults.reads_stopped_ring
+                    && self.slots[slot].eps[dci].state == 3
+                    && self.next_trb(mem, slot, dci).is_some()
+                {
+                    self.refusals.push(std::format!(
+                        "slot {slot} dci {dci}: a TRB valid after Stop Endpoint"
+                    ));
+                    self.slots[slot].eps[dci].state = 4;
+                    self.sync_ep(mem, slot, dci);
+                    return (19, slot as u32);
+                }
                 let e = &mut self.slots[slot].eps[dci];
                 if e.state == 3 || e.state == 4 {
                     e.deq = ptr & !0xf;
