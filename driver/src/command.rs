@@ -8,7 +8,7 @@ use crate::dma::DmaBuf;
 use crate::error::Error;
 use crate::hal::Hal;
 use crate::regs::CommandRingControl;
-use crate::ring::ProducerRing;
+use crate::ring::{ProducerRing, TrbMemory};
 use crate::trb::{CompletionCode, command};
 
 /// How long a command may take before we abort it, in interrupt mode: 5 s,
@@ -132,7 +132,7 @@ impl<H: Hal> Controller<H> {
         }
         // The ring restarts at the cycle state the endpoint stopped with, so
         // its stale TRBs stay invalid to a controller that reads it late.
-        let cycle = context.endpoint_dequeue_cycle(&self.devices[index].mem.device_context, dci);
+        let cycle = self.stopped_cycle(index, dci);
         let device = &mut self.devices[index];
         let (phys, cycle) = if dci == 1 {
             device.ep0 = ProducerRing::reset_with_cycle(&mut device.mem.ep0_ring, cycle);
@@ -144,16 +144,66 @@ impl<H: Hal> Controller<H> {
             device.intr_outstanding = None;
             (device.mem.intr_ring.phys(), device.intr.cycle())
         };
-        self.command(
-            command::set_tr_dequeue(slot, dci, phys, cycle),
-            "Set TR Dequeue Pointer",
-        )?;
+        self.set_tr_dequeue(slot, dci, phys, cycle)?;
         if dci == 1 {
             // EP0's ring is empty and the controller dequeues from its start
             self.devices[index].control_in_flight = false;
             self.clear_tt_buffer(index); // the aborted transfer's TT state (hub.rs)
         }
         Ok(())
+    }
+}
+
+/// Set TR Dequeue Pointer attempts when the endpoint is found running again.
+const SET_TR_DEQUEUE_TRIES: u32 = 3;
+
+impl<H: Hal> Controller<H> {
+    /// Set TR Dequeue Pointer (§4.6.10) on a stopped endpoint. Bochs' xHCI
+    /// runs a stopped interrupt endpoint once more when it next serves it,
+    /// which leaves it Running, and the command then fails with Context
+    /// State Error (seen in `tests/bochs.rs`'s log): the endpoint is stopped
+    /// again and the command retried, at most [`SET_TR_DEQUEUE_TRIES`] times.
+    fn set_tr_dequeue(&mut self, slot: u8, dci: u8, phys: u64, cycle: bool) -> Result<(), Error> {
+        let mut tries = 1;
+        loop {
+            match self.command(
+                command::set_tr_dequeue(slot, dci, phys, cycle),
+                "Set TR Dequeue Pointer",
+            ) {
+                Err(Error::CommandFailed {
+                    code: Ok(CompletionCode::ContextStateError),
+                    ..
+                }) if tries < SET_TR_DEQUEUE_TRIES => {
+                    tries += 1;
+                    // a Context State Error here means it was stopped already
+                    let _ = self.command(command::stop_endpoint(slot, dci), "Stop Endpoint");
+                }
+                other => return other.map(|_| ()),
+            }
+        }
+    }
+
+    /// The consumer cycle state endpoint `dci` of device `index` stopped
+    /// with. The interrupt endpoint's is the cycle bit of its outstanding
+    /// TRB (where the controller's dequeue pointer rests), else the
+    /// producer's: the driver's own record, because Bochs' xHCI leaves the
+    /// output context's TR Dequeue Pointer as Configure Endpoint set it.
+    /// EP0's is the output context's DCS, which the xHC updates on Stop
+    /// Endpoint (xHCI 1.2 §4.6.9).
+    fn stopped_cycle(&self, index: usize, dci: u8) -> bool {
+        let device = &self.devices[index];
+        if dci == 1 {
+            return self
+                .caps
+                .context
+                .endpoint_dequeue_cycle(&device.mem.device_context, dci);
+        }
+        device
+            .intr_outstanding
+            .and_then(|phys| device.intr.index_of(&device.mem.intr_ring, phys))
+            .map_or(device.intr.cycle(), |i| {
+                device.mem.intr_ring.read_trb(i)[3] & crate::trb::TRB_CYCLE != 0
+            })
     }
 }
 

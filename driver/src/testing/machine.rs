@@ -71,10 +71,11 @@ pub(crate) struct Faults {
     /// chip hardware reset (xHCI 1.2 §4.2); an operational or runtime
     /// register written meanwhile is logged in `refusals`.
     pub(crate) not_ready_us: u64,
-    /// Bochs' xHCI: a stopped endpoint is still read once more at its old
-    /// dequeue position, with its old cycle state, before Set TR Dequeue
-    /// Pointer; a TRB valid there puts the endpoint in the Error state and
-    /// Set TR Dequeue fails with Context State Error.
+    /// Bochs' xHCI, once: a stopped endpoint is run again at its old
+    /// dequeue position with its old cycle state, which leaves it Running,
+    /// so the next Set TR Dequeue Pointer fails with Context State Error; a
+    /// TRB of type 0 that is valid there (a zeroed ring read at cycle state
+    /// 0) is logged in `refusals` ("Unknown TRB found").
     pub(crate) reads_stopped_ring: bool,
 }
 

@@ -258,13 +258,14 @@ fn takeover_report_of_a_dead_controller_gives_a_reason() {
     );
 }
 
-/// Bochs' xHCI reads a stopped interrupt endpoint once more at its old
-/// dequeue position with its old cycle state (seen in `tests/bochs.rs`'s
-/// log: "Unknown TRB found", then Set TR Dequeue Pointer failed with
-/// Context State Error and the takeover fell back to a full reset). After
-/// the ring has wrapped once (cycle state 0), a restart on a zeroed ring
-/// offered it zeros that look valid; the ring restarted at the stopped
-/// cycle state offers nothing, so the takeover needs no reset.
+/// Bochs' xHCI runs a stopped interrupt endpoint once more at its old
+/// dequeue position with its old cycle state, leaving it Running (seen in
+/// `tests/bochs.rs`'s log: "Unknown TRB found", then Set TR Dequeue
+/// Pointer failed with Context State Error and the takeover fell back to a
+/// full reset). After the ring has wrapped once (cycle state 0), a zeroed
+/// ring offered it zeros that look valid; the ring restarted at the stopped
+/// cycle state offers nothing, and the endpoint stopped again takes the Set
+/// TR Dequeue Pointer, so the takeover needs no reset.
 #[test]
 fn takeover_restarts_a_wrapped_endpoint_that_is_read_after_stop() {
     let (mut c, h) = start(std::vec![(1, FakeDevice::keyboard())], Config::default());

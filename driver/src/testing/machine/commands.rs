@@ -158,14 +158,16 @@ impl Machine {
                 }
             }
             16 if valid && dci > 0 => {
-                if self.faults.reads_stopped_ring
-                    && self.slots[slot].eps[dci].state == 3
-                    && self.next_trb(mem, slot, dci).is_some()
-                {
-                    self.refusals.push(std::format!(
-                        "slot {slot} dci {dci}: a TRB valid after Stop Endpoint"
-                    ));
-                    self.slots[slot].eps[dci].state = 4;
+                if self.faults.reads_stopped_ring && self.slots[slot].eps[dci].state == 3 {
+                    self.faults.reads_stopped_ring = false;
+                    if let Some((at, trb)) = self.next_trb(mem, slot, dci)
+                        && (trb[3] >> 10) & 0x3f == 0
+                    {
+                        self.refusals.push(std::format!(
+                            "slot {slot} dci {dci}: Unknown TRB at {at:#x}"
+                        ));
+                    }
+                    self.slots[slot].eps[dci].state = 1;
                     self.sync_ep(mem, slot, dci);
                     return (19, slot as u32);
                 }
