@@ -230,17 +230,8 @@ impl<H: Hal> Controller<H> {
 
     /// Records `slot` as the device at `at` (root port table or parent hub).
     fn link_child(&mut self, at: Location, slot: u8) {
-        if at.parent_slot == 0 {
-            self.ports[usize::from(at.root_port - 1)].slot = slot;
-        } else if let Some(hub) = usize::from(at.parent_slot)
-            .checked_sub(1)
-            .and_then(|i| self.devices.get_mut(i))
-            .and_then(|d| d.hub.as_mut())
-            && let Some(child) = hub
-                .children
-                .get_mut(usize::from(at.parent_port).wrapping_sub(1))
-        {
-            *child = slot;
+        if let Some(link) = self.parent_link(at) {
+            *link = slot;
         }
     }
 

@@ -55,32 +55,50 @@ impl<H: Hal> Controller<H> {
         self.devices[index].reset();
     }
 
-    /// Replaces the link `old` to the device at `at` (its root port's or
-    /// parent hub port's slot) by `new`; 0 drops it, and with `fail` the
-    /// port is marked failed so it stays alone until it changes.
+    /// The slot field that links the device at `at` into the topology: its
+    /// root port's, or its parent hub port's. `None` for a location that
+    /// names no port or no hub (a corrupt record never indexes out of bounds).
+    pub(crate) fn parent_link(&mut self, at: Location) -> Option<&mut u8> {
+        if at.parent_slot == 0 {
+            return self
+                .ports
+                .get_mut(usize::from(at.root_port).wrapping_sub(1))
+                .map(|p| &mut p.slot);
+        }
+        usize::from(at.parent_slot)
+            .checked_sub(1)
+            .and_then(|i| self.devices.get_mut(i))
+            .and_then(|d| d.hub.as_mut())
+            .and_then(|hub| {
+                hub.children
+                    .get_mut(usize::from(at.parent_port).wrapping_sub(1))
+            })
+    }
+
+    /// Replaces the link `old` to the device at `at` ([`parent_link`](Self::parent_link))
+    /// by `new`; 0 drops it, and with `fail` the port is marked failed so it
+    /// stays alone until it changes.
     pub(crate) fn relink(&mut self, at: Location, old: u8, new: u8, fail: bool) {
+        match self.parent_link(at) {
+            Some(link) if *link == old => *link = new,
+            _ => return,
+        }
+        if !(fail && new == 0) {
+            return;
+        }
         if at.parent_slot == 0 {
             if let Some(p) = self
                 .ports
                 .get_mut(usize::from(at.root_port).wrapping_sub(1))
-                && p.slot == old
             {
-                p.slot = new;
-                p.failed |= fail && new == 0;
+                p.failed = true;
             }
         } else if let Some(hub) = usize::from(at.parent_slot)
             .checked_sub(1)
             .and_then(|i| self.devices.get_mut(i))
             .and_then(|d| d.hub.as_mut())
-            && let Some(child) = hub
-                .children
-                .get_mut(usize::from(at.parent_port).wrapping_sub(1))
-            && *child == old
         {
-            *child = new;
-            if fail && new == 0 {
-                hub.failed |= 1 << at.parent_port;
-            }
+            hub.failed |= 1 << at.parent_port;
         }
     }
 }
