@@ -1,5 +1,5 @@
 //! The controller: bring-up (xHCI 1.2 §4.2), the one event-drain `poll()`,
-//! interrupt acknowledgement and introspection.
+//! interrupt acknowledgement (listings and counters: `status.rs`).
 
 use core::ptr::NonNull;
 
@@ -701,87 +701,6 @@ impl<H: Hal> Controller<H> {
     /// Changes the keyboard layout.
     pub fn set_layout(&mut self, layout: Layout) {
         self.keyboard.set_layout(layout);
-    }
-
-    /// The devices we know of, for `lsusb`.
-    pub fn devices(&self) -> impl Iterator<Item = DeviceInfo> + '_ {
-        self.devices.iter().enumerate().filter_map(|(i, d)| {
-            let state = d.state?;
-            Some(DeviceInfo {
-                port: d.port,
-                route: d.location.route,
-                parent_slot: d.location.parent_slot,
-                parent_port: d.location.parent_port,
-                hub_ports: d.hub.map_or(0, |h| h.ports),
-                speed: d.speed,
-                slot: i as u8 + 1,
-                vendor: d.descriptor.vendor,
-                product: d.descriptor.product,
-                class: d.class,
-                state,
-                is_keyboard: d.keyboard.is_some() && state == DeviceState::Keyboard,
-                reports: d.reports,
-                errors: d.errors,
-                poll_us: d
-                    .keyboard
-                    .map_or(0, |k| crate::context::interval_us(k.interval)),
-                report_protocol: d.report_format.is_report_protocol(),
-            })
-        })
-    }
-
-    /// Controller facts.
-    pub fn info(&self) -> ControllerInfo {
-        ControllerInfo {
-            version: self.caps.version,
-            ports: self.caps.ports,
-            slots: self.caps.slots,
-            context_size: self.caps.context.size as u8,
-            scratchpad_buffers: self.caps.scratchpads,
-            interrupt_mode: self.interrupts,
-            dead: self.dead,
-            rejected_events: self.counters.rejected_events,
-            last_rejected_at: self.counters.last_rejected_at,
-            last_rejected: self.counters.last_rejected,
-            usb3_ports: self.caps.usb3_ports,
-            dma_limit: self.caps.dma_limit,
-            dma_lowest: self.caps.dma_span.0,
-            dma_highest: self.caps.dma_span.1,
-        }
-    }
-
-    /// Keyboard settings and counters.
-    pub fn keyboard_stats(&self) -> KeyboardStats {
-        let mut stats = KeyboardStats {
-            layout: self.keyboard.layout(),
-            repeat: self.keyboard.repeat(),
-            leds: self.keyboard.leds(),
-            keyboards: 0,
-            reports: 0,
-            rollover_reports: 0,
-            transfer_errors: 0,
-            keys_queued: self.keyboard.queue.total,
-            keys_dropped: self.keyboard.queue.dropped,
-            keys_pending: self.keyboard.queue.len() as u32,
-        };
-        for d in self
-            .devices
-            .iter()
-            .filter(|d| d.keyboard.is_some() && d.state.is_some())
-        {
-            stats.keyboards += 1;
-            stats.reports = stats.reports.wrapping_add(d.reports);
-            stats.rollover_reports = stats.rollover_reports.wrapping_add(d.rollover);
-            stats.transfer_errors = stats.transfer_errors.wrapping_add(d.errors);
-        }
-        stats
-    }
-
-    /// Is a key held that will repeat? In interrupt mode the kernel should
-    /// then call [`poll`](Self::poll) from a timer (every 10-20 ms), since
-    /// repeats come from the clock, not from the device.
-    pub fn repeat_pending(&self) -> bool {
-        self.keyboard.repeat_pending()
     }
 
     /// Test hook: queues a No Op command (xHCI 1.2 §4.6.2, §6.4.3.1) on the

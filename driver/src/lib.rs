@@ -21,6 +21,7 @@ mod port;
 mod regs;
 mod ring;
 mod slots;
+mod status;
 mod takeover;
 mod transfer;
 mod trb;
