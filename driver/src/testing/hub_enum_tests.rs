@@ -7,9 +7,8 @@ extern crate std;
 use std::vec::Vec;
 
 use super::machine::ControlRecord;
-use super::tests::{Ctrl, hi, keys, start};
+use super::tests::{Ctrl, hi, start, type_hi_at};
 use super::*;
-use crate::DecodedKey;
 use crate::types::Config;
 
 /// SET_FEATURE(PORT_POWER) (USB 2.0 §11.24.2.13) as the fake logs it.
@@ -32,24 +31,6 @@ fn hub_slot(c: &Ctrl) -> u8 {
         .find(|d| d.state == crate::DeviceState::Hub)
         .expect("hub")
         .slot
-}
-
-/// Types "hi" on the keyboard at root port `root`, `route`.
-fn type_hi_at(c: &mut Ctrl, h: &FakeHandle, root: usize, route: u32) -> Vec<DecodedKey> {
-    for r in [0x0b, 0, 0x0c, 0] {
-        h.with(|m, _| {
-            m.device_at(root - 1, route)
-                .expect("device")
-                .reports
-                .push_back([0, 0, r, 0, 0, 0, 0, 0])
-        });
-        h.run();
-    }
-    for _ in 0..6 {
-        c.poll();
-        h.run();
-    }
-    keys(c)
 }
 
 /// How long after the last SET_FEATURE(PORT_POWER) the hub was next asked

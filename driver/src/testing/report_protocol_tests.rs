@@ -9,12 +9,13 @@ extern crate std;
 use std::string::String;
 use std::vec::Vec;
 
+use super::tests::run_until_typed as run_until;
 use super::tests::{Ctrl, start};
 use super::*;
+use crate::DeviceInfo;
 use crate::descriptor::DescriptorError;
 use crate::error::Error;
 use crate::types::{Config, DeviceState};
-use crate::{DecodedKey, DeviceInfo};
 
 /// HID usage IDs of `a`..`z` (HUT 1.12 §10: 0x04..=0x1d).
 fn usage(c: char) -> u8 {
@@ -37,35 +38,6 @@ fn report_keyboard(interface: u8, endpoint: u8, descriptor: &[u8]) -> FakeDevice
     kbd.report_descriptors
         .push((interface, descriptor.to_vec()));
     kbd
-}
-
-/// Runs the controller until the device on root port `port` has sent its
-/// raw reports; returns the text typed.
-fn run_until_typed(c: &mut Ctrl, h: &FakeHandle, port: usize) -> String {
-    let mut text = String::new();
-    for _ in 0..4096 {
-        c.poll();
-        h.run();
-        while let Some(key) = c.next_key() {
-            match key {
-                DecodedKey::Unicode(ch) => text.push(ch),
-                other => panic!("unexpected key {other:?} after {text:?}"),
-            }
-        }
-        let left = h.with(|m, _| {
-            m.ports[port - 1]
-                .as_ref()
-                .map_or(0, |d| d.raw_reports.len())
-        });
-        if left == 0 {
-            c.poll();
-            while let Some(DecodedKey::Unicode(ch)) = c.next_key() {
-                text.push(ch);
-            }
-            return text;
-        }
-    }
-    panic!("the keyboard's reports were not taken; typed {text:?}");
 }
 
 /// Types `text` as press/release reports built by `report(usage)` (usage
@@ -313,4 +285,16 @@ fn low_speed_report_protocol_keyboard() {
         std::vec![0, 0, u, 0, 0, 0, 0, 0]
     });
     assert_eq!(typed, "slow");
+}
+
+/// Runs the controller until the device on root port `port` has sent its
+/// raw reports; returns the text typed.
+fn run_until_typed(c: &mut Ctrl, h: &FakeHandle, port: usize) -> String {
+    run_until(c, h, |h| {
+        h.with(|m, _| {
+            m.ports[port - 1]
+                .as_ref()
+                .map_or(0, |d| d.raw_reports.len())
+        })
+    })
 }

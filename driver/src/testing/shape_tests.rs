@@ -9,10 +9,10 @@ extern crate std;
 use std::string::String;
 use std::vec::Vec;
 
-use super::tests::{Ctrl, start};
+use super::tests::{Ctrl, run_until_typed, start};
 use super::*;
 use crate::types::{Config, DeviceState};
-use crate::{DecodedKey, DeviceInfo, Speed};
+use crate::{DeviceInfo, Speed};
 
 /// HID usage IDs of `a`..`z` (HID Usage Tables §10: 0x04..=0x1d).
 fn usage(c: char) -> u8 {
@@ -31,35 +31,11 @@ fn queue_text(h: &FakeHandle, root: usize, route: u32, text: &str) {
     });
 }
 
-/// Runs the controller until the keyboard's queued reports are all taken
-/// and returns the decoded text, draining keys as it goes (the key queue
-/// holds 64).
-fn run_until_typed(c: &mut Ctrl, h: &FakeHandle, root: usize, route: u32) -> String {
-    let mut text = String::new();
-    for _ in 0..4096 {
-        c.poll();
-        h.run();
-        while let Some(key) = c.next_key() {
-            match key {
-                DecodedKey::Unicode(ch) => text.push(ch),
-                other => panic!("unexpected key {other:?} after {text:?}"),
-            }
-        }
-        let left = h.with(|m, _| m.device_at(root - 1, route).map_or(0, |d| d.reports.len()));
-        if left == 0 {
-            c.poll();
-            while let Some(DecodedKey::Unicode(ch)) = c.next_key() {
-                text.push(ch);
-            }
-            return text;
-        }
-    }
-    panic!("the keyboard's reports were not taken; typed {text:?}");
-}
-
 fn types(c: &mut Ctrl, h: &FakeHandle, root: usize, route: u32, text: &str) -> String {
     queue_text(h, root, route, text);
-    run_until_typed(c, h, root, route)
+    run_until_typed(c, h, |h| {
+        h.with(|m, _| m.device_at(root - 1, route).map_or(0, |d| d.reports.len()))
+    })
 }
 
 fn keyboard_at(c: &Ctrl, root: u8, route: u32) -> DeviceInfo {

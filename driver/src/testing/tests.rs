@@ -65,6 +65,53 @@ pub(super) fn type_hi(c: &mut Ctrl, h: &FakeHandle, port: usize) -> Vec<DecodedK
     keys(c)
 }
 
+/// Types "hi" on the keyboard at `route` behind root port `root` (1-based).
+pub(super) fn type_hi_at(c: &mut Ctrl, h: &FakeHandle, root: usize, route: u32) -> Vec<DecodedKey> {
+    for r in [0x0b, 0, 0x0c, 0] {
+        h.with(|m, _| {
+            m.device_at(root - 1, route)
+                .expect("device")
+                .reports
+                .push_back([0, 0, r, 0, 0, 0, 0, 0])
+        });
+        h.run();
+    }
+    for _ in 0..6 {
+        c.poll();
+        h.run();
+    }
+    keys(c)
+}
+
+/// Runs the controller until `left(h)`, the reports a device still has to
+/// send, is 0, and returns the decoded text, draining keys as it goes (the
+/// key queue holds 64).
+pub(super) fn run_until_typed(
+    c: &mut Ctrl,
+    h: &FakeHandle,
+    left: impl Fn(&FakeHandle) -> usize,
+) -> std::string::String {
+    let mut text = std::string::String::new();
+    for _ in 0..4096 {
+        c.poll();
+        h.run();
+        while let Some(key) = c.next_key() {
+            match key {
+                DecodedKey::Unicode(ch) => text.push(ch),
+                other => panic!("unexpected key {other:?} after {text:?}"),
+            }
+        }
+        if left(h) == 0 {
+            c.poll();
+            while let Some(DecodedKey::Unicode(ch)) = c.next_key() {
+                text.push(ch);
+            }
+            return text;
+        }
+    }
+    panic!("the keyboard's reports were not taken; typed {text:?}");
+}
+
 pub(super) fn hi() -> Vec<DecodedKey> {
     std::vec![DecodedKey::Unicode('h'), DecodedKey::Unicode('i')]
 }
