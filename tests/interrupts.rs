@@ -1,9 +1,13 @@
 //! xHCI interrupts (issue 18 item 7): MSI-X by default; INTx when the
 //! controller has no MSI (`nec-usb-xhci` with `msi=off,msix=off`) on
 //! SeaBIOS, which programs the Interrupt Line, and on qboot, which programs
-//! no PIRQ routing (the IOAPIC input then comes from the chipset's wiring,
-//! `pci::intx`). Each INTx run checks that typing works at `shell>` and at
-//! `db>` after a panic, that the mode is shown as `INTx pin N`, that the
+//! no PIRQ routing. On q35 the IOAPIC input comes from ACPI's `_PRT`
+//! (`acpi::aml`: its APIC-mode package names link GSIH, whose `_CRS` is
+//! GSI 23); on pc, whose `_PRT` is a computed Method, from the PIIX wiring
+//! (`pci::intx`), with the reason logged. Each INTx run checks that typing
+//! works at `shell>` and at
+//! `db>` after a panic, that the mode is shown as `INTx pin N` with its
+//! source, that the
 //! controller is acknowledged whoever holds the driver lock (few
 //! interrupts while the keyboard is enumerated: an unacknowledged
 //! level-triggered line refires until the lock is free), and that an idle
@@ -27,7 +31,26 @@ const ENUMERATION_BOUND: u64 = 300;
 const IDLE_BOUND: u64 = 20;
 const IDLE: Duration = Duration::from_millis(1500);
 
-fn intx(firmware: Firmware) -> Config {
+/// The machine an INTx run boots, and the route source it must report.
+struct Machine {
+    /// Extra `-machine` argument (a later `-machine` overrides the
+    /// runner's `q35`), if any.
+    machine: Option<&'static str>,
+    /// The `interrupts` text after `INTx `: pin and source.
+    route: &'static str,
+    /// A boot log line that must appear (why `_PRT` was not used).
+    log: Option<&'static str>,
+}
+
+/// q35: `_PRT`'s APIC-mode package names `\_SB.GSIH` for 00:03.0 INTA#,
+/// the ICH9 PIRQ H wiring's pin 23.
+const Q35: Machine = Machine {
+    machine: None,
+    route: r"pin 23, level, active-high, _PRT \_SB.GSIH",
+    log: None,
+};
+
+fn intx(firmware: Firmware, machine: &Machine) -> Config {
     let mut cfg = Config::new(KERNEL_ELF);
     cfg.firmware = firmware;
     cfg.controller = "nec-usb-xhci".into();
@@ -39,6 +62,9 @@ fn intx(firmware: Firmware) -> Config {
     ]
     .map(String::from)
     .to_vec();
+    if let Some(m) = machine.machine {
+        cfg.extra.extend(["-machine".to_string(), m.to_string()]);
+    }
     cfg
 }
 
@@ -69,20 +95,25 @@ fn wait_keyboard(vm: &mut Vm) -> (String, u64) {
     vm.fail("HANG: waiting for a configured keyboard in lsusb")
 }
 
-fn intx_works(name: &str, firmware: Firmware) {
-    let mut vm = Vm::start(name, intx(firmware));
+fn intx_works(name: &str, firmware: Firmware, machine: &Machine) {
+    let mut vm = Vm::start(name, intx(firmware, machine));
+    if let Some(log) = machine.log {
+        vm.expect(&regex::escape(log), BOOT);
+    }
     let boot_line = vm.expect(
         r"usb: xHCI 1033:0194 at 0x[0-9a-f]+, interrupts [^\n]*\n",
         BOOT,
     );
+    let want = format!("interrupts INTx {}, PCI", machine.route);
     assert!(
-        boot_line.contains("interrupts INTx pin "),
-        "not INTx with its IOAPIC pin: {boot_line}"
+        boot_line.contains(&want),
+        "not INTx {} (its IOAPIC pin and how it was found): {boot_line}",
+        machine.route
     );
     vm.expect("shell> ", BOOT);
     let (mode, enumerated) = wait_keyboard(&mut vm);
     println!("{name}: {mode}, {enumerated} interrupts up to the keyboard");
-    assert!(mode.starts_with("INTx pin "), "lsusb mode: {mode}");
+    assert_eq!(mode, format!("INTx {}", machine.route), "lsusb mode");
     assert!(
         enumerated < ENUMERATION_BOUND,
         "{enumerated} interrupts up to a configured keyboard: the controller is not acknowledged while the driver lock is held"
@@ -117,12 +148,25 @@ fn intx_works(name: &str, firmware: Firmware) {
 
 #[test]
 fn intx_on_qboot() {
-    intx_works("irq-intx-qboot", Firmware::Qboot);
+    intx_works("irq-intx-qboot", Firmware::Qboot, &Q35);
 }
 
 #[test]
 fn intx_on_seabios() {
-    intx_works("irq-intx-seabios", Firmware::SeaBios);
+    intx_works("irq-intx-seabios", Firmware::SeaBios, &Q35);
+}
+
+/// QEMU pc: its `_PRT` builds the package in a `While` loop, which is not
+/// evaluated, so the PIIX wiring routes 00:04.0 INTA# (PIRQ D, which
+/// SeaBIOS routes to IRQ 11, level active high by the MADT's override).
+#[test]
+fn intx_on_pc_falls_back_to_the_piix_wiring() {
+    let pc = Machine {
+        machine: Some("pc"),
+        route: "pin 11, level, active-high, PIIX PIRQD -> IRQ 11",
+        log: Some("pci 00:04.0: _PRT not used: opcode 0xa2 at "),
+    };
+    intx_works("irq-intx-pc", Firmware::SeaBios, &pc);
 }
 
 #[test]

@@ -10,6 +10,8 @@ use acpi::{AcpiHandler, AcpiTables, PhysicalMapping};
 
 use crate::arch::cpu::MAX_CPUS;
 
+pub mod aml;
+
 #[derive(Clone, Copy)]
 struct IdentityMap;
 
@@ -59,6 +61,14 @@ static PM1A_CNT: AtomicU16 = AtomicU16::new(0);
 static ISA_OVERRIDE: [AtomicU32; 16] = [const { AtomicU32::new(0) }; 16];
 static RESET_PORT: AtomicU16 = AtomicU16::new(0);
 static RESET_VALUE: AtomicU8 = AtomicU8::new(0);
+/// Most SSDTs whose AML [`aml_tables`] gives.
+const MAX_SSDTS: usize = 15;
+/// Where the AML bodies (after the 36-byte header) of the DSDT and the SSDTs
+/// lie: physical address and length, 0 for none. Written once by [`init`].
+static AML: [[AtomicU32; 2]; 1 + MAX_SSDTS] =
+    [const { [AtomicU32::new(0), AtomicU32::new(0)] }; 1 + MAX_SSDTS];
+/// Longest AML body taken (real DSDTs are under 1 MiB).
+const MAX_AML: u32 = 4 << 20;
 
 /// Parses the MADT (and FADT for power control) from the RSDP.
 pub fn init(rsdp: u64, bsp_apic_id: u32) -> Option<Topology> {
@@ -86,6 +96,7 @@ pub fn init(rsdp: u64, bsp_apic_id: u32) -> Option<Topology> {
             }
         }
     }
+    record_aml(&tables);
     let madt = tables.find_table::<Madt>().ok()?;
     let mut t = Topology {
         apic_ids: [0; MAX_CPUS],
@@ -130,6 +141,39 @@ pub fn init(rsdp: u64, bsp_apic_id: u32) -> Option<Topology> {
         }
     }
     Some(t)
+}
+
+/// Records where the DSDT's and SSDTs' AML lies, for [`aml_tables`]: only
+/// tables below 4 GiB (identity mapped) and of a sane length.
+fn record_aml(tables: &AcpiTables<IdentityMap>) {
+    let dsdt = tables.dsdt().ok();
+    let ssdts = tables.ssdts().take(MAX_SSDTS);
+    for (slot, t) in AML.iter().zip(dsdt.into_iter().chain(ssdts)) {
+        if let Ok(address) = u32::try_from(t.address)
+            && t.length <= MAX_AML
+            && address.checked_add(t.length).is_some()
+        {
+            slot[0].store(address, Ordering::Relaxed);
+            slot[1].store(t.length, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The AML of the DSDT, then of each SSDT, without their headers (empty
+/// slices for the slots unused), for [`aml::pci_intx`].
+pub fn aml_tables() -> [&'static [u8]; 1 + MAX_SSDTS] {
+    core::array::from_fn(|i| {
+        let address = AML[i][0].load(Ordering::Relaxed) as usize;
+        let length = AML[i][1].load(Ordering::Relaxed) as usize;
+        if address == 0 {
+            return &[][..];
+        }
+        // SAFETY: [`record_aml`] took this range from the table's own header
+        // (the `acpi` crate checked its signature); it lies below 4 GiB,
+        // which the boot page tables identity map, in firmware-reserved
+        // memory that the kernel never allocates or writes.
+        unsafe { core::slice::from_raw_parts(address as *const u8, length) }
+    })
 }
 
 /// The MADT's interrupt source override of ISA IRQ `irq` (ACPI 6.5

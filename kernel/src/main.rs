@@ -31,6 +31,11 @@ pub mod sync;
 
 #[cfg(target_os = "none")]
 pub mod acpi;
+/// On the host, only ACPI's hardware-free AML reader, for its unit tests.
+#[cfg(not(target_os = "none"))]
+pub mod acpi {
+    pub mod aml;
+}
 #[cfg(target_os = "none")]
 pub mod arch;
 #[cfg(target_os = "none")]

@@ -473,8 +473,23 @@ mod hw {
         })
     }
 
+    /// The function's `_PRT` route ([`crate::acpi::aml::pci_intx`]), or
+    /// `None` with the reason logged (the chipset wiring is used then).
+    fn prt_route(d: &Device, pin: u8) -> Option<crate::acpi::aml::Route> {
+        let tables = crate::acpi::aml_tables();
+        let a = d.address;
+        match crate::acpi::aml::pci_intx(&tables, a.bus(), a.device(), pin.wrapping_sub(1)) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                log::info!("pci {}: _PRT not used: {e}", Name(a));
+                None
+            }
+        }
+    }
+
     /// Routes the function's INTx to `vector` through the IOAPIC input
-    /// [`super::intx::route`] finds, level triggered as PCI requires.
+    /// [`super::intx::route`] finds (`_PRT` first), with the trigger mode
+    /// and polarity it gives.
     fn setup_intx(d: &Device, vector: u8) -> Result<super::intx::Route, IntxError> {
         // Interrupt Line (0x3C) and Interrupt Pin (0x3D), PCI 3.0 §6.2.4.
         let v = read_config(d.address, 0x3C);
@@ -484,7 +499,11 @@ mod hw {
             pin: (v >> 8) as u8,
             line: v as u8,
         };
-        let route = super::intx::route(chipset(), func, |irq| {
+        let prt = (1..=4)
+            .contains(&func.pin)
+            .then(|| prt_route(d, func.pin))
+            .flatten();
+        let route = super::intx::route(prt, chipset(), func, |irq| {
             super::intx::isa_irq(irq, crate::acpi::isa_override(irq))
         })
         .map_err(IntxError::Route)?;

@@ -1,12 +1,11 @@
-//! Which IOAPIC pin a PCI function's INTx reaches: decided from the
-//! chipset's PIRQ routing, free of hardware so it is unit-tested on the host.
-//!
-//! The ACPI way is the PCI root's `_PRT` (ACPI 6.5 §6.2.13) and the `_CRS`
-//! of the interrupt link devices it names; evaluating them needs an AML
-//! interpreter, and the only ones in Rust (`aml` 0.16, and `acpi` 6.x/7.0's
-//! `aml` feature) need nightly (`decl_macro`, `allocator_api`). So this is
-//! the documented fallback, reading what `_PRT` and the link devices of
-//! QEMU's DSDTs themselves read:
+//! Which IOAPIC pin a PCI function's INTx reaches, free of hardware so it
+//! is unit-tested on the host. In order, as Linux's `acpi_pci_irq_lookup`
+//! and then its legacy fallbacks:
+//! - ACPI's `_PRT` (ACPI 6.5 §6.2.13), read by [`crate::acpi::aml`]: a GSI,
+//!   or a link device whose `_CRS` is a literal interrupt. Firmware of real
+//!   PCs routes INTx only there. When `_PRT` cannot be read (QEMU pc's is a
+//!   computed Method, and its LNKA-LNKD `_CRS` are Methods), the caller
+//!   says why and passes `None`:
 //! - ICH9 (q35; LPC 8086:2918): in APIC mode PIRQ A-H drive IOAPIC inputs
 //!   16-23 whatever the firmware did (ICH9 datasheet, I/O APIC interrupt
 //!   inputs; QEMU `ich9_pirq_to_gsi`, its q35
@@ -26,11 +25,14 @@
 //!
 //! A PCI INTx is level triggered and active low (PCI 3.0 §2.2.6; ACPI §6.2.13
 //! for a `_PRT` entry with a GSI), except where the MADT overrides an ISA
-//! IRQ's polarity.
+//! IRQ's polarity or a link's `_CRS` says otherwise (QEMU's GSI links say
+//! active high; Linux follows the `_CRS`, and so does this).
 
 #![forbid(unsafe_code)]
 
 use core::fmt;
+
+use crate::acpi::aml;
 
 /// A chipset whose PIRQ wiring [`route`] knows, with its PIRQ route
 /// registers as the firmware left them.
@@ -83,6 +85,9 @@ pub const PCI_INTX: Trigger = Trigger {
 /// Where the route came from (printed in the boot line and `lsusb`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
+    /// ACPI `_PRT`: a GSI (`None`) or this link device, whose `_CRS` gave
+    /// an ISA IRQ (`Some`) or a GSI.
+    Prt(Option<aml::Path>, Option<u8>),
     /// ICH9 PIRQ n hard-wired to IOAPIC input 16 + n.
     Ich9Pirq(u8),
     /// PIIX PIRQ n routed by the firmware to an ISA IRQ.
@@ -117,6 +122,9 @@ impl fmt::Display for Route {
             }
         )?;
         match self.source {
+            Source::Prt(None, _) => write!(f, "_PRT GSI"),
+            Source::Prt(Some(link), None) => write!(f, "_PRT {link}"),
+            Source::Prt(Some(link), Some(irq)) => write!(f, "_PRT {link} -> IRQ {irq}"),
             Source::Ich9Pirq(n) => write!(f, "ICH9 PIRQ{}", pirq(n)),
             Source::PiixPirq(n, irq) => write!(f, "PIIX PIRQ{} -> IRQ {irq}", pirq(n)),
             Source::InterruptLine(l) => write!(f, "Interrupt Line {l}"),
@@ -171,10 +179,38 @@ pub fn isa_irq(irq: u8, source_override: Option<(u8, u16)>) -> (u8, Trigger) {
     }
 }
 
-/// The IOAPIC input of `func`'s INTx. `isa(irq)` maps an ISA IRQ through
-/// the MADT's interrupt source overrides to its GSI and trigger (for an ISA
-/// IRQ without an override: the same number, and PCI's level/active low).
+/// The IOAPIC input of a `_PRT` route: a GSI as it is; an IRQ
+/// descriptor's ISA IRQ through `isa` for its GSI, keeping the
+/// descriptor's trigger and polarity. `None` for a GSI past the 8-bit pin
+/// numbers (or an ISA IRQ past 15).
+fn prt_route(prt: aml::Route, isa: impl Fn(u8) -> (u8, Trigger)) -> Option<Route> {
+    let trigger = Trigger {
+        level: prt.irq.level,
+        active_low: prt.irq.active_low,
+    };
+    let number = u8::try_from(prt.irq.number).ok()?;
+    let (gsi, irq) = if prt.irq.isa {
+        if number > 15 {
+            return None;
+        }
+        (isa(number).0, Some(number))
+    } else {
+        (number, None)
+    };
+    Some(Route {
+        gsi,
+        trigger,
+        source: Source::Prt(prt.link, irq),
+    })
+}
+
+/// The IOAPIC input of `func`'s INTx: `prt`, the `_PRT` route if ACPI gave
+/// one, wins; then the chipset's wiring, then the Interrupt Line.
+/// `isa(irq)` maps an ISA IRQ through the MADT's interrupt source overrides
+/// to its GSI and trigger (for an ISA IRQ without an override: the same
+/// number, and PCI's level/active low).
 pub fn route(
+    prt: Option<aml::Route>,
     chipset: Option<Chipset>,
     func: Function,
     isa: impl Fn(u8) -> (u8, Trigger),
@@ -184,6 +220,9 @@ pub fn route(
         p @ 1..=4 => p - 1,
         p => return Err(RouteError::BadPin(p)),
     };
+    if let Some(r) = prt.and_then(|p| prt_route(p, &isa)) {
+        return Ok(r);
+    }
     let on_root = func.bus == 0;
     match chipset {
         Some(Chipset::Ich9 { .. }) if on_root && func.slot < 25 => {
@@ -265,7 +304,7 @@ mod tests {
         // QEMU's q35 _PRT: slot 1 INTA -> GSIF (21), slot 3 INTA -> GSIH
         // (23), slot 4 INTA -> GSIE (20), slot 1 INTD -> GSIE (20).
         for (slot, pin, gsi, pirq) in [(1, 1, 21, 5), (3, 1, 23, 7), (4, 1, 20, 4), (1, 4, 20, 4)] {
-            let r = route(qboot, func(slot, pin, 0), pc_isa).unwrap();
+            let r = route(None, qboot, func(slot, pin, 0), pc_isa).unwrap();
             assert_eq!(r.gsi, gsi, "slot {slot} pin {pin}");
             assert_eq!(r.source, Source::Ich9Pirq(pirq));
             assert_eq!(r.trigger, PCI_INTX);
@@ -274,9 +313,14 @@ mod tests {
         let seabios = Some(Chipset::Ich9 {
             pirq: [10, 10, 11, 11, 10, 10, 11, 11],
         });
-        assert_eq!(route(seabios, func(1, 1, 10), pc_isa).unwrap().gsi, 21);
         assert_eq!(
-            route(qboot, func(1, 1, 10), pc_isa).unwrap().to_string(),
+            route(None, seabios, func(1, 1, 10), pc_isa).unwrap().gsi,
+            21
+        );
+        assert_eq!(
+            route(None, qboot, func(1, 1, 10), pc_isa)
+                .unwrap()
+                .to_string(),
             "pin 21, level, active-low, ICH9 PIRQF"
         );
     }
@@ -288,13 +332,13 @@ mod tests {
         });
         // Slot 3 INTA: PIRQ (3 + 0 - 1) % 4 = C: disabled, so the line.
         assert_eq!(
-            route(regs, func(3, 1, 0), pc_isa),
+            route(None, regs, func(3, 1, 0), pc_isa),
             Err(RouteError::NoRoute { line: 0 })
         );
-        let r = route(regs, func(3, 1, 9), pc_isa).unwrap();
+        let r = route(None, regs, func(3, 1, 9), pc_isa).unwrap();
         assert_eq!(r.source, Source::InterruptLine(9));
         // Slot 4 INTA: PIRQD -> IRQ 11, level and the MADT's active high.
-        let r = route(regs, func(4, 1, 0), pc_isa).unwrap();
+        let r = route(None, regs, func(4, 1, 0), pc_isa).unwrap();
         assert_eq!(r.source, Source::PiixPirq(3, 11));
         assert_eq!(
             (r.gsi, r.trigger),
@@ -308,14 +352,14 @@ mod tests {
         );
         // Slot 1 INTB: PIRQ (1 + 1 - 1) % 4 = B -> IRQ 10.
         assert_eq!(
-            route(regs, func(1, 2, 0), pc_isa).unwrap().source,
+            route(None, regs, func(1, 2, 0), pc_isa).unwrap().source,
             Source::PiixPirq(1, 10)
         );
     }
 
     #[test]
     fn unknown_chipsets_and_bridged_devices_use_the_interrupt_line() {
-        let r = route(None, func(5, 1, 11), pc_isa).unwrap();
+        let r = route(None, None, func(5, 1, 11), pc_isa).unwrap();
         assert_eq!((r.gsi, r.source), (11, Source::InterruptLine(11)));
         let behind_bridge = Function {
             bus: 2,
@@ -323,11 +367,11 @@ mod tests {
         };
         let ich9 = Some(Chipset::Ich9 { pirq: [0x80; 8] });
         assert_eq!(
-            route(ich9, behind_bridge, pc_isa).unwrap().source,
+            route(None, ich9, behind_bridge, pc_isa).unwrap().source,
             Source::InterruptLine(10)
         );
         // IRQ 0 is overridden to GSI 2 by the MADT, and made level.
-        let r = route(None, func(5, 1, 14), |_| {
+        let r = route(None, None, func(5, 1, 14), |_| {
             (
                 2,
                 Trigger {
@@ -361,24 +405,88 @@ mod tests {
         assert_eq!(isa_irq(10, Some((10, 0x000c))), (10, PCI_INTX));
     }
 
+    fn prt(link: Option<&[u8; 4]>, number: u32, isa: bool) -> aml::Route {
+        aml::Route {
+            link: link.map(|l| aml::Path::from_segments(&[*b"_SB_", *l]).unwrap()),
+            irq: aml::Irq {
+                number,
+                isa,
+                level: true,
+                active_low: false,
+            },
+        }
+    }
+
+    #[test]
+    fn a_prt_route_comes_first_and_is_named() {
+        let ich9 = Some(Chipset::Ich9 { pirq: [0x80; 8] });
+        // QEMU q35's GSIH link: GSI 23, level, active high as its _CRS says.
+        let r = route(
+            Some(prt(Some(b"GSIH"), 23, false)),
+            ich9,
+            func(3, 1, 10),
+            pc_isa,
+        )
+        .unwrap();
+        assert_eq!(r.to_string(), "pin 23, level, active-high, _PRT \\_SB.GSIH");
+        // A GSI straight from _PRT, on a chipset nobody knows.
+        let gsi = aml::Route {
+            link: None,
+            irq: aml::Irq {
+                number: 40,
+                isa: false,
+                level: true,
+                active_low: true,
+            },
+        };
+        let r = route(Some(gsi), None, func(5, 1, 0), pc_isa).unwrap();
+        assert_eq!(r.to_string(), "pin 40, level, active-low, _PRT GSI");
+        // A link's ISA IRQ goes through the MADT override (IRQ 0 -> GSI 2)
+        // but keeps the descriptor's trigger.
+        let r = route(
+            Some(prt(Some(b"LNKA"), 0, true)),
+            None,
+            func(5, 1, 0),
+            pc_isa,
+        )
+        .unwrap();
+        assert_eq!(
+            r.to_string(),
+            "pin 2, level, active-high, _PRT \\_SB.LNKA -> IRQ 0"
+        );
+        // Past the 8-bit pins, or an ISA IRQ above 15: the chipset wiring.
+        for bad in [prt(None, 300, false), prt(Some(b"LNKB"), 16, true)] {
+            let r = route(Some(bad), ich9, func(3, 1, 10), pc_isa).unwrap();
+            assert_eq!(r.source, Source::Ich9Pirq(7));
+        }
+        // No pin: no route, whatever _PRT would say.
+        assert_eq!(
+            route(Some(prt(None, 20, false)), ich9, func(3, 0, 10), pc_isa),
+            Err(RouteError::NoPin)
+        );
+    }
+
     #[test]
     fn bad_input_is_an_error_not_a_guess() {
         let none = None;
-        assert_eq!(route(none, func(1, 0, 11), pc_isa), Err(RouteError::NoPin));
         assert_eq!(
-            route(none, func(1, 5, 11), pc_isa),
+            route(None, none, func(1, 0, 11), pc_isa),
+            Err(RouteError::NoPin)
+        );
+        assert_eq!(
+            route(None, none, func(1, 5, 11), pc_isa),
             Err(RouteError::BadPin(5))
         );
         for line in [0, 0xff, 16, 0x80] {
             assert_eq!(
-                route(none, func(1, 1, line), pc_isa),
+                route(None, none, func(1, 1, line), pc_isa),
                 Err(RouteError::NoRoute { line })
             );
         }
         // A PIIX register naming IRQ 0 is not a route.
         let regs = Some(Chipset::Piix { pirq: [0; 4] });
         assert_eq!(
-            route(regs, func(1, 1, 0xff), pc_isa),
+            route(None, regs, func(1, 1, 0xff), pc_isa),
             Err(RouteError::NoRoute { line: 0xff })
         );
     }
