@@ -473,12 +473,38 @@ mod hw {
         })
     }
 
-    /// The function's `_PRT` route ([`crate::acpi::aml::pci_intx`]), or
-    /// `None` with the reason logged (the chipset wiring is used then).
+    /// The PCI-to-PCI bridges (PCI class 06:04) above `bus`: the root bus
+    /// number (the first bus no bridge leads to) and the device and
+    /// function of each bridge from there down, at most
+    /// [`crate::acpi::aml::MAX_BRIDGES`].
+    fn bridges_above(bus: u8) -> (u8, [(u8, u8); crate::acpi::aml::MAX_BRIDGES], usize) {
+        let mut chain = [(0, 0); crate::acpi::aml::MAX_BRIDGES];
+        let (mut bus, mut n) = (bus, 0);
+        while n < chain.len()
+            && let Some(b) = find(|d| {
+                d.class == 0x06
+                    && d.subclass == 0x04
+                    && d.address.bus() < bus
+                    // Secondary Bus Number (PCI-to-PCI Bridge 1.2 §3.2.5.4).
+                    && (read_config(d.address, 0x18) >> 8) as u8 == bus
+            })
+        {
+            chain[n] = (b.address.device(), b.address.function());
+            bus = b.address.bus();
+            n += 1;
+        }
+        chain[..n].reverse();
+        (bus, chain, n)
+    }
+
+    /// The function's `_PRT` route ([`crate::acpi::aml::pci_intx_behind`]),
+    /// or `None` with the reason logged (the chipset wiring is used then).
     fn prt_route(d: &Device, pin: u8) -> Option<crate::acpi::aml::Route> {
         let tables = crate::acpi::aml_tables();
         let a = d.address;
-        match crate::acpi::aml::pci_intx(&tables, a.bus(), a.device(), pin.wrapping_sub(1)) {
+        let (root, chain, n) = bridges_above(a.bus());
+        let pin = pin.wrapping_sub(1);
+        match crate::acpi::aml::pci_intx_behind(&tables, root, &chain[..n], a.device(), pin) {
             Ok(r) => Some(r),
             Err(e) => {
                 log::info!("pci {}: _PRT not used: {e}", Name(a));

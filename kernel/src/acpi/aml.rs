@@ -236,8 +236,25 @@ impl fmt::Display for Error {
 /// bus `bus` of segment 0, from the `_PRT` in `tables` (the AML bodies of
 /// the DSDT, then the SSDTs, without their headers).
 pub fn pci_intx(tables: &[&[u8]], bus: u8, slot: u8, pin: u8) -> Result<Route, Error> {
+    pci_intx_behind(tables, bus, &[], slot, pin)
+}
+
+/// Most PCI-to-PCI bridges [`pci_intx_behind`] follows.
+pub const MAX_BRIDGES: usize = prt::MAX_BRIDGES;
+
+/// As [`pci_intx`] for a device behind PCI-to-PCI `bridges` (the device
+/// and function number of each, from root bus `bus` down): the `_PRT` of
+/// the nearest bridge the namespace gives one, the pin swizzled across the
+/// bridges without (PCI-to-PCI Bridge Architecture 1.2 §9.1).
+pub fn pci_intx_behind(
+    tables: &[&[u8]],
+    bus: u8,
+    bridges: &[(u8, u8)],
+    slot: u8,
+    pin: u8,
+) -> Result<Route, Error> {
     if pin > 3 {
         return Err(Error::NoEntry { slot, pin });
     }
-    prt::route(tables, bus, slot, pin)
+    prt::route(tables, bus, bridges, slot, pin)
 }

@@ -181,19 +181,47 @@ fn link_interrupt(tables: &[&[u8]], link: &Path) -> Result<Irq, Error> {
     }
 }
 
-/// The INTx route of device `slot`, pin `pin` (0-3 for INTA#-INTD#) on
-/// root bus `bus` of segment 0.
-pub(super) fn route(tables: &[&[u8]], bus: u8, slot: u8, pin: u8) -> Result<Route, Error> {
-    let mut ctx = Context::new(tables)?;
-    let root = root_of(&mut ctx, bus)?;
-    let prt = root.child(*b"_PRT")?;
+/// Most PCI-to-PCI bridges between a root bus and a device.
+pub(super) const MAX_BRIDGES: usize = 8;
+
+/// The Device below `node` whose `_ADR` (§6.1.1: device << 16 | function)
+/// is the literal `adr`.
+fn child_with_adr(tables: &[&[u8]], node: &Path, adr: u64) -> Result<Option<Path>, Error> {
+    let mut found = None;
+    let mut failed = None;
+    namespace::walk(tables, &mut |o| {
+        if o.kind != Kind::Name || o.path.last() != Some(*b"_ADR") {
+            return Flow::Continue;
+        }
+        let device = o.path.parent();
+        if device.parent() != *node {
+            return Flow::Continue;
+        }
+        match o.stream(tables).integer() {
+            Ok(Some(v)) if v == adr => {
+                found = Some(device);
+                Flow::Stop
+            }
+            Ok(_) => Flow::Continue,
+            Err(e) => {
+                failed = Some(e);
+                Flow::Stop
+            }
+        }
+    })?;
+    failed.map_or(Ok(found), Err)
+}
+
+/// The route `slot`/`pin` reach through the `_PRT` of `node`.
+fn through_prt(ctx: &mut Context, node: &Path, slot: u8, pin: u8) -> Result<Route, Error> {
+    let prt = node.child(*b"_PRT")?;
     ctx.reset();
     let pkg = match ctx.named(&prt)? {
         None => return Err(Error::NotFound(prt)),
         Some(Value::Package(table, at, scope)) => (table, at, scope),
         Some(_) => return Err(Error::NotAPackage(prt)),
     };
-    let Some((link, index)) = entry(tables, pkg, slot, pin)? else {
+    let Some((link, index)) = entry(ctx.tables, pkg, slot, pin)? else {
         return Err(Error::NoEntry { slot, pin });
     };
     let irq = match &link {
@@ -203,7 +231,51 @@ pub(super) fn route(tables: &[&[u8]], bus: u8, slot: u8, pin: u8) -> Result<Rout
             level: true,
             active_low: true,
         },
-        Some(l) => link_interrupt(tables, l)?,
+        Some(l) => link_interrupt(ctx.tables, l)?,
     };
     Ok(Route { link, irq })
+}
+
+/// The INTx route of device `slot`, pin `pin` (0-3 for INTA#-INTD#)
+/// behind `bridges` (device, function of each PCI-to-PCI bridge from root
+/// bus `bus` of segment 0 down; empty for a device on the root bus).
+///
+/// As Linux's `acpi_pci_irq_lookup`: the `_PRT` of the bridge right above
+/// the device if the namespace describes that bridge (a Device with its
+/// `_ADR`) with one; otherwise the pin is swizzled across the bridge
+/// (PCI-to-PCI Bridge Architecture 1.2 §9.1: pin + device number mod 4, as
+/// seen on the bridge's own bus) and the lookup repeats one level up, to
+/// the root bridge's `_PRT`.
+pub(super) fn route(
+    tables: &[&[u8]],
+    bus: u8,
+    bridges: &[(u8, u8)],
+    slot: u8,
+    pin: u8,
+) -> Result<Route, Error> {
+    if bridges.len() > MAX_BRIDGES {
+        return Err(Error::TooDeep { at: 0 });
+    }
+    let mut ctx = Context::new(tables)?;
+    let root = root_of(&mut ctx, bus)?;
+    // The ACPI node of each bridge, as far down as the namespace goes.
+    let mut nodes = [None; MAX_BRIDGES];
+    let mut node = Some(root);
+    for (i, &(dev, func)) in bridges.iter().enumerate() {
+        if let Some(n) = node {
+            node = child_with_adr(tables, &n, u64::from(dev) << 16 | u64::from(func))?;
+        }
+        nodes[i] = node;
+    }
+    let (mut slot, mut pin) = (slot, pin);
+    for (i, &(dev, _)) in bridges.iter().enumerate().rev() {
+        if let Some(n) = nodes[i]
+            && namespace::find(tables, &n.child(*b"_PRT")?)?.is_some()
+        {
+            return through_prt(&mut ctx, &n, slot, pin);
+        }
+        pin = (pin + slot % 4) % 4;
+        slot = dev;
+    }
+    through_prt(&mut ctx, &root, slot, pin)
 }

@@ -162,6 +162,17 @@ fn q35_prt_in_apic_mode_names_the_gsi_links_of_the_ich9_wiring() {
 }
 
 #[test]
+fn q35_without_pic_takes_the_pic_mode_package_and_its_method_crs_links() {
+    // With `\_PIC` renamed nothing reads 1: `If (PICF == Zero)` returns
+    // PRTP, whose LNKE-LNKH `_CRS` are Methods reading the PIRQ registers.
+    let mut q35 = body(Q35).to_vec();
+    let at = q35.windows(4).position(|w| w == b"_PIC").unwrap();
+    q35[at + 3] = b'X';
+    let e = pci_intx(&[&q35], 0, 3, 0).unwrap_err();
+    assert_eq!(e, Error::CrsIsMethod(path("\\_SB.LNKH")));
+}
+
+#[test]
 fn pc_prt_is_a_computed_method_and_says_so() {
     // QEMU pc's `_PRT` builds its package in a While loop: not evaluated.
     let e = pci_intx(&[body(PC)], 0, 3, 0).unwrap_err();
@@ -305,6 +316,39 @@ fn store_to_a_local_else_branches_and_prefixed_names() {
 }
 
 #[test]
+fn behind_bridges_the_nearest_prt_or_the_swizzle() {
+    // Root _PRT: 00:1c INTB -> 17, 00:02 INTB -> 22. Root port RP01
+    // (00:1c.0) has its own _PRT; RP02 (00:1c.1) has none; the bridge at
+    // 00:02.0 is not in the namespace at all.
+    let root_prt = name(
+        b"_PRT",
+        &package(&[entry(0x1C, 1, &[0x00], 17), entry(2, 1, &[0x00], 22)]),
+    );
+    let rp01 = device(
+        b"RP01",
+        &cat(&[
+            &name(b"_ADR", &dword(0x001C_0000)),
+            &name(b"_PRT", &package(&[entry(0, 0, &[0x00], 16)])),
+        ]),
+    );
+    let rp02 = device(b"RP02", &name(b"_ADR", &dword(0x001C_0001)));
+    let t = sb_with_pci0(&cat(&[&root_prt, &rp01, &rp02]), &[]);
+    let behind = |bridges: &[(u8, u8)], slot, pin| pci_intx_behind(&[&t], 0, bridges, slot, pin);
+    assert_eq!(behind(&[(0x1C, 0)], 0, 0).unwrap().irq, gsi(16));
+    // RP02: INTA of device 1 is INTB at 00:1c.
+    assert_eq!(behind(&[(0x1C, 1)], 1, 0).unwrap().irq, gsi(17));
+    // Two undescribed bridges: device 2 INTA -> INTC at 03 -> INTB at 02.
+    assert_eq!(behind(&[(2, 0), (3, 0)], 2, 0).unwrap().irq, gsi(22));
+    // RP01's _PRT has no INTB entry: an error, not the swizzle.
+    assert_eq!(
+        behind(&[(0x1C, 0)], 0, 1),
+        Err(Error::NoEntry { slot: 0, pin: 1 })
+    );
+    let deep = [(2, 0); MAX_BRIDGES + 1];
+    assert!(matches!(behind(&deep, 0, 0), Err(Error::TooDeep { .. })));
+}
+
+#[test]
 fn a_link_whose_crs_is_a_method_is_reported_by_name() {
     let prt = name(b"_PRT", &package(&[entry(1, 0, b"LNKD", 0)]));
     let lnkd = device(b"LNKD", &method(b"_CRS", 0, &[0xA4, 0x00]));
@@ -342,6 +386,13 @@ fn resource_templates_give_the_first_interrupt() {
     assert_eq!(
         (irq.number, irq.isa, irq.level, irq.active_low),
         (0x30, false, false, true)
+    );
+    // Extended Interrupt: level, active low, GSI 0x31.
+    let t = with_crs(&[0x0A, 0x0B, 0x89, 6, 0, 0x05, 1, 0x31, 0, 0, 0, 0x79, 0]);
+    let irq = pci_intx(&[&t], 0, 1, 0).unwrap().irq;
+    assert_eq!(
+        (irq.number, irq.isa, irq.level, irq.active_low),
+        (0x31, false, true, true)
     );
     // Disabled (empty mask), none at all, a descriptor cut short.
     let t = with_crs(&[0x0A, 0x05, 0x22, 0, 0, 0x79, 0]);
@@ -382,6 +433,17 @@ fn limits_give_errors() {
     let big = name(b"_PRT", &with_pkg(&[0x13], &elements));
     let t = sb_with_pci0(&big, &[]);
     assert_eq!(pci_intx(&[&t], 0, 2, 0), Err(Error::TooManyEntries));
+    // A Device whose PkgLength runs past its Scope's end (into the next
+    // object) is malformed, not read on.
+    let inner = device(b"PCI0", &name(b"_HID", &EISA_PNP0A03));
+    let mut sb = scope(b"\\_SB_", &inner);
+    let device_length = sb.iter().position(|&b| b == 0x82).unwrap() + 1;
+    sb[device_length] += 4;
+    let t = cat(&[&sb, &name(b"XXXX", &dword(0))]);
+    assert!(matches!(
+        pci_intx(&[&t], 0, 1, 0),
+        Err(Error::BadPkgLength { .. })
+    ));
     // An unknown opcode at namespace level.
     let t = sb_with_pci0(&[0x5B, 0x99], &[]);
     assert!(matches!(
