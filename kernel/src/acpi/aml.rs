@@ -163,6 +163,8 @@ pub enum Error {
     TooManyEntries,
     /// A name that resolves to no object.
     NotFound(Path),
+    /// A field unit (hardware or NVS memory), which is not read.
+    Field(Path),
     /// A condition that is not an integer.
     NotAnInteger { at: usize },
     /// `_SEG` or `_BBN` that is not an integer.
@@ -208,6 +210,7 @@ impl fmt::Display for Error {
             Self::TooManySteps { at } => write!(f, "evaluation too long at {at:#x}"),
             Self::TooManyEntries => write!(f, "too many entries"),
             Self::NotFound(p) => write!(f, "{p} not found"),
+            Self::Field(p) => write!(f, "{p} is a field, which is not read"),
             Self::NotAnInteger { at } => write!(f, "not an integer at {at:#x}"),
             Self::NotAnIntegerObject(p) => write!(f, "{p} is not an integer"),
             Self::Uninitialized { at } => write!(f, "Local read before Store at {at:#x}"),

@@ -121,6 +121,7 @@ impl<'t, 'a> Context<'t, 'a> {
             Kind::Method { args: 0 } => Err(Error::TooDeep { at: o.at }),
             Kind::Method { .. } => Err(Error::Unsupported { at: o.at, op: 0x14 }),
             Kind::Device => Ok(Value::Device),
+            Kind::Field => Err(Error::Field(o.path)),
         }
     }
 

@@ -4,7 +4,7 @@
 //! and is fast enough for the few lookups an INTx route takes.
 //!
 //! The walk descends into `Scope` and `Device` bodies and records `Name`,
-//! `Method` and `Device` objects; it steps over every other named-object
+//! `Method` and `Device` objects and field units; it steps over every other named-object
 //! opcode by its PkgLength or its fixed operands (OperationRegion, Field,
 //! Mutex, CreateXField, External...). Code at namespace level (`If`,
 //! `While`) is not run and the objects it would create are not seen; the
@@ -30,6 +30,9 @@ pub(super) enum Kind {
     Name,
     /// `Method` (§19.6.85) taking `args` arguments: `at..end` is the body.
     Method { args: u8 },
+    /// A field unit of `Field`, `IndexField` or `BankField` (§19.6.48):
+    /// hardware or memory that is not read here.
+    Field,
 }
 
 /// A named object and where its bytes are.
@@ -240,9 +243,10 @@ fn ext_object(
             }
             return objects(&mut body, &path, nesting - 1, table, visit);
         }
-        // Field, Processor, PowerResource, ThermalZone, IndexField,
-        // BankField: PkgLength-delimited.
-        0x81 | 0x83..=0x87 => s.at = s.pkg_end()?,
+        // Field, IndexField, BankField: their units are named objects.
+        0x81 | 0x86 | 0x87 => return field_units(s, scope, op, table, visit),
+        // Processor, PowerResource, ThermalZone: PkgLength-delimited.
+        0x83..=0x85 => s.at = s.pkg_end()?,
         // OperationRegion: NameString RegionSpace Offset Length.
         0x80 => {
             s.name()?;
@@ -276,6 +280,73 @@ fn ext_object(
                 at,
                 op: u16::from(EXT) << 8 | u16::from(op),
             });
+        }
+    }
+    Ok(Flow::Continue)
+}
+
+/// The units of a Field (PkgLength NameString FieldFlags FieldList),
+/// IndexField (PkgLength NameString NameString FieldFlags FieldList) or
+/// BankField (PkgLength NameString NameString BankValue FieldFlags
+/// FieldList), §20.2.5.2: each NamedField (NameSeg, bit length) is an
+/// object of the current scope.
+fn field_units(
+    s: &mut Stream,
+    scope: &Path,
+    op: u8,
+    table: usize,
+    visit: &mut dyn FnMut(&Object) -> Flow,
+) -> Result<Flow, Error> {
+    let end = s.pkg_end()?;
+    let mut body = s.split_to(end);
+    body.name()?;
+    if op != 0x81 {
+        body.name()?;
+    }
+    if op == 0x87 {
+        skip::term(&mut body, MAX_EXPRESSION)?;
+    }
+    body.skip(1)?;
+    while !body.done() {
+        let at = body.at;
+        match body.peek()? {
+            // ReservedField: 0x00 PkgLength.
+            0x00 => {
+                body.at += 1;
+                body.pkg_length()?;
+            }
+            // AccessField: 0x01 AccessType AccessAttrib.
+            0x01 => body.skip(3)?,
+            // ExtendedAccessField: 0x03 AccessType Attrib AccessLength.
+            0x03 => body.skip(4)?,
+            // ConnectField: 0x02 (NameString | BufferData).
+            0x02 => {
+                body.at += 1;
+                skip::term(&mut body, MAX_EXPRESSION)?;
+            }
+            c if super::stream::is_lead_name_char(c) => {
+                let seg = body.name()?;
+                if seg.len != 1 || seg.root || seg.up != 0 {
+                    return Err(Error::BadNameAt { at });
+                }
+                body.pkg_length()?;
+                let unit = Object {
+                    path: seg.resolve(scope)?,
+                    kind: Kind::Field,
+                    table,
+                    at,
+                    end: body.at,
+                };
+                if visit(&unit) == Flow::Stop {
+                    return Ok(Flow::Stop);
+                }
+            }
+            other => {
+                return Err(Error::UnknownOpcode {
+                    at,
+                    op: u16::from(other),
+                });
+            }
         }
     }
     Ok(Flow::Continue)

@@ -95,17 +95,22 @@ fn integer_or_zero(ctx: &mut Context, path: &Path) -> Result<u64, Error> {
     }
 }
 
-/// The root bridge of `bus` in segment 0.
+/// The root bridge of `bus` in segment 0. A root whose `_SEG` or `_BBN`
+/// cannot be evaluated is passed over, as Linux's `acpi_pci_root_add`
+/// refuses it; its error is returned if no other root matches.
 fn root_of(ctx: &mut Context, bus: u8) -> Result<Path, Error> {
     let (roots, n) = root_bridges(ctx.tables)?;
+    let mut failed = None;
     for root in &roots[..n] {
-        let seg = integer_or_zero(ctx, &root.child(*b"_SEG")?)?;
-        let bbn = integer_or_zero(ctx, &root.child(*b"_BBN")?)?;
-        if seg == 0 && bbn == u64::from(bus) {
-            return Ok(*root);
+        let numbers = integer_or_zero(ctx, &root.child(*b"_SEG")?)
+            .and_then(|seg| Ok((seg, integer_or_zero(ctx, &root.child(*b"_BBN")?)?)));
+        match numbers {
+            Ok((0, bbn)) if bbn == u64::from(bus) => return Ok(*root),
+            Ok(_) => {}
+            Err(e) => failed = failed.or(Some(e)),
         }
     }
-    Err(Error::NoRootBridge { bus })
+    Err(failed.unwrap_or(Error::NoRootBridge { bus }))
 }
 
 /// One `_PRT` entry's source: a link device, or none (SourceIndex is the

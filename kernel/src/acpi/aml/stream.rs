@@ -132,26 +132,31 @@ impl<'a> Stream<'a> {
         }
     }
 
-    /// Reads a PkgLength (§20.2.4) and returns the end offset it gives,
-    /// counted from the PkgLength's first byte and checked against the
-    /// enclosing end.
-    pub fn pkg_end(&mut self) -> Result<usize, Error> {
+    /// Reads a PkgLength's value (§20.2.4): a byte count from its first
+    /// byte, or in a FieldList a bit count.
+    pub fn pkg_length(&mut self) -> Result<usize, Error> {
         let start = self.at;
         let lead = self.byte()?;
         let follow = usize::from(lead >> 6);
-        let len = if follow == 0 {
-            usize::from(lead & 0x3F)
-        } else {
-            if lead & 0x30 != 0 {
-                // Bits 5:4 of a multi-byte lead byte are reserved, zero.
-                return Err(Error::BadPkgLength { at: start });
-            }
-            let mut len = usize::from(lead & 0x0F);
-            for i in 0..follow {
-                len |= usize::from(self.byte()?) << (4 + 8 * i);
-            }
-            len
-        };
+        if follow == 0 {
+            return Ok(usize::from(lead & 0x3F));
+        }
+        if lead & 0x30 != 0 {
+            // Bits 5:4 of a multi-byte lead byte are reserved, zero.
+            return Err(Error::BadPkgLength { at: start });
+        }
+        let mut len = usize::from(lead & 0x0F);
+        for i in 0..follow {
+            len |= usize::from(self.byte()?) << (4 + 8 * i);
+        }
+        Ok(len)
+    }
+
+    /// Reads a PkgLength and returns the end offset it gives, counted from
+    /// the PkgLength's first byte and checked against the enclosing end.
+    pub fn pkg_end(&mut self) -> Result<usize, Error> {
+        let start = self.at;
+        let len = self.pkg_length()?;
         match start.checked_add(len) {
             Some(end) if end <= self.end && end >= self.at => Ok(end),
             _ => Err(Error::BadPkgLength { at: start }),

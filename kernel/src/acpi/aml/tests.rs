@@ -349,6 +349,58 @@ fn behind_bridges_the_nearest_prt_or_the_swizzle() {
 }
 
 #[test]
+fn fields_are_named_objects_that_are_not_read() {
+    // `_PIC` stores into GPIC, a field of an NVS OperationRegion: the
+    // condition on it reads 1; `_BBN` reading a field is an error, and
+    // that root bridge is passed over.
+    let region = cat(&[
+        &[0x5B, 0x80],
+        b"GNVS",
+        &[0x00],
+        &dword(0xDEAD_0000),
+        &byte(0x10),
+    ]);
+    let field = with_pkg(
+        &[0x5B, 0x81],
+        &cat(&[
+            b"GNVS",
+            &[0x01],
+            &[0x00, 0x08],
+            b"GPIC",
+            &[0x08],
+            &[0x01, 0x01, 0x00],
+            b"BNUM",
+            &[0x08],
+        ]),
+    );
+    let t = cat(&[
+        &region,
+        &field,
+        &picm_table(b"GPIC", &[0x70, 0x68, b'G', b'P', b'I', b'C']),
+    ]);
+    assert_eq!(pci_intx(&[&t], 0, 20, 0).unwrap().irq, gsi(0x12));
+    // Without `_PIC` storing into it, GPIC cannot be read.
+    let t = cat(&[&region, &field, &picm_table(b"GPIC", &[0xA3])]);
+    assert_eq!(pci_intx(&[&t], 0, 20, 0), Err(Error::Field(path("\\GPIC"))));
+    let pci1 = device(
+        b"PCI1",
+        &cat(&[
+            &name(b"_HID", &EISA_PNP0A03),
+            &method(b"_BBN", 0, &cat(&[&[0xA4], b"BNUM"])),
+        ]),
+    );
+    let prt = name(b"_PRT", &package(&[entry(1, 0, &[0x00], 16)]));
+    let t = cat(&[
+        &region,
+        &field,
+        &scope(b"\\_SB_", &pci1),
+        &sb_with_pci0(&prt, &[]),
+    ]);
+    assert_eq!(pci_intx(&[&t], 0, 1, 0).unwrap().irq, gsi(16));
+    assert_eq!(pci_intx(&[&t], 1, 1, 0), Err(Error::Field(path("\\BNUM"))));
+}
+
+#[test]
 fn a_link_whose_crs_is_a_method_is_reported_by_name() {
     let prt = name(b"_PRT", &package(&[entry(1, 0, b"LNKD", 0)]));
     let lnkd = device(b"LNKD", &method(b"_CRS", 0, &[0xA4, 0x00]));
