@@ -170,8 +170,9 @@ pub fn aml_tables() -> [&'static [u8]; 1 + MAX_SSDTS] {
         }
         // SAFETY: [`record_aml`] took this range from the table's own header
         // (the `acpi` crate checked its signature); it lies below 4 GiB,
-        // which the boot page tables identity map, in firmware-reserved
-        // memory that the kernel never allocates or writes.
+        // which the boot page tables identity map, in memory the firmware
+        // did not report as usable RAM (reserved or ACPI reclaimable), which
+        // `mm::frame` never hands out, so nothing writes it.
         unsafe { core::slice::from_raw_parts(address as *const u8, length) }
     })
 }

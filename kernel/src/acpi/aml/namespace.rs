@@ -4,9 +4,10 @@
 //! and is fast enough for the few lookups an INTx route takes.
 //!
 //! The walk descends into `Scope` and `Device` bodies and records `Name`,
-//! `Method` and `Device` objects and field units; it steps over every other named-object
-//! opcode by its PkgLength or its fixed operands (OperationRegion, Field,
-//! Mutex, CreateXField, External...). Code at namespace level (`If`,
+//! `Method` and `Device` objects and the units of `Field`, `IndexField`
+//! and `BankField`; it steps over every other named-object opcode by its
+//! PkgLength or its fixed operands (OperationRegion, Mutex, CreateXField,
+//! External...). Code at namespace level (`If`,
 //! `While`) is not run and the objects it would create are not seen; the
 //! bodies of `Processor`, `PowerResource` and `ThermalZone` are skipped.
 
