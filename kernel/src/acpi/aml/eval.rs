@@ -24,6 +24,11 @@ const MAX_CALLS: usize = 4;
 const MAX_STEPS: usize = 4096;
 /// Most objects `_PIC` is seen storing its argument into.
 const MAX_PIC: usize = 4;
+/// Most nested expressions and `If` blocks, so that recursion stays
+/// within the boot stack `usb::init` runs on whatever the table holds (a
+/// debug build takes under 128 KiB at this depth; `_PRT` as firmware
+/// writes it needs 3-5 levels).
+const MAX_NESTING: usize = 10;
 
 /// An AML value, by where its bytes are.
 #[derive(Clone, Copy, Debug)]
@@ -49,6 +54,8 @@ pub(super) struct Context<'t, 'a> {
     pic: [Option<Path>; MAX_PIC],
     /// Evaluation steps left.
     steps: usize,
+    /// Expressions and blocks being evaluated, one inside the other.
+    nesting: usize,
 }
 
 impl<'t, 'a> Context<'t, 'a> {
@@ -58,6 +65,7 @@ impl<'t, 'a> Context<'t, 'a> {
             tables,
             pic: [None; MAX_PIC],
             steps: MAX_STEPS,
+            nesting: 0,
         };
         let pic = Path::ROOT.child(*b"_PIC")?;
         if let Some(o) = namespace::find(tables, &pic)? {
@@ -102,6 +110,23 @@ impl<'t, 'a> Context<'t, 'a> {
     /// Fresh step budget for the next value.
     pub fn reset(&mut self) {
         self.steps = MAX_STEPS;
+        self.nesting = 0;
+    }
+
+    /// Runs `f` one nesting level deeper: [`Error::TooDeep`] past
+    /// [`MAX_NESTING`].
+    fn nested<T>(
+        &mut self,
+        at: usize,
+        f: impl FnOnce(&mut Self) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        if self.nesting >= MAX_NESTING {
+            return Err(Error::TooDeep { at });
+        }
+        self.nesting += 1;
+        let r = f(self);
+        self.nesting -= 1;
+        r
     }
 
     fn step(&mut self, at: usize) -> Result<(), Error> {
@@ -166,7 +191,8 @@ impl<'t, 'a> Context<'t, 'a> {
                     }
                     let branch = if taken { Some(body) } else { other };
                     if let Some(mut b) = branch
-                        && let Some(v) = self.statements(&mut b, scope, locals, calls)?
+                        && let Some(v) =
+                            self.nested(at, |c| c.statements(&mut b, scope, locals, calls))?
                     {
                         return Ok(Some(v));
                     }
@@ -210,6 +236,24 @@ impl<'t, 'a> Context<'t, 'a> {
 
     /// Evaluates one TermArg.
     pub fn term(
+        &mut self,
+        s: &mut Stream,
+        scope: &Path,
+        locals: &mut [Option<Value>; 8],
+        calls: usize,
+    ) -> Result<Value, Error> {
+        let at = s.at;
+        if self.nesting >= MAX_NESTING {
+            return Err(Error::TooDeep { at });
+        }
+        self.nesting += 1;
+        let r = self.term_here(s, scope, locals, calls);
+        self.nesting -= 1;
+        r
+    }
+
+    /// [`Context::term`] at the current nesting level.
+    fn term_here(
         &mut self,
         s: &mut Stream,
         scope: &Path,

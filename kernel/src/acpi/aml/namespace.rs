@@ -17,10 +17,11 @@ use super::skip::{self, EXT};
 use super::stream::{NameString, Stream};
 use super::{Error, Path};
 
-/// Most nested Scope/Device bodies followed.
-const MAX_NESTING: usize = 32;
-/// Most nested expressions in an operand stepped over.
-pub(super) const MAX_EXPRESSION: usize = 32;
+/// Most nested Scope/Device bodies followed (real tables nest under 10;
+/// each level is a few KiB of stack in a debug build).
+const MAX_NESTING: usize = 16;
+/// Most nested expressions in an operand stepped over (real ones: 1-3).
+pub(super) const MAX_EXPRESSION: usize = 16;
 
 /// What a named object is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -464,20 +464,42 @@ fn resource_templates_give_the_first_interrupt() {
 #[test]
 fn limits_give_errors() {
     // Scopes nested past the limit.
-    let mut t = name(b"XXXX", &[0x00]);
+    let mut scopes = name(b"XXXX", &[0x00]);
     for _ in 0..40 {
-        t = scope(b"\\S000", &t);
+        scopes = scope(b"\\S000", &scopes);
     }
-    assert!(matches!(
-        pci_intx(&[&t], 0, 1, 0),
-        Err(Error::TooDeep { .. })
-    ));
     // A `_PRT` naming itself: bounded.
     let t = sb_with_pci0(&name(b"_PRT", b"_PRT"), &[]);
     assert!(matches!(
         pci_intx(&[&t], 0, 1, 0),
         Err(Error::TooDeep { .. })
     ));
+    // Conditions and If blocks nested thousands deep: bounded, not a
+    // stack overflow.
+    let mut condition = std::vec![0x92; 3000];
+    condition.push(0x01);
+    let deep_lnot = cat(&[
+        &with_pkg(&[0xA0], &cat(&[&condition, &[0xA4, 0x00]])),
+        &[0xA4, 0x00],
+    ]);
+    let mut deep_if = std::vec![0xA4, 0x00];
+    for _ in 0..3000 {
+        deep_if = with_pkg(&[0xA0], &cat(&[&[0x01], &deep_if]));
+    }
+    let deep_prt = |body: &[u8]| sb_with_pci0(&method(b"_PRT", 0, body), &[]);
+    // An OperationRegion offset the walk steps over, nested as deep.
+    let region = cat(&[&[0x5B, 0x80], b"XREG", &[0x00], &condition, &[0x01]]);
+    for t in [scopes, region, deep_prt(&deep_lnot), deep_prt(&deep_if)] {
+        // In a thread with half the 256 KiB boot stack that `usb::init` runs
+        // this on (a debug build takes several KiB a nesting level).
+        let r = std::thread::Builder::new()
+            .stack_size(128 << 10)
+            .spawn(move || pci_intx(&[&t], 0, 1, 0))
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(matches!(r, Err(Error::TooDeep { .. })), "{r:?}");
+    }
     // More entries than read, none matching.
     let many: Vec<Vec<u8>> = (0..1100).map(|_| entry(1, 0, &[0x00], 16)).collect();
     let mut elements = std::vec![0x0B, 0x4C, 0x04];
