@@ -585,5 +585,12 @@ fn random_bytes_and_mutated_tables_never_panic() {
             m[at] = rng(&mut seed) as u8;
         }
         let _ = pci_intx(&[&m], 0, (round % 32) as u8, (round % 4) as u8);
+        // The pc DSDT changed, with the random bytes as an SSDT, behind a
+        // bridge.
+        let mut m = body(PC).to_vec();
+        let at = (rng(&mut seed) % m.len() as u64) as usize;
+        m[at] = rng(&mut seed) as u8;
+        let (slot, pin) = ((round % 32) as u8, (round % 4) as u8);
+        let _ = pci_intx_behind(&[&m, &random], 0, &[(2, 0)], slot, pin);
     }
 }
