@@ -254,6 +254,20 @@ fn keys_typed_at_db_are_not_replayed_into_the_shell() {
     vm.type_text("nothere\n");
     vm.expect("unknown command: nothere\n", STEP);
     vm.expect("db> ", STEP);
+    // The break-in's own CPU has registers and a backtrace; the log ring is
+    // read under its lock; a dump is for panics.
+    vm.type_text("regs\n");
+    vm.expect(r"cpu \d+ registers:\n\s+rax 0x", STEP);
+    vm.expect("db> ", STEP);
+    vm.type_text("bt\n");
+    vm.expect(r"backtrace of cpu \d+", STEP);
+    vm.expect("db> ", STEP);
+    vm.type_text("log\n");
+    vm.expect("kernel command line", STEP);
+    vm.expect("db> ", STEP);
+    vm.type_text("dump\n");
+    vm.expect("dump: only after a panic", STEP);
+    vm.expect("db> ", STEP);
     continue_typed(&mut vm);
     vm.type_text("echo clean\n");
     vm.expect("\nclean\n", STEP);
