@@ -312,3 +312,28 @@ fn keys_typed_at_db_are_not_replayed_into_the_shell() {
         "stop time not accounted: {c:?}"
     );
 }
+
+#[test]
+fn a_sleeper_does_not_count_the_time_stopped() {
+    let mut vm = boot("breakin-sleep", config(2));
+    vm.send_serial("sleep 2000\n");
+    std::thread::sleep(Duration::from_millis(300));
+    // The shell thread sleeps: break in from the USB keyboard.
+    ctrl_alt_esc(&mut vm);
+    at_db(&mut vm, "Ctrl\\+Alt\\+Esc");
+    std::thread::sleep(Duration::from_secs(3));
+    continue_typed(&mut vm);
+    let c = vm.expect_captures(
+        r"slept 2000 ms: (\d+) ms on the wall clock, (\d+) ms of it stopped",
+        STEP,
+    );
+    let (wall, stopped): (u64, u64) = (c[1].parse().unwrap(), c[2].parse().unwrap());
+    assert!(stopped >= 2500, "the break-in lasted {stopped} ms only");
+    // Woken after its own 2 s, not at once on `continue` (its deadline had
+    // passed on the TSC while the world stood still).
+    assert!(
+        wall + 20 >= 2000 + stopped,
+        "slept {wall} ms on the wall clock with {stopped} ms stopped: woken early"
+    );
+    println!("sleep 2000: {wall} ms on the wall clock, {stopped} ms stopped");
+}
