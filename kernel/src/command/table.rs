@@ -83,9 +83,37 @@ pub static COMMANDS: &[Command] = &[
     command!(
         "panic",
         "[KIND]",
-        Shell,
+        Both,
         super::shell::panic,
-        "panic now (`panic help` lists kinds)"
+        "panic now (`panic help` lists kinds; at a break-in: becomes a panic)"
+    ),
+    command!(
+        "break",
+        "",
+        Shell,
+        super::shell::break_in,
+        "break into the debugger (`continue` there resumes)"
+    ),
+    command!(
+        "sleep",
+        "MS",
+        Shell,
+        super::shell::sleep,
+        "sleep MS ms (break-ins meanwhile do not count)"
+    ),
+    command!(
+        "cli-spin",
+        "SECS",
+        Shell,
+        super::shell::cli_spin,
+        "test: another CPU spins with interrupts off for SECS s"
+    ),
+    command!(
+        "continue",
+        "",
+        Panic,
+        super::debug::continue_,
+        "resume the system after a break-in"
     ),
     command!(
         "bench",
@@ -219,6 +247,9 @@ mod tests {
                 "spawn-load",
                 "kill-load",
                 "panic",
+                "break",
+                "sleep",
+                "cli-spin",
                 "bench",
                 "lsusb",
                 "kbd",
@@ -229,8 +260,8 @@ mod tests {
         assert_eq!(
             offered(Console::Panic),
             [
-                "help", "cpus", "bt", "regs", "ps", "mem", "log", "lsusb", "kbd", "dump", "reboot",
-                "halt", "poweroff"
+                "help", "cpus", "bt", "regs", "ps", "mem", "log", "panic", "continue", "lsusb",
+                "kbd", "dump", "reboot", "halt", "poweroff"
             ]
         );
     }
