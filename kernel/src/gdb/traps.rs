@@ -1,0 +1,54 @@
+//! The breakpoint (`#BP`, vector 3) and debug (`#DB`, vector 1) exceptions
+//! (Intel SDM Vol. 3A §6.15), installed in `arch`'s trap table at boot
+//! over the panic path's handler, which still gets every trap that is not
+//! the stub's: an `int3` at an address that is not one of gdb's
+//! breakpoints, a debug exception that is not a step gdb asked for, and
+//! either after a panic.
+//!
+//! `int3` is a trap: the saved RIP is the byte after it. A hit sets RIP
+//! back onto the breakpoint (gdb's `swbreak` stop: the PC reported is the
+//! breakpoint's address) and enters the debugger. Two CPUs hitting
+//! breakpoints at once: the debugger's `enter` lets one in and stops the
+//! other (it sits at its breakpoint's address, RIP already set back, and
+//! hits it again once the world resumes, if the breakpoint is still
+//! there); as Linux kgdb's `kgdb_cpu_enter` does for CPUs that trap while
+//! another is the master.
+
+use super::hooks::{Cause, debugger};
+use super::step::{self, Purpose};
+use super::text::TABLE;
+use crate::arch::trap::{self, TrapFrame};
+
+/// `#DB` (SDM Vol. 3A Table 6-1).
+const DEBUG: u8 = 1;
+/// `#BP` (SDM Vol. 3A Table 6-1).
+const BREAKPOINT: u8 = 3;
+
+/// Installs both handlers (after the panic path's exception handler).
+pub fn install() {
+    trap::set_handler(BREAKPOINT, on_breakpoint);
+    trap::set_handler(DEBUG, on_debug);
+}
+
+fn on_breakpoint(frame: &mut TrapFrame) {
+    let at = frame.rip.wrapping_sub(1);
+    let Some(d) = debugger() else {
+        crate::panic::exception(frame)
+    };
+    if crate::panic::panicking() || !TABLE.contains(at) {
+        crate::panic::exception(frame)
+    }
+    frame.rip = at;
+    (d.enter)(frame, Cause::Breakpoint);
+}
+
+fn on_debug(frame: &mut TrapFrame) {
+    match step::finish(frame) {
+        Some(Purpose::Continue) => {}
+        Some(Purpose::Report) => match debugger() {
+            Some(d) if !crate::panic::panicking() => (d.enter)(frame, Cause::SingleStep),
+            _ => crate::panic::exception(frame),
+        },
+        None => crate::panic::exception(frame),
+    }
+}
