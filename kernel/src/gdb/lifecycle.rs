@@ -1,12 +1,22 @@
 //! The stub's life around the debugger's: installed at boot, told when the
 //! debugger is entered and when it resumes the world.
 
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
 use super::hooks::{self, Cause, Debugger};
 use super::step::{self, Purpose};
 use super::text::{KernelText, TABLE};
 use crate::arch::cpu;
 use crate::pprintln;
 use crate::serial::COM2_UART;
+
+/// Entries of the debugger so far ([`entered`]).
+static ENTRIES: AtomicU32 = AtomicU32::new(0);
+/// The CPU of the last entry.
+static LAST_CPU: AtomicU32 = AtomicU32::new(u32::MAX);
+/// Breakpoints were lifted because the debugger's own CPU hit one on its
+/// way out ([`hit_on_the_way_out`]); said at the next entry.
+static LIFTED_ON_EXIT: AtomicBool = AtomicBool::new(false);
 
 /// At boot: the `#BP`/`#DB` handlers (after the panic path's exception
 /// handler, which they fall back to), the debugger the stub serves, and
@@ -35,7 +45,36 @@ pub fn start() {
 /// at the next poll. Call with every other CPU stopped.
 pub fn entered(cause: Option<Cause>) {
     TABLE.lift(&mut KernelText);
-    super::session::entered(cpu::current_index(), cause);
+    let me = cpu::current_index();
+    LAST_CPU.store(me as u32, Ordering::Relaxed);
+    ENTRIES.fetch_add(1, Ordering::AcqRel);
+    if LIFTED_ON_EXIT.swap(false, Ordering::AcqRel) {
+        pprintln!(
+            "gdb: a breakpoint was hit on the debugger's own way out; breakpoints were lifted until this stop"
+        );
+    }
+    super::session::entered(me, cause);
+}
+
+/// How many times the debugger was entered (for `#BP`: did its `enter`
+/// run a session, or return at once?).
+pub fn entries() -> u32 {
+    ENTRIES.load(Ordering::Acquire)
+}
+
+/// A breakpoint hit that the debugger's `enter` did not take (a break-in
+/// is still active). On another CPU nothing is to be done: it runs into
+/// the breakpoint again, after the stop IPI held it, or once the break-in
+/// is over. On the CPU of that break-in, on its way out after the
+/// breakpoints were patched in (the debugger's own code, or what it calls,
+/// has a breakpoint), executing it again would loop for ever: every
+/// breakpoint is lifted instead until the next stop, as Linux kgdb does
+/// on a recursive entry (`kgdb_reenter_check`).
+pub fn hit_on_the_way_out() {
+    if LAST_CPU.load(Ordering::Relaxed) == cpu::current_index() as u32 && TABLE.armed() {
+        TABLE.lift(&mut KernelText);
+        LIFTED_ON_EXIT.store(true, Ordering::Release);
+    }
 }
 
 /// The debugger is about to resume the world (`Some(cpu)`: that CPU

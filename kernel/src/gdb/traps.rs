@@ -12,7 +12,8 @@
 //! other (it sits at its breakpoint's address, RIP already set back, and
 //! hits it again once the world resumes, if the breakpoint is still
 //! there); as Linux kgdb's `kgdb_cpu_enter` does for CPUs that trap while
-//! another is the master.
+//! another is the master. The debugger's own CPU hitting one on its way
+//! out lifts them all instead ([`super::lifecycle::hit_on_the_way_out`]).
 
 use super::hooks::{Cause, debugger};
 use super::step::{self, Purpose};
@@ -39,7 +40,11 @@ fn on_breakpoint(frame: &mut TrapFrame) {
         crate::panic::exception(frame)
     }
     frame.rip = at;
+    let before = super::lifecycle::entries();
     (d.enter)(frame, Cause::Breakpoint);
+    if super::lifecycle::entries() == before {
+        super::lifecycle::hit_on_the_way_out();
+    }
 }
 
 fn on_debug(frame: &mut TrapFrame) {
