@@ -19,6 +19,7 @@ mod interrupt;
 mod keyboard_setup;
 mod port;
 mod regs;
+mod resume;
 mod ring;
 mod slots;
 mod status;
@@ -40,6 +41,7 @@ pub use hal::{DMA_32BIT_LIMIT, DmaRegion, Hal};
 pub use hid::{Layout, Leds, Repeat};
 pub use interrupt::InterruptAck;
 pub use pc_keyboard::{DecodedKey, KeyCode};
+pub use resume::ResumeReport;
 pub use trb::{CompletionCode, Event, TrbParseError, TrbType};
 pub use types::{
     Config, ControllerInfo, DeviceInfo, DeviceState, DmaLimitReason, ETRON_QUIRKS, EnumerationStep,

@@ -33,6 +33,13 @@ const MSR: u16 = 6;
 const SCRATCH: u16 = 7;
 /// LSR bit 0: a received byte is waiting.
 const LSR_DATA_READY: u8 = 1 << 0;
+/// LSR bit 4: Break Interrupt, a BREAK condition was received (the byte
+/// with it is a 0 that was not sent).
+const LSR_BREAK: u8 = 1 << 4;
+/// IER: received data available, and receiver line status (which a BREAK
+/// raises even when the FIFO trigger level is not reached).
+const IER: u16 = 1;
+const IER_RX_AND_LINE_STATUS: u8 = 0x01 | 0x04;
 /// LSR bit 5: the transmit holding register is empty.
 const LSR_THR_EMPTY: u8 = 1 << 5;
 /// MCR: loopback, and the two outputs the loopback test mirrors.
@@ -159,20 +166,43 @@ impl Uart {
     }
 
     /// One received byte, if the UART is present and one is waiting.
-    /// Lock-free: the caller serialises.
+    /// Lock-free: the caller serialises. A BREAK's 0 byte is not returned:
+    /// on COM1 it asks to break into the debugger (PC16550D LSR bit 4),
+    /// unless the debugger or the panic path already runs.
     pub fn try_get(&self) -> Option<u8> {
-        if self.present() && self.read(LSR) & LSR_DATA_READY != 0 {
-            Some(self.read(DATA))
-        } else {
-            None
+        // A FIFO's worth of BREAK bytes at most.
+        for _ in 0..16 {
+            if !self.present() {
+                return None;
+            }
+            let lsr = self.read(LSR);
+            if lsr & LSR_DATA_READY == 0 {
+                return None;
+            }
+            let b = self.read(DATA);
+            if lsr & LSR_BREAK == 0 {
+                return Some(b);
+            }
+            if self.base == COM1
+                && !crate::sched::freeze::frozen()
+                && !crate::sync::scheduler_stopped()
+            {
+                crate::arch::trap::request_break(crate::arch::trap::BREAK_SERIAL);
+            }
         }
+        None
     }
 }
 
-/// Probes COM1 and, if a UART answers, initialises it. Returns whether it
-/// is present.
+/// Probes COM1 and, if a UART answers, initialises it, with the line
+/// status interrupt on too (a BREAK is a break-in). Returns whether it is
+/// present.
 pub fn init() -> bool {
-    COM1_UART.init()
+    let present = COM1_UART.init();
+    if present {
+        COM1_UART.write(IER, IER_RX_AND_LINE_STATUS);
+    }
+    present
 }
 
 /// True if COM1 answered the probe (and has not been given up on since).

@@ -78,7 +78,21 @@ pub(crate) struct KeyboardState {
     leds: Leds,
     repeat: Repeat,
     held: Option<(KeyCode, u64)>,
+    /// Ctrl+Alt+Esc was pressed since [`take_break`](Self::take_break)
+    /// last looked (the debugger's break-in key, FreeBSD's `kdb` key).
+    break_requested: bool,
     pub(crate) queue: KeyQueue,
+}
+
+/// Boot report modifier byte (HID 1.11 Appendix B.1; HID Usage Tables
+/// §10, usages 0xE0-0xE7): left and right Control, left and right Alt.
+const MODIFIER_CTRL: u8 = 0x01 | 0x10;
+const MODIFIER_ALT: u8 = 0x04 | 0x40;
+
+/// Is this key going down with `modifiers` the break-in combination,
+/// Ctrl+Alt+Esc (either Ctrl, either Alt)?
+fn is_break_combo(code: KeyCode, modifiers: u8) -> bool {
+    code == KeyCode::Escape && modifiers & MODIFIER_CTRL != 0 && modifiers & MODIFIER_ALT != 0
 }
 
 impl KeyboardState {
@@ -94,8 +108,16 @@ impl KeyboardState {
             },
             repeat,
             held: None,
+            break_requested: false,
             queue: KeyQueue::new(),
         }
+    }
+
+    /// True once after Ctrl+Alt+Esc was pressed (the key itself is not
+    /// queued, so the shell never sees an ESC that starts an escape
+    /// sequence).
+    pub(crate) fn take_break(&mut self) -> bool {
+        core::mem::take(&mut self.break_requested)
     }
 
     pub(crate) fn layout(&self) -> Layout {
@@ -155,6 +177,10 @@ impl KeyboardState {
         *previous = report;
         for event in changes.iter() {
             let code = event.code;
+            if event.state == KeyState::Down && is_break_combo(code, report[0]) {
+                self.break_requested = true;
+                continue;
+            }
             if event.state == KeyState::Down {
                 match code {
                     KeyCode::CapsLock => self.leds.caps_lock ^= true,
@@ -210,6 +236,19 @@ impl KeyboardState {
                 .decoder
                 .process_keyevent(KeyEvent::new(KeyCode::NumpadLock, KeyState::Down));
         }
+    }
+
+    /// Drops every queued key, the repeat and a break request (the
+    /// debugger's `continue`: what was typed at `db> ` is not replayed);
+    /// returns how many keys were dropped.
+    pub(crate) fn discard_pending(&mut self) -> usize {
+        self.held = None;
+        self.break_requested = false;
+        let mut n = 0;
+        while self.queue.pop().is_some() {
+            n += 1;
+        }
+        n
     }
 
     pub(crate) fn repeat_pending(&self) -> bool {

@@ -196,3 +196,29 @@ fn arbitrary_reports() {
         },
     );
 }
+
+#[test]
+fn ctrl_alt_esc_is_a_break_request_not_a_key() {
+    let mut k = KeyboardState::new(Layout::Us104, Repeat::default());
+    let mut prev = [0; 8];
+    // Esc alone, Ctrl+Esc and Alt+Esc are not the break-in key.
+    for mods in [0x00, 0x01, 0x04, 0x40] {
+        k.handle_report(&mut prev, [mods, 0, 0x29, 0, 0, 0, 0, 0], 0);
+        k.handle_report(&mut prev, [0; 8], 0);
+        assert!(!k.take_break(), "modifiers {mods:#x}");
+    }
+    assert_eq!(drain(&mut k).len(), 4, "four plain Escs queued");
+    // Every Ctrl (left, right) with every Alt (left, right).
+    for mods in [0x05, 0x11 | 0x04, 0x01 | 0x40, 0x50] {
+        k.handle_report(&mut prev, [mods, 0, 0, 0, 0, 0, 0, 0], 0);
+        k.handle_report(&mut prev, [mods, 0, 0x29, 0, 0, 0, 0, 0], 0);
+        assert!(k.take_break(), "modifiers {mods:#x}");
+        assert!(!k.take_break(), "reported once");
+        k.handle_report(&mut prev, [0; 8], 0);
+        assert_eq!(drain(&mut k), [], "no ESC queued for the break key");
+        assert!(!k.repeat_pending(), "the break key does not repeat");
+    }
+    // Modifiers released: typing is plain again.
+    k.handle_report(&mut prev, [0, 0, 0x04, 0, 0, 0, 0, 0], 0);
+    assert_eq!(drain(&mut k), [DecodedKey::Unicode('a')]);
+}

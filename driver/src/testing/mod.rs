@@ -39,6 +39,8 @@ mod report_protocol_tests;
 #[cfg(test)]
 mod reset_tests;
 #[cfg(test)]
+mod resume_tests;
+#[cfg(test)]
 mod shape_tests;
 #[cfg(test)]
 mod slot_tests;

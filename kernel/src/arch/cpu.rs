@@ -104,6 +104,10 @@ pub struct PerCpu {
     pub idle_cycles: AtomicU64,
     /// Registers saved when the panic path stopped this CPU.
     pub saved: UnsafeCell<SavedRegs>,
+    /// While this CPU is held by a break-in: its live trap frame (on its
+    /// own stack; the debugger and gdb read and may modify it, and the CPU
+    /// resumes from it). Null otherwise.
+    pub break_frame: AtomicPtr<super::trap::TrapFrame>,
     /// The CPU's GDT (with its TSS descriptor).
     pub gdt: UnsafeCell<GlobalDescriptorTable>,
     /// The CPU's TSS (IST stacks).
@@ -135,6 +139,7 @@ impl PerCpu {
             last_switch_tsc: AtomicU64::new(0),
             idle_cycles: AtomicU64::new(0),
             saved: UnsafeCell::new(SavedRegs::ZERO),
+            break_frame: AtomicPtr::new(core::ptr::null_mut()),
             gdt: UnsafeCell::new(GlobalDescriptorTable::new()),
             tss: UnsafeCell::new(TaskStateSegment::new()),
             lapic: UnsafeCell::new(None),

@@ -29,6 +29,13 @@ pub mod vector {
     pub const PING: u8 = 0x42;
     /// Test trigger: panic from inside an interrupt handler.
     pub const PANIC_TEST: u8 = 0x43;
+    /// Break-in stop IPI: the debugger's resumable stop (its own vector, so
+    /// the panic's [`STOP`] path is untouched).
+    pub const BREAK_STOP: u8 = 0x44;
+    /// Break-in request: a self-IPI ([`crate::arch::trap::request_break`])
+    /// taken once interrupts are enabled again, outside any IRQ-safe lock,
+    /// so the breaking CPU enters the debugger with a trap frame.
+    pub const BREAK: u8 = 0x45;
     /// First vector handed to device interrupts (MSI/IOAPIC).
     pub const DEVICE_BASE: u8 = 0x50;
     /// Number of device vectors.

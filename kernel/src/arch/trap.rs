@@ -174,6 +174,51 @@ pub fn set_irq_exit(hook: fn()) {
     IRQ_EXIT.store(hook as usize, Ordering::Release);
 }
 
+/// A hook run first by the NMI handler (the debugger's break-in stop,
+/// registered at boot): returns true if the NMI was its own. 0 = none.
+static NMI_HOOK: AtomicUsize = AtomicUsize::new(0);
+
+/// Installs the hook [`nmi_hook`] runs.
+pub fn set_nmi_hook(hook: fn(&mut TrapFrame) -> bool) {
+    NMI_HOOK.store(hook as usize, Ordering::Release);
+}
+
+/// Runs the registered NMI hook; true if it handled this NMI.
+pub fn nmi_hook(frame: &mut TrapFrame) -> bool {
+    let h = NMI_HOOK.load(Ordering::Acquire);
+    // SAFETY: only `set_nmi_hook` stores here, a `fn(&mut TrapFrame) -> bool`.
+    h != 0 && unsafe { core::mem::transmute::<usize, fn(&mut TrapFrame) -> bool>(h) }(frame)
+}
+
+/// [`request_break`] reasons (the debugger's `Why`, which names them).
+/// Ctrl+Alt+Esc on a keyboard.
+pub const BREAK_KEYBOARD: u8 = 1;
+/// A serial BREAK on COM1.
+pub const BREAK_SERIAL: u8 = 2;
+/// `break` at `shell>`.
+pub const BREAK_COMMAND: u8 = 3;
+/// gdb asked to stop.
+pub const BREAK_GDB: u8 = 6;
+
+/// Why the next [`vector::BREAK`] was requested (0: none), for its handler.
+static BREAK_REASON: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
+
+/// Asks to break into the debugger on this CPU with `reason` (its
+/// meaning is the handler's; non-zero): sends [`vector::BREAK`] to this CPU
+/// itself. Callable anywhere, also from an interrupt handler or under an
+/// IRQ-safe lock: the IPI is taken once interrupts are on again, so the
+/// debugger is never entered inside a critical section (the USB driver's
+/// lock, the console's). The first reason wins until the handler takes it.
+pub fn request_break(reason: u8) {
+    let _ = BREAK_REASON.compare_exchange(0, reason, Ordering::AcqRel, Ordering::Relaxed);
+    super::apic::send_ipi(cpu::current_index(), vector::BREAK);
+}
+
+/// Takes the reason [`request_break`] left (0: none: a stray IPI).
+pub fn take_break_reason() -> u8 {
+    BREAK_REASON.swap(0, Ordering::AcqRel)
+}
+
 fn handler(v: u8) -> Option<TrapHandler> {
     let h = HANDLERS[v as usize].load(Ordering::Acquire);
     // SAFETY: only `set_handler` stores into this table, and it stores

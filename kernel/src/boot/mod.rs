@@ -102,6 +102,7 @@ fn install_hooks() {
     crate::panic::install_trap_handlers();
     sched::install_trap_handlers();
     crate::bench::install_trap_handler();
+    crate::debugger::install_trap_handlers();
     crate::panic::set_console(crate::debugger::run);
     let ticks = [
         // USB key repeat and hot-plug run on the bootstrap CPU's ticks.
@@ -346,6 +347,8 @@ fn start_cpus(opts: &cmdline::Options<'_>, cpus: &Cpus) {
         let (gsi, low) = isa_gsi[4];
         apic::route_irq(gsi, v, low);
     }
+    let (gsi, low) = isa_gsi[1];
+    crate::panic::ps2::start_normal(gsi, low);
     crate::usb::start_thread();
     x86_64::instructions::interrupts::enable();
     BOOT_DEADLINE.store(0, Ordering::Relaxed);

@@ -12,9 +12,10 @@ use crate::panic::backtrace;
 /// The saved registers of CPU `c`: the panic CPU's from the panic, a stopped
 /// CPU's from its stop (`None` where it saved none).
 pub fn saved_regs(c: usize) -> Option<SavedRegs> {
-    if c == cpu::current_index() {
+    if c == cpu::current_index() && crate::panic::panicking() {
         return Some(crate::panic::panic_regs());
     }
+    // At a break-in this CPU's registers are its own `saved` too.
     // SAFETY: the stopped CPU wrote `saved` before publishing its state.
     let r = unsafe { *cpu::cpu(c).saved.get() };
     r.valid.then_some(r)
@@ -172,10 +173,46 @@ fn hex_dump(w: &mut dyn Write, addr: u64, len: u64) {
     }
 }
 
-/// `log`: the kernel log ring.
+/// `log`: the kernel log ring (at a break-in under its lock, if free).
 pub fn log(_: &Args<'_>, w: &mut dyn Write, _: Console) {
+    if !crate::panic::panicking() {
+        match crate::console::LOG.try_lock() {
+            Some(ring) => write_log(w, &ring),
+            None => {
+                let _ = writeln!(w, "log: {}", held_by("the log ring", &crate::console::LOG));
+            }
+        }
+        return;
+    }
     // SAFETY: no other CPU runs; reading the ring without its lock.
-    let ring = unsafe { &*crate::console::LOG.data_ptr() };
+    write_log(w, unsafe { &*crate::console::LOG.data_ptr() });
+}
+
+/// "NAME's lock is held by cpu N (stopped)": what a break-in command says
+/// instead of taking a lock a stopped CPU holds (it would spin for ever).
+pub fn held_by<T>(name: &str, lock: &crate::sync::SpinLock<T>) -> impl core::fmt::Display {
+    // SAFETY: only reads the lock word.
+    let owner = unsafe { lock.raw() }.raw().owner();
+    HeldBy(name.into(), owner)
+}
+
+struct HeldBy<'a>(alloc::borrow::Cow<'a, str>, u32);
+
+impl core::fmt::Display for HeldBy<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.1 {
+            0 => write!(f, "{} was busy a moment ago; try again", self.0),
+            o => write!(
+                f,
+                "{}'s lock is held by cpu {} (stopped); not taken",
+                self.0,
+                o.wrapping_sub(1)
+            ),
+        }
+    }
+}
+
+fn write_log(w: &mut dyn Write, ring: &crate::console::LogRing) {
     let (a, b) = ring.parts();
     for part in [a, b] {
         for chunk in part.utf8_chunks() {
@@ -184,8 +221,35 @@ pub fn log(_: &Args<'_>, w: &mut dyn Write, _: Console) {
     }
 }
 
+/// `continue`: resume after a break-in (refused after a panic, or with a
+/// CPU stopped by NMI).
+pub fn continue_(_: &Args<'_>, w: &mut dyn Write, _: Console) {
+    if crate::panic::panicking() {
+        let _ = writeln!(
+            w,
+            "continue: refused: this is a panic, nothing runs again after one (only a break-in continues)"
+        );
+        return;
+    }
+    match crate::sched::freeze::request_resume(None) {
+        Ok(()) => {
+            let _ = writeln!(w, "continuing");
+        }
+        Err(e) => {
+            let _ = writeln!(w, "continue: refused: {e}");
+        }
+    }
+}
+
 /// `dump [full]`.
 pub fn dump(args: &Args<'_>, w: &mut dyn Write, _: Console) {
+    if !crate::panic::panicking() {
+        let _ = writeln!(
+            w,
+            "dump: only after a panic (`panic` turns this break-in into one)"
+        );
+        return;
+    }
     match dump_full(args) {
         Ok(full) => drop(crate::dump::run(full, &crate::panic::dump_context())),
         Err(e) => {

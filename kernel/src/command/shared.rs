@@ -41,6 +41,7 @@ pub fn cpus(_: &Args<'_>, w: &mut dyn Write, console: Console) {
             }
             Console::Panic => {
                 let state = match c.state() {
+                    _ if i == me && !crate::panic::panicking() => "broke in (this CPU)",
                     _ if i == me => "panicked (this CPU)",
                     CpuState::Online => "did not stop (may still be running)",
                     s => s.name(),
@@ -117,7 +118,12 @@ fn with_controllers(
     let n = match console {
         Console::Shell => crate::usb::each_controller(&mut each),
         // SAFETY: panic console, other CPUs parked, after the takeover.
-        Console::Panic => unsafe { crate::usb::panic_each_controller(&mut each) },
+        Console::Panic if crate::panic::panicking() => unsafe {
+            crate::usb::panic_each_controller(&mut each)
+        },
+        // A break-in: the controllers whose locks it took (the others were
+        // named when it began: their lock is held by a stopped CPU).
+        Console::Panic => crate::usb::breakin::each_controller(&mut each),
     };
     if n == 0 {
         let _ = writeln!(w, "{name}: no USB controller");

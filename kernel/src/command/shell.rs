@@ -19,10 +19,29 @@ pub fn echo(args: &Args<'_>, w: &mut dyn Write, _: Console) {
 pub fn uptime(_: &Args<'_>, w: &mut dyn Write, _: Console) {
     let us = crate::time::now_us();
     let _ = writeln!(w, "up {}.{:06} s", us / 1_000_000, us % 1_000_000);
+    let n = crate::sched::freeze::break_ins();
+    if n > 0 {
+        let stopped = crate::time::cycles_to_us(crate::sched::freeze::stopped_cycles());
+        let _ = writeln!(
+            w,
+            "stopped {}.{:06} s in {n} break-in(s) (not seen by the scheduler's clock)",
+            stopped / 1_000_000,
+            stopped % 1_000_000
+        );
+    }
 }
 
-/// `panic [KIND]`.
-pub fn panic(args: &Args<'_>, w: &mut dyn Write, _: Console) {
+/// `panic [KIND]`. At `db> ` after a break-in: the break-in becomes a
+/// panic, on this CPU (the others stay stopped; locks are faked from then
+/// on, as after any panic).
+pub fn panic(args: &Args<'_>, w: &mut dyn Write, console: Console) {
+    if console == Console::Panic {
+        if crate::panic::panicking() {
+            let _ = writeln!(w, "panic: this is a panic already");
+            return;
+        }
+        panic!("break-in turned into a panic at db>");
+    }
     let kind = args.first().unwrap_or("plain");
     if kind == "help" {
         for (k, d) in crate::panic::trigger::TRIGGERS {
@@ -31,6 +50,13 @@ pub fn panic(args: &Args<'_>, w: &mut dyn Write, _: Console) {
     } else if let Err(e) = crate::panic::trigger::run(kind) {
         let _ = writeln!(w, "panic: {e}");
     }
+}
+
+/// `break`: into the debugger on this CPU (a self-IPI, so it enters from
+/// a trap frame, outside any lock); returns after `continue`.
+pub fn break_in(_: &Args<'_>, w: &mut dyn Write, _: Console) {
+    let _ = writeln!(w, "breaking in");
+    crate::arch::trap::request_break(crate::arch::trap::BREAK_COMMAND);
 }
 
 /// `bench` (prints on the console itself: `test=bench` runs it too).

@@ -83,9 +83,23 @@ pub static COMMANDS: &[Command] = &[
     command!(
         "panic",
         "[KIND]",
-        Shell,
+        Both,
         super::shell::panic,
-        "panic now (`panic help` lists kinds)"
+        "panic now (`panic help` lists kinds; at a break-in: becomes a panic)"
+    ),
+    command!(
+        "break",
+        "",
+        Shell,
+        super::shell::break_in,
+        "break into the debugger (`continue` there resumes)"
+    ),
+    command!(
+        "continue",
+        "",
+        Panic,
+        super::debug::continue_,
+        "resume the system after a break-in"
     ),
     command!(
         "bench",
@@ -219,6 +233,7 @@ mod tests {
                 "spawn-load",
                 "kill-load",
                 "panic",
+                "break",
                 "bench",
                 "lsusb",
                 "kbd",
@@ -229,8 +244,8 @@ mod tests {
         assert_eq!(
             offered(Console::Panic),
             [
-                "help", "cpus", "bt", "regs", "ps", "mem", "log", "lsusb", "kbd", "dump", "reboot",
-                "halt", "poweroff"
+                "help", "cpus", "bt", "regs", "ps", "mem", "log", "panic", "continue", "lsusb",
+                "kbd", "dump", "reboot", "halt", "poweroff"
             ]
         );
     }

@@ -1,12 +1,19 @@
-//! The debugger's console (`db> `): runs on the panic CPU alone, with no
-//! locks, no allocation and no interrupts. Input is polled from the USB
-//! keyboards (after the driver's takeover), the serial port and the PS/2
-//! keyboard ([`crate::panic::input`]); output goes to serial and the screen.
-//! The commands are [`crate::command::COMMANDS`]. Between key polls the loop
+//! The debugger's console (`db> `): after a panic on the panic CPU alone,
+//! in a break-in ([`breakin`]) on the CPU that broke in, with every other
+//! CPU stopped; no allocation and no interrupts. Input is polled from the
+//! USB keyboards (taken over after a panic, held in polled mode in a
+//! break-in), the serial port and the PS/2 keyboard
+//! ([`crate::panic::input`]); output goes to serial and the screen. The
+//! commands are [`crate::command::COMMANDS`]. Between key polls the loop
 //! serves gdb on COM2 ([`crate::gdb`]).
 //!
 //! The panic path reaches it through the hook [`crate::panic::set_console`],
 //! registered at boot: the panic layer names nothing above it.
+
+pub mod breakin;
+mod world;
+
+pub use breakin::{Why, enter, install_trap_handlers, request_resume};
 
 use core::sync::atomic::Ordering;
 
@@ -21,8 +28,6 @@ const PROMPT: &str = "db> ";
 
 /// Runs the panic console forever.
 pub fn run() -> ! {
-    let mut inputs = Inputs::new();
-    let mut ed = LineEditor::new();
     crate::watchdog::pet();
     // SAFETY: we are the panic CPU and every other CPU is parked.
     unsafe { crate::usb::panic_takeover(&mut PanicWriter) };
@@ -32,16 +37,33 @@ pub fn run() -> ! {
     let since = ready.saturating_sub(crate::panic::PANIC_TSC.load(Ordering::Relaxed));
     pprintln!("panic-to-prompt: {} us", crate::time::cycles_to_us(since));
     warn_running_cpus();
+    loop {
+        session(false);
+    }
+}
+
+/// The `db> ` loop. In a break-in (`resumable`) it returns when a resume
+/// is requested, with the CPU to single-step; after a panic it never ends.
+fn session(resumable: bool) -> Option<usize> {
+    let mut inputs = Inputs::new();
+    let mut ed = LineEditor::new();
     crate::gdb::start();
-    pprintln!("panic console: type `help` for commands");
+    if resumable {
+        pprintln!("break-in console: type `help` for commands, `continue` to resume");
+    } else {
+        pprintln!("panic console: type `help` for commands");
+    }
     pprint!("{PROMPT}");
     loop {
         crate::watchdog::pet();
-        // SAFETY: the panic CPU, every other CPU parked; not re-entered.
+        // SAFETY: the only running CPU (every other one parked or held);
+        // not re-entered.
         unsafe { crate::gdb::poll() };
+        if resumable && let Some(step) = crate::sched::freeze::take_resume() {
+            return step;
+        }
         let Some(k) = inputs.poll() else {
-            // SAFETY: the panic CPU, after the takeover in this function.
-            if let Some((attached, keyboards)) = unsafe { crate::usb::panic_take_attached() } {
+            if let Some((attached, keyboards)) = take_attached() {
                 pprintln!("\nusb: {attached} device(s) attached; {keyboards} keyboard(s) ready");
                 ed.redraw(PROMPT, &mut PanicWriter);
             }
@@ -59,7 +81,20 @@ pub fn run() -> ! {
                 execute(core::str::from_utf8(&line[..n]).unwrap_or(""));
             }
         }
+        if resumable && let Some(step) = crate::sched::freeze::take_resume() {
+            return step;
+        }
         pprint!("{PROMPT}");
+    }
+}
+
+/// Devices attached since the last look, by whichever owns USB now.
+fn take_attached() -> Option<(u32, usize)> {
+    if crate::panic::panicking() {
+        // SAFETY: the panic CPU, after the takeover in `run`.
+        unsafe { crate::usb::panic_take_attached() }
+    } else {
+        crate::usb::breakin::take_attached()
     }
 }
 

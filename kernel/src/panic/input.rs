@@ -1,4 +1,4 @@
-//! Input on the panic CPU, polled: the USB keyboards (after the takeover),
+//! Input on the panic CPU (or the break-in's CPU), polled: the USB keyboards (after the takeover),
 //! the serial port and the PS/2 keyboard. Runs with no locks, no allocation
 //! and no interrupts, like the rest of the panic path.
 
@@ -28,9 +28,15 @@ impl Inputs {
 
     /// One key from the first input that has one.
     pub fn poll(&mut self) -> Option<Key> {
-        // SAFETY: the panic console runs on the panic CPU with every other
-        // CPU parked, after `panic_takeover`.
-        if let Some(k) = unsafe { crate::usb::panic_poll_key() }
+        let usb = if super::panicking() {
+            // SAFETY: the panic console runs on the panic CPU with every
+            // other CPU parked, after `panic_takeover`.
+            unsafe { crate::usb::panic_poll_key() }
+        } else {
+            // A break-in: the controllers whose locks it holds.
+            crate::usb::breakin::poll_key()
+        };
+        if let Some(k) = usb
             && let Some(k) = decoded_to_key(k)
         {
             return Some(k);

@@ -3,9 +3,13 @@
 //! translation (SeaBIOS does, qboot does not): the configuration byte says
 //! which set arrives, and `pc-keyboard` decodes either.
 
-use pc_keyboard::{DecodedKey, HandleControl, PS2Keyboard, ScancodeSet1, ScancodeSet2, layouts};
+use pc_keyboard::{
+    DecodedKey, HandleControl, KeyCode, KeyEvent, KeyState, PS2Keyboard, ScancodeSet1,
+    ScancodeSet2, layouts,
+};
 
 use crate::arch::port::{inb, outb};
+use crate::sync::SpinLock;
 
 const DATA: u16 = 0x60;
 const STATUS: u16 = 0x64;
@@ -96,18 +100,125 @@ impl Ps2 {
         if st & AUX != 0 {
             return None;
         }
+        self.event(byte).and_then(|ev| self.decode(ev))
+    }
+
+    /// The key event a scancode byte completes, if any.
+    fn event(&mut self, byte: u8) -> Option<KeyEvent> {
         match self {
             Self::Absent => None,
-            Self::Set1(k) => k
-                .add_byte(byte)
-                .ok()
-                .flatten()
-                .and_then(|ev| k.process_keyevent(ev)),
-            Self::Set2(k) => k
-                .add_byte(byte)
-                .ok()
-                .flatten()
-                .and_then(|ev| k.process_keyevent(ev)),
+            Self::Set1(k) => k.add_byte(byte).ok().flatten(),
+            Self::Set2(k) => k.add_byte(byte).ok().flatten(),
         }
+    }
+
+    fn decode(&mut self, ev: KeyEvent) -> Option<DecodedKey> {
+        match self {
+            Self::Absent => None,
+            Self::Set1(k) => k.process_keyevent(ev),
+            Self::Set2(k) => k.process_keyevent(ev),
+        }
+    }
+
+    /// The same scancode set with nothing held.
+    fn fresh(&self) -> Self {
+        let ctl = HandleControl::MapLettersToUnicode;
+        match self {
+            Self::Absent => Self::Absent,
+            Self::Set1(_) => Self::Set1(PS2Keyboard::new(
+                ScancodeSet1::new(),
+                layouts::Us104Key,
+                ctl,
+            )),
+            Self::Set2(_) => Self::Set2(PS2Keyboard::new(
+                ScancodeSet2::new(),
+                layouts::Us104Key,
+                ctl,
+            )),
+        }
+    }
+}
+
+/// The PS/2 keyboard in normal operation: its IRQ 1 handler decodes keys
+/// for the shell and watches for Ctrl+Alt+Esc, the break-in key (FreeBSD's
+/// `kbdmux`/`atkbd` `KDB` key).
+struct Normal {
+    keyboard: Ps2,
+    ctrl: bool,
+    alt: bool,
+}
+
+static NORMAL: SpinLock<Option<Normal>> = SpinLock::new(None);
+
+/// Probes the i8042 and, if a keyboard controller answers, routes its
+/// IRQ 1 (ISA input `gsi`) to the normal-mode handler (boot).
+pub fn start_normal(gsi: u8, active_low: bool) {
+    let keyboard = Ps2::probe();
+    if matches!(keyboard, Ps2::Absent) {
+        return;
+    }
+    *NORMAL.lock() = Some(Normal {
+        keyboard,
+        ctrl: false,
+        alt: false,
+    });
+    if let Some(v) = crate::arch::trap::register_device_handler(on_irq) {
+        crate::arch::apic::route_irq(gsi, v, active_low);
+    }
+}
+
+/// After a break-in: the modifiers held when Ctrl+Alt+Esc was typed were
+/// released at `db> `, which this decoder never saw; it starts afresh.
+pub fn reset_normal() {
+    if let Some(mut g) = NORMAL.try_lock()
+        && let Some(n) = g.as_mut()
+    {
+        n.keyboard = n.keyboard.fresh();
+        n.ctrl = false;
+        n.alt = false;
+    }
+}
+
+/// IRQ 1: one byte from the i8042 (bounded: what is waiting, at most 16).
+fn on_irq(_vector: u8) {
+    for _ in 0..16 {
+        let st = status();
+        if st & OBF == 0 {
+            return;
+        }
+        // SAFETY: consumes the pending byte.
+        let byte = unsafe { inb(DATA) };
+        if st & AUX == 0 {
+            normal_byte(byte);
+        }
+    }
+}
+
+fn normal_byte(byte: u8) {
+    let mut out = [0u8; 4];
+    let mut len = 0;
+    let mut brk = false;
+    {
+        let mut g = NORMAL.lock();
+        let Some(n) = g.as_mut() else { return };
+        let Some(ev) = n.keyboard.event(byte) else {
+            return;
+        };
+        let down = ev.state != KeyState::Up;
+        match ev.code {
+            KeyCode::LControl | KeyCode::RControl | KeyCode::RControl2 => n.ctrl = down,
+            KeyCode::LAlt | KeyCode::RAltGr | KeyCode::RAlt2 => n.alt = down,
+            _ => {}
+        }
+        if ev.code == KeyCode::Escape && ev.state == KeyState::Down && n.ctrl && n.alt {
+            brk = true;
+        } else if let Some(k) = n.keyboard.decode(ev) {
+            len = crate::usb::key_bytes(k, &mut out);
+        }
+    }
+    if brk {
+        crate::arch::trap::request_break(crate::arch::trap::BREAK_KEYBOARD);
+    } else if len > 0 {
+        crate::console::push_input(&out[..len]);
     }
 }

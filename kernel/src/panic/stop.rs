@@ -144,6 +144,9 @@ pub fn on_stop_ipi(frame: &mut TrapFrame) {
 /// NMI handler: a pending stop parks this CPU; a CPU already parked goes back
 /// to sleep; any other NMI is a hardware error and panics.
 pub fn on_nmi(frame: &mut TrapFrame) {
+    if crate::arch::trap::nmi_hook(frame) {
+        return;
+    }
     let c = cpu::this();
     if deaf(c.index()) {
         return;

@@ -6,6 +6,8 @@
 //! busy-waits, wait queues do not block and ticks do not preempt.
 
 #[cfg(target_os = "none")]
+pub mod freeze;
+#[cfg(target_os = "none")]
 pub mod mutex;
 pub mod registry;
 pub mod runqueue;
@@ -215,6 +217,7 @@ mod kernel_sched {
         let c = cpu::this();
         RUNNING.load(Ordering::Acquire)
             && !scheduler_stopped()
+            && !super::freeze::frozen()
             && c.irq_depth.load(Ordering::Relaxed) == 0
             && c.irq_nest.load(Ordering::Relaxed) == 0
             && !cpu_sched_is_idle()
@@ -330,7 +333,8 @@ mod kernel_sched {
             crate::time::delay_us(us);
             return;
         }
-        let deadline = crate::time::deadline_after_us(us);
+        // On the scheduler's clock: a break-in meanwhile does not count.
+        let deadline = super::freeze::clock().saturating_add(crate::time::us_to_cycles(us));
         crate::sync::irq::push_irq_off();
         let me = current_arc();
         me.wake_at.store(deadline, Ordering::Relaxed);
@@ -370,7 +374,7 @@ mod kernel_sched {
     /// Picks the next thread and switches to it. Interrupts must be disabled.
     /// Returns when the calling thread runs again (possibly on another CPU).
     pub fn schedule() {
-        if scheduler_stopped() || !RUNNING.load(Ordering::Acquire) {
+        if scheduler_stopped() || super::freeze::frozen() || !RUNNING.load(Ordering::Acquire) {
             return;
         }
         let me = cpu::current_index();
@@ -465,7 +469,7 @@ mod kernel_sched {
         crate::arch::apic::eoi();
         let c = cpu::this();
         let ticks = c.ticks.fetch_add(1, Ordering::Relaxed) + 1;
-        if scheduler_stopped() {
+        if scheduler_stopped() || super::freeze::frozen() {
             return;
         }
         wake_sleepers();
@@ -475,7 +479,7 @@ mod kernel_sched {
     }
 
     fn wake_sleepers() {
-        let now = crate::time::rdtsc();
+        let now = super::freeze::clock();
         let Some(mut list) = SLEEPERS.try_lock() else {
             return;
         };

@@ -6,6 +6,7 @@
 //! keys to the console), and takes them all over for the panic console
 //! ([`takeover`]).
 
+pub mod breakin;
 pub mod hal;
 mod takeover;
 
@@ -377,10 +378,12 @@ fn usb_thread() {
         for lock in &CONTROLLERS {
             let mut buf = [0u8; 64];
             let mut n = 0;
+            let brk;
             {
                 let mut g = lock.lock();
                 let Some(c) = g.as_mut() else { continue };
                 c.poll();
+                brk = c.take_break_request();
                 while n + 4 <= buf.len() {
                     let Some(k) = c.next_key() else { break };
                     let mut tmp = [0u8; 4];
@@ -391,6 +394,11 @@ fn usb_thread() {
             }
             if n > 0 {
                 crate::console::push_input(&buf[..n]);
+            }
+            // Ctrl+Alt+Esc: break in now that the driver lock is released
+            // (the debugger takes that lock itself).
+            if brk {
+                crate::arch::trap::request_break(crate::arch::trap::BREAK_KEYBOARD);
             }
         }
     }

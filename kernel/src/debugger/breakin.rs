@@ -1,0 +1,210 @@
+//! Break-in: the debugger on a live system, and `continue`.
+//!
+//! Every trigger ends in [`enter`] on the CPU that breaks in, with
+//! interrupts off and a trap frame: Ctrl+Alt+Esc on a USB keyboard (the
+//! driver flags it, the `usb` thread asks once it has released the
+//! controller lock) or on PS/2 (its IRQ handler), a serial BREAK on COM1
+//! (LSR.BI), and `break` at `shell>`. They ask through
+//! [`crate::arch::trap::request_break`], a self-IPI on [`vector::BREAK`]
+//! taken only once interrupts are on again, so no trigger enters the
+//! debugger inside a critical section. gdb enters from its #BP and #DB
+//! handlers. FreeBSD's `kdb_enter` and Linux's `kgdb_handle_exception` are
+//! the models: one entry, a reason, the world stopped around it.
+//!
+//! `enter` freezes the scheduler, stops the other CPUs resumably
+//! ([`super::world`]), switches the USB controllers to polled mode
+//! ([`crate::usb::breakin`]), runs the same `db> ` loop as after a panic
+//! until a resume is requested ([`request_resume`]: `continue`, gdb's `c`
+//! and `s`), then undoes each step and returns: the CPU goes on from its
+//! frame. A second break-in while one is active is ignored; a panic during
+//! one is the panic (the panic path then owns the console, and the held
+//! CPUs count as stopped).
+//!
+//! [`vector::BREAK`]: crate::arch::idt::vector::BREAK
+
+use core::fmt;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use crate::arch::cpu;
+use crate::arch::trap::{self, TrapFrame};
+use crate::console::PanicWriter;
+use crate::pprintln;
+use crate::sched::freeze;
+
+/// Why the debugger was entered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Why {
+    /// Ctrl+Alt+Esc on a USB or PS/2 keyboard.
+    Keyboard,
+    /// A BREAK condition on the serial console (COM1 LSR.BI).
+    SerialBreak,
+    /// `break` at `shell>`.
+    Command,
+    /// A software breakpoint (`int3`, gdb's `Z0`).
+    Breakpoint,
+    /// A single step finished (RFLAGS.TF, #DB).
+    SingleStep,
+    /// gdb asked to stop (Ctrl-C, the 0x03 byte).
+    GdbInterrupt,
+}
+
+impl Why {
+    /// The reason [`trap::request_break`] carries for this trigger (the
+    /// ones that come through the break-in vector).
+    pub const fn code(self) -> u8 {
+        match self {
+            Self::Keyboard => trap::BREAK_KEYBOARD,
+            Self::SerialBreak => trap::BREAK_SERIAL,
+            Self::Command => trap::BREAK_COMMAND,
+            Self::Breakpoint => 4,
+            Self::SingleStep => 5,
+            Self::GdbInterrupt => trap::BREAK_GDB,
+        }
+    }
+
+    fn from_code(code: u8) -> Option<Self> {
+        [
+            Self::Keyboard,
+            Self::SerialBreak,
+            Self::Command,
+            Self::GdbInterrupt,
+        ]
+        .into_iter()
+        .find(|w| w.code() == code)
+    }
+}
+
+impl fmt::Display for Why {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Keyboard => "Ctrl+Alt+Esc",
+            Self::SerialBreak => "serial BREAK",
+            Self::Command => "`break` command",
+            Self::Breakpoint => "breakpoint",
+            Self::SingleStep => "single step",
+            Self::GdbInterrupt => "gdb interrupt",
+        })
+    }
+}
+
+/// A break-in is active (claimed by [`enter`]).
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+
+/// True while a break-in holds the world (not after a panic).
+pub fn active() -> bool {
+    ACTIVE.load(Ordering::Acquire) && !crate::panic::panicking()
+}
+
+/// The break-in vector's handler: the self-IPI of
+/// [`trap::request_break`].
+pub fn on_break_vector(frame: &mut TrapFrame) {
+    crate::arch::apic::eoi();
+    if let Some(why) = Why::from_code(trap::take_break_reason()) {
+        enter(frame, why);
+    }
+}
+
+/// THE entry of every break-in, on the CPU that breaks in, interrupts off,
+/// `frame` its interrupted context (it resumes from it, as changed by the
+/// debugger or gdb). Returns after `continue`; returns at once if a
+/// break-in is already active or a panic began.
+pub fn enter(frame: &mut TrapFrame, why: Why) {
+    if crate::panic::panicking() || ACTIVE.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let c = cpu::this();
+    let me = c.index();
+    // SAFETY: only this CPU writes its `saved`; readers run after this, on
+    // this CPU (the debugger loop below).
+    unsafe { *c.saved.get() = crate::panic::stop::saved_from_frame(frame) };
+    c.break_frame.store(frame, Ordering::Release);
+    freeze::freeze();
+    let stopped = super::world::stop_others(me);
+    report_stop(me, why, &stopped);
+    let controllers = crate::usb::breakin::pause(&mut PanicWriter);
+    pprintln!("usb: {controllers} controller(s) polled; type `continue` to resume");
+    let step = super::session(true);
+    let dropped = crate::usb::breakin::resume();
+    crate::panic::ps2::reset_normal();
+    if let Some(s) = step {
+        set_trap_flag(me, s, frame);
+    }
+    c.break_frame
+        .store(core::ptr::null_mut(), Ordering::Release);
+    // SAFETY: as above.
+    unsafe { (*c.saved.get()).valid = false };
+    let took = freeze::thaw();
+    c.last_switch_tsc.fetch_add(took, Ordering::Relaxed);
+    let still = super::world::release(took);
+    pprintln!(
+        "continuing after {} ms stopped ({dropped} key(s) typed at db> dropped)",
+        crate::time::cycles_to_us(took) / 1000
+    );
+    if still != 0 {
+        pprintln!("WARNING: cpus {still:#x} did not leave the break-in within 1 s");
+    }
+    ACTIVE.store(false, Ordering::Release);
+}
+
+fn report_stop(me: usize, why: Why, s: &super::world::Stopped) {
+    pprintln!(
+        "\nbreak-in: {why} on cpu {me}; {} cpu(s) stopped in {} us",
+        (s.by_ipi | s.by_nmi).count_ones(),
+        crate::time::cycles_to_us(s.cycles)
+    );
+    for i in 0..cpu::all().len() {
+        if s.by_nmi & (1 << i) != 0 {
+            pprintln!(
+                "cpu {i}: stopped by NMI: interrupts were off for over {} ms; `continue` will be refused",
+                super::world::IPI_BOUND_US / 1000
+            );
+        }
+        if s.missing & (1 << i) != 0 {
+            pprintln!("WARNING: cpu {i} did not stop; it is still running");
+        }
+    }
+}
+
+/// Sets RFLAGS.TF in the frame CPU `step` resumes from (this CPU's is
+/// `own`). Clearing it when the #DB arrives is the caller's (gdb's).
+fn set_trap_flag(me: usize, step: usize, own: &mut TrapFrame) {
+    const TF: u64 = 1 << 8;
+    if step == me {
+        own.rflags |= TF;
+        return;
+    }
+    let f = super::world::frame_of(step);
+    if !f.is_null() {
+        // SAFETY: a held CPU's frame stays valid (on its stack, it spins
+        // on it) until `release`, which has not run yet.
+        unsafe { (*f).rflags |= TF };
+    }
+}
+
+/// Makes the debugger's loop exit and [`enter`] return, resuming the
+/// world; callable from inside the loop (a command, gdb's target).
+/// `step_cpu`: that CPU resumes with RFLAGS.TF set in its saved frame (one
+/// instruction, then #DB); clearing TF is the #DB handler's job. Ignored,
+/// with the reason printed, when a resume is refused: after a panic, or
+/// when a CPU had to be stopped by NMI ([`freeze::can_resume`]).
+pub fn request_resume(step_cpu: Option<usize>) {
+    if let Err(e) = resume_or_reason(step_cpu) {
+        pprintln!("continue refused: {e}");
+    }
+}
+
+/// [`request_resume`] with the refusal returned instead of printed.
+pub fn resume_or_reason(step_cpu: Option<usize>) -> Result<(), freeze::Refusal> {
+    if crate::panic::panicking() {
+        return Err(freeze::Refusal::NotBreakIn);
+    }
+    freeze::request_resume(step_cpu)
+}
+
+/// Installs the break-in's handlers: its vector, its stop IPI, the NMI hook.
+pub fn install_trap_handlers() {
+    use crate::arch::idt::vector;
+    trap::set_handler(vector::BREAK, on_break_vector);
+    trap::set_handler(vector::BREAK_STOP, super::world::on_stop_ipi);
+    trap::set_nmi_hook(super::world::on_nmi);
+}
