@@ -6,7 +6,10 @@
 //! keyboard keeps typing at `db> `. A gdb that sends garbage or hangs up
 //! mid-packet leaves the console and the next gdb working; a CPU that did
 //! not stop has no registers (an error reply); without COM2 the stub is off
-//! and silent.
+//! and silent. After a break-in gdb drives the machine: a breakpoint on
+//! the `echo` command's handler, hit when the shell runs it, `bt`,
+//! `stepi`, `continue`, Ctrl-C; a bad breakpoint address is refused with
+//! the reason.
 
 use std::io::Write;
 use std::os::unix::net::UnixStream;
@@ -334,6 +337,195 @@ fn without_com2_the_stub_is_off_and_silent() {
     );
     vm.send_serial("cpus\r");
     vm.expect("cpu 1: apic", STEP);
+    vm.send_serial("poweroff\r");
+    vm.expect_success_exit(STEP);
+}
+
+/// Boots `-smp 2` with COM2 on `socket`, to `shell> ` with the USB
+/// keyboard typing, and breaks in with `break` (serial).
+fn break_in(name: &str, socket: &Path) -> Vm {
+    let mut vm = Vm::start(name, config(2, "", Some(socket)));
+    vm.expect("shell> ", BOOT);
+    vm.wait_until_usb_types("shell>", STEP);
+    vm.expect("shell> ", STEP);
+    vm.send_serial("break\r");
+    vm.expect(r"break-in: `break` command on cpu \d+", STEP);
+    vm.expect("gdb: remote serial protocol on COM2", STEP);
+    vm.expect("db> ", STEP);
+    vm
+}
+
+/// [`Vm::expect`] while gdb runs: a miss fails with gdb's output too.
+fn expect_with_gdb(vm: &mut Vm, pattern: &str, out: &Path) -> String {
+    match vm.try_expect(pattern, STEP) {
+        Ok(s) => s,
+        Err(e) => {
+            let text = std::fs::read_to_string(out).unwrap_or_default();
+            vm.fail(&format!("{e}\ngdb said so far:\n{text}"))
+        }
+    }
+}
+
+/// Sends SIGINT to gdb, as Ctrl-C in its terminal would: gdb sends the
+/// remote protocol's interrupt (0x03) to the stub.
+fn ctrl_c(gdb: &Child) {
+    let ok = Command::new("kill")
+        .args(["-INT", &gdb.id().to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "kill -INT gdb");
+}
+
+/// After `break` at `shell> `: gdb lists both CPUs, reads memory, sets a
+/// breakpoint on `echo`'s handler and continues; `echo hi` typed on the
+/// USB keyboard hits it (the thread of the CPU that ran it, the function
+/// by name, `bt` through the command table); `stepi` moves RIP by one
+/// instruction on that CPU; `delete` and `continue` let the shell print
+/// `hi` and run another command; Ctrl-C in gdb breaks in again (SIGINT);
+/// `detach` resumes, and the shell still types.
+#[test]
+fn gdb_after_a_break_in_breaks_on_a_shell_command_steps_and_continues() {
+    let socket = SocketPath::new("gdb-d.sock").unwrap();
+    let mut vm = break_in("gdb-breakpoint", socket.path());
+    let (continued, deleted, out) = (scratch("continued"), scratch("deleted"), scratch("bp-out"));
+    let touch = |p: &Path| format!("shell touch {}", p.display());
+    let commands = [
+        "info threads".to_string(),
+        "x/4xb 0x8000".into(),
+        "break kernel::command::shell::echo".into(),
+        touch(&continued),
+        "continue".into(),
+        "bt".into(),
+        "info registers rip".into(),
+        "stepi".into(),
+        "info registers rip".into(),
+        "delete".into(),
+        touch(&deleted),
+        "continue".into(),
+        "info threads".into(),
+        "detach".into(),
+    ];
+    let gdb = spawn_gdb(socket.path(), &commands, &out);
+    wait_for_file(&mut vm, &continued, "gdb to set the breakpoint");
+    expect_with_gdb(&mut vm, r"continuing after \d+ ms stopped", &out);
+    expect_with_gdb(&mut vm, "shell> ", &out);
+    vm.type_text("echo hi\n");
+    let hit: usize = expect_with_gdb(&mut vm, r"break-in: breakpoint on cpu (\d+)", &out)
+        .rsplit(' ')
+        .next()
+        .and_then(|n| n.trim().parse().ok())
+        .expect("the cpu that hit");
+    expect_with_gdb(
+        &mut vm,
+        &format!("break-in: single step on cpu {hit}"),
+        &out,
+    );
+    wait_for_file(&mut vm, &deleted, "gdb to step and delete the breakpoint");
+    expect_with_gdb(&mut vm, "\nhi\n", &out);
+    expect_with_gdb(&mut vm, "shell> ", &out);
+    vm.type_text("uptime\n");
+    expect_with_gdb(&mut vm, r"up \d+\.\d+ s", &out);
+    ctrl_c(&gdb);
+    expect_with_gdb(&mut vm, r"break-in: gdb interrupt on cpu \d+", &out);
+    let text = finish(&mut vm, gdb, &out, GDB);
+    for p in [&continued, &deleted, &out] {
+        let _ = std::fs::remove_file(p);
+    }
+    check_breakpoint_session(&text, hit);
+    vm.expect(r"continuing after \d+ ms stopped", STEP);
+    vm.type_text("echo after\n");
+    vm.expect("\nafter\n", STEP);
+    assert!(
+        !vm.console().contains("PANIC"),
+        "the gdb session panicked the kernel:\n{}",
+        vm.console()
+    );
+    vm.send_serial("poweroff\r");
+    vm.expect_success_exit(STEP);
+}
+
+/// What gdb must show of the breakpoint session: `hit` is the CPU that
+/// ran `echo`.
+fn check_breakpoint_session(out: &str, hit: usize) {
+    let rows = regex::Regex::new(r"(?m)^\*?\s+\d+\s+Thread \S+ \(cpu \d+, apic \d+").unwrap();
+    assert_eq!(
+        rows.find_iter(out).count(),
+        4,
+        "info threads (twice) must list one thread per CPU:\n{out}"
+    );
+    assert!(
+        regex::Regex::new(r"0x8000:\s+0xfa\s+0xfc\s+0x31\s+0xc0")
+            .unwrap()
+            .is_match(out),
+        "x/4xb 0x8000 must read the trampoline:\n{out}"
+    );
+    let stop = regex::Regex::new(
+        r"Thread (\d+)(?: \S+)? hit Breakpoint 1, (?:0x[0-9a-f]+ in )?kernel::command::shell::echo",
+    )
+    .unwrap();
+    let thread: usize = stop
+        .captures(out)
+        .unwrap_or_else(|| panic!("gdb must report the breakpoint in echo:\n{out}"))[1]
+        .parse()
+        .unwrap();
+    assert_eq!(
+        thread,
+        hit + 1,
+        "the hit's thread must be its CPU's:\n{out}"
+    );
+    let bt: Vec<&str> = out.lines().filter(|l| l.starts_with('#')).collect();
+    assert!(
+        bt.first()
+            .is_some_and(|l| l.contains("command::shell::echo")),
+        "bt must start in echo:\n{out}"
+    );
+    assert!(
+        bt.iter().any(|l| l.contains("command::table::execute")),
+        "bt must show echo's caller:\n{out}"
+    );
+    let rip = regex::Regex::new(r"(?m)^rip\s+(0x[0-9a-f]+)").unwrap();
+    let rips: Vec<u64> = rip.captures_iter(out).map(|c| hex(&c[1])).collect();
+    assert_eq!(rips.len(), 2, "two RIPs, before and after stepi:\n{out}");
+    assert_ne!(rips[0], rips[1], "stepi must move RIP:\n{out}");
+    assert!(
+        out.contains("received signal SIGINT"),
+        "Ctrl-C must stop the machine with SIGINT:\n{out}"
+    );
+}
+
+/// After a break-in a breakpoint outside the kernel's code is refused
+/// with the reason (gdb cannot insert it, the console says why), the
+/// machine stays stopped and usable, and `detach` resumes it.
+#[test]
+fn gdb_a_breakpoint_outside_the_kernel_code_is_refused() {
+    let socket = SocketPath::new("gdb-e.sock").unwrap();
+    let mut vm = break_in("gdb-bad-breakpoint", socket.path());
+    let out = scratch("bad-bp-out");
+    let commands = [
+        "break *0x8000".to_string(),
+        "continue".into(),
+        "info registers rip".into(),
+        "delete".into(),
+        "detach".into(),
+    ];
+    let gdb = spawn_gdb(socket.path(), &commands, &out);
+    let text = finish(&mut vm, gdb, &out, GDB);
+    let _ = std::fs::remove_file(&out);
+    assert!(
+        text.contains("Cannot insert breakpoint 1"),
+        "gdb must be refused the breakpoint:\n{text}"
+    );
+    assert!(
+        regex::Regex::new(r"(?m)^rip\s+0x").unwrap().is_match(&text),
+        "the machine must still answer after the refusal:\n{text}"
+    );
+    vm.expect(
+        "gdb: breakpoint at 0x8000 refused: bad address: not in the kernel's code",
+        STEP,
+    );
+    vm.expect(r"continuing after \d+ ms stopped", STEP);
+    vm.type_text("echo after\n");
+    vm.expect("\nafter\n", STEP);
     vm.send_serial("poweroff\r");
     vm.expect_success_exit(STEP);
 }

@@ -74,6 +74,19 @@ impl Why {
     }
 }
 
+impl Why {
+    /// The stop gdb is told about (`None`: a break-in of the debugger's
+    /// own, reported as SIGTRAP).
+    pub const fn gdb_cause(self) -> Option<crate::gdb::Cause> {
+        match self {
+            Self::Breakpoint => Some(crate::gdb::Cause::Breakpoint),
+            Self::SingleStep => Some(crate::gdb::Cause::SingleStep),
+            Self::GdbInterrupt => Some(crate::gdb::Cause::Interrupt),
+            Self::Keyboard | Self::SerialBreak | Self::Command => None,
+        }
+    }
+}
+
 impl fmt::Display for Why {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -121,6 +134,7 @@ pub fn enter(frame: &mut TrapFrame, why: Why) {
     freeze::freeze();
     let stopped = super::world::stop_others(me);
     report_stop(me, why, &stopped);
+    crate::gdb::entered(why.gdb_cause());
     let controllers = crate::usb::breakin::pause(&mut PanicWriter);
     pprintln!("usb: {controllers} controller(s) polled; type `continue` to resume");
     let step = super::session(true);
@@ -129,6 +143,9 @@ pub fn enter(frame: &mut TrapFrame, why: Why) {
     if let Some(s) = step {
         set_trap_flag(me, s, frame);
     }
+    // Breakpoints back in (and steps off them armed) while every frame is
+    // still published.
+    crate::gdb::resuming(step);
     c.break_frame
         .store(core::ptr::null_mut(), Ordering::Release);
     // SAFETY: as above.

@@ -13,7 +13,8 @@
 pub mod breakin;
 mod world;
 
-pub use breakin::{Why, enter, install_trap_handlers, request_resume};
+pub use breakin::{Why, enter, install_trap_handlers, request_resume, resume_or_reason};
+pub use world::frame_of;
 
 use core::sync::atomic::Ordering;
 

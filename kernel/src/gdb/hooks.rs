@@ -7,6 +7,7 @@
 use core::sync::atomic::{AtomicPtr, Ordering};
 
 use crate::arch::trap::TrapFrame;
+use crate::sched::freeze::Refusal;
 
 /// Why the stub stops the world.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,7 +34,7 @@ pub struct Debugger {
     /// From inside the debugger's loop: leave it and resume the world
     /// (`Some(cpu)`: that CPU single-steps, its step armed by the stub). `Err(reason)` if the world cannot resume (a CPU was
     /// stopped by NMI): it stays stopped.
-    pub resume: fn(step_cpu: Option<usize>) -> Result<(), &'static str>,
+    pub resume: fn(step_cpu: Option<usize>) -> Result<(), Refusal>,
     /// From inside the debugger's loop: the live trap frame of CPU `cpu`
     /// (the one the world resumes with), if it stopped resumably.
     pub frame: fn(cpu: usize) -> Option<*mut TrapFrame>,
