@@ -529,3 +529,63 @@ fn gdb_a_breakpoint_outside_the_kernel_code_is_refused() {
     vm.send_serial("poweroff\r");
     vm.expect_success_exit(STEP);
 }
+
+/// A breakpoint gdb leaves inserted (`breakpoint always-inserted on`) and a
+/// `continue` typed at `db> `, not in gdb: the CPU steps off the
+/// breakpoint by itself, the command runs, and the breakpoint is back in
+/// for the next one (hit again); once gdb deletes it and detaches, the
+/// shell runs `echo` without stopping.
+#[test]
+fn db_continue_steps_off_a_breakpoint_and_it_is_hit_again() {
+    let socket = SocketPath::new("gdb-f.sock").unwrap();
+    let mut vm = break_in("gdb-db-continue", socket.path());
+    let (attached, release, out) = (
+        scratch("ai-attached"),
+        scratch("ai-release"),
+        scratch("ai-out"),
+    );
+    let commands = [
+        "set breakpoint always-inserted on".to_string(),
+        "break kernel::command::shell::echo".into(),
+        hold(&attached, &release),
+        "delete".into(),
+        "detach".into(),
+    ];
+    let gdb = spawn_gdb(socket.path(), &commands, &out);
+    wait_for_file(&mut vm, &attached, "gdb to insert the breakpoint");
+    vm.type_text("continue\n");
+    expect_with_gdb(&mut vm, r"continuing after \d+ ms stopped", &out);
+    for word in ["one", "two"] {
+        expect_with_gdb(&mut vm, "shell> ", &out);
+        vm.type_text(&format!("echo {word}\n"));
+        expect_with_gdb(&mut vm, r"break-in: breakpoint on cpu \d+", &out);
+        expect_with_gdb(&mut vm, "db> ", &out);
+        vm.type_text("continue\n");
+        expect_with_gdb(&mut vm, r"continuing after \d+ ms stopped", &out);
+        expect_with_gdb(&mut vm, &format!("\n{word}\n"), &out);
+    }
+    expect_with_gdb(&mut vm, "shell> ", &out);
+    vm.type_text("break\n");
+    expect_with_gdb(&mut vm, r"break-in: `break` command on cpu \d+", &out);
+    expect_with_gdb(&mut vm, "db> ", &out);
+    std::fs::write(&release, "").unwrap();
+    let text = finish(&mut vm, gdb, &out, GDB);
+    for p in [&attached, &release, &out] {
+        let _ = std::fs::remove_file(p);
+    }
+    assert!(
+        text.contains("Breakpoint 1 at 0x"),
+        "gdb must have set the breakpoint:\n{text}"
+    );
+    vm.expect(r"continuing after \d+ ms stopped", STEP);
+    vm.type_text("echo three\n");
+    vm.expect("\nthree\n", STEP);
+    assert_eq!(
+        vm.console().matches("break-in: breakpoint on cpu").count(),
+        2,
+        "echo must stop exactly twice, not after delete:\n{}",
+        vm.console()
+    );
+    vm.send_serial("poweroff\r");
+    vm.expect_success_exit(STEP);
+}
