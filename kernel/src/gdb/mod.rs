@@ -9,13 +9,13 @@
 //! SIGTRAP, and `continue` and `stepi` are answered by a new stop at once
 //! in the same place: nothing runs again. After a break-in gdb drives the
 //! machine: `continue`, `stepi` of one CPU, software breakpoints
-//! ([`breakpoints`], [`traps`]), register writes, Ctrl-C.
+//! ([`breakpoints`], `traps`), register writes, Ctrl-C.
 //!
-//! COM2 is probed at boot ([`install`]); without one (its ports read 0xFF)
+//! COM2 is probed at boot (`install`); without one (its ports read 0xFF)
 //! the stub is off and says nothing. The debugger's loop drives it by
-//! calling [`poll`] between its key polls, and tells it when it is entered
-//! and when it resumes the world ([`entered`], [`resuming`]); while the
-//! world runs CPU 0's tick peeks at COM2 ([`tick`]).
+//! calling `poll` between its key polls, and tells it when it is entered
+//! and when it resumes the world (`entered`, `resuming`); while the
+//! world runs CPU 0's tick peeks at COM2 (`tick`).
 
 pub mod breakpoints;
 #[cfg(target_os = "none")]
