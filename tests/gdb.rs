@@ -589,3 +589,57 @@ fn db_continue_steps_off_a_breakpoint_and_it_is_hit_again() {
     vm.send_serial("poweroff\r");
     vm.expect_success_exit(STEP);
 }
+
+/// A breakpoint in code both CPUs run with interrupts off, often (the
+/// timer tick's hooks): gdb continues from it again and again; when both
+/// CPUs hit it at once the second is held on it (its interrupts are off,
+/// so the stop IPI cannot reach it) and hits it after the resume. No CPU
+/// is ever stopped by NMI (which would refuse `continue`), and after
+/// `delete` and `detach` the shell types.
+#[test]
+fn gdb_a_breakpoint_both_cpus_hit_with_interrupts_off() {
+    let socket = SocketPath::new("gdb-g.sock").unwrap();
+    let mut vm = break_in("gdb-both-cpus", socket.path());
+    let out = scratch("both-out");
+    let mut commands = vec!["break kernel::sched::tick::run".to_string()];
+    commands.extend(std::iter::repeat_n("continue".to_string(), HITS));
+    commands.extend(["delete".to_string(), "detach".into()]);
+    let gdb = spawn_gdb(socket.path(), &commands, &out);
+    let text = finish(&mut vm, gdb, &out, GDB);
+    let _ = std::fs::remove_file(&out);
+    let hit =
+        regex::Regex::new(r"Thread (\d+)(?: \S+)? hit Breakpoint 1, kernel::sched::tick::run")
+            .unwrap();
+    let threads: Vec<usize> = hit
+        .captures_iter(&text)
+        .map(|c| c[1].parse().unwrap())
+        .collect();
+    assert_eq!(
+        threads.len(),
+        HITS,
+        "every continue must stop on the breakpoint:\n{text}"
+    );
+    vm.expect(r"continuing after \d+ ms stopped", STEP);
+    vm.type_text("echo after\n");
+    vm.expect("\nafter\n", STEP);
+    let console = vm.console();
+    for bad in [
+        "stopped by NMI",
+        "continue refused",
+        "PANIC",
+        "did not leave",
+    ] {
+        assert!(!console.contains(bad), "{bad}:\n{console}");
+    }
+    let held = console.matches("is held on a breakpoint too").count();
+    assert!(
+        held > 0,
+        "in {HITS} stops the other CPU was never held on the breakpoint (hits by thread {threads:?}):\n{console}"
+    );
+    vm.send_serial("poweroff\r");
+    vm.expect_success_exit(STEP);
+}
+
+/// How often [`gdb_a_breakpoint_both_cpus_hit_with_interrupts_off`]
+/// continues onto its breakpoint.
+const HITS: usize = 12;

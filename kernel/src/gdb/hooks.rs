@@ -35,6 +35,13 @@ pub struct Debugger {
     /// (`Some(cpu)`: that CPU single-steps, its step armed by the stub). `Err(reason)` if the world cannot resume (a CPU was
     /// stopped by NMI): it stays stopped.
     pub resume: fn(step_cpu: Option<usize>) -> Result<(), Refusal>,
+    /// A break-in is active (on some CPU).
+    pub active: fn() -> bool,
+    /// For a CPU in a trap handler, interrupts off, while a break-in is
+    /// active elsewhere: if that break-in asked this CPU to stop, hold it
+    /// here, resumably, with `frame`, until the world resumes (true);
+    /// false at once if it was not asked (yet).
+    pub join: fn(frame: &mut TrapFrame) -> bool,
     /// From inside the debugger's loop: the live trap frame of CPU `cpu`
     /// (the one the world resumes with), if it stopped resumably.
     pub frame: fn(cpu: usize) -> Option<*mut TrapFrame>,

@@ -12,8 +12,8 @@ use crate::serial::COM2_UART;
 
 /// Entries of the debugger so far ([`entered`]).
 static ENTRIES: AtomicU32 = AtomicU32::new(0);
-/// The CPU of the last entry.
-static LAST_CPU: AtomicU32 = AtomicU32::new(u32::MAX);
+/// The CPU that last resumed the world ([`resuming`]).
+static RESUMER: AtomicU32 = AtomicU32::new(u32::MAX);
 /// Breakpoints were lifted because the debugger's own CPU hit one on its
 /// way out ([`hit_on_the_way_out`]); said at the next entry.
 static LIFTED_ON_EXIT: AtomicBool = AtomicBool::new(false);
@@ -46,7 +46,7 @@ pub fn start() {
 pub fn entered(cause: Option<Cause>) {
     TABLE.lift(&mut KernelText);
     let me = cpu::current_index();
-    LAST_CPU.store(me as u32, Ordering::Relaxed);
+    say_others_on_breakpoints(me);
     ENTRIES.fetch_add(1, Ordering::AcqRel);
     if LIFTED_ON_EXIT.swap(false, Ordering::AcqRel) {
         pprintln!(
@@ -56,25 +56,48 @@ pub fn entered(cause: Option<Cause>) {
     super::session::entered(me, cause);
 }
 
+/// Names every other CPU held right on a breakpoint: it hit one too (as
+/// this CPU entered) or stopped just before one; it hits it once the world
+/// resumes.
+fn say_others_on_breakpoints(me: usize) {
+    let Some(d) = hooks::debugger() else { return };
+    for c in cpu::all().iter().filter(|c| c.index() != me) {
+        let Some(f) = (d.frame)(c.index()) else {
+            continue;
+        };
+        // SAFETY: a held CPU's live frame, read while it is held (the
+        // world is stopped, contract of `entered`).
+        let rip = unsafe { (*f).rip };
+        if TABLE.contains(rip) {
+            pprintln!(
+                "gdb: cpu {} is held on a breakpoint too ({rip:#x})",
+                c.index()
+            );
+        }
+    }
+}
+
 /// How many times the debugger was entered (for `#BP`: did its `enter`
 /// run a session, or return at once?).
 pub fn entries() -> u32 {
     ENTRIES.load(Ordering::Acquire)
 }
 
-/// A breakpoint hit that the debugger's `enter` did not take (a break-in
-/// is still active). On another CPU nothing is to be done: it runs into
-/// the breakpoint again, after the stop IPI held it, or once the break-in
-/// is over. On the CPU of that break-in, on its way out after the
-/// breakpoints were patched in (the debugger's own code, or what it calls,
-/// has a breakpoint), executing it again would loop for ever: every
-/// breakpoint is lifted instead until the next stop, as Linux kgdb does
-/// on a recursive entry (`kgdb_reenter_check`).
-pub fn hit_on_the_way_out() {
-    if LAST_CPU.load(Ordering::Relaxed) == cpu::current_index() as u32 && TABLE.armed() {
+/// A breakpoint hit that the debugger's `enter` did not take, on the CPU
+/// that resumed the world last, while that break-in is still active and
+/// never asked it to stop (`traps::join_the_stop` timed out): the CPU is on
+/// its way out, after the breakpoints were patched in (the debugger's own
+/// code, or what it calls, has a breakpoint), and executing it again would
+/// loop for ever. Every breakpoint is lifted instead until the next stop,
+/// as Linux kgdb does on a recursive entry (`kgdb_reenter_check`). True if
+/// it was that case.
+pub fn hit_on_the_way_out() -> bool {
+    if RESUMER.load(Ordering::Relaxed) == cpu::current_index() as u32 && TABLE.armed() {
         TABLE.lift(&mut KernelText);
         LIFTED_ON_EXIT.store(true, Ordering::Release);
+        return true;
     }
+    false
 }
 
 /// The debugger is about to resume the world (`Some(cpu)`: that CPU
@@ -84,6 +107,7 @@ pub fn hit_on_the_way_out() {
 /// does not); then every breakpoint is patched in. Call with every other
 /// CPU stopped.
 pub fn resuming(step_cpu: Option<usize>) {
+    RESUMER.store(cpu::current_index() as u32, Ordering::Relaxed);
     if let Some(d) = hooks::debugger() {
         for c in cpu::all() {
             let index = c.index();

@@ -15,7 +15,7 @@
 //! another is the master. The debugger's own CPU hitting one on its way
 //! out lifts them all instead ([`super::lifecycle::hit_on_the_way_out`]).
 
-use super::hooks::{Cause, debugger};
+use super::hooks::{Cause, Debugger, debugger};
 use super::step::{self, Purpose};
 use super::text::TABLE;
 use crate::arch::trap::{self, TrapFrame};
@@ -42,9 +42,33 @@ fn on_breakpoint(frame: &mut TrapFrame) {
     frame.rip = at;
     let before = super::lifecycle::entries();
     (d.enter)(frame, Cause::Breakpoint);
-    if super::lifecycle::entries() == before {
+    if super::lifecycle::entries() == before && !join_the_stop(d, frame) {
         super::lifecycle::hit_on_the_way_out();
     }
+}
+
+/// How long a CPU that hit a breakpoint while a break-in is active waits
+/// to be asked to stop (the breaking CPU's stop IPIs follow within
+/// microseconds; generous for TCG).
+const JOIN_BOUND_US: u64 = 200_000;
+
+/// This CPU hit a breakpoint while a break-in is active on another: wait
+/// (bounded, interrupts off) until that break-in asks this CPU to stop,
+/// and be held here, resumably; or until it is over. Either way the CPU
+/// then returns onto its breakpoint and hits it again if it is still
+/// there. Without this, a breakpoint in code that runs with interrupts off
+/// would spin on `int3` until the NMI stopped it, and `continue` would be
+/// refused. False if the break-in is still active and never asked: it is
+/// this CPU's own, on its way out.
+fn join_the_stop(d: &Debugger, frame: &mut TrapFrame) -> bool {
+    let deadline = crate::time::deadline_after_us(JOIN_BOUND_US);
+    while !crate::time::passed(deadline) {
+        if !(d.active)() || (d.join)(frame) {
+            return true;
+        }
+        core::hint::spin_loop();
+    }
+    false
 }
 
 fn on_debug(frame: &mut TrapFrame) {
