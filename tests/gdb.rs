@@ -495,7 +495,8 @@ fn check_breakpoint_session(out: &str, hit: usize) {
 
 /// After a break-in a breakpoint outside the kernel's code is refused
 /// with the reason (gdb cannot insert it, the console says why), the
-/// machine stays stopped and usable, and `detach` resumes it.
+/// machine stays stopped and usable (a register written and put back),
+/// and `detach` resumes it.
 #[test]
 fn gdb_a_breakpoint_outside_the_kernel_code_is_refused() {
     let socket = SocketPath::new("gdb-e.sock").unwrap();
@@ -506,6 +507,11 @@ fn gdb_a_breakpoint_outside_the_kernel_code_is_refused() {
         "continue".into(),
         "info registers rip".into(),
         "delete".into(),
+        "set $old = $rbx".into(),
+        "set $rbx = 0x1234abcd".into(),
+        "info registers rbx".into(),
+        "set $rbx = $old".into(),
+        "p/x $rbx == $old".into(),
         "detach".into(),
     ];
     let gdb = spawn_gdb(socket.path(), &commands, &out);
@@ -518,6 +524,16 @@ fn gdb_a_breakpoint_outside_the_kernel_code_is_refused() {
     assert!(
         regex::Regex::new(r"(?m)^rip\s+0x").unwrap().is_match(&text),
         "the machine must still answer after the refusal:\n{text}"
+    );
+    assert!(
+        regex::Regex::new(r"(?m)^rbx\s+0x1234abcd\s")
+            .unwrap()
+            .is_match(&text),
+        "a register write after a break-in must reach the CPU's frame:\n{text}"
+    );
+    assert!(
+        text.contains("= 0x1"),
+        "the register must be put back:\n{text}"
     );
     vm.expect(
         "gdb: breakpoint at 0x8000 refused: bad address: not in the kernel's code",
@@ -643,3 +659,32 @@ fn gdb_a_breakpoint_both_cpus_hit_with_interrupts_off() {
 /// How often [`gdb_a_breakpoint_both_cpus_hit_with_interrupts_off`]
 /// continues onto its breakpoint.
 const HITS: usize = 12;
+
+/// A gdb attaching to the running kernel (no break-in, no panic): its
+/// first packet breaks in (`$` on COM2, seen by CPU 0's tick), gdb gets
+/// both threads, and `detach` lets the shell go on.
+#[test]
+fn gdb_attaching_to_the_running_kernel_breaks_in() {
+    let socket = SocketPath::new("gdb-h.sock").unwrap();
+    let mut vm = Vm::start("gdb-attach", config(2, "", Some(socket.path())));
+    vm.expect("shell> ", BOOT);
+    vm.wait_until_usb_types("shell>", STEP);
+    vm.expect("shell> ", STEP);
+    let out = scratch("attach-out");
+    let commands = ["info threads".to_string(), "detach".into()];
+    let gdb = spawn_gdb(socket.path(), &commands, &out);
+    expect_with_gdb(&mut vm, r"break-in: gdb interrupt on cpu 0", &out);
+    let text = finish(&mut vm, gdb, &out, GDB);
+    let _ = std::fs::remove_file(&out);
+    let rows = regex::Regex::new(r"(?m)^\*?\s+\d+\s+Thread \S+ \(cpu \d+, apic \d+").unwrap();
+    assert_eq!(
+        rows.find_iter(&text).count(),
+        2,
+        "gdb must see both CPUs of the running kernel it attached to:\n{text}"
+    );
+    vm.expect(r"continuing after \d+ ms stopped", STEP);
+    vm.type_text("echo after\n");
+    vm.expect("\nafter\n", STEP);
+    vm.send_serial("poweroff\r");
+    vm.expect_success_exit(STEP);
+}
