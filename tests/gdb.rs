@@ -174,7 +174,8 @@ fn check_session(out: &str, panic_cpu: usize, other_cpu: usize, other_rip: u64) 
 
 /// `-smp 2`, `panic` at `shell> `, then gdb over the socket: threads, `bt`,
 /// `x`, another CPU's registers; while gdb holds the connection the USB
-/// keyboard types `cpus` at `db> ` and gets the answer.
+/// keyboard types `cpus` at `db> ` and gets the answer; a breakpoint is
+/// refused (nothing runs again).
 #[test]
 fn gdb_after_a_panic_sees_every_cpu_and_memory() {
     let socket = SocketPath::new("gdb-a.sock").unwrap();
@@ -202,6 +203,8 @@ fn gdb_after_a_panic_sees_every_cpu_and_memory() {
         "info registers rip".into(),
         hold(&attached, &release),
         "x/4xb 0x8000".into(),
+        "break kernel::command::shell::echo".into(),
+        "continue".into(),
         "detach".into(),
     ];
     let gdb = spawn_gdb(socket.path(), &commands, &out);
@@ -216,6 +219,11 @@ fn gdb_after_a_panic_sees_every_cpu_and_memory() {
     std::fs::write(&release, "").unwrap();
     let text = finish(&mut vm, gdb, &out, GDB);
     check_session(&text, panic_cpu, other_cpu, other_rip);
+    assert!(
+        text.contains("Cannot insert breakpoint 1"),
+        "after a panic a breakpoint must be refused:\n{text}"
+    );
+    vm.expect("gdb: no breakpoints after a panic", STEP);
     assert!(
         !vm.console().contains("NESTED PANIC"),
         "gdb's session faulted the panic console:\n{}",
