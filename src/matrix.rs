@@ -52,6 +52,9 @@ const NEED_SMP: &[&str] = &[
 /// `-smp 1` nothing panics, so they are skipped there.
 const NEED_AP_START: &[&str] = &["ap-start"];
 
+/// Triggers the shell's `panic KIND` refuses (kernel command line only).
+const COMMAND_LINE_ONLY: &[&str] = &["early", "ap-start"];
+
 /// What is typed at `db> `.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Session {
@@ -59,6 +62,11 @@ pub enum Session {
     Console,
     /// `dump`, then `poweroff`.
     Dump,
+    /// A break-in first (`break` typed at `shell>`, `cpus` and `continue`
+    /// at its `db>`, a line typed at the shell again), then the trigger
+    /// typed at the shell (`panic KIND`) and the console session: the
+    /// resumed system still panics as it should.
+    BreakIn,
 }
 
 /// One cell of the matrix.
@@ -118,11 +126,12 @@ impl Scenario {
         )
     }
 
-    /// `console` or `dump`.
+    /// `console`, `dump` or `breakin`.
     pub fn session_name(&self) -> &'static str {
         match self.session {
             Session::Console => "console",
             Session::Dump => "dump",
+            Session::BreakIn => "breakin",
         }
     }
 
@@ -151,6 +160,9 @@ impl Scenario {
         if self.smp == 1 && NEED_AP_START.contains(&t) {
             return Some("needs an application processor to start (smp=1 never panics)");
         }
+        if self.session == Session::BreakIn && COMMAND_LINE_ONLY.contains(&t) {
+            return Some("works on the kernel command line only, not after a break-in");
+        }
         None
     }
 }
@@ -159,7 +171,7 @@ impl Scenario {
 pub fn all_scenarios() -> Vec<Scenario> {
     let mut v = Vec::new();
     for t in triggers() {
-        for session in [Session::Console, Session::Dump] {
+        for session in [Session::Console, Session::Dump, Session::BreakIn] {
             for c in CONTROLLERS {
                 for &f in FIRMWARES {
                     for &smp in SMPS {
@@ -211,6 +223,8 @@ pub fn representative() -> Vec<Scenario> {
         s("fmt", Console, "nec-usb-xhci", SeaBios, 4, BehindHub),
         s("ap-start", Console, "qemu-xhci", Qboot, 4, RootPort),
         s("nmi", Dump, "qemu-xhci", Qboot, 2, BehindHub),
+        s("plain", BreakIn, "qemu-xhci", Qboot, 2, RootPort),
+        s("cli", BreakIn, "nec-usb-xhci", SeaBios, 4, BehindHub),
     ]
 }
 
@@ -422,7 +436,9 @@ pub fn run_one(s: &Scenario, rep: usize, out: &Path) -> RunResult {
     cfg.controller = s.controller.clone();
     cfg.firmware = s.firmware;
     cfg.keyboard = s.keyboard;
-    cfg.append = format!("trigger={}", s.trigger);
+    if s.session != Session::BreakIn {
+        cfg.append = format!("trigger={}", s.trigger);
+    }
     let tag = format!("matrix-{}-r{rep}", s.name().replace('/', "-"));
     let mut vm = match Vm::try_start(&tag, cfg) {
         Ok(vm) => vm,
@@ -490,11 +506,23 @@ mod tests {
             .into_iter()
             .filter(|s| s.skip_reason().is_some())
             .collect();
-        assert!(skipped.iter().all(|s| s.smp == 1));
-        let per_trigger = 2 * CONTROLLERS.len() * FIRMWARES.len() * KEYBOARDS.len();
-        assert_eq!(
-            skipped.len(),
-            (NEED_SMP.len() + NEED_AP_START.len()) * per_trigger
+        let multi_cpu = |s: &Scenario| {
+            s.smp == 1
+                && (NEED_SMP.contains(&s.trigger.as_str())
+                    || NEED_AP_START.contains(&s.trigger.as_str()))
+        };
+        let command_line_break_in = |s: &Scenario| {
+            s.session == Session::BreakIn && COMMAND_LINE_ONLY.contains(&s.trigger.as_str())
+        };
+        assert!(
+            skipped
+                .iter()
+                .all(|s| multi_cpu(s) || command_line_break_in(s))
         );
+        let machines = CONTROLLERS.len() * FIRMWARES.len() * KEYBOARDS.len();
+        let smp1 = (NEED_SMP.len() + NEED_AP_START.len()) * 3 * machines;
+        // `early` at every CPU count, `ap-start` past smp 1 (counted above).
+        let break_in = (SMPS.len() + SMPS.len() - 1) * machines;
+        assert_eq!(skipped.len(), smp1 + break_in);
     }
 }

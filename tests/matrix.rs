@@ -148,14 +148,15 @@ fn check(ok: bool, why: impl FnOnce() -> String) -> Result<(), Failed> {
 
 fn matrix_covers_every_dimension_and_filters_by_component() -> Result<(), Failed> {
     let all = matrix::all_scenarios();
+    // Three sessions: console, dump, breakin.
     let want = matrix::triggers().len()
-        * 2
+        * 3
         * matrix::CONTROLLERS.len()
         * matrix::FIRMWARES.len()
         * matrix::SMPS.len()
         * matrix::KEYBOARDS.len();
-    check(all.len() == want && want == 18 * 2 * 2 * 2 * 4 * 2, || {
-        format!("{} cells, expected {want} (18 triggers: 1152)", all.len())
+    check(all.len() == want && want == 18 * 3 * 2 * 2 * 4 * 2, || {
+        format!("{} cells, expected {want} (18 triggers: 1728)", all.len())
     })?;
     let names: BTreeSet<String> = all.iter().map(Scenario::name).collect();
     check(names.len() == all.len(), || {
@@ -217,6 +218,6 @@ fn representative_cells_are_cells_of_the_matrix() -> Result<(), Failed> {
     )?;
     covered(
         &|s| s.session_name().into(),
-        vec!["console".into(), "dump".into()],
+        vec!["console".into(), "dump".into(), "breakin".into()],
     )
 }

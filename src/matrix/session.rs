@@ -150,8 +150,54 @@ pub(super) fn judge_dump(out: &str) -> Result<(), String> {
     }
 }
 
+/// The break-in session's first part: at `shell>`, `break`; at its `db>`,
+/// `cpus` (every other CPU stopped by the IPI) and `continue`; a line typed
+/// at the shell again; then the cell's trigger as `panic KIND`.
+fn break_in_first(vm: &mut Vm, s: &Scenario) -> Result<(), String> {
+    vm.try_expect("shell> ", BOOT)?;
+    let end = Instant::now() + STEP;
+    for n in 0.. {
+        let probe = format!("probe{n}");
+        if typed(
+            vm,
+            &probe,
+            &format!("unknown command: {probe}\n"),
+            Duration::from_millis(700),
+        )
+        .is_ok()
+        {
+            break;
+        }
+        if Instant::now() > end {
+            return Err("HANG: the USB keyboard never typed a line at shell>".into());
+        }
+    }
+    typed(vm, "break", r"break-in: `break` command on cpu \d+", STEP)?;
+    vm.try_expect("db> ", STEP)?;
+    let mut pat = String::from("(?s)");
+    for c in 0..s.smp {
+        pat += &format!(r"cpu {c}: .*?");
+    }
+    pat += "db> ";
+    let cpus = typed(vm, "cpus", &pat, STEP)?;
+    let stopped = cpus.matches("stopped (ipi)").count();
+    if stopped + 1 != s.smp as usize {
+        return Err(format!(
+            "break-in: {stopped} of {} other CPUs stopped by the IPI:\n{cpus}",
+            s.smp - 1
+        ));
+    }
+    typed(vm, "continue", r"continuing after \d+ ms stopped", STEP)?;
+    typed(vm, "echo resumed", "\nresumed\n", STEP)?;
+    vm.try_expect("shell> ", STEP)?;
+    type_text(vm, &format!("panic {}\n", s.trigger))
+}
+
 /// Drives one booted cell to its `poweroff`.
 pub(super) fn drive(vm: &mut Vm, s: &Scenario, r: &mut RunResult) -> Result<(), String> {
+    if s.session == Session::BreakIn {
+        break_in_first(vm, s)?;
+    }
     match s.trigger.as_str() {
         "usb-enum" => {
             vm.try_expect("usb-enum: plug in a USB keyboard now", BOOT)?;
@@ -190,7 +236,7 @@ pub(super) fn drive(vm: &mut Vm, s: &Scenario, r: &mut RunResult) -> Result<(), 
     first_key_echoes(vm)?;
     r.usb_ready_ms = Some(panic_seen.elapsed().as_secs_f64() * 1e3);
     match s.session {
-        Session::Console => {
+        Session::Console | Session::BreakIn => {
             let mut pat = String::from("(?s)");
             for c in 0..s.smp {
                 pat += &format!(r"cpu {c}: .*?");

@@ -59,6 +59,44 @@ pub fn break_in(_: &Args<'_>, w: &mut dyn Write, _: Console) {
     crate::arch::trap::request_break(crate::arch::trap::BREAK_COMMAND);
 }
 
+/// `cli-spin SECS` (a test switch): another CPU spins with interrupts off
+/// for SECS seconds (at most 600), as a driver stuck in a critical section
+/// would. A break-in meanwhile stops it by NMI and refuses `continue`.
+pub fn cli_spin(args: &Args<'_>, w: &mut dyn Write, _: Console) {
+    let secs = match args.first().and_then(super::parse::parse_num) {
+        Some(s) if s <= 600 => s,
+        _ => {
+            let _ = writeln!(w, "usage: cli-spin SECS (SECS <= 600)");
+            return;
+        }
+    };
+    let me = crate::arch::cpu::current_index();
+    let Some(c) = crate::arch::cpu::all()
+        .iter()
+        .find(|c| c.index() != me && c.state() == crate::arch::cpu::CpuState::Online)
+        .map(|c| c.index())
+    else {
+        let _ = writeln!(w, "cli-spin: needs a second CPU");
+        return;
+    };
+    static SPINNING: AtomicBool = AtomicBool::new(false);
+    SPINNING.store(false, Ordering::SeqCst);
+    crate::sched::spawn_on("cli-spin", Some(c), move || {
+        x86_64::instructions::interrupts::disable();
+        SPINNING.store(true, Ordering::SeqCst);
+        let deadline = crate::time::deadline_after_us(secs * 1_000_000);
+        while !crate::time::passed(deadline) {
+            core::hint::spin_loop();
+        }
+        x86_64::instructions::interrupts::enable();
+    });
+    let deadline = crate::time::deadline_after_us(2_000_000);
+    while !SPINNING.load(Ordering::SeqCst) && !crate::time::passed(deadline) {
+        crate::sched::yield_now();
+    }
+    let _ = writeln!(w, "cpu {c} spins with interrupts off for {secs} s");
+}
+
 /// `bench` (prints on the console itself: `test=bench` runs it too).
 pub fn bench(_: &Args<'_>, _: &mut dyn Write, _: Console) {
     crate::bench::run();

@@ -95,6 +95,13 @@ pub static COMMANDS: &[Command] = &[
         "break into the debugger (`continue` there resumes)"
     ),
     command!(
+        "cli-spin",
+        "SECS",
+        Shell,
+        super::shell::cli_spin,
+        "test: another CPU spins with interrupts off for SECS s"
+    ),
+    command!(
         "continue",
         "",
         Panic,
@@ -234,6 +241,7 @@ mod tests {
                 "kill-load",
                 "panic",
                 "break",
+                "cli-spin",
                 "bench",
                 "lsusb",
                 "kbd",
