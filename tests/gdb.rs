@@ -670,7 +670,8 @@ const HITS: usize = 12;
 
 /// A gdb attaching to the running kernel (no break-in, no panic): its
 /// first packet breaks in (`$` on COM2, seen by CPU 0's tick), gdb gets
-/// both threads, and `detach` lets the shell go on.
+/// both threads, `stepi` on the other CPU's thread steps that CPU (its
+/// `#DB` breaks in there), and `detach` lets the shell go on.
 #[test]
 fn gdb_attaching_to_the_running_kernel_breaks_in() {
     let socket = SocketPath::new("gdb-h.sock").unwrap();
@@ -679,9 +680,17 @@ fn gdb_attaching_to_the_running_kernel_breaks_in() {
     vm.wait_until_usb_types("shell>", STEP);
     vm.expect("shell> ", STEP);
     let out = scratch("attach-out");
-    let commands = ["info threads".to_string(), "detach".into()];
+    let commands = [
+        "info threads".to_string(),
+        "thread 2".into(),
+        "info registers rip".into(),
+        "stepi".into(),
+        "info registers rip".into(),
+        "detach".into(),
+    ];
     let gdb = spawn_gdb(socket.path(), &commands, &out);
     expect_with_gdb(&mut vm, r"break-in: gdb interrupt on cpu 0", &out);
+    expect_with_gdb(&mut vm, r"break-in: single step on cpu 1", &out);
     let text = finish(&mut vm, gdb, &out, GDB);
     let _ = std::fs::remove_file(&out);
     let rows = regex::Regex::new(r"(?m)^\*?\s+\d+\s+Thread \S+ \(cpu \d+, apic \d+").unwrap();
@@ -689,6 +698,17 @@ fn gdb_attaching_to_the_running_kernel_breaks_in() {
         rows.find_iter(&text).count(),
         2,
         "gdb must see both CPUs of the running kernel it attached to:\n{text}"
+    );
+    let rip = regex::Regex::new(r"(?m)^rip\s+(0x[0-9a-f]+)").unwrap();
+    let rips: Vec<u64> = rip.captures_iter(&text).map(|c| hex(&c[1])).collect();
+    assert_eq!(
+        rips.len(),
+        2,
+        "thread 2's RIP before and after stepi:\n{text}"
+    );
+    assert_ne!(
+        rips[0], rips[1],
+        "stepi on the other CPU must move its RIP:\n{text}"
     );
     vm.expect(r"continuing after \d+ ms stopped", STEP);
     vm.type_text("echo after\n");

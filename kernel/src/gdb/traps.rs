@@ -75,9 +75,35 @@ fn on_debug(frame: &mut TrapFrame) {
     match step::finish(frame) {
         Some(Purpose::Continue) => {}
         Some(Purpose::Report) => match debugger() {
-            Some(d) if !crate::panic::panicking() => (d.enter)(frame, Cause::SingleStep),
+            Some(d) if !crate::panic::panicking() => report_step(d, frame),
             _ => crate::panic::exception(frame),
         },
         None => crate::panic::exception(frame),
+    }
+}
+
+/// How long a finished step waits for the break-in it was resumed from to
+/// be over (its CPU prints a line and returns: milliseconds; generous for
+/// a loaded host under TCG). Past it the step is not reported.
+const STEP_REPORT_BOUND_US: u64 = 1_000_000;
+
+/// Enters the debugger for a finished step. A CPU other than the one that
+/// ran the debugger takes its `#DB` right after the world was released,
+/// often while that CPU is still on its way out (the break-in still
+/// active, so `enter` returns at once): it waits (bounded) until that
+/// break-in is over and enters then, or is held by a new one that asks it
+/// to stop (gdb is then told that one's stop instead).
+fn report_step(d: &Debugger, frame: &mut TrapFrame) {
+    let before = super::lifecycle::entries();
+    (d.enter)(frame, Cause::SingleStep);
+    let deadline = crate::time::deadline_after_us(STEP_REPORT_BOUND_US);
+    while super::lifecycle::entries() == before && !crate::time::passed(deadline) {
+        if (d.join)(frame) {
+            return;
+        }
+        if !(d.active)() {
+            (d.enter)(frame, Cause::SingleStep);
+        }
+        core::hint::spin_loop();
     }
 }
