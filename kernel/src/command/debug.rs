@@ -190,13 +190,16 @@ pub fn log(_: &Args<'_>, w: &mut dyn Write, _: Console) {
 
 /// "NAME's lock is held by cpu N (stopped)": what a break-in command says
 /// instead of taking a lock a stopped CPU holds (it would spin for ever).
-pub fn held_by<T>(name: &str, lock: &crate::sync::SpinLock<T>) -> impl core::fmt::Display {
+pub fn held_by<'a, T>(
+    name: &'a str,
+    lock: &crate::sync::SpinLock<T>,
+) -> impl core::fmt::Display + 'a {
     // SAFETY: only reads the lock word.
     let owner = unsafe { lock.raw() }.raw().owner();
-    HeldBy(name.into(), owner)
+    HeldBy(name, owner)
 }
 
-struct HeldBy<'a>(alloc::borrow::Cow<'a, str>, u32);
+struct HeldBy<'a>(&'a str, u32);
 
 impl core::fmt::Display for HeldBy<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {

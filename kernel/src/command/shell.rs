@@ -59,6 +59,28 @@ pub fn break_in(_: &Args<'_>, w: &mut dyn Write, _: Console) {
     crate::arch::trap::request_break(crate::arch::trap::BREAK_COMMAND);
 }
 
+/// `sleep MS`: sleeps this thread MS milliseconds (at most 60 s) and says
+/// how long that took on the wall clock and how much of it the system
+/// spent stopped in break-ins, which the scheduler's clock leaves out
+/// (`sched::freeze`): wall = slept + stopped.
+pub fn sleep(args: &Args<'_>, w: &mut dyn Write, _: Console) {
+    let ms = match args.first().and_then(super::parse::parse_num) {
+        Some(ms) if ms <= 60_000 => ms,
+        _ => {
+            let _ = writeln!(w, "usage: sleep MS (MS <= 60000)");
+            return;
+        }
+    };
+    let (t0, s0) = (crate::time::rdtsc(), crate::sched::freeze::stopped_cycles());
+    crate::sched::sleep_us(ms * 1000);
+    let wall = crate::time::cycles_to_us(crate::time::rdtsc() - t0) / 1000;
+    let stopped = crate::time::cycles_to_us(crate::sched::freeze::stopped_cycles() - s0) / 1000;
+    let _ = writeln!(
+        w,
+        "slept {ms} ms: {wall} ms on the wall clock, {stopped} ms of it stopped"
+    );
+}
+
 /// `cli-spin SECS` (a test switch): another CPU spins with interrupts off
 /// for SECS seconds (at most 600), as a driver stuck in a critical section
 /// would. A break-in meanwhile stops it by NMI and refuses `continue`.

@@ -95,6 +95,13 @@ pub static COMMANDS: &[Command] = &[
         "break into the debugger (`continue` there resumes)"
     ),
     command!(
+        "sleep",
+        "MS",
+        Shell,
+        super::shell::sleep,
+        "sleep MS ms (break-ins meanwhile do not count)"
+    ),
+    command!(
         "cli-spin",
         "SECS",
         Shell,
@@ -241,6 +248,7 @@ mod tests {
                 "kill-load",
                 "panic",
                 "break",
+                "sleep",
                 "cli-spin",
                 "bench",
                 "lsusb",

@@ -49,32 +49,18 @@ pub enum Why {
 }
 
 impl Why {
-    /// The reason [`trap::request_break`] carries for this trigger (the
-    /// ones that come through the break-in vector).
-    pub const fn code(self) -> u8 {
-        match self {
-            Self::Keyboard => trap::BREAK_KEYBOARD,
-            Self::SerialBreak => trap::BREAK_SERIAL,
-            Self::Command => trap::BREAK_COMMAND,
-            Self::Breakpoint => 4,
-            Self::SingleStep => 5,
-            Self::GdbInterrupt => trap::BREAK_GDB,
+    /// The trigger a [`trap::request_break`] reason names (the ones that
+    /// come through the break-in vector; gdb enters directly).
+    fn from_code(code: u8) -> Option<Self> {
+        match code {
+            trap::BREAK_KEYBOARD => Some(Self::Keyboard),
+            trap::BREAK_SERIAL => Some(Self::SerialBreak),
+            trap::BREAK_COMMAND => Some(Self::Command),
+            trap::BREAK_GDB => Some(Self::GdbInterrupt),
+            _ => None,
         }
     }
 
-    fn from_code(code: u8) -> Option<Self> {
-        [
-            Self::Keyboard,
-            Self::SerialBreak,
-            Self::Command,
-            Self::GdbInterrupt,
-        ]
-        .into_iter()
-        .find(|w| w.code() == code)
-    }
-}
-
-impl Why {
     /// The stop gdb is told about (`None`: a break-in of the debugger's
     /// own, reported as SIGTRAP).
     pub const fn gdb_cause(self) -> Option<crate::gdb::Cause> {
