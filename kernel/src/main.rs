@@ -24,6 +24,7 @@ pub mod bootinfo;
 pub mod cmdline;
 pub mod command;
 pub mod fb;
+pub mod gdb;
 pub mod lineedit;
 pub mod pci;
 pub mod sched;
@@ -46,8 +47,6 @@ pub mod console;
 pub mod debugger;
 #[cfg(target_os = "none")]
 pub mod dump;
-#[cfg(target_os = "none")]
-pub mod gdb;
 #[cfg(target_os = "none")]
 pub mod mm;
 #[cfg(target_os = "none")]

@@ -1,8 +1,8 @@
-//! The UARTs: COM1 (the console), probed at boot, and COM2 (gdb's remote
-//! serial protocol at `db> `, [`crate::gdb`]), probed when the debugger
-//! starts. Most PCs and laptops today have no serial port, and
-//! a missing UART's I/O ports read 0xFF (LSR "data ready" and "THR empty"
-//! always set), which would feed 0xFF bytes to the console for ever.
+//! The UARTs: COM1 (the console) and COM2 (gdb's remote serial protocol,
+//! [`crate::gdb`]), both probed at boot. Most PCs and laptops today have
+//! no serial port, and a missing UART's I/O ports read 0xFF (LSR "data
+//! ready" and "THR empty" always set), which would feed 0xFF bytes to the
+//! console for ever.
 //!
 //! The probe follows Linux's 8250 `autoconfig` (drivers/tty/serial/8250/
 //! 8250_port.c): the scratch register must keep what is written to it, and
@@ -122,6 +122,11 @@ impl Uart {
         let status = self.read(MSR) & 0xF0;
         self.write(MCR, saved);
         status == 0x90
+    }
+
+    /// True if the port answered its probe (given up on since or not).
+    pub fn probed(&self) -> bool {
+        self.probed.load(Ordering::Relaxed)
     }
 
     /// True if the port answered the probe and has not been given up on.

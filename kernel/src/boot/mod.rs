@@ -103,12 +103,19 @@ fn install_hooks() {
     sched::install_trap_handlers();
     crate::bench::install_trap_handler();
     crate::debugger::install_trap_handlers();
+    crate::gdb::install(&GDB_DEBUGGER);
     crate::panic::set_console(crate::debugger::run);
     let ticks = [
         // USB key repeat and hot-plug run on the bootstrap CPU's ticks.
         |cpu: usize, ticks: u64| {
             if cpu == 0 {
                 crate::usb::tick(ticks);
+            }
+        },
+        // gdb's Ctrl-C while the kernel runs, peeked at on COM2.
+        |cpu: usize, _| {
+            if cpu == 0 {
+                crate::gdb::tick();
             }
         },
         // The boot watchdog runs on the others' (CPU 0 may be the one stuck).
@@ -122,6 +129,25 @@ fn install_hooks() {
         sched::tick::register(hook).expect("tick hook table has room at boot");
     }
 }
+
+/// The debugger as the gdb stub calls it (the debugger's loop polls the
+/// stub, so the stub reaches the debugger through this table).
+static GDB_DEBUGGER: crate::gdb::Debugger = crate::gdb::Debugger {
+    enter: |frame, cause| {
+        use crate::debugger::Why;
+        let why = match cause {
+            crate::gdb::Cause::Breakpoint => Why::Breakpoint,
+            crate::gdb::Cause::SingleStep => Why::SingleStep,
+            crate::gdb::Cause::Interrupt => Why::GdbInterrupt,
+        };
+        crate::debugger::enter(frame, why)
+    },
+    break_in: |_| crate::arch::trap::request_break(crate::arch::trap::BREAK_GDB),
+    resume: crate::debugger::resume_or_reason,
+    active: crate::debugger::active,
+    join: crate::debugger::answer_stop_in_trap,
+    frame: |cpu| Some(crate::debugger::frame_of(cpu)).filter(|f| !f.is_null()),
+};
 
 /// What an application processor runs around its bring-up.
 static AP_HOOKS: smp::ApHooks = smp::ApHooks {

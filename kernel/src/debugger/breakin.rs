@@ -60,6 +60,17 @@ impl Why {
             _ => None,
         }
     }
+
+    /// The stop gdb is told about (`None`: a break-in of the debugger's
+    /// own, reported as SIGTRAP).
+    pub const fn gdb_cause(self) -> Option<crate::gdb::Cause> {
+        match self {
+            Self::Breakpoint => Some(crate::gdb::Cause::Breakpoint),
+            Self::SingleStep => Some(crate::gdb::Cause::SingleStep),
+            Self::GdbInterrupt => Some(crate::gdb::Cause::Interrupt),
+            Self::Keyboard | Self::SerialBreak | Self::Command => None,
+        }
+    }
 }
 
 impl fmt::Display for Why {
@@ -109,6 +120,7 @@ pub fn enter(frame: &mut TrapFrame, why: Why) {
     freeze::freeze();
     let stopped = super::world::stop_others(me);
     report_stop(me, why, &stopped);
+    crate::gdb::entered(why.gdb_cause());
     let controllers = crate::usb::breakin::pause(&mut PanicWriter);
     pprintln!("usb: {controllers} controller(s) polled; type `continue` to resume");
     let step = super::session(true);
@@ -117,6 +129,9 @@ pub fn enter(frame: &mut TrapFrame, why: Why) {
     if let Some(s) = step {
         set_trap_flag(me, s, frame);
     }
+    // Breakpoints back in (and steps off them armed) while every frame is
+    // still published.
+    crate::gdb::resuming(step);
     c.break_frame
         .store(core::ptr::null_mut(), Ordering::Release);
     // SAFETY: as above.

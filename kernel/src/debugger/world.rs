@@ -131,6 +131,19 @@ fn hold(frame: &mut TrapFrame, how: CpuState) {
     HELD.fetch_and(!bit, Ordering::SeqCst);
 }
 
+/// For a CPU inside a trap handler with interrupts off (gdb's `#BP`) that
+/// finds a break-in starting: its stop IPI cannot be taken there, so it
+/// answers the stop where it is, held resumably with `frame` as if by the
+/// IPI (the IPI, still pending, finds nothing to do later). False at once
+/// if this CPU was not asked to stop.
+pub fn answer_stop_in_trap(frame: &mut TrapFrame) -> bool {
+    if PENDING.load(Ordering::SeqCst) & (1 << cpu::current_index()) == 0 {
+        return false;
+    }
+    hold(frame, CpuState::StoppedIpi);
+    true
+}
+
 /// The break-in stop IPI's handler.
 pub fn on_stop_ipi(frame: &mut TrapFrame) {
     crate::arch::apic::eoi();

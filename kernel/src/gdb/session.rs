@@ -3,6 +3,13 @@
 //! served together. No allocation (the packet buffer is a static) and no
 //! lock (only the CPU running the debugger calls in).
 //!
+//! Across a resume the session stays: gdbstub's machine is `Running` while
+//! the world runs, and the next entry of the debugger, whatever its cause,
+//! is reported to gdb as a stop ([`entered`]). While the world runs COM2 is
+//! only peeked at, from CPU 0's timer tick ([`tick`]): a Ctrl-C (0x03) or
+//! the first byte of a packet (`$`, a gdb attaching to the running kernel)
+//! breaks in.
+//!
 //! Bounded by construction: one [`poll`] handles at most [`BYTES_PER_POLL`]
 //! received bytes, each packet's reply is at most the packet buffer, and
 //! every byte sent waits a bounded time ([`crate::serial::Uart::put`]). A
@@ -11,14 +18,15 @@
 //! waits for the next packet (gdb retransmits what got no answer).
 
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, Ordering};
 
 use gdbstub::common::Signal;
 use gdbstub::conn::Connection;
 use gdbstub::stub::state_machine::GdbStubStateMachine;
-use gdbstub::stub::{GdbStubBuilder, MultiThreadStopReason};
+use gdbstub::stub::{DisconnectReason, GdbStubBuilder, MultiThreadStopReason};
 
-use super::target::{Machine, stop_thread};
+use super::hooks::{Cause, debugger};
+use super::target::{Machine, stop_thread, tid_of};
 use crate::serial::COM2_UART;
 
 /// gdbstub's packet buffer: the largest packet either side sends (gdb is
@@ -60,7 +68,7 @@ unsafe impl Sync for SessionCell {}
 
 static SESSION: SessionCell = SessionCell(UnsafeCell::new(Session {
     machine: None,
-    target: Machine,
+    target: Machine::new(),
 }));
 
 struct BufferCell(UnsafeCell<[u8; PACKET_SIZE]>);
@@ -71,6 +79,104 @@ static PACKET: BufferCell = BufferCell(UnsafeCell::new([0; PACKET_SIZE]));
 
 /// TSC of the last attempt to take COM2 back after it was given up on.
 static LAST_REVIVE: AtomicU64 = AtomicU64::new(0);
+
+/// The stop gdb has not been told about yet: [`STOP_SET`] | cause << 8 |
+/// CPU, or 0. Written by the debugger's entry, taken by [`poll`].
+static STOP: AtomicU32 = AtomicU32::new(0);
+const STOP_SET: u32 = 1 << 31;
+
+/// A byte [`tick`] took from COM2 that gdbstub must still see (`$`):
+/// `0x100 | byte`, or 0.
+static PENDING: AtomicU16 = AtomicU16::new(0);
+
+/// Ctrl-C in gdb (the remote protocol's interrupt, sent outside packets).
+const INTERRUPT: u8 = 0x03;
+/// The first byte of a packet.
+const PACKET_START: u8 = b'$';
+
+fn cause_code(cause: Option<Cause>) -> u32 {
+    match cause {
+        None => 0,
+        Some(Cause::Breakpoint) => 1,
+        Some(Cause::SingleStep) => 2,
+        Some(Cause::Interrupt) => 3,
+    }
+}
+
+/// The debugger was entered on CPU `cpu`, for `cause` (`None`: a break-in
+/// of its own, a panic): gdb, if it waits for a stop, is told at the next
+/// [`poll`]. Breakpoints are lifted by the caller ([`super::entered`]).
+pub fn entered(cpu: usize, cause: Option<Cause>) {
+    STOP.store(
+        STOP_SET | cause_code(cause) << 8 | cpu as u32,
+        Ordering::Release,
+    );
+}
+
+/// Forgets an untold stop (the world is resumed by gdb's request).
+pub fn clear_stop() {
+    STOP.store(0, Ordering::Release);
+}
+
+/// Sets the stop gdb is told at once (a resume it asked for was refused).
+pub fn stop_at_once() {
+    entered(crate::arch::cpu::current_index(), None);
+}
+
+/// The untold stop as gdb's stop reason: a breakpoint hit is `swbreak`
+/// (SIGTRAP, PC at the breakpoint), a step SIGTRAP, an interrupt SIGINT,
+/// each with the thread (CPU) it happened on.
+fn take_stop() -> Option<MultiThreadStopReason<u64>> {
+    let v = STOP.swap(0, Ordering::AcqRel);
+    if v & STOP_SET == 0 {
+        return None;
+    }
+    let tid = tid_of((v & 0xff) as usize);
+    Some(match (v >> 8) & 0xff {
+        1 => MultiThreadStopReason::SwBreak(tid),
+        3 => MultiThreadStopReason::SignalWithThread {
+            tid,
+            signal: Signal::SIGINT,
+        },
+        _ => MultiThreadStopReason::SignalWithThread {
+            tid,
+            signal: Signal::SIGTRAP,
+        },
+    })
+}
+
+/// From CPU 0's timer tick while the world runs: takes at most one byte
+/// from COM2; a Ctrl-C or a packet's start breaks in (the `$` is kept for
+/// gdbstub), anything else (gdb's late `+` acks, noise) is dropped.
+/// Lock-free and bounded: two port reads, no wait. The debugger CPU never
+/// touches COM2 at the same time: it polls only with every other CPU
+/// stopped, and CPU 0 takes its stop only after this tick returns.
+pub fn tick() {
+    if crate::panic::panicking() {
+        return;
+    }
+    let Some(byte) = COM2_UART.try_get() else {
+        return;
+    };
+    if byte != INTERRUPT && byte != PACKET_START {
+        return;
+    }
+    if byte == PACKET_START {
+        PENDING.store(0x100 | byte as u16, Ordering::Release);
+    }
+    if let Some(d) = debugger() {
+        (d.break_in)(Cause::Interrupt);
+    }
+}
+
+/// The next byte for gdbstub: one [`tick`] kept, else one from COM2.
+fn next_byte() -> Option<u8> {
+    let kept = PENDING.swap(0, Ordering::AcqRel);
+    if kept != 0 {
+        return Some(kept as u8);
+    }
+    COM2_UART.try_get()
+}
 
 /// A new state machine over the static packet buffer.
 ///
@@ -124,27 +230,40 @@ pub unsafe fn poll() {
 fn step(machine: StateMachine, target: &mut Machine) -> (Option<StateMachine>, bool) {
     let next = match machine {
         GdbStubStateMachine::Idle(gdb) => {
-            let Some(byte) = COM2_UART.try_get() else {
+            let Some(byte) = next_byte() else {
                 return (Some(GdbStubStateMachine::Idle(gdb)), false);
             };
             gdb.incoming_data(target, byte)
         }
-        // A resume request (`continue`, `stepi`): in panic mode nothing may
-        // run, so the stop is reported at once, where it was (SIGTRAP in
+        // After a panic nothing may run: a resume request (`continue`,
+        // `stepi`) is answered at once by a stop where it was (SIGTRAP in
         // the debugger's thread).
-        GdbStubStateMachine::Running(gdb) => {
+        GdbStubStateMachine::Running(gdb) if crate::panic::panicking() => {
             let reason = MultiThreadStopReason::SignalWithThread {
                 tid: stop_thread(),
                 signal: Signal::SIGTRAP,
             };
             gdb.report_stop(target, reason)
         }
+        // After a break-in: the world resumes once the debugger's loop
+        // sees the request; the next entry's stop is reported then.
+        GdbStubStateMachine::Running(gdb) => match take_stop() {
+            Some(reason) => gdb.report_stop(target, reason),
+            None => return (Some(GdbStubStateMachine::Running(gdb)), false),
+        },
         // Ctrl-C while stopped: nothing to interrupt.
         GdbStubStateMachine::CtrlCInterrupt(gdb) => {
             gdb.interrupt_handled(target, None::<MultiThreadStopReason<u64>>)
         }
-        // `detach` or `kill`: the world stays stopped; wait for the next gdb.
-        GdbStubStateMachine::Disconnected(gdb) => Ok(gdb.return_to_idle()),
+        // `detach` after a break-in resumes the world, as gdb means it;
+        // after a panic, or on `kill`, the world stays stopped. Either way
+        // the next gdb is awaited.
+        GdbStubStateMachine::Disconnected(gdb) => {
+            if gdb.get_reason() == DisconnectReason::Disconnect {
+                target.detached();
+            }
+            Ok(gdb.return_to_idle())
+        }
     };
     match next {
         Ok(m) => (Some(m), true),

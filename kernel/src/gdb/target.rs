@@ -1,40 +1,97 @@
 //! What gdb sees of the stopped machine: one thread per CPU (thread id =
-//! CPU index + 1, the panic CPU listed first so gdb selects it), each with
-//! the registers its stop saved; memory read through the `mem` command's
-//! own checks; nothing written.
+//! CPU index + 1, the CPU running the debugger listed first so gdb selects
+//! it), each with the registers its stop saved; memory read through the
+//! `mem` command's own checks; memory never written (breakpoints are the
+//! stub's own `Z0`, [`super::breakpoints`]).
 //!
-//! In panic mode nothing runs again: `continue` and `stepi` are accepted and
-//! answered at once with a new stop at the same place (see
-//! [`super::session`]), so gdb stays usable and the world stays stopped.
+//! After a panic nothing runs again: `continue` and `stepi` are accepted
+//! and answered at once with a new stop at the same place (see
+//! [`super::session`]), breakpoints and register writes are refused, so
+//! gdb stays usable and the world stays stopped. After a break-in
+//! `continue` resumes every CPU, `stepi` steps the selected thread's CPU
+//! one instruction (the debugger resumes the others too, gdb's all-stop
+//! `vCont;s:N;c`; the step's `#DB` stops them again), registers of a CPU
+//! that stopped resumably can be written (its live trap frame), and
+//! `Z0`/`z0` insert and remove breakpoints.
 
 use core::num::NonZeroUsize;
 
 use gdbstub::common::{Signal, Tid};
 use gdbstub::target::ext::base::BaseOps;
 use gdbstub::target::ext::base::multithread::{
-    MultiThreadBase, MultiThreadResume, MultiThreadResumeOps, MultiThreadSingleStep,
-    MultiThreadSingleStepOps,
+    MultiThreadBase, MultiThreadResume, MultiThreadResumeOps, MultiThreadSchedulerLocking,
+    MultiThreadSchedulerLockingOps, MultiThreadSingleStep, MultiThreadSingleStepOps,
+};
+use gdbstub::target::ext::breakpoints::{
+    Breakpoints, BreakpointsOps, SwBreakpoint, SwBreakpointOps,
 };
 use gdbstub::target::ext::thread_extra_info::{ThreadExtraInfo, ThreadExtraInfoOps};
 use gdbstub::target::{Target, TargetError, TargetResult};
 use gdbstub_arch::x86::X86_64_SSE;
 use gdbstub_arch::x86::reg::X86_64CoreRegs;
 
+use super::breakpoints::Error as BreakpointError;
+use super::hooks::debugger;
+use super::step::{self, Purpose};
+use super::text::{KernelText, TABLE};
 use crate::arch::cpu;
 use crate::arch::regs::SavedRegs;
+use crate::arch::trap::TrapFrame;
+use crate::pprintln;
 
 /// `EFAULT`: the reply to a read of memory that is not mapped RAM.
 const EFAULT: u8 = 14;
-/// `EPERM`: the reply to a write (memory or registers) while the world is
-/// stopped for good.
+/// `EPERM`: the reply to a memory write, and to a register write after a
+/// panic (the world is stopped for good).
 const EPERM: u8 = 1;
 /// `ESRCH`: the reply for registers of a CPU that saved none (it did not
 /// stop) or does not exist.
 const ESRCH: u8 = 3;
 
-/// The stopped machine, as a gdbstub target. Holds nothing: the registers
-/// are the per-CPU saved ones, memory is memory.
-pub struct Machine;
+/// The stopped machine, as a gdbstub target. Holds only gdb's pending
+/// resume request: the registers are the per-CPU saved ones (or live
+/// trap frames), memory is memory.
+pub struct Machine {
+    /// The thread gdb asked to single-step in its current resume request.
+    step: Option<Tid>,
+}
+
+impl Default for Machine {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Machine {
+    /// No resume request pending.
+    pub const fn new() -> Self {
+        Self { step: None }
+    }
+
+    /// gdb detached: after a break-in the world resumes (gdb's meaning
+    /// of `detach`); after a panic it stays stopped.
+    pub fn detached(&mut self) {
+        self.step = None;
+        if let Some(d) = debugger().filter(|_| !crate::panic::panicking()) {
+            super::session::clear_stop();
+            if let Err(why) = (d.resume)(None) {
+                pprintln!("gdb: detached; the machine stays stopped: {why}");
+            }
+        }
+    }
+}
+
+/// The live trap frame of stopped CPU `index`, after a break-in.
+fn live_frame(index: usize) -> Option<&'static mut TrapFrame> {
+    if crate::panic::panicking() {
+        return None;
+    }
+    let p = (debugger()?.frame)(index)?;
+    // SAFETY: the debugger hands out the frame of a CPU stopped inside
+    // its trap handler, valid until the world resumes; only the debugger
+    // CPU (this one, in its loop) uses it meanwhile.
+    Some(unsafe { &mut *p })
+}
 
 /// Thread id of CPU `index`.
 pub fn tid_of(index: usize) -> Tid {
@@ -51,6 +108,51 @@ fn cpu_of(tid: Tid) -> Option<usize> {
 /// debugger (the panic CPU).
 pub fn stop_thread() -> Tid {
     tid_of(cpu::current_index())
+}
+
+/// The saved registers of a trap frame (what gdb reads of a CPU stopped
+/// resumably).
+fn from_frame(f: &TrapFrame) -> SavedRegs {
+    SavedRegs {
+        valid: true,
+        rax: f.rax,
+        rbx: f.rbx,
+        rcx: f.rcx,
+        rdx: f.rdx,
+        rsi: f.rsi,
+        rdi: f.rdi,
+        rbp: f.rbp,
+        rsp: f.rsp,
+        r8: f.r8,
+        r9: f.r9,
+        r10: f.r10,
+        r11: f.r11,
+        r12: f.r12,
+        r13: f.r13,
+        r14: f.r14,
+        r15: f.r15,
+        rip: f.rip,
+        rflags: f.rflags,
+        cs: f.cs,
+        ss: f.ss,
+        ..SavedRegs::ZERO
+    }
+}
+
+/// Writes gdb's register set into a live trap frame: the general
+/// registers, RIP and the arithmetic flags; CS, SS and the system flags
+/// (TF, IF, IOPL and above) stay as they are, so a write cannot wreck the
+/// frame `iretq` returns through.
+fn store(f: &mut TrapFrame, regs: &X86_64CoreRegs) {
+    let r = &regs.regs;
+    [
+        f.rax, f.rbx, f.rcx, f.rdx, f.rsi, f.rdi, f.rbp, f.rsp, f.r8, f.r9, f.r10, f.r11, f.r12,
+        f.r13, f.r14, f.r15,
+    ] = *r;
+    f.rip = regs.rip;
+    /// CF PF AF ZF SF DF OF: what a register write may change.
+    const ARITHMETIC: u64 = 0xCD5;
+    f.rflags = (f.rflags & !ARITHMETIC) | (regs.eflags as u64 & ARITHMETIC);
 }
 
 /// Fills gdb's x86-64 register set from a CPU's saved registers (the
@@ -94,23 +196,57 @@ impl Target for Machine {
         BaseOps::MultiThread(self)
     }
 
-    // gdb inserts a breakpoint by writing `int3` itself (`M`); that write
-    // is refused like every other, so `break` fails cleanly in panic mode.
-    fn guard_rail_implicit_sw_breakpoints(&self) -> bool {
-        true
+    fn support_breakpoints(&mut self) -> Option<BreakpointsOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+impl Breakpoints for Machine {
+    fn support_sw_breakpoint(&mut self) -> Option<SwBreakpointOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+impl SwBreakpoint for Machine {
+    /// After a panic: refused (nothing runs to hit it). A bad address (not
+    /// the kernel's mapped code), a full table: refused with the reason on
+    /// the console; a duplicate: already in place.
+    fn add_sw_breakpoint(&mut self, addr: u64, _: usize) -> TargetResult<bool, Self> {
+        if crate::panic::panicking() {
+            pprintln!("gdb: no breakpoints after a panic (nothing runs again)");
+            return Ok(false);
+        }
+        match TABLE.insert(&mut KernelText, addr) {
+            Ok(()) | Err(BreakpointError::Duplicate) => Ok(true),
+            Err(e) => {
+                pprintln!("gdb: breakpoint at {addr:#x} refused: {e}");
+                Ok(false)
+            }
+        }
+    }
+
+    fn remove_sw_breakpoint(&mut self, addr: u64, _: usize) -> TargetResult<bool, Self> {
+        Ok(TABLE.remove(&mut KernelText, addr).is_ok())
     }
 }
 
 impl MultiThreadBase for Machine {
     fn read_registers(&mut self, regs: &mut X86_64CoreRegs, tid: Tid) -> TargetResult<(), Self> {
-        let saved = cpu_of(tid).and_then(crate::command::debug::saved_regs);
+        let index = cpu_of(tid).ok_or(TargetError::Errno(ESRCH))?;
+        let saved = match live_frame(index) {
+            Some(f) => Some(from_frame(f)),
+            None => crate::command::debug::saved_regs(index),
+        };
         let r = saved.ok_or(TargetError::Errno(ESRCH))?;
         fill(regs, &r);
         Ok(())
     }
 
-    fn write_registers(&mut self, _: &X86_64CoreRegs, _: Tid) -> TargetResult<(), Self> {
-        Err(TargetError::Errno(EPERM))
+    fn write_registers(&mut self, regs: &X86_64CoreRegs, tid: Tid) -> TargetResult<(), Self> {
+        let index = cpu_of(tid).ok_or(TargetError::Errno(ESRCH))?;
+        let frame = live_frame(index).ok_or(TargetError::Errno(EPERM))?;
+        store(frame, regs);
+        Ok(())
     }
 
     fn read_addrs(&mut self, start: u64, data: &mut [u8], _: Tid) -> TargetResult<usize, Self> {
@@ -142,12 +278,40 @@ impl MultiThreadBase for Machine {
 }
 
 impl MultiThreadResume for Machine {
-    // Accepted; the session reports the stop at once (nothing runs).
+    /// After a panic: accepted, and the session reports the stop at once
+    /// (nothing runs). After a break-in: every CPU resumes, and a step
+    /// request's CPU traps after one instruction. A resume the debugger
+    /// refuses (a CPU stopped by NMI) is a stop at once, the reason on the
+    /// console.
     fn resume(&mut self) -> Result<(), ()> {
+        let step = self.step.take();
+        let Some(d) = debugger().filter(|_| !crate::panic::panicking()) else {
+            return Ok(());
+        };
+        super::session::clear_stop();
+        let step_cpu = step.and_then(cpu_of);
+        if let Some(index) = step_cpu {
+            let Some(frame) = live_frame(index) else {
+                pprintln!("gdb: cpu {index} did not stop resumably; it cannot step");
+                super::session::stop_at_once();
+                return Ok(());
+            };
+            step::arm(index, frame, Purpose::Report);
+        }
+        if let Err(why) = (d.resume)(step_cpu) {
+            pprintln!("gdb: cannot resume: {why}");
+            if let Some(index) = step_cpu
+                && let Some(frame) = live_frame(index)
+            {
+                step::cancel(index, frame);
+            }
+            super::session::stop_at_once();
+        }
         Ok(())
     }
 
     fn clear_resume_actions(&mut self) -> Result<(), ()> {
+        self.step = None;
         Ok(())
     }
 
@@ -158,10 +322,26 @@ impl MultiThreadResume for Machine {
     fn support_single_step(&mut self) -> Option<MultiThreadSingleStepOps<'_, Self>> {
         Some(self)
     }
+
+    fn support_scheduler_locking(&mut self) -> Option<MultiThreadSchedulerLockingOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+impl MultiThreadSchedulerLocking for Machine {
+    /// gdb steps one thread alone (`vCont;s:N` with no `c`: how it steps
+    /// off a breakpoint). Accepted, but not enforced: the debugger resumes
+    /// every CPU, so the others run during that one instruction (and may
+    /// pass the breakpoint gdb left out meanwhile). Documented in
+    /// docs/design.md; holding them would need a partial release.
+    fn set_resume_action_scheduler_lock(&mut self) -> Result<(), ()> {
+        Ok(())
+    }
 }
 
 impl MultiThreadSingleStep for Machine {
-    fn set_resume_action_step(&mut self, _: Tid, _: Option<Signal>) -> Result<(), ()> {
+    fn set_resume_action_step(&mut self, tid: Tid, _: Option<Signal>) -> Result<(), ()> {
+        self.step = Some(tid);
         Ok(())
     }
 }
