@@ -85,6 +85,9 @@ pub(crate) struct PortState {
     pub(crate) changed: bool,
     /// Enumeration failed; wait for a disconnect before trying again.
     pub(crate) failed: bool,
+    /// Waits for its turn to be attached (`attach.rs`), with the connect
+    /// debounce (`Some(true)`) or without.
+    pub(crate) waiting: Option<bool>,
 }
 
 /// A command in flight.
@@ -152,6 +155,8 @@ pub struct Controller<H: Hal> {
     /// HAL time by which every bounded wait ends, whatever its own timeout:
     /// the takeover's time budget (`None` outside the takeover).
     pub(crate) deadline_us: Option<u64>,
+    /// The device being attached, stage by stage (`attach.rs`).
+    pub(crate) attach: Option<crate::attach::Attach>,
 }
 
 // SAFETY: a controller exclusively owns its register window and DMA memory,
@@ -232,6 +237,7 @@ impl<H: Hal> Controller<H> {
             next_health_check_us: 0,
             enumeration_probe: None,
             deadline_us: None,
+            attach: None,
         };
         controller.initialize()?;
         Ok(controller)
@@ -431,6 +437,7 @@ impl<H: Hal> Controller<H> {
             device.reset();
         }
         self.ports = [PortState::default(); MAX_PORTS];
+        self.attach = None;
 
         // MaxSlotsEn (§5.4.7) = HCSPARAMS1.MaxSlots capped by the records
         // preallocated in `new` (`caps.slots`): slot IDs are then 1..=slots,
@@ -582,8 +589,10 @@ impl<H: Hal> Controller<H> {
 
     /// THE event-drain routine, for interrupt mode (after `ack_interrupt`) and
     /// panic mode alike: drains the event ring, handles attach/detach
-    /// (enumerating new devices with bounded waits), restarts halted keyboard
-    /// endpoints, sends LED reports, runs key repeat and queues keys.
+    /// (advancing the attach of a new device by the stages whose time has
+    /// come, `attach.rs`: no time delay is waited out here, only bounded
+    /// waits for completions), restarts halted keyboard endpoints, sends
+    /// LED reports, runs key repeat and queues keys.
     ///
     /// An idle poll in polled mode reads no register (USBSTS once a
     /// millisecond), so a console may call it in a tight loop.
@@ -606,9 +615,10 @@ impl<H: Hal> Controller<H> {
         }
         summary.events = self.process_events();
         for index in 0..usize::from(self.caps.ports) {
-            if self.ports[index].changed {
+            let port = index as u8 + 1;
+            if self.ports[index].changed && !self.attaching(crate::attach::Target::Root(port)) {
                 self.ports[index].changed = false;
-                let (attached, detached) = self.port_changed(index as u8 + 1);
+                let (attached, detached) = self.port_changed(port);
                 summary.attached += attached;
                 summary.detached += detached;
             }
@@ -619,6 +629,7 @@ impl<H: Hal> Controller<H> {
         let (attached, detached) = self.service_hubs();
         summary.attached += attached;
         summary.detached += detached;
+        summary.attached += self.run_attach();
         self.restart_halted_endpoints();
         if self.leds_dirty {
             self.leds_dirty = false;

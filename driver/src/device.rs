@@ -65,6 +65,13 @@ pub(crate) struct HubEndpoint {
     pub(crate) changed: u16,
     /// Bit p: enumeration on port p failed; wait for a disconnect.
     pub(crate) failed: u16,
+    /// Bit p: port p waits for its turn to be attached (`attach.rs`) ...
+    pub(crate) waiting: u16,
+    /// ... with the connect debounce.
+    pub(crate) waiting_debounce: u16,
+    /// HAL time from which the ports are power-good (USB 2.0 §11.23.2.1
+    /// bPwrOn2PwrGood): not looked at before.
+    pub(crate) ports_ready_us: u64,
     /// TT Think Time for the slot context (high-speed hubs; else 0).
     pub(crate) think_time: u8,
     /// A high-speed hub running one TT per port: its multiple-TT interface

@@ -88,4 +88,21 @@ impl<H: Hal> Controller<H> {
     pub fn repeat_pending(&self) -> bool {
         self.keyboard.repeat_pending()
     }
+
+    /// Is a device being attached, a port waiting for its turn, or a hub
+    /// waiting for its ports' power-good (`attach.rs`)? A device attached
+    /// shows in a later [`poll`](Self::poll)'s `attached` count.
+    pub fn attach_pending(&self) -> bool {
+        self.enumeration_pending()
+    }
+
+    /// Does something wait on the clock rather than on the controller: a
+    /// key that will repeat, a device being attached between the stages of
+    /// `attach.rs` (debounce, reset recovery, SET_ADDRESS recovery: no
+    /// interrupt ends them), a hub whose ports are not power-good yet? In
+    /// interrupt mode the kernel should then call [`poll`](Self::poll)
+    /// from a timer, every millisecond or so.
+    pub fn timer_pending(&self) -> bool {
+        self.keyboard.repeat_pending() || self.enumeration_pending()
+    }
 }

@@ -56,7 +56,7 @@ fn max_slots_enabled_follows_hcsparams1() {
 #[test]
 fn ignored_device_gives_its_slot_back() {
     let (mut c, h) = start(std::vec![(1, FakeDevice::tablet())], Config::default());
-    let s = c.poll();
+    let s = c.poll_settled();
     assert_eq!((s.attached, s.errors), (1, 0), "{s:?}");
     let tablet = c.devices().next().expect("listed");
     assert_eq!(tablet.state, DeviceState::Ignored);
@@ -64,7 +64,7 @@ fn ignored_device_gives_its_slot_back() {
     let enabled = h.with(|m, _| (1..=16).filter(|&s| m.slots[s].enabled).count());
     assert_eq!(enabled, 0, "no slot enabled");
     h.with(|m, mem| m.unplug(mem, 1));
-    let s = c.poll();
+    let s = c.poll_settled();
     assert_eq!(s.detached, 1, "{s:?}");
     assert_eq!(c.devices().count(), 0);
     assert_eq!(count_commands(&h, 10), 1, "no second Disable Slot");
@@ -75,10 +75,10 @@ fn ignored_device_gives_its_slot_back() {
 #[test]
 fn listing_moves_when_its_slot_id_is_reused() {
     let (mut c, h) = start(std::vec![(1, FakeDevice::tablet())], Config::default());
-    assert_eq!(c.poll().attached, 1);
+    assert_eq!(c.poll_settled().attached, 1);
     let first = c.devices().next().expect("tablet").slot;
     h.with(|m, mem| m.plug(mem, 2, FakeDevice::keyboard()));
-    assert_eq!(c.poll().attached, 1);
+    assert_eq!(c.poll_settled().attached, 1);
     let kbd = c.devices().find(|d| d.is_keyboard).expect("keyboard");
     assert_eq!(kbd.slot, first, "the fake hands out the lowest free slot");
     let tablet = c
@@ -89,7 +89,7 @@ fn listing_moves_when_its_slot_id_is_reused() {
     assert_ne!(tablet.slot, kbd.slot);
     assert_eq!(type_hi(&mut c, &h, 2), hi());
     h.with(|m, mem| m.unplug(mem, 1));
-    assert_eq!(c.poll().detached, 1);
+    assert_eq!(c.poll_settled().detached, 1);
     assert_eq!(c.devices().count(), 1);
     assert_eq!(type_hi(&mut c, &h, 2), hi());
 }
@@ -105,7 +105,7 @@ fn ignored_devices_do_not_use_up_the_slots() {
     }
     hub.hub_plug(8, FakeDevice::keyboard());
     let (mut c, h) = start(std::vec![(1, hub)], Config::default());
-    let s = c.poll();
+    let s = c.poll_settled();
     assert_eq!(s.attached, 9, "{s:?}");
     assert_eq!(c.devices().filter(|d| d.is_keyboard).count(), 1);
     assert_eq!(c.devices().count(), MAX_DEVICES);
@@ -113,7 +113,7 @@ fn ignored_devices_do_not_use_up_the_slots() {
     // the dropped tablet's port is not enumerated again without a change
     let enables = count_commands(&h, 9);
     for _ in 0..3 {
-        c.poll();
+        c.poll_settled();
         h.run();
     }
     assert_eq!(count_commands(&h, 9), enables);
@@ -124,9 +124,9 @@ fn ignored_devices_do_not_use_up_the_slots() {
 #[test]
 fn one_slot_goes_to_the_keyboard() {
     let (mut c, h) = start_with_max_slots(1, std::vec![(1, FakeDevice::tablet())]);
-    assert_eq!(c.poll().attached, 1);
+    assert_eq!(c.poll_settled().attached, 1);
     h.with(|m, mem| m.plug(mem, 2, FakeDevice::keyboard()));
-    let s = c.poll();
+    let s = c.poll_settled();
     assert_eq!((s.attached, s.errors), (1, 0), "{s:?}");
     assert_eq!(c.devices().count(), 1);
     assert_eq!(type_hi(&mut c, &h, 2), hi());
