@@ -169,19 +169,21 @@ unsafe fn keyboards() -> usize {
         .sum()
 }
 
-/// How long the bus must stay quiet after the takeover before the prompt:
-/// the takeover's restarted endpoints and a hub's port re-checks post their
-/// events within a few milliseconds (a first key typed at once after the
-/// prompt was lost without this wait, seen in `tests/panic_usb.rs`). The
-/// same after an early panic's bring-up from scratch: its devices are
-/// attached by the console loop's polls, like any device still being
-/// attached here.
+/// How long the bus must stay quiet after the takeover before the prompt
+/// when a keyboard is armed: the takeover's restarted endpoints and a hub's
+/// port re-checks post their events within a few milliseconds (a first key
+/// typed at once after the prompt was lost without this wait, seen in
+/// `tests/panic_usb.rs`). With no keyboard armed yet (a panic at boot, an
+/// early panic's bring-up from scratch) there is no first key to protect:
+/// the prompt follows the first round of polls, and the keyboards being
+/// attached are announced by the console loop.
 const QUIET_US: u64 = 10_000;
 
 /// Polls every controller until the bus is quiet (no event on any of them
-/// for [`QUIET_US`]; at most 2 s in all), so that the console prompt means
-/// "every keyboard attached is armed": one attached or restarted by the
-/// takeover has its endpoint running before the first key is expected. A
+/// for [`QUIET_US`] while a keyboard is armed; at most 2 s in all), so that
+/// the console prompt means "every keyboard attached is armed": one
+/// restarted by the takeover has its endpoint running before the first key
+/// is expected. A
 /// device still being attached (its debounce, reset or SET_ADDRESS
 /// recovery are stages of the driver's `poll()`, none waited out here) is
 /// not waited for: the console loop's polls finish it and the console
@@ -203,8 +205,14 @@ unsafe fn settle(w: &mut impl Write) {
                 quiet_since = crate::time::now_us();
             }
         }
+        // SAFETY: forwarded.
+        let quiet_us = if unsafe { keyboards() } > 0 {
+            QUIET_US
+        } else {
+            0
+        };
         let now = crate::time::now_us();
-        if now - quiet_since >= QUIET_US {
+        if now - quiet_since >= quiet_us {
             break;
         }
         if now - start >= 2_000_000 {
