@@ -170,7 +170,7 @@ impl<H: Hal> Controller<H> {
     ///
     /// Does the USB legacy handoff (§4.22.1), halts and resets the controller,
     /// allocates every DMA buffer the driver will ever need (including
-    /// per-device resources for [`MAX_DEVICES`] slots), programs the command
+    /// per-device resources for [`MAX_DEVICES`] records), programs the command
     /// and event rings, starts it and scans the ports (devices already plugged
     /// in are enumerated by the first [`poll`](Self::poll)).
     ///
@@ -185,7 +185,7 @@ impl<H: Hal> Controller<H> {
         let mut caps = Capabilities {
             version: regs.caplength().interface_version(),
             ports: hcs1.max_ports().min(MAX_PORTS as u8),
-            slots: hcs1.max_device_slots().clamp(1, MAX_DEVICES as u8),
+            slots: hcs1.max_device_slots().max(1),
             context: ContextLayout {
                 size: if hcc1.context_size() { 64 } else { 32 },
             },
@@ -211,7 +211,7 @@ impl<H: Hal> Controller<H> {
         caps.scratchpads = scratchpads as u16;
         let page_size = regs.pagesize().bytes();
         let mut dma = DmaAllocator::new(&hal, caps.dma_limit.max_address());
-        let mem = ControllerMemory::allocate(&mut dma, scratchpads, page_size)?;
+        let mem = ControllerMemory::allocate(&mut dma, caps.slots, scratchpads, page_size)?;
         let devices = allocate_devices(&mut dma)?;
         caps.dma_span = (dma.lowest, dma.highest);
 
@@ -278,14 +278,17 @@ unsafe fn map_registers(
 }
 
 impl ControllerMemory {
-    /// Allocates the DCBAA, `scratchpads` scratchpad pages of `page_size`
-    /// and their array (§4.20), the ERST and both rings.
+    /// Allocates the DCBAA for `slots` slot IDs (§6.1: MaxSlotsEn + 1
+    /// entries, entry 0 the scratchpad array; at most 256 × 8 bytes),
+    /// `scratchpads` scratchpad pages of `page_size` and their array
+    /// (§4.20), the ERST and both rings.
     fn allocate<H: Hal>(
         dma: &mut DmaAllocator<'_, H>,
+        slots: u8,
         scratchpads: usize,
         page_size: usize,
     ) -> Result<Self, Error> {
-        let dcbaa = dma.alloc((MAX_DEVICES + 1) * 8, 64)?;
+        let dcbaa = dma.alloc((usize::from(slots) + 1) * 8, 64)?;
         let scratchpad_array = if scratchpads > 0 {
             let array = dma.alloc(scratchpads * 8, 64)?;
             for i in 0..scratchpads {
@@ -439,10 +442,9 @@ impl<H: Hal> Controller<H> {
         self.ports = [PortState::default(); MAX_PORTS];
         self.attach = None;
 
-        // MaxSlotsEn (§5.4.7) = HCSPARAMS1.MaxSlots capped by the records
-        // preallocated in `new` (`caps.slots`): slot IDs are then 1..=slots,
-        // one per record. Slots of devices only listed are given back
-        // (slots.rs), so ignored devices do not use them up.
+        // MaxSlotsEn (§5.4.7) = HCSPARAMS1.MaxSlots (`caps.slots`, §5.3.3):
+        // slot IDs are 1..=slots, decoupled from the device records
+        // (slots.rs), and the DCBAA has an entry for each.
         let config = self.regs.config();
         self.regs
             .write_config(config.set_max_device_slots_enabled(self.caps.slots));

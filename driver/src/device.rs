@@ -158,8 +158,12 @@ impl DeviceMemory {
 /// One device slot: preallocated memory plus what we know about the device.
 pub(crate) struct Device {
     pub(crate) mem: DeviceMemory,
-    /// `None`: the slot is free.
+    /// `None`: the record is free.
     pub(crate) state: Option<DeviceState>,
+    /// The controller's slot ID of the device (xHCI 1.2 §4.5.3), 1 to
+    /// MaxSlotsEn: not this record's number (`slots.rs`); kept for the
+    /// listing once the slot is released.
+    pub(crate) slot_id: u8,
     pub(crate) port: u8,
     pub(crate) speed: Speed,
     pub(crate) descriptor: DeviceDescriptor,
@@ -204,6 +208,7 @@ pub(crate) struct Device {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Listing {
     state: Option<DeviceState>,
+    slot_id: u8,
     port: u8,
     speed: Speed,
     descriptor: DeviceDescriptor,
@@ -216,6 +221,7 @@ impl Device {
         Self {
             mem,
             state: None,
+            slot_id: 0,
             port: 0,
             speed: Speed::Full,
             descriptor: DeviceDescriptor::default(),
@@ -245,6 +251,7 @@ impl Device {
     pub(crate) fn listing(&self) -> Listing {
         Listing {
             state: self.state,
+            slot_id: self.slot_id,
             port: self.port,
             speed: self.speed,
             descriptor: self.descriptor,
@@ -257,6 +264,7 @@ impl Device {
     pub(crate) fn adopt(&mut self, listing: Listing) {
         self.reset();
         self.state = listing.state;
+        self.slot_id = listing.slot_id;
         self.port = listing.port;
         self.speed = listing.speed;
         self.descriptor = listing.descriptor;

@@ -95,7 +95,7 @@ impl<H: Hal> Controller<H> {
         average_trb_length: u16,
         what: &'static str,
     ) -> Result<(), Error> {
-        let slot = index as u8 + 1;
+        let slot = self.devices[index].slot_id;
         let context = self.caps.context;
         let mem = self.devices[index].mem;
         {
@@ -147,28 +147,28 @@ impl<H: Hal> Controller<H> {
         }
         let slot_type = self.caps.slot_types[root - 1];
         let done = self.command(command::enable_slot(slot_type), "Enable Slot")?;
-        let Some(index) = usize::from(done.slot)
-            .checked_sub(1)
-            .filter(|&i| i < usize::from(self.caps.slots))
-        else {
+        if done.slot == 0 || self.slot_index(done.slot).is_some() {
+            // a slot ID we think is in use: refuse it
+            if done.slot != 0 {
+                let _ = self.command(command::disable_slot(done.slot), "Disable Slot");
+            }
             return Err(Error::NoSlot);
-        };
-        if self.devices[index].slot_released {
-            // the slot of a device only listed came back: the listing moves
-            self.move_listing(index);
         }
-        if self.devices[index].state.is_some() {
-            // the controller handed out a slot we think is in use: refuse it
+        let Some(index) = self.free_record() else {
+            // every record holds a device with a slot: give this one back
             let _ = self.command(command::disable_slot(done.slot), "Disable Slot");
-            return Err(Error::NoSlot);
-        }
+            return Err(Error::Unsupported {
+                what: "more devices than the driver's device records (MAX_DEVICES)",
+            });
+        };
         self.devices[index].reset();
         let device = &mut self.devices[index];
         device.state = Some(DeviceState::Enumerating);
+        device.slot_id = done.slot;
         device.port = at.root_port;
         device.speed = speed;
         device.location = at;
-        self.link_child(at, done.slot);
+        self.link_child(at, index as u8 + 1);
         self.probe(EnumerationStep::SlotEnabled);
         let guess = initial_max_packet0(speed);
         let first = self
@@ -278,7 +278,7 @@ impl<H: Hal> Controller<H> {
             speed: device.speed.id(),
             context_entries,
             root_port: at.root_port,
-            tt_hub_slot: at.tt_hub_slot,
+            tt_hub_slot: self.slot_id_of(at.tt_hub_slot),
             tt_port: at.tt_port,
             mtt: at.tt_multi,
             ..SlotFields::default()
@@ -329,7 +329,7 @@ impl<H: Hal> Controller<H> {
         max_packet0: u16,
         bsr: bool,
     ) -> Result<SlotFields, Error> {
-        let slot = index as u8 + 1;
+        let slot = self.devices[index].slot_id;
         let context = self.caps.context;
         {
             let device = &mut self.devices[index];
@@ -386,7 +386,7 @@ impl<H: Hal> Controller<H> {
         current: u16,
         reported: u8,
     ) -> Result<(), Error> {
-        let slot = index as u8 + 1;
+        let slot = self.devices[index].slot_id;
         let context = self.caps.context;
         let mem = self.devices[index].mem;
         let speed = self.devices[index].speed;
@@ -537,10 +537,11 @@ impl<H: Hal> Controller<H> {
         // Mark it free first so late events for it are rejected.
         self.devices[index].state = None;
         if !self.devices[index].slot_released {
-            if let Err(e) = self.command(command::disable_slot(slot), "Disable Slot") {
+            let slot_id = self.devices[index].slot_id;
+            if let Err(e) = self.command(command::disable_slot(slot_id), "Disable Slot") {
                 self.note_error(e);
             }
-            self.mem.dcbaa.write64(usize::from(slot) * 8, 0);
+            self.mem.dcbaa.write64(usize::from(slot_id) * 8, 0);
         }
         self.devices[index].reset();
         self.relink(at, slot, 0, false);

@@ -10,16 +10,17 @@ use crate::types::{ControllerInfo, DeviceInfo, DeviceState, KeyboardStats};
 impl<H: Hal> Controller<H> {
     /// The devices we know of, for `lsusb`.
     pub fn devices(&self) -> impl Iterator<Item = DeviceInfo> + '_ {
-        self.devices.iter().enumerate().filter_map(|(i, d)| {
+        self.devices.iter().filter_map(|d| {
             let state = d.state?;
             Some(DeviceInfo {
                 port: d.port,
                 route: d.location.route,
-                parent_slot: d.location.parent_slot,
+                parent_slot: self.slot_id_of(d.location.parent_slot),
                 parent_port: d.location.parent_port,
                 hub_ports: d.hub.map_or(0, |h| h.ports),
                 speed: d.speed,
-                slot: i as u8 + 1,
+                // a listing without a slot shows none (its ID may be reused)
+                slot: if d.slot_released { 0 } else { d.slot_id },
                 vendor: d.descriptor.vendor,
                 product: d.descriptor.product,
                 class: d.class,

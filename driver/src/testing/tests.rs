@@ -144,7 +144,7 @@ fn enumerates_keyboard_and_types() {
             info.context_size,
             info.scratchpad_buffers
         ),
-        (4, 8, 32, 2)
+        (4, 16, 32, 2)
     );
     assert_eq!(info.usb3_ports, 0b1100);
     assert!(info.interrupt_mode);
