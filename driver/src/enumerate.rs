@@ -303,9 +303,17 @@ impl<H: Hal> Controller<H> {
         if descriptor.class == 0 {
             self.devices[index].class = summary.first_interface_class;
         }
+        let super_speed = matches!(self.devices[index].speed, Speed::Super | Speed::Other(_));
         let state = if let Some(keyboard) = summary.keyboard {
             self.configure_keyboard(index, summary.value, keyboard)?;
             DeviceState::Keyboard
+        } else if summary.hub.is_some() && super_speed {
+            // the SuperSpeed half of a USB 3 hub (bDeviceProtocol 3 on a USB
+            // 3 port, USB 3.2 §10.15.1): not driven (its descriptor 0x2A and
+            // port requests are USB 3.2 §10.16's); its USB 2.0 half on the
+            // paired USB 2 port carries the low/full/high-speed devices, as
+            // Linux's hub driver runs the two halves as two hubs
+            DeviceState::Ignored
         } else if let (Some(hub), CLASS_HUB | 0) = (summary.hub, descriptor.class) {
             self.configure_hub(index, summary.value, hub)?;
             DeviceState::Hub

@@ -286,3 +286,52 @@ fn full_speed_device_behind_high_speed_hub_gets_tt_fields() {
     assert_eq!((kbd_out.read32(8) >> 8) & 0xff, 3, "TT port");
     assert_eq!(type_hi_at(&mut c, &h, 1, 0x3), hi());
 }
+
+/// A USB 3 hub is two hubs (USB 3.2 §10.1): its SuperSpeed half on a USB 3
+/// root port (bDeviceClass 9, bDeviceProtocol 3, port speed Super) and its
+/// USB 2.0 half on a USB 2 port. The SS half is recognised and left alone:
+/// listed `ignored`, no error, its slot given back, no hub request sent;
+/// the USB 2.0 half is driven and the keyboard behind it types.
+#[test]
+fn usb3_hub_superspeed_half_is_left_alone_and_its_usb2_half_types() {
+    let mut ss_half = FakeDevice::hub(4);
+    ss_half.speed = 4; // SuperSpeed (PORTSC Port Speed 4)
+    ss_half.descriptor.usb_version = 0x0300;
+    ss_half.descriptor.protocol = 3;
+    // a real SS device says 9 (2^9 = 512 bytes); the fake sends packets of
+    // bMaxPacketSize0 bytes, so it gets 64, which the driver also reads as
+    // 512 at SuperSpeed (the exponent is capped at 9)
+    ss_half.descriptor.max_packet0 = 64;
+    let usb2_half = hub_with_keyboard(2);
+    // fake root ports 3 and 4 are the USB 3 ones
+    let (mut c, h) = start(std::vec![(3, ss_half), (1, usb2_half)], Config::default());
+    h.with(|m, _| m.set_port_speed(1, 3));
+    let s = c.poll_settled();
+    assert_eq!((s.attached, s.errors), (3, 0), "{s:?}");
+    let ss = c
+        .devices()
+        .find(|d| d.port == 3)
+        .expect("the SuperSpeed half is listed");
+    assert_eq!(
+        (ss.state, ss.class, ss.speed, ss.slot),
+        (DeviceState::Ignored, 9, crate::Speed::Super, 0),
+        "{ss}"
+    );
+    let powered = h.with(|m, _| {
+        m.ports[2]
+            .as_ref()
+            .expect("SS half")
+            .hub
+            .as_ref()
+            .expect("hub")
+            .powered
+            .iter()
+            .any(|&p| p)
+    });
+    assert!(!powered, "no hub request to the SuperSpeed half");
+    assert!(
+        c.devices()
+            .any(|d| d.port == 1 && d.state == DeviceState::Hub)
+    );
+    assert_eq!(type_hi_at(&mut c, &h, 1, 0x2), hi());
+}
