@@ -342,6 +342,64 @@ impl Vm {
         ));
     }
 
+    /// Waits, after a panic, until the `db> ` console's USB keyboard is
+    /// ready to type on, and consumes the prompt that follows: the
+    /// takeover's `usb: N keyboard(s) ready` line with N at least 1 and no
+    /// device still being attached, else the console's later announcement
+    /// `usb: K device(s) attached; N keyboard(s) ready` with N at least 1
+    /// (a keyboard caught before or during its enumeration finishes inside
+    /// the console loop, debounce included). Returns the ready line and
+    /// what followed it up to that prompt. A HANG names the step.
+    pub fn expect_usb_keyboard_ready(&mut self, deadline: Duration) -> String {
+        match self.try_expect_usb_keyboard_ready(deadline) {
+            Ok(s) => s,
+            Err(e) => self.fail(&e),
+        }
+    }
+
+    /// Like [`Vm::expect_usb_keyboard_ready`] but returns the failure.
+    pub fn try_expect_usb_keyboard_ready(&mut self, deadline: Duration) -> Result<String, String> {
+        let end = Instant::now() + deadline;
+        let left = |end: Instant| end.saturating_duration_since(Instant::now());
+        let ready = Regex::new(r"usb: (\d+) keyboard\(s\) ready \(\d+ ms\)([^\n]*)\n")
+            .expect("static regex");
+        let mut text = self
+            .try_expect(ready.as_str(), left(end))
+            .map_err(|e| format!("{e}: no `usb: ... keyboard(s) ready` line after the panic"))?;
+        let (mut keyboards, pending) = ready
+            .captures(&text)
+            .map(|c| {
+                (
+                    c[1].parse().unwrap_or(0u32),
+                    c[2].contains("being attached"),
+                )
+            })
+            .unwrap_or((0, false));
+        if keyboards > 0 && !pending {
+            text += &self.try_expect("db> ", left(end))?;
+            return Ok(text);
+        }
+        // announced once the bus has settled; again if that brought no keyboard
+        let announced =
+            Regex::new(r"usb: \d+ device\(s\) attached; (\d+) keyboard\(s\) ready\r?\ndb> ")
+                .expect("static regex");
+        let mut announcements = 0;
+        while keyboards == 0 || announcements == 0 {
+            let line = self
+                .try_expect(announced.as_str(), left(end))
+                .map_err(|e| {
+                    format!("{e}: the USB keyboard never became ready at db> (after {text:?})")
+                })?;
+            keyboards = announced
+                .captures(&line)
+                .and_then(|c| c[1].parse().ok())
+                .unwrap_or(0);
+            announcements += 1;
+            text += &line;
+        }
+        Ok(text)
+    }
+
     /// True if QEMU exits (or has exited) within `d`.
     fn exits_within(&mut self, d: Duration) -> bool {
         let end = Instant::now() + d;

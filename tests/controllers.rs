@@ -103,7 +103,10 @@ fn a_keyboard_on_the_second_controller_types_in_both_modes() {
 fn an_early_panic_brings_up_both_controllers() {
     let mut vm = Vm::start("controllers-early", two_controllers("trigger=early"));
     vm.expect("PANIC on cpu 0 [^\n]*: test: early boot panic", BOOT);
-    let report = vm.expect(r"(?s).*?db> ", STEP);
+    // the keyboard is attached inside the console loop, announced when ready
+    vm.expect_usb_keyboard_ready(STEP);
+    let console = vm.console();
+    let report = &console[console.find("PANIC on cpu").unwrap_or(0)..];
     assert_eq!(
         report
             .matches("controller started from scratch in polled mode")

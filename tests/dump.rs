@@ -237,7 +237,7 @@ fn ctrl_c_on_the_usb_keyboard_aborts_a_full_dump() {
     let (mut cfg, disk) = config("abort-usb", "trigger=plain", 2);
     cfg.memory_mib = 1024;
     let mut vm = Vm::start("dump-abort-usb", cfg);
-    vm.expect("db> ", BOOT);
+    vm.expect_usb_keyboard_ready(BOOT);
     vm.type_text("dump full\n");
     vm.expect("dump: full core", STEP);
     vm.key("ctrl", true);

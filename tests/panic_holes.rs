@@ -169,7 +169,7 @@ fn an_early_panic_assigns_nothing_and_types_on_usb() {
         r"usb [0-9a-f]{2}:[0-9a-f]{2}\.[0-7]: controller started from scratch in polled mode",
         STEP,
     );
-    vm.expect("db> ", STEP);
+    vm.expect_usb_keyboard_ready(STEP);
     let after = vm.console();
     let after = &after[after.find("PANIC on cpu 0").unwrap_or(0)..];
     assert!(

@@ -116,13 +116,13 @@ fn usb_reports(vm: &mut Vm) -> u64 {
     c[1].parse().expect("a report count")
 }
 
-/// Types a console session on the USB keyboard and checks the answers. The
-/// first key typed after the prompt must echo: `db> ` means ready. With
+/// Types a console session on the USB keyboard, at a `db> ` already seen
+/// with the keyboard ready, and checks the answers. The first key typed
+/// must echo: a keyboard announced ready is armed. With
 /// `usb`, the USB keyboard's report counter must rise over the session, so
 /// the keys provably came over USB (QMP sends keys to PS/2 once no usb-kbd
 /// exists, and `db>` polls PS/2 too).
 fn console_session(vm: &mut Vm, smp: u32, regs1: Regs1, usb: bool) {
-    vm.expect("db> ", STEP);
     vm.type_text("c");
     vm.expect(r"\Ac", Duration::from_secs(5));
     vm.type_text("pus\n");
@@ -157,14 +157,19 @@ fn console_session(vm: &mut Vm, smp: u32, regs1: Regs1, usb: bool) {
 
 /// Checks the takeover report between the panic and the prompt: no full
 /// reset, no dead controller, no busy bus, and what the trigger left behind
-/// was repaired.
+/// was repaired; then waits for the keyboard to be ready (a keyboard the
+/// panic caught before or during its enumeration is announced later) and
+/// its prompt.
 fn check_takeover(vm: &mut Vm, kind: &str) {
     // Up to the end of the line: console output arrives as it is written.
     let report = vm.expect(
         r"usb [0-9a-f]{2}:[0-9a-f]{2}\.[0-7]: (polled mode: [^\n]*|controller started from scratch[^\n]*)\n",
         STEP,
     );
-    let ready = vm.expect(r"(?s).*?usb: [1-9]\d* keyboard\(s\) ready", STEP);
+    vm.expect_usb_keyboard_ready(STEP);
+    // everything from the panic to the prompt the keyboard is ready at
+    let console = vm.console();
+    let ready = &console[console.find("PANIC on cpu").unwrap_or(0)..];
     for bad in [
         "FULL RESET",
         "DEAD",
@@ -302,7 +307,7 @@ fn hot_plug_after_the_panic() {
     cfg.firmware = Firmware::Qboot;
     cfg.append = "trigger=plain".into();
     let mut vm = Vm::start("usbpanic-hotplug", cfg);
-    vm.expect("db> ", BOOT);
+    vm.expect_usb_keyboard_ready(BOOT);
     vm.type_text("cpus\n");
     vm.expect("cpu 0: apic", STEP);
     // Unplug the only keyboard, plug another one in: enumerated in polled mode.
@@ -322,6 +327,7 @@ fn hot_plug_after_the_panic() {
     vm.type_text("lsusb\n");
     vm.expect(r"polled mode", STEP);
     vm.expect(r"keyboard \(", STEP);
+    vm.expect("db> ", STEP);
     console_session(&mut vm, 4, Regs1::Saved, true);
 }
 
@@ -337,7 +343,7 @@ fn hot_plug_behind_a_hub_after_the_panic() {
     cfg.keyboard = Keyboard::BehindHub;
     cfg.append = "trigger=plain".into();
     let mut vm = Vm::start("usbpanic-hub-hotplug", cfg);
-    vm.expect("db> ", BOOT);
+    vm.expect_usb_keyboard_ready(BOOT);
     vm.qmp("device_del", json!({"id": "kbd0"})).unwrap();
     std::thread::sleep(Duration::from_millis(500));
     vm.qmp(
@@ -356,6 +362,7 @@ fn hot_plug_behind_a_hub_after_the_panic() {
         out.contains("hub") && out.matches(", keyboard (").count() == 1,
         "lsusb after the hot-plug behind the hub:\n{out}"
     );
+    vm.expect("db> ", STEP);
     console_session(&mut vm, 2, Regs1::Saved, true);
 }
 
@@ -372,6 +379,7 @@ fn keyboard_behind_a_hub_after_the_panic() {
         cfg.append = "trigger=plain".into();
         let mut vm = Vm::start(&format!("usbpanic-hub-{rep}"), cfg);
         vm.expect("PANIC on cpu", BOOT);
+        vm.expect_usb_keyboard_ready(STEP);
         console_session(&mut vm, 4, Regs1::Saved, true);
     }
 }
@@ -385,5 +393,6 @@ fn ps2_only_machine_still_gets_a_console() {
     // Without a USB keyboard, QMP key events go to the i8042 (PS/2) keyboard.
     let mut vm = Vm::start("ps2-console", cfg);
     vm.expect("PANIC on cpu", BOOT);
+    vm.expect("db> ", STEP);
     console_session(&mut vm, 4, Regs1::Saved, false);
 }

@@ -108,7 +108,7 @@ impl<H: Hal> Controller<H> {
     /// Endpoint if halted, Stop Endpoint if running, re-initialise the ring,
     /// Set TR Dequeue Pointer (§4.6.10). The caller re-arms transfers.
     pub(crate) fn restart_endpoint(&mut self, index: usize, dci: u8) -> Result<(), Error> {
-        let slot = index as u8 + 1;
+        let slot = self.devices[index].slot_id;
         let context = self.caps.context;
         let state = context.endpoint_state(&self.devices[index].mem.device_context, dci);
         if state == EP_STATE_HALTED {

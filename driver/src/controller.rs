@@ -85,6 +85,9 @@ pub(crate) struct PortState {
     pub(crate) changed: bool,
     /// Enumeration failed; wait for a disconnect before trying again.
     pub(crate) failed: bool,
+    /// Waits for its turn to be attached (`attach.rs`), with the connect
+    /// debounce (`Some(true)`) or without.
+    pub(crate) waiting: Option<bool>,
 }
 
 /// A command in flight.
@@ -152,6 +155,8 @@ pub struct Controller<H: Hal> {
     /// HAL time by which every bounded wait ends, whatever its own timeout:
     /// the takeover's time budget (`None` outside the takeover).
     pub(crate) deadline_us: Option<u64>,
+    /// The device being attached, stage by stage (`attach.rs`).
+    pub(crate) attach: Option<crate::attach::Attach>,
 }
 
 // SAFETY: a controller exclusively owns its register window and DMA memory,
@@ -165,7 +170,7 @@ impl<H: Hal> Controller<H> {
     ///
     /// Does the USB legacy handoff (§4.22.1), halts and resets the controller,
     /// allocates every DMA buffer the driver will ever need (including
-    /// per-device resources for [`MAX_DEVICES`] slots), programs the command
+    /// per-device resources for [`MAX_DEVICES`] records), programs the command
     /// and event rings, starts it and scans the ports (devices already plugged
     /// in are enumerated by the first [`poll`](Self::poll)).
     ///
@@ -180,7 +185,7 @@ impl<H: Hal> Controller<H> {
         let mut caps = Capabilities {
             version: regs.caplength().interface_version(),
             ports: hcs1.max_ports().min(MAX_PORTS as u8),
-            slots: hcs1.max_device_slots().clamp(1, MAX_DEVICES as u8),
+            slots: hcs1.max_device_slots().max(1),
             context: ContextLayout {
                 size: if hcc1.context_size() { 64 } else { 32 },
             },
@@ -206,7 +211,7 @@ impl<H: Hal> Controller<H> {
         caps.scratchpads = scratchpads as u16;
         let page_size = regs.pagesize().bytes();
         let mut dma = DmaAllocator::new(&hal, caps.dma_limit.max_address());
-        let mem = ControllerMemory::allocate(&mut dma, scratchpads, page_size)?;
+        let mem = ControllerMemory::allocate(&mut dma, caps.slots, scratchpads, page_size)?;
         let devices = allocate_devices(&mut dma)?;
         caps.dma_span = (dma.lowest, dma.highest);
 
@@ -232,6 +237,7 @@ impl<H: Hal> Controller<H> {
             next_health_check_us: 0,
             enumeration_probe: None,
             deadline_us: None,
+            attach: None,
         };
         controller.initialize()?;
         Ok(controller)
@@ -272,14 +278,17 @@ unsafe fn map_registers(
 }
 
 impl ControllerMemory {
-    /// Allocates the DCBAA, `scratchpads` scratchpad pages of `page_size`
-    /// and their array (§4.20), the ERST and both rings.
+    /// Allocates the DCBAA for `slots` slot IDs (§6.1: MaxSlotsEn + 1
+    /// entries, entry 0 the scratchpad array; at most 256 × 8 bytes),
+    /// `scratchpads` scratchpad pages of `page_size` and their array
+    /// (§4.20), the ERST and both rings.
     fn allocate<H: Hal>(
         dma: &mut DmaAllocator<'_, H>,
+        slots: u8,
         scratchpads: usize,
         page_size: usize,
     ) -> Result<Self, Error> {
-        let dcbaa = dma.alloc((MAX_DEVICES + 1) * 8, 64)?;
+        let dcbaa = dma.alloc((usize::from(slots) + 1) * 8, 64)?;
         let scratchpad_array = if scratchpads > 0 {
             let array = dma.alloc(scratchpads * 8, 64)?;
             for i in 0..scratchpads {
@@ -431,11 +440,11 @@ impl<H: Hal> Controller<H> {
             device.reset();
         }
         self.ports = [PortState::default(); MAX_PORTS];
+        self.attach = None;
 
-        // MaxSlotsEn (§5.4.7) = HCSPARAMS1.MaxSlots capped by the records
-        // preallocated in `new` (`caps.slots`): slot IDs are then 1..=slots,
-        // one per record. Slots of devices only listed are given back
-        // (slots.rs), so ignored devices do not use them up.
+        // MaxSlotsEn (§5.4.7) = HCSPARAMS1.MaxSlots (`caps.slots`, §5.3.3):
+        // slot IDs are 1..=slots, decoupled from the device records
+        // (slots.rs), and the DCBAA has an entry for each.
         let config = self.regs.config();
         self.regs
             .write_config(config.set_max_device_slots_enabled(self.caps.slots));
@@ -582,8 +591,10 @@ impl<H: Hal> Controller<H> {
 
     /// THE event-drain routine, for interrupt mode (after `ack_interrupt`) and
     /// panic mode alike: drains the event ring, handles attach/detach
-    /// (enumerating new devices with bounded waits), restarts halted keyboard
-    /// endpoints, sends LED reports, runs key repeat and queues keys.
+    /// (advancing the attach of a new device by the stages whose time has
+    /// come, `attach.rs`: no time delay is waited out here, only bounded
+    /// waits for completions), restarts halted keyboard endpoints, sends
+    /// LED reports, runs key repeat and queues keys.
     ///
     /// An idle poll in polled mode reads no register (USBSTS once a
     /// millisecond), so a console may call it in a tight loop.
@@ -606,9 +617,10 @@ impl<H: Hal> Controller<H> {
         }
         summary.events = self.process_events();
         for index in 0..usize::from(self.caps.ports) {
-            if self.ports[index].changed {
+            let port = index as u8 + 1;
+            if self.ports[index].changed && !self.attaching(crate::attach::Target::Root(port)) {
                 self.ports[index].changed = false;
-                let (attached, detached) = self.port_changed(index as u8 + 1);
+                let (attached, detached) = self.port_changed(port);
                 summary.attached += attached;
                 summary.detached += detached;
             }
@@ -619,6 +631,7 @@ impl<H: Hal> Controller<H> {
         let (attached, detached) = self.service_hubs();
         summary.attached += attached;
         summary.detached += detached;
+        summary.attached += self.run_attach();
         self.restart_halted_endpoints();
         if self.leds_dirty {
             self.leds_dirty = false;

@@ -65,6 +65,13 @@ pub(crate) struct HubEndpoint {
     pub(crate) changed: u16,
     /// Bit p: enumeration on port p failed; wait for a disconnect.
     pub(crate) failed: u16,
+    /// Bit p: port p waits for its turn to be attached (`attach.rs`) ...
+    pub(crate) waiting: u16,
+    /// ... with the connect debounce.
+    pub(crate) waiting_debounce: u16,
+    /// HAL time from which the ports are power-good (USB 2.0 §11.23.2.1
+    /// bPwrOn2PwrGood): not looked at before.
+    pub(crate) ports_ready_us: u64,
     /// TT Think Time for the slot context (high-speed hubs; else 0).
     pub(crate) think_time: u8,
     /// A high-speed hub running one TT per port: its multiple-TT interface
@@ -151,8 +158,12 @@ impl DeviceMemory {
 /// One device slot: preallocated memory plus what we know about the device.
 pub(crate) struct Device {
     pub(crate) mem: DeviceMemory,
-    /// `None`: the slot is free.
+    /// `None`: the record is free.
     pub(crate) state: Option<DeviceState>,
+    /// The controller's slot ID of the device (xHCI 1.2 §4.5.3), 1 to
+    /// MaxSlotsEn: not this record's number (`slots.rs`); kept for the
+    /// listing once the slot is released.
+    pub(crate) slot_id: u8,
     pub(crate) port: u8,
     pub(crate) speed: Speed,
     pub(crate) descriptor: DeviceDescriptor,
@@ -197,6 +208,7 @@ pub(crate) struct Device {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Listing {
     state: Option<DeviceState>,
+    slot_id: u8,
     port: u8,
     speed: Speed,
     descriptor: DeviceDescriptor,
@@ -209,6 +221,7 @@ impl Device {
         Self {
             mem,
             state: None,
+            slot_id: 0,
             port: 0,
             speed: Speed::Full,
             descriptor: DeviceDescriptor::default(),
@@ -238,6 +251,7 @@ impl Device {
     pub(crate) fn listing(&self) -> Listing {
         Listing {
             state: self.state,
+            slot_id: self.slot_id,
             port: self.port,
             speed: self.speed,
             descriptor: self.descriptor,
@@ -250,6 +264,7 @@ impl Device {
     pub(crate) fn adopt(&mut self, listing: Listing) {
         self.reset();
         self.state = listing.state;
+        self.slot_id = listing.slot_id;
         self.port = listing.port;
         self.speed = listing.speed;
         self.descriptor = listing.descriptor;

@@ -1,6 +1,22 @@
-//! Attach and detach: Enable Slot, Address Device, descriptors,
-//! configuration of a boot keyboard (xHCI 1.2 §4.3, USB 2.0 §9.1.2, HID 1.11
-//! §7.2), with the retries of Linux `hub_port_connect`.
+//! The steps of enumeration and detach: Enable Slot, Address Device,
+//! descriptors, configuration of a boot keyboard or a hub (xHCI 1.2 §4.3,
+//! USB 2.0 §9.1.2, HID 1.11 §7.2). `attach.rs` runs them as stages, with the
+//! waits between them and the retries of Linux `hub_port_connect`.
+//!
+//! The addressing stage, as Linux `hub_port_init` runs it on xHCI with
+//! `use_new_scheme` (USB 2.0 §9.1.2, §9.2.6.3; xHCI 1.2 §4.3.4, §4.6.5):
+//!
+//! 1. Address Device with BSR = 1: the slot goes to the Default state and
+//!    no SET_ADDRESS is sent (Linux `xhci_enable_device`), EP0 at the
+//!    speed's first guess ([`initial_max_packet0`]);
+//! 2. GET_DESCRIPTOR(device, 64) at address 0, for bMaxPacketSize0: a
+//!    device with a smaller EP0 ends the data stage with a short packet
+//!    (1 and 2: [`Controller::enable_and_address`]);
+//! 3. Address Device with BSR = 0 (SET_ADDRESS), up to [`SET_ADDRESS_TRIES`]
+//!    times [`SET_ADDRESS_RETRY_US`] apart, then the SET_ADDRESS recovery
+//!    interval ([`SET_ADDRESS_RECOVERY_US`]) ([`Controller::set_address`]);
+//! 4. Evaluate Context if bMaxPacketSize0 differs from the guess;
+//! 5. GET_DESCRIPTOR(device, 18), parsed (4 and 5: [`Controller::identify`]).
 #![forbid(unsafe_code)]
 
 use crate::context::{EndpointFields, EndpointType, SlotFields, keyboard_interval};
@@ -19,7 +35,7 @@ use crate::types::{DeviceState, EnumerationStep, Speed};
 const CLASS_HUB: u8 = 9;
 
 /// Port initialisation attempts per connection (Linux `PORT_INIT_TRIES`).
-const PORT_INIT_TRIES: u32 = 4;
+pub(crate) const PORT_INIT_TRIES: u32 = 4;
 /// Address Device (BSR = 0, SET_ADDRESS) tries per attempt (Linux
 /// `SET_ADDRESS_TRIES`) ...
 const SET_ADDRESS_TRIES: u32 = 2;
@@ -28,30 +44,22 @@ const SET_ADDRESS_RETRY_US: u64 = 200_000;
 /// After SET_ADDRESS, before the next request: USB 2.0 §9.2.6.3 gives the
 /// device 2 ms; Linux `hub_port_init` waits 10 ms ("let SET_ADDRESS
 /// settle, some device hardware wants it").
-const SET_ADDRESS_RECOVERY_US: u64 = 10_000;
+pub(crate) const SET_ADDRESS_RECOVERY_US: u64 = 10_000;
 /// No new enumeration attempt starts after this long (the attempts of one
 /// connection stay within about this, so a device that never answers does
 /// not hold `poll()`, and with it the panic console, for long).
-const ENUMERATION_BUDGET_US: u64 = 2_000_000;
+pub(crate) const ENUMERATION_BUDGET_US: u64 = 2_000_000;
 /// Bytes of the first device descriptor read (Linux `hub_port_init`: 64,
 /// "USB_DT_DEVICE_SIZE" would not reveal a bigger EP0).
 const FIRST_READ_BYTES: u16 = 64;
 /// Block Set Address Request of the Address Device TRB (xHCI 1.2 §6.4.3.4).
 const ADDRESS_DEVICE_BSR: u32 = 1 << 9;
 
-/// The outcome of one enumeration attempt that did not fail for good.
-pub(crate) enum Attempt {
-    /// Enumerated in this slot.
-    Done(u8),
-    /// The device did not get through the addressing stage: try again.
-    Retry(Error),
-}
-
 /// Is this failure of the addressing stage worth another port reset? A
 /// device that did not answer (transaction errors, stalls, timeouts, a
 /// garbled descriptor) is; a controller that failed, ran out of slots or
 /// memory, or a device the driver cannot handle is not.
-fn retryable(e: Error) -> bool {
+pub(crate) fn retryable(e: Error) -> bool {
     matches!(
         e,
         Error::Timeout { .. }
@@ -87,7 +95,7 @@ impl<H: Hal> Controller<H> {
         average_trb_length: u16,
         what: &'static str,
     ) -> Result<(), Error> {
-        let slot = index as u8 + 1;
+        let slot = self.devices[index].slot_id;
         let context = self.caps.context;
         let mem = self.devices[index].mem;
         {
@@ -116,86 +124,103 @@ impl<H: Hal> Controller<H> {
         Ok(())
     }
 
-    /// Enumerates the device on a port, with the retries of Linux
-    /// `hub_port_connect`: up to [`PORT_INIT_TRIES`] attempts, each starting
-    /// with `reset(self, attempt)` (port reset and reset recovery, giving
-    /// the device's location and speed) and a fresh slot. An attempt that
-    /// fails while the device is addressed and identified (Address Device,
-    /// the device descriptor: a device that did not answer yet) gives its
-    /// slot back (Disable Slot, xHCI 1.2 §4.6.4) and the next attempt resets
-    /// the port again; failures past that point (configuration, a class
-    /// the driver refuses) and failures of the controller itself are final.
-    /// Attempts stop early once [`ENUMERATION_BUDGET_US`] has passed, so the
-    /// whole is bounded in time as well as in count. Returns the slot.
-    pub(crate) fn enumerate_port(
+    /// Enable Slot for a device at `at` (a root port or a hub port that was
+    /// just reset and has recovered), then steps 1 and 2 of the addressing
+    /// stage (module docs). The slot is recorded
+    /// in the root port table or in the parent hub before anything can
+    /// fail, so a detach or a takeover always finds it. The outer error is
+    /// a failure before there is a record (no slot, a controller error);
+    /// the inner one a failure of the attempt on record `index`. Returns
+    /// the record and (EP0's first guess, bMaxPacketSize0 reported).
+    #[allow(
+        clippy::type_complexity,
+        reason = "two failure levels: without a record, and of the attempt on one"
+    )]
+    pub(crate) fn enable_and_address(
         &mut self,
-        mut reset: impl FnMut(&mut Self, u32) -> Result<(Location, Speed), Error>,
-    ) -> Result<u8, Error> {
-        let start = self.hal.now_us();
-        let mut last_error = Error::Timeout {
-            what: "device enumeration",
-        };
-        for attempt in 0..PORT_INIT_TRIES {
-            if attempt > 0 && self.hal.now_us().saturating_sub(start) >= ENUMERATION_BUDGET_US {
-                break;
-            }
-            let (at, speed) = reset(self, attempt)?;
-            let may_retry = attempt + 1 < PORT_INIT_TRIES;
-            match self.enumerate(at, speed, may_retry)? {
-                Attempt::Done(slot) => return Ok(slot),
-                Attempt::Retry(e) => last_error = e,
-            }
-        }
-        Err(last_error)
-    }
-
-    /// Enable Slot, Address Device, descriptors and configuration of a device
-    /// at `at` (a root port or a hub port that was just reset). The slot is
-    /// recorded in the root port table or in the parent hub before anything
-    /// can fail, so a detach or a takeover always finds it. With
-    /// `may_retry`, a retryable failure of the addressing stage frees the
-    /// slot again and returns [`Attempt::Retry`]; any other failure leaves
-    /// the device listed as [`DeviceState::Failed`].
-    fn enumerate(&mut self, at: Location, speed: Speed, may_retry: bool) -> Result<Attempt, Error> {
+        at: Location,
+        speed: Speed,
+    ) -> Result<(usize, Result<(u16, u8), Error>), Error> {
         let root = usize::from(at.root_port);
         if !(1..=usize::from(self.caps.ports)).contains(&root) {
             return Err(Error::NoSlot);
         }
         let slot_type = self.caps.slot_types[root - 1];
         let done = self.command(command::enable_slot(slot_type), "Enable Slot")?;
-        let Some(index) = usize::from(done.slot)
-            .checked_sub(1)
-            .filter(|&i| i < usize::from(self.caps.slots))
-        else {
+        if done.slot == 0 || self.slot_index(done.slot).is_some() {
+            // a slot ID we think is in use: refuse it
+            if done.slot != 0 {
+                let _ = self.command(command::disable_slot(done.slot), "Disable Slot");
+            }
             return Err(Error::NoSlot);
-        };
-        if self.devices[index].slot_released {
-            // the slot of a device only listed came back: the listing moves
-            self.move_listing(index);
         }
-        if self.devices[index].state.is_some() {
-            // the controller handed out a slot we think is in use: refuse it
+        let Some(index) = self.free_record() else {
+            // every record holds a device with a slot: give this one back
             let _ = self.command(command::disable_slot(done.slot), "Disable Slot");
-            return Err(Error::NoSlot);
-        }
+            return Err(Error::Unsupported {
+                what: "more devices than the driver's device records (MAX_DEVICES)",
+            });
+        };
         self.devices[index].reset();
         let device = &mut self.devices[index];
         device.state = Some(DeviceState::Enumerating);
+        device.slot_id = done.slot;
         device.port = at.root_port;
         device.speed = speed;
         device.location = at;
-        self.link_child(at, done.slot);
+        self.link_child(at, index as u8 + 1);
         self.probe(EnumerationStep::SlotEnabled);
-        let result = match self.address_and_identify(index) {
-            Err(e) if may_retry && retryable(e) => {
-                // Linux hub_port_connect: hub_free_dev, then the next try
-                self.detach_slot(done.slot);
-                return Ok(Attempt::Retry(e));
-            }
+        let guess = initial_max_packet0(speed);
+        let first = self
+            .address_device(index, guess, true)
+            .and_then(|_| self.read_max_packet0(index))
+            .map(|reported| (guess, reported));
+        Ok((index, first))
+    }
+
+    /// Step 3 of the addressing stage (module docs): Address Device with BSR = 0
+    /// (SET_ADDRESS), try `tries` of [`SET_ADDRESS_TRIES`]. `Ok(Err(us))`:
+    /// it failed in a way worth another try, `us` from now.
+    pub(crate) fn set_address(
+        &mut self,
+        index: usize,
+        guess: u16,
+        tries: u32,
+    ) -> Result<Result<(), u64>, Error> {
+        match self.address_device(index, guess, false) {
+            Ok(_) => Ok(Ok(())),
+            Err(e) if tries < SET_ADDRESS_TRIES && retryable(e) => Ok(Err(SET_ADDRESS_RETRY_US)),
             Err(e) => Err(e),
-            Ok(descriptor) => self.configure_device(index, descriptor),
-        };
-        match result {
+        }
+    }
+
+    /// Steps 4 and 5 of the addressing stage, after the SET_ADDRESS
+    /// recovery: Evaluate Context if bMaxPacketSize0 (`reported`) differs
+    /// from `guess`, then the device descriptor, recorded.
+    pub(crate) fn identify(
+        &mut self,
+        index: usize,
+        guess: u16,
+        reported: u8,
+    ) -> Result<DeviceDescriptor, Error> {
+        let slot_fields = self.slot_fields(index, 1);
+        self.update_max_packet0(index, slot_fields, guess, reported)?;
+        let descriptor = self.read_device_descriptor(index)?;
+        self.devices[index].descriptor = descriptor;
+        self.devices[index].class = descriptor.class;
+        self.probe(EnumerationStep::DescriptorRead);
+        Ok(descriptor)
+    }
+
+    /// Configures the identified device of record `index` (a keyboard is
+    /// armed, a hub watched, anything else listed without its slot); a
+    /// failure here is final: the device is listed as failed.
+    pub(crate) fn finish_enumeration(
+        &mut self,
+        index: usize,
+        descriptor: DeviceDescriptor,
+    ) -> Result<(), Error> {
+        match self.configure_device(index, descriptor) {
             Ok(state) => {
                 self.devices[index].state = Some(state);
                 match state {
@@ -203,16 +228,20 @@ impl<H: Hal> Controller<H> {
                     DeviceState::Ignored => self.release_slot(index),
                     _ => {}
                 }
-                Ok(Attempt::Done(done.slot))
+                Ok(())
             }
             Err(e) => {
-                // listed as failed until its port changes, without a slot
-                self.devices[index].state = Some(DeviceState::Failed);
-                self.devices[index].hub = None;
-                self.release_slot(index);
+                self.fail_enumeration(index);
                 Err(e)
             }
         }
+    }
+
+    /// Lists record `index` as failed until its port changes, without a slot.
+    pub(crate) fn fail_enumeration(&mut self, index: usize) {
+        self.devices[index].state = Some(DeviceState::Failed);
+        self.devices[index].hub = None;
+        self.release_slot(index);
     }
 
     /// Is `slot` (0: none) a device that was enumerated and works (not
@@ -249,7 +278,7 @@ impl<H: Hal> Controller<H> {
             speed: device.speed.id(),
             context_entries,
             root_port: at.root_port,
-            tt_hub_slot: at.tt_hub_slot,
+            tt_hub_slot: self.slot_id_of(at.tt_hub_slot),
             tt_port: at.tt_port,
             mtt: at.tt_multi,
             ..SlotFields::default()
@@ -263,44 +292,6 @@ impl<H: Hal> Controller<H> {
         fields
     }
 
-    /// The addressing stage, as Linux `hub_port_init` runs it on xHCI with
-    /// `use_new_scheme` (USB 2.0 §9.1.2, §9.2.6.3; xHCI 1.2 §4.3.4, §4.6.5):
-    ///
-    /// 1. Address Device with BSR = 1: the slot goes to the Default state
-    ///    and no SET_ADDRESS is sent (Linux `xhci_enable_device`), EP0 at
-    ///    the speed's first guess ([`initial_max_packet0`]);
-    /// 2. GET_DESCRIPTOR(device, 64) at address 0, for bMaxPacketSize0: a
-    ///    device with a smaller EP0 ends the data stage with a short packet;
-    /// 3. Address Device with BSR = 0 (SET_ADDRESS), up to
-    ///    [`SET_ADDRESS_TRIES`] times [`SET_ADDRESS_RETRY_US`] apart, then
-    ///    the SET_ADDRESS recovery interval ([`SET_ADDRESS_RECOVERY_US`]);
-    /// 4. Evaluate Context if bMaxPacketSize0 differs from the guess;
-    /// 5. GET_DESCRIPTOR(device, 18), parsed.
-    fn address_and_identify(&mut self, index: usize) -> Result<DeviceDescriptor, Error> {
-        let guess = initial_max_packet0(self.devices[index].speed);
-        let slot_fields = self.address_device(index, guess, true)?;
-        let reported = self.read_max_packet0(index)?;
-        let mut tries = 0;
-        loop {
-            tries += 1;
-            match self.address_device(index, guess, false) {
-                Ok(_) => break,
-                Err(e) if tries < SET_ADDRESS_TRIES && retryable(e) => {
-                    self.hal.delay_us(SET_ADDRESS_RETRY_US);
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        self.probe(EnumerationStep::Addressed);
-        self.hal.delay_us(SET_ADDRESS_RECOVERY_US);
-        self.update_max_packet0(index, slot_fields, guess, reported)?;
-        let descriptor = self.read_device_descriptor(index)?;
-        self.devices[index].descriptor = descriptor;
-        self.devices[index].class = descriptor.class;
-        self.probe(EnumerationStep::DescriptorRead);
-        Ok(descriptor)
-    }
-
     /// Configuration of an identified device: a keyboard or a hub is
     /// configured, anything else left alone.
     fn configure_device(
@@ -312,9 +303,17 @@ impl<H: Hal> Controller<H> {
         if descriptor.class == 0 {
             self.devices[index].class = summary.first_interface_class;
         }
+        let super_speed = matches!(self.devices[index].speed, Speed::Super | Speed::Other(_));
         let state = if let Some(keyboard) = summary.keyboard {
             self.configure_keyboard(index, summary.value, keyboard)?;
             DeviceState::Keyboard
+        } else if summary.hub.is_some() && super_speed {
+            // the SuperSpeed half of a USB 3 hub (bDeviceProtocol 3 on a USB
+            // 3 port, USB 3.2 §10.15.1): not driven (its descriptor 0x2A and
+            // port requests are USB 3.2 §10.16's); its USB 2.0 half on the
+            // paired USB 2 port carries the low/full/high-speed devices, as
+            // Linux's hub driver runs the two halves as two hubs
+            DeviceState::Ignored
         } else if let (Some(hub), CLASS_HUB | 0) = (summary.hub, descriptor.class) {
             self.configure_hub(index, summary.value, hub)?;
             DeviceState::Hub
@@ -338,7 +337,7 @@ impl<H: Hal> Controller<H> {
         max_packet0: u16,
         bsr: bool,
     ) -> Result<SlotFields, Error> {
-        let slot = index as u8 + 1;
+        let slot = self.devices[index].slot_id;
         let context = self.caps.context;
         {
             let device = &mut self.devices[index];
@@ -395,7 +394,7 @@ impl<H: Hal> Controller<H> {
         current: u16,
         reported: u8,
     ) -> Result<(), Error> {
-        let slot = index as u8 + 1;
+        let slot = self.devices[index].slot_id;
         let context = self.caps.context;
         let mem = self.devices[index].mem;
         let speed = self.devices[index].speed;
@@ -530,6 +529,7 @@ impl<H: Hal> Controller<H> {
         if self.devices[index].state.is_none() {
             return;
         }
+        self.cancel_attach_of(index);
         if let Some(hub) = self.devices[index].hub.take() {
             for child in hub.children {
                 if child != 0 && child != slot {
@@ -545,10 +545,11 @@ impl<H: Hal> Controller<H> {
         // Mark it free first so late events for it are rejected.
         self.devices[index].state = None;
         if !self.devices[index].slot_released {
-            if let Err(e) = self.command(command::disable_slot(slot), "Disable Slot") {
+            let slot_id = self.devices[index].slot_id;
+            if let Err(e) = self.command(command::disable_slot(slot_id), "Disable Slot") {
                 self.note_error(e);
             }
-            self.mem.dcbaa.write64(usize::from(slot) * 8, 0);
+            self.mem.dcbaa.write64(usize::from(slot_id) * 8, 0);
         }
         self.devices[index].reset();
         self.relink(at, slot, 0, false);

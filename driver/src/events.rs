@@ -117,11 +117,15 @@ impl<H: Hal> Controller<H> {
         }
     }
 
-    /// Array index of an in-use slot ID.
+    /// The record of an in-use slot ID (`slots.rs`): a bounded search of
+    /// the [`MAX_DEVICES`](crate::MAX_DEVICES) records, no table.
     pub(crate) fn slot_index(&self, slot: u8) -> Option<usize> {
-        let index = usize::from(slot).checked_sub(1)?;
-        (index < usize::from(self.caps.slots) && self.devices.get(index)?.state.is_some())
-            .then_some(index)
+        if slot == 0 {
+            return None;
+        }
+        self.devices
+            .iter()
+            .position(|d| d.slot_id == slot && d.state.is_some() && !d.slot_released)
     }
 
     fn control_event(

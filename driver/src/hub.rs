@@ -6,13 +6,13 @@
 //! status-change endpoint runs on the slot's interrupt ring and report buffer.
 #![forbid(unsafe_code)]
 
+use crate::attach::Target;
 use crate::context::interrupt_interval;
 use crate::controller::Controller;
 use crate::descriptor::{DESC_HUB, HubDescriptor, InterruptInterface, SetupPacket};
 use crate::device::{HubEndpoint, Location, MAX_HUB_PORTS};
 use crate::error::Error;
 use crate::hal::Hal;
-use crate::port::RESET_RECOVERY_US;
 use crate::trb::CompletionCode;
 use crate::types::{DeviceState, Speed};
 
@@ -114,6 +114,9 @@ impl<H: Hal> Controller<H> {
             children: [0; MAX_HUB_PORTS],
             changed: 0,
             failed: 0,
+            waiting: 0,
+            waiting_debounce: 0,
+            ports_ready_us: 0,
             think_time,
             multi_tt,
         };
@@ -128,10 +131,15 @@ impl<H: Hal> Controller<H> {
             "Configure Endpoint (hub)",
         )?;
         self.power_hub_ports(index, hub.ports)?;
-        self.hal
-            .delay_us(power_on_delay_us(descriptor.power_on_to_good_2ms));
+        // the power-good wait is not waited out here: the ports are looked
+        // at once it is over (`service_hubs`)
+        let ready_us = self
+            .hal
+            .now_us()
+            .saturating_add(power_on_delay_us(descriptor.power_on_to_good_2ms));
         if let Some(h) = self.devices[index].hub.as_mut() {
             h.changed = h.all_ports();
+            h.ports_ready_us = ready_us;
         }
         Ok(())
     }
@@ -223,7 +231,10 @@ impl<H: Hal> Controller<H> {
 
     /// Looks at every hub port a status-change report (or a rescan) flagged,
     /// then re-arms the hub's status-change endpoint. Newly configured hubs
-    /// below are handled in further passes. Returns (attached, detached).
+    /// below are handled in further passes. A hub whose ports are not
+    /// power-good yet, and the port a device is being attached on
+    /// (`attach.rs`), keep their flags for a later `poll()`. Returns
+    /// (attached, detached); devices found are attached by `attach.rs`.
     pub(crate) fn service_hubs(&mut self) -> (u32, u32) {
         let (mut attached, mut detached) = (0, 0);
         for _ in 0..=MAX_TIERS {
@@ -235,19 +246,23 @@ impl<H: Hal> Controller<H> {
                 let Some(hub) = self.devices[index].hub else {
                     continue;
                 };
-                if hub.changed == 0 {
+                let mut changed = hub.changed & !self.attaching_bit(index);
+                if self.hal.now_us() < hub.ports_ready_us {
+                    changed &= 1;
+                }
+                if changed == 0 {
                     self.queue_interrupt(index);
                     continue;
                 }
                 any = true;
                 if let Some(h) = self.devices[index].hub.as_mut() {
-                    h.changed = 0;
+                    h.changed &= !changed;
                 }
-                if hub.changed & 1 != 0 {
+                if changed & 1 != 0 {
                     self.hub_status_changed(index);
                 }
                 for port in 1..=hub.ports {
-                    if hub.changed & (1 << port) == 0 {
+                    if changed & (1 << port) == 0 {
                         continue;
                     }
                     if self.devices[index].state != Some(DeviceState::Hub) {
@@ -370,16 +385,29 @@ impl<H: Hal> Controller<H> {
         if hub.children[usize::from(port - 1)] != 0 || hub.failed & bit != 0 {
             return (0, detached);
         }
-        match self.attach_behind_hub(index, port, change & C_PORT_CONNECTION != 0) {
-            Ok(true) => (1, detached),
-            Ok(false) => (0, detached),
-            Err(e) => {
-                self.note_error(e);
-                if let Some(h) = self.devices[index].hub.as_mut() {
-                    h.failed |= bit;
-                }
-                (0, detached)
+        if self.devices[index].location.depth() >= MAX_TIERS || usize::from(port) > MAX_HUB_PORTS {
+            if let Some(h) = self.devices[index].hub.as_mut() {
+                h.failed |= bit;
             }
+            self.note_error(Error::Unsupported {
+                what: "device beyond the route string's reach",
+            });
+            return (0, detached);
+        }
+        // Linux debounces on C_PORT_CONNECTION only
+        let debounce = change & C_PORT_CONNECTION != 0;
+        self.start_attach(Target::Hub { hub: index, port }, debounce);
+        (0, detached)
+    }
+
+    /// Bit p set if port p of the hub in record `index` has a device being
+    /// attached (`attach.rs`).
+    fn attaching_bit(&self, index: usize) -> u16 {
+        match self.attach.map(|a| a.target) {
+            Some(Target::Hub { hub, port }) if hub == index => {
+                1u16.checked_shl(u32::from(port)).unwrap_or(0)
+            }
+            _ => 0,
         }
     }
 
@@ -417,45 +445,45 @@ impl<H: Hal> Controller<H> {
         })
     }
 
-    /// Debounces the connection of hub port `port` (USB 2.0 §7.1.7.3, Linux
-    /// `hub_port_debounce`: GET_STATUS every 25 ms, C_PORT_CONNECTION
-    /// cleared as it is seen).
-    fn debounce_hub_port(&mut self, index: usize, port: u8) -> Result<bool, Error> {
-        self.debounce(|c| {
-            let (status, change) = c.hub_port_status(index, port)?;
-            if change & C_PORT_CONNECTION != 0 {
-                c.clear_port_changes(index, port, C_PORT_CONNECTION)?;
-            }
-            Ok((
-                status & PORT_STAT_CONNECTION != 0,
-                change & C_PORT_CONNECTION != 0,
-            ))
-        })
+    /// One connect-debounce sample of hub port `port` (USB 2.0 §7.1.7.3,
+    /// Linux `hub_port_debounce`: GET_STATUS, C_PORT_CONNECTION cleared as
+    /// it is seen): (connected, connect change seen).
+    pub(crate) fn sample_hub_port(
+        &mut self,
+        index: usize,
+        port: u8,
+    ) -> Result<(bool, bool), Error> {
+        let (status, change) = self.hub_port_status(index, port)?;
+        if change & C_PORT_CONNECTION != 0 {
+            self.clear_port_changes(index, port, C_PORT_CONNECTION)?;
+        }
+        Ok((
+            status & PORT_STAT_CONNECTION != 0,
+            change & C_PORT_CONNECTION != 0,
+        ))
     }
 
-    /// Debounces the connection if it just changed (`debounce`: Linux
-    /// debounces on C_PORT_CONNECTION only), resets the port and enumerates
-    /// the device on it with its route string, root port and, for LS/FS
-    /// devices behind a high-speed hub, the TT hub slot and port (xHCI 1.2
-    /// §4.3.3, §6.2.2, §8.9), with the retries of
-    /// [`enumerate_port`](Self::enumerate_port). Returns whether a device
-    /// was attached (`false`: it left while being debounced).
-    fn attach_behind_hub(&mut self, index: usize, port: u8, debounce: bool) -> Result<bool, Error> {
-        let depth = self.devices[index].location.depth();
-        if depth >= MAX_TIERS || port == 0 || usize::from(port) > MAX_HUB_PORTS {
+    /// Resets hub port `port` for an attach (the reset recovery is a stage
+    /// of `attach.rs`): the device's location with its route string, root
+    /// port and, for LS/FS devices behind a high-speed hub, the TT hub slot
+    /// and port (xHCI 1.2 §4.3.3, §6.2.2, §8.9), and its speed. `None` if
+    /// nothing is connected any more.
+    pub(crate) fn reset_hub_for_attach(
+        &mut self,
+        index: usize,
+        port: u8,
+    ) -> Result<Option<(Location, Speed)>, Error> {
+        if self.devices[index].state != Some(DeviceState::Hub) {
             return Err(Error::Unsupported {
-                what: "device beyond the route string's reach",
+                what: "hub gone while attaching behind it",
             });
         }
-        if debounce && !self.debounce_hub_port(index, port)? {
-            return Ok(false);
+        let (status, _) = self.hub_port_status(index, port)?;
+        if status & PORT_STAT_CONNECTION == 0 {
+            return Ok(None);
         }
-        self.enumerate_port(|c, _| {
-            let status = c.reset_hub_port(index, port)?;
-            c.hal.delay_us(RESET_RECOVERY_US);
-            Ok(c.hub_child_location(index, port, status))
-        })?;
-        Ok(true)
+        let status = self.reset_hub_port(index, port)?;
+        Ok(Some(self.hub_child_location(index, port, status)))
     }
 
     /// Where the device on hub port `port` sits and its speed, from the

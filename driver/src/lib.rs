@@ -2,6 +2,7 @@
 #![no_std]
 #![deny(missing_docs, unreachable_pub)]
 
+mod attach;
 mod command;
 mod context;
 mod controller;

@@ -4,6 +4,7 @@
 //! re-enumeration of a port the controller disabled under a connected device.
 #![forbid(unsafe_code)]
 
+use crate::attach::Target;
 use crate::controller::Controller;
 use crate::device::Location;
 use crate::error::Error;
@@ -16,7 +17,8 @@ const PORT_RESET_TIMEOUT_US: u64 = 500_000;
 /// Warm reset completion (USB 3.2 §7.4.2: tReset 80-100 ms; Linux
 /// `HUB_BH_RESET_TIME` waits up to 50 ms per try and retries; be generous).
 const WARM_RESET_TIMEOUT_US: u64 = 500_000;
-/// Reset recovery before the first request (USB 2.0 §7.1.7.5 TRSTRCY).
+/// Reset recovery before the first request (USB 2.0 §7.1.7.5 TRSTRCY), a
+/// stage of `attach.rs`.
 pub(crate) const RESET_RECOVERY_US: u64 = 10_000;
 /// PORTSC.PLS of a USB 3 port that needs a warm reset (xHCI 1.2 §5.4.8
 /// Table 5-27; Linux `hub_port_warm_reset_required`): SS.Inactive ...
@@ -31,18 +33,21 @@ pub(crate) const DEBOUNCE_STABLE_US: u64 = 100_000;
 pub(crate) const DEBOUNCE_STEP_US: u64 = 25_000;
 /// ... within this long, or the port is given up until its next change.
 /// Linux `HUB_DEBOUNCE_TIMEOUT` is 2 s; a shorter bound keeps a bouncing
-/// contact from holding the panic console's loop for that long.
+/// contact from holding up the ports waiting for their turn (`attach.rs`
+/// attaches one device at a time).
 pub(crate) const DEBOUNCE_TIMEOUT_US: u64 = 500_000;
 
 impl<H: Hal> Controller<H> {
-    /// Handles a root port whose status changed. Returns (attached, detached).
+    /// Handles a root port whose status changed. Returns (0, detached): a
+    /// device found is attached by the stages of `attach.rs`.
     ///
     /// The device on it (and everything behind it) is detached when the
     /// port lost its connection, saw a new one (CSC), was disabled by the
     /// controller while still connected (PED clear with CCS set, which PEC
     /// reports: Linux `port_event`, "disabled by hub (EMI?), re-enabling")
     /// or needs a warm reset; a connected port without a device is then
-    /// enumerated. A port whose enumeration failed is not tried again until
+    /// attached (debounced first if its connection just changed). A port
+    /// whose enumeration failed is not tried again until
     /// one of those changes shows up.
     pub(crate) fn port_changed(&mut self, port: u8) -> (u32, u32) {
         let mut portsc = self.regs.portsc(port);
@@ -100,15 +105,8 @@ impl<H: Hal> Controller<H> {
         if !connected || state.slot != 0 || state.failed {
             return (0, detached);
         }
-        match self.attach(port, debounce) {
-            Ok(true) => (1, detached),
-            Ok(false) => (0, detached),
-            Err(e) => {
-                self.note_error(e);
-                self.ports[index].failed = true;
-                (0, detached)
-            }
-        }
+        self.start_attach(Target::Root(port), debounce);
+        (0, detached)
     }
 
     /// Is `port` a USB 3 port whose link is in SS.Inactive or Compliance
@@ -163,83 +161,51 @@ impl<H: Hal> Controller<H> {
         Ok(())
     }
 
-    /// Debounces the connection of root port `port` (see
-    /// [`debounce`](Self::debounce)), clearing CSC as it goes.
-    fn debounce_root_port(&mut self, port: u8) -> Result<bool, Error> {
-        self.debounce(|c| {
-            let sc = c.regs.portsc(port);
-            if sc.is_all_ones() {
-                return Err(Error::ControllerGone);
-            }
-            if sc.connect_status_change() {
-                c.regs
-                    .write_portsc(port, |w| w.clear_connect_status_change());
-            }
-            Ok((sc.current_connect_status(), sc.connect_status_change()))
-        })
+    /// One connect-debounce sample of root port `port` (`attach.rs`):
+    /// (connected, CSC seen), CSC cleared as it is seen.
+    pub(crate) fn sample_root_port(&mut self, port: u8) -> Result<(bool, bool), Error> {
+        let sc = self.regs.portsc(port);
+        if sc.is_all_ones() {
+            return Err(Error::ControllerGone);
+        }
+        if sc.connect_status_change() {
+            self.regs
+                .write_portsc(port, |w| w.clear_connect_status_change());
+        }
+        Ok((sc.current_connect_status(), sc.connect_status_change()))
     }
 
-    /// The connect debounce of USB 2.0 §7.1.7.3 (TATTDB, at least 100 ms),
-    /// as Linux `hub_port_debounce` does it for root and hub ports alike:
-    /// `sample` (connected, connect change seen) is read every
-    /// [`DEBOUNCE_STEP_US`] until the connection has been stable for
-    /// [`DEBOUNCE_STABLE_US`]; returns whether it is connected then.
-    ///
-    /// This is a bounded delay, not a state machine: at most
-    /// [`DEBOUNCE_TIMEOUT_US`] / [`DEBOUNCE_STEP_US`] samples, each after a
-    /// HAL `delay_us` (which pets the watchdog), so a `poll()` that finds a
-    /// new connection returns after about 100 ms, at worst 0.5 s. That is
-    /// once per connection, and the panic console only waits on it when a
-    /// device was just plugged in; a bounce that never settles is a
-    /// timeout error, and the port waits for its next change.
-    pub(crate) fn debounce(
+    /// The port reset of attempt `attempt` on root port `port`, before
+    /// the reset recovery (`attach.rs` waits it out): a warm reset first if
+    /// the link needs one; USB 3 ports enable themselves after link
+    /// training, USB 2 ports need a reset, and so does every retry (a hot
+    /// reset on USB 3, xHCI 1.2 §4.19.5). The device's location and speed
+    /// (read again after the recovery, `attach.rs`), `None` if the port has
+    /// nothing connected any more: the caller saw it connected just before
+    /// (its port change, the debounce, or the waiting queue's check), so a
+    /// reset that fails on a port found empty afterwards is no error.
+    pub(crate) fn reset_root_for_attach(
         &mut self,
-        mut sample: impl FnMut(&mut Self) -> Result<(bool, bool), Error>,
-    ) -> Result<bool, Error> {
-        let (mut connected, _) = sample(self)?;
-        let mut stable_us = 0;
-        for _ in 0..DEBOUNCE_TIMEOUT_US / DEBOUNCE_STEP_US {
-            self.hal.delay_us(DEBOUNCE_STEP_US);
-            let (now, changed) = sample(self)?;
-            if changed || now != connected {
-                stable_us = 0;
-                connected = now;
-            } else {
-                stable_us += DEBOUNCE_STEP_US;
-                if stable_us >= DEBOUNCE_STABLE_US {
-                    return Ok(connected);
-                }
-            }
-        }
-        Err(Error::Timeout {
-            what: "connect debounce (USB 2.0 §7.1.7.3)",
-        })
-    }
-
-    /// Debounces the connection if it just changed (`debounce`), then
-    /// enumerates the device on a root port, with the port resets and
-    /// retries of [`enumerate_port`](Self::enumerate_port). Returns whether
-    /// a device was attached (`false`: it went away while being debounced).
-    fn attach(&mut self, port: u8, debounce: bool) -> Result<bool, Error> {
-        if debounce && !self.debounce_root_port(port)? {
-            return Ok(false);
-        }
+        port: u8,
+        attempt: u32,
+    ) -> Result<Option<(Location, Speed)>, Error> {
         let is_usb3 = self.caps.usb3_ports & (1 << (port - 1)) != 0;
-        self.enumerate_port(|c, attempt| {
-            let mut sc = c.regs.portsc(port);
-            if c.needs_warm_reset(port, sc.port_link_state()) {
-                sc = c.warm_reset_port(port)?;
+        let mut sc = self.regs.portsc(port);
+        if sc.is_all_ones() {
+            return Err(Error::ControllerGone);
+        }
+        if self.needs_warm_reset(port, sc.port_link_state()) {
+            sc = self.warm_reset_port(port)?;
+        }
+        if (!is_usb3 || attempt > 0 || !sc.port_enabled())
+            && let Err(e) = self.reset_port(port)
+        {
+            if !self.regs.portsc(port).current_connect_status() {
+                return Ok(None);
             }
-            // USB 3 ports enable themselves after link training; USB 2
-            // ports need a reset, and so does every retry (a hot reset on
-            // USB 3, xHCI 1.2 §4.19.5).
-            if !is_usb3 || attempt > 0 || !sc.port_enabled() {
-                c.reset_port(port)?;
-            }
-            c.hal.delay_us(RESET_RECOVERY_US);
-            let speed = Speed::from_id(c.regs.portsc(port).port_speed());
-            Ok((Location::root(port), speed))
-        })?;
-        Ok(true)
+            return Err(e);
+        }
+        let speed = Speed::from_id(self.regs.portsc(port).port_speed());
+        Ok(Some((Location::root(port), speed)))
     }
 }

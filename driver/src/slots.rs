@@ -1,14 +1,24 @@
-//! Device slots given back while their device stays listed.
+//! Device slots and the driver's device records.
+//!
+//! The controller hands out slot IDs 1 to MaxSlotsEn (xHCI 1.2 §4.5.3,
+//! §5.4.7), which is HCSPARAMS1.MaxSlots (up to 255, §5.3.3); the driver
+//! has [`MAX_DEVICES`](crate::MAX_DEVICES) records with preallocated
+//! memory. They are decoupled: a record keeps its device's slot ID
+//! (`Device::slot_id`), events are matched to records by a bounded search
+//! (`slot_index`), the DCBAA entry (§6.1) is the slot ID's. Links between
+//! records (the root port table, a hub's children, a device's parent and
+//! TT hub) hold record numbers (index + 1), translated to slot IDs only
+//! where the controller reads them (the slot context's TT Hub Slot ID).
 //!
 //! A device the driver does not use (a tablet, a mouse, the SuperSpeed half
 //! of a USB 3 hub, a device whose enumeration failed) needs no slot: its
-//! slot is disabled (Disable Slot, xHCI 1.2 §4.6.4) as Linux frees the
-//! `usb_device` of a port it gives up on, and only its identity stays in the
-//! record, for `lsusb`. Slot IDs double as record numbers (slot = index + 1,
-//! the DCBAA entry and every event name it), so when the controller hands
-//! the ID out again the listing moves to a free record; if there is none,
-//! the listing is dropped and its port left alone until it changes. Ignored
-//! devices therefore never keep a keyboard from getting a slot.
+//! slot is disabled (Disable Slot, §4.6.4) as Linux frees the `usb_device`
+//! of a port it gives up on, and only its identity stays in the record, for
+//! `lsusb`. When a new device finds no free record, such a listing gives
+//! its record up (its port is left alone until it changes), so ignored
+//! devices never keep a keyboard from getting one; with every record in
+//! use by working devices, the new slot is given back and the attach fails
+//! with [`Error::NoSlot`](crate::Error::NoSlot).
 #![forbid(unsafe_code)]
 
 use crate::controller::Controller;
@@ -22,7 +32,7 @@ impl<H: Hal> Controller<H> {
     /// a listing. A failing Disable Slot is counted; the slot is then left
     /// as it is.
     pub(crate) fn release_slot(&mut self, index: usize) {
-        let slot = index as u8 + 1;
+        let slot = self.devices[index].slot_id;
         if let Err(e) = self.command(command::disable_slot(slot), "Disable Slot") {
             self.note_error(e);
             return;
@@ -33,26 +43,29 @@ impl<H: Hal> Controller<H> {
         self.devices[index].adopt(listing);
     }
 
-    /// The controller handed out slot `index + 1`, whose record lists a
-    /// device without a slot: moves the listing to a free record (and the
-    /// link to it in the root port table or the parent hub), or drops it and
-    /// marks its port failed, so that it is enumerated again only after its
-    /// next change. Record `index` is free afterwards.
-    pub(crate) fn move_listing(&mut self, index: usize) {
-        let records = usize::from(self.caps.slots).min(self.devices.len());
-        let free = (0..records).find(|&j| j != index && self.devices[j].state.is_none());
-        let listing = self.devices[index].listing();
+    /// A record for a device just given a slot: a free one, else the first
+    /// that only lists a device without a slot (the listing is dropped and
+    /// its port left alone until it changes); `None` if every record holds
+    /// a device with a slot.
+    pub(crate) fn free_record(&mut self) -> Option<usize> {
+        if let Some(index) = self.devices.iter().position(|d| d.state.is_none()) {
+            return Some(index);
+        }
+        let index = self.devices.iter().position(|d| d.slot_released)?;
         let at = self.devices[index].location;
-        let old = index as u8 + 1;
-        let new = match free {
-            Some(j) => {
-                self.devices[j].adopt(listing);
-                j as u8 + 1
-            }
-            None => 0,
-        };
-        self.relink(at, old, new, true);
+        self.relink(at, index as u8 + 1, 0, true);
         self.devices[index].reset();
+        Some(index)
+    }
+
+    /// The slot ID of the device in record number `record` (index + 1; 0:
+    /// none), as the controller knows it; 0 if there is none.
+    pub(crate) fn slot_id_of(&self, record: u8) -> u8 {
+        usize::from(record)
+            .checked_sub(1)
+            .and_then(|i| self.devices.get(i))
+            .filter(|d| d.state.is_some() && !d.slot_released)
+            .map_or(0, |d| d.slot_id)
     }
 
     /// The slot field that links the device at `at` into the topology: its

@@ -10,16 +10,17 @@ use crate::types::{ControllerInfo, DeviceInfo, DeviceState, KeyboardStats};
 impl<H: Hal> Controller<H> {
     /// The devices we know of, for `lsusb`.
     pub fn devices(&self) -> impl Iterator<Item = DeviceInfo> + '_ {
-        self.devices.iter().enumerate().filter_map(|(i, d)| {
+        self.devices.iter().filter_map(|d| {
             let state = d.state?;
             Some(DeviceInfo {
                 port: d.port,
                 route: d.location.route,
-                parent_slot: d.location.parent_slot,
+                parent_slot: self.slot_id_of(d.location.parent_slot),
                 parent_port: d.location.parent_port,
                 hub_ports: d.hub.map_or(0, |h| h.ports),
                 speed: d.speed,
-                slot: i as u8 + 1,
+                // a listing without a slot shows none (its ID may be reused)
+                slot: if d.slot_released { 0 } else { d.slot_id },
                 vendor: d.descriptor.vendor,
                 product: d.descriptor.product,
                 class: d.class,
@@ -87,5 +88,22 @@ impl<H: Hal> Controller<H> {
     /// repeats come from the clock, not from the device.
     pub fn repeat_pending(&self) -> bool {
         self.keyboard.repeat_pending()
+    }
+
+    /// Is a device being attached, a port waiting for its turn, or a hub
+    /// waiting for its ports' power-good (`attach.rs`)? A device attached
+    /// shows in a later [`poll`](Self::poll)'s `attached` count.
+    pub fn attach_pending(&self) -> bool {
+        self.enumeration_pending()
+    }
+
+    /// Does something wait on the clock rather than on the controller: a
+    /// key that will repeat, a device being attached between the stages of
+    /// `attach.rs` (debounce, reset recovery, SET_ADDRESS recovery: no
+    /// interrupt ends them), a hub whose ports are not power-good yet? In
+    /// interrupt mode the kernel should then call [`poll`](Self::poll)
+    /// from a timer, every millisecond or so.
+    pub fn timer_pending(&self) -> bool {
+        self.keyboard.repeat_pending() || self.enumeration_pending()
     }
 }

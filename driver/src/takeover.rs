@@ -119,6 +119,8 @@ impl<H: Hal> Controller<H> {
         let had_pending = self.pending_command.is_some();
         self.repair_event_ring(report);
         self.repair_command_ring(report, had_pending)?;
+        // an attach between its stages (or stopped inside one) starts over
+        self.requeue_attach();
         self.rebuild_device_tables();
         for index in 0..self.devices.len() {
             match self.devices[index].state {

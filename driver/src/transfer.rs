@@ -102,7 +102,7 @@ impl<H: Hal> Controller<H> {
         if self.devices[index].ep0_busy() {
             self.restart_endpoint(index, 1)?;
         }
-        let slot = index as u8 + 1;
+        let slot = self.devices[index].slot_id;
         let length = usize::from(setup.length).min(CONTROL_BUFFER_BYTES);
         let td_before_link = self.caps.quirks.control_td_before_link;
         let device = &mut self.devices[index];
@@ -193,7 +193,7 @@ impl<H: Hal> Controller<H> {
 
     /// Keeps one interrupt IN transfer outstanding on a keyboard or hub.
     pub(crate) fn queue_interrupt(&mut self, index: usize) {
-        let slot = index as u8 + 1;
+        let slot = self.devices[index].slot_id;
         let device = &mut self.devices[index];
         let Some((dci, max_packet)) = device.interrupt_endpoint() else {
             return;
@@ -249,7 +249,7 @@ impl<H: Hal> Controller<H> {
     /// leaves the halted TD and the data toggle in place, and the doorbell
     /// makes the xHC run that TD again. If the command fails, a hard restart.
     fn soft_retry(&mut self, index: usize, dci: u8) -> Result<(), Error> {
-        let slot = index as u8 + 1;
+        let slot = self.devices[index].slot_id;
         self.devices[index].recovery.soft_retries += 1;
         let mut trb = command::reset_endpoint(slot, dci);
         trb[3] |= TRB_TRANSFER_STATE_PRESERVE;

@@ -6,7 +6,9 @@ use core::fmt;
 use crate::error::Error;
 use crate::hid::{Layout, Leds, Repeat};
 
-/// Device slots with preallocated resources (slot IDs 1..=MAX_DEVICES).
+/// Device records with preallocated resources. The controller's slot IDs
+/// (1 to HCSPARAMS1.MaxSlots, up to 255) map to them; they are not record
+/// numbers (`slots.rs`).
 pub const MAX_DEVICES: usize = 8;
 /// Root hub ports we track (HCSPARAMS1.MaxPorts is capped to this).
 pub const MAX_PORTS: usize = 32;

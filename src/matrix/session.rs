@@ -217,7 +217,12 @@ pub(super) fn drive(vm: &mut Vm, s: &Scenario, r: &mut RunResult) -> Result<(), 
     let banner = panic_banner(&s.trigger);
     vm.try_expect(banner, BOOT)?;
     let panic_seen = Instant::now();
-    vm.try_expect("db> ", STEP)?;
+    if s.keyboard == Keyboard::None {
+        vm.try_expect("db> ", STEP)?;
+    } else {
+        // a keyboard the panic caught mid-enumeration is announced later
+        vm.try_expect_usb_keyboard_ready(STEP)?;
+    }
     r.panic_to_prompt_ms = Some(panic_seen.elapsed().as_secs_f64() * 1e3);
     let text = vm.console();
     if let Some(c) = Regex::new(r"panic-to-prompt:? (\d+) us")

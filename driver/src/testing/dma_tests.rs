@@ -37,7 +37,7 @@ fn region_ends(h: &FakeHandle) -> Vec<u64> {
 /// 4 GiB for `why`; checks every region and what `info()` says.
 fn stays_below_4_gib(ac64: bool, config: Config, why: DmaLimitReason) {
     let (mut c, h) = start_dma(ac64, config).expect("controller init");
-    assert_eq!(c.poll().attached, 1, "{why:?}");
+    assert_eq!(c.poll_settled().attached, 1, "{why:?}");
     assert_eq!(type_hi(&mut c, &h, 1), hi(), "{why:?}");
     let ends = region_ends(&h);
     assert!(!ends.is_empty());
@@ -97,7 +97,7 @@ fn ac64_set_lets_dma_go_above_4_gib() {
         ..Config::default()
     };
     let (mut c, h) = start_dma(true, config).expect("controller init");
-    assert_eq!(c.poll().attached, 1);
+    assert_eq!(c.poll_settled().attached, 1);
     assert_eq!(type_hi(&mut c, &h, 1), hi());
     assert!(region_ends(&h).iter().all(|&end| end > DMA_32BIT_LIMIT));
     let info = c.info();

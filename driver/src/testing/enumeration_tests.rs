@@ -53,7 +53,7 @@ fn full_speed_ep0_starts_at_64() {
     // SAFETY: the fake BAR belongs to this controller alone.
     let mut c = unsafe { crate::Controller::new(hal, hal::MMIO_PHYS, Config::default()) }
         .expect("controller init");
-    let s = c.poll();
+    let s = c.poll_settled();
     let refusals = h.with(|m, _| m.refusals.clone());
     assert_eq!((s.attached, s.errors), (1, 0), "{s:?} {refusals:?}");
     assert!(refusals.is_empty(), "{refusals:?}");
@@ -70,7 +70,7 @@ fn full_speed_ep0_starts_at_64() {
 #[test]
 fn two_step_address_reads_64_bytes_at_address_0() {
     let (mut c, h) = start(std::vec![(1, FakeDevice::keyboard())], Config::default());
-    let s = c.poll();
+    let s = c.poll_settled();
     assert_eq!((s.attached, s.errors), (1, 0), "{s:?}");
     let d = only_keyboard(&c);
     // Enable Slot, Address Device (BSR = 1), Address Device (BSR = 0)
@@ -94,10 +94,10 @@ fn two_step_address_reads_64_bytes_at_address_0() {
 #[test]
 fn connection_is_debounced_for_100_ms() {
     let (mut c, h) = start(std::vec![], Config::default());
-    c.poll();
+    c.poll_settled();
     h.with(|m, mem| m.plug(mem, 2, FakeDevice::keyboard()));
     let plugged = h.0.borrow().now_us;
-    let s = c.poll();
+    let s = c.poll_settled();
     assert_eq!(s.attached, 1, "{s:?}");
     let first = h.with(|m, _| m.control_log[0].at_us);
     assert!(
@@ -116,7 +116,7 @@ fn device_failing_first_attempts_is_retried() {
     let mut kbd = FakeDevice::keyboard();
     kbd.unanswered_setups = 3;
     let (mut c, h) = start(std::vec![(1, kbd)], Config::default());
-    let s = c.poll();
+    let s = c.poll_settled();
     assert_eq!((s.attached, s.errors), (1, 0), "{s:?}");
     assert_eq!(count_commands(&h, 9), 4, "Enable Slot per attempt");
     assert_eq!(count_commands(&h, 10), 3, "Disable Slot per failed attempt");
@@ -130,7 +130,7 @@ fn device_failing_first_attempts_is_retried() {
 fn set_address_is_tried_twice() {
     let (mut c, h) = start(std::vec![(1, FakeDevice::keyboard())], Config::default());
     h.with(|m, _| m.faults.set_address_failures = 1);
-    let s = c.poll();
+    let s = c.poll_settled();
     assert_eq!((s.attached, s.errors), (1, 0), "{s:?}");
     assert_eq!(count_commands(&h, 9), 1, "one slot");
     assert_eq!(count_commands(&h, 11), 3, "BSR = 1, then SET_ADDRESS twice");
@@ -147,7 +147,7 @@ fn failed_enumeration_is_bounded_and_retried_on_the_next_change() {
     kbd.unanswered_setups = u32::MAX;
     let (mut c, h) = start(std::vec![(1, kbd)], Config::default());
     let before = h.0.borrow().now_us;
-    let s = c.poll();
+    let s = c.poll_settled();
     let took = h.0.borrow().now_us - before;
     assert_eq!((s.attached, s.errors), (0, 1), "{s:?}");
     assert!(took < 3_000_000, "enumeration gave up after {took} us");
@@ -156,12 +156,12 @@ fn failed_enumeration_is_bounded_and_retried_on_the_next_change() {
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].state, DeviceState::Failed);
     // nothing new on the port: left alone
-    assert_eq!(c.poll().attached, 0);
+    assert_eq!(c.poll_settled().attached, 0);
     h.with(|m, mem| {
         m.ports[0].as_mut().expect("device").unanswered_setups = 0;
         m.disable_port(mem, 1);
     });
-    let s = c.poll();
+    let s = c.poll_settled();
     assert_eq!(s.attached, 1, "{s:?}");
     assert_eq!(type_hi(&mut c, &h, 1), hi());
 }
@@ -172,10 +172,10 @@ fn failed_enumeration_is_bounded_and_retried_on_the_next_change() {
 #[test]
 fn port_disabled_while_connected_is_reenumerated() {
     let (mut c, h) = start(std::vec![(1, FakeDevice::keyboard())], Config::default());
-    assert_eq!(c.poll().attached, 1);
+    assert_eq!(c.poll_settled().attached, 1);
     let first = only_keyboard(&c).slot;
     h.with(|m, mem| m.disable_port(mem, 1));
-    let s = c.poll();
+    let s = c.poll_settled();
     assert_eq!((s.detached, s.attached), (1, 1), "{s:?}");
     assert_eq!(c.devices().count(), 1);
     assert_eq!(count_commands(&h, 10), 1, "old slot disabled");
@@ -191,10 +191,10 @@ fn usb3_port_in_ss_inactive_or_compliance_gets_warm_reset() {
     for pls in [6u32, 10] {
         // the fake does not mind the speed of a device on a USB 3 port
         let (mut c, h) = start(std::vec![(3, FakeDevice::keyboard())], Config::default());
-        assert_eq!(c.poll().attached, 1, "PLS {pls}");
+        assert_eq!(c.poll_settled().attached, 1, "PLS {pls}");
         assert_eq!(h.with(|m, _| m.warm_resets), 0);
         h.with(|m, mem| m.link_inactive(mem, 3, pls));
-        let s = c.poll();
+        let s = c.poll_settled();
         assert_eq!((s.detached, s.attached), (1, 1), "PLS {pls}: {s:?}");
         assert_eq!(h.with(|m, _| m.warm_resets), 1, "PLS {pls}");
         let portsc = h.with(|m, _| m.port_status(3));
@@ -214,10 +214,10 @@ fn failed_device_on_a_disabled_port_is_left_alone() {
     let mut kbd = FakeDevice::keyboard();
     kbd.unanswered_setups = u32::MAX;
     let (mut c, h) = start(std::vec![(1, kbd)], Config::default());
-    assert_eq!(c.poll().attached, 0);
+    assert_eq!(c.poll_settled().attached, 0);
     let enables = count_commands(&h, 9);
     h.with(|m, mem| m.drop_port_enable(mem, 1, OVER_CURRENT_CHANGE));
-    let s = c.poll();
+    let s = c.poll_settled();
     assert_eq!((s.attached, s.detached), (0, 0), "{s:?}");
     assert_eq!(count_commands(&h, 9), enables, "no new attempt");
     assert_eq!(
@@ -232,16 +232,16 @@ fn failed_device_on_a_disabled_port_is_left_alone() {
 #[test]
 fn link_stuck_in_compliance_is_warm_reset_once() {
     let (mut c, h) = start(std::vec![(3, FakeDevice::keyboard())], Config::default());
-    assert_eq!(c.poll().attached, 1);
+    assert_eq!(c.poll_settled().attached, 1);
     h.with(|m, mem| {
         m.faults.warm_reset_useless = true;
         m.link_inactive(mem, 3, 10);
     });
-    let s = c.poll();
+    let s = c.poll_settled();
     assert_eq!((s.detached, s.errors), (1, 1), "{s:?}");
     for _ in 0..4 {
         h.run();
-        c.poll();
+        c.poll_settled();
     }
     assert_eq!(h.with(|m, _| m.warm_resets), 1);
 }

@@ -24,7 +24,7 @@ const KEYBOARD: (usize, usize) = (1, 3);
 /// A keyboard on port 1, enumerated.
 fn keyboard() -> (Ctrl, FakeHandle) {
     let (mut c, h) = start(std::vec![(1, FakeDevice::keyboard())], Config::default());
-    assert_eq!(c.poll().attached, 1);
+    assert_eq!(c.poll_settled().attached, 1);
     (c, h)
 }
 
@@ -48,7 +48,7 @@ fn set_tr_dequeues(h: &FakeHandle) -> usize {
 
 fn polls(c: &mut Ctrl, h: &FakeHandle, n: usize) {
     for _ in 0..n {
-        c.poll();
+        c.poll_settled();
         h.run();
     }
 }
@@ -83,7 +83,7 @@ fn persistent_transaction_errors_are_bounded() {
     h.with(|m, _| m.ports[0].as_mut().expect("keyboard").interrupt_errors = u32::MAX);
     let mut last_error = None;
     for _ in 0..100 {
-        let s = c.poll();
+        let s = c.poll_settled();
         last_error = s.last_error.or(last_error);
         h.run();
     }
@@ -147,7 +147,7 @@ fn etron() -> Config {
 /// how many TDs straddled the Link TRB, and the No-Ops the fake skipped.
 fn control_tds(config: Config) -> (u32, u32) {
     let (mut c, h) = start(std::vec![(1, FakeDevice::keyboard())], config);
-    assert_eq!(c.poll().attached, 1);
+    assert_eq!(c.poll_settled().attached, 1);
     let device_descriptor = SetupPacket::get_descriptor(1, 0, 18);
     let set_idle = SetupPacket::set_idle(0);
     for i in 0..40 {
@@ -185,7 +185,7 @@ fn other_controllers_get_no_padding() {
 #[test]
 fn etron_gets_no_soft_retry() {
     let (mut c, h) = start(std::vec![(1, FakeDevice::keyboard())], etron());
-    assert_eq!(c.poll().attached, 1);
+    assert_eq!(c.poll_settled().attached, 1);
     h.with(|m, _| m.ports[0].as_mut().expect("keyboard").interrupt_errors = 1);
     polls(&mut c, &h, 4);
     assert_eq!(type_hi(&mut c, &h, 1), hi());
@@ -213,7 +213,7 @@ fn no_operational_write_before_cnr_clears() {
         "did not wait for CNR"
     );
     h.with(|m, _| assert!(m.refusals.is_empty(), "{:?}", m.refusals));
-    assert_eq!(c.poll().attached, 1);
+    assert_eq!(c.poll_settled().attached, 1);
     assert_eq!(type_hi(&mut c, &h, 1), hi());
 }
 

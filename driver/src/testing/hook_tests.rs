@@ -31,7 +31,7 @@ pub(super) fn poll_stopped_at(c: &mut Ctrl, step: EnumerationStep) -> Vec<Enumer
     SEEN.with(|s| s.borrow_mut().clear());
     STOP_AT.set(Some(step));
     c.set_enumeration_probe(Some(stopping_probe));
-    let result = catch_unwind(AssertUnwindSafe(|| c.poll()));
+    let result = catch_unwind(AssertUnwindSafe(|| c.poll_settled()));
     assert!(result.is_err(), "the probe stopped the enumeration");
     SEEN.with(|s| s.borrow().clone())
 }
@@ -39,7 +39,7 @@ pub(super) fn poll_stopped_at(c: &mut Ctrl, step: EnumerationStep) -> Vec<Enumer
 #[test]
 fn noop_command_completes_in_poll() {
     let (mut c, h) = start(std::vec![(1, FakeDevice::keyboard())], Config::default());
-    c.poll();
+    c.poll_settled();
     c.submit_noop_command().expect("queued");
     assert!(c.pending_command.is_some());
     assert!(
@@ -48,18 +48,18 @@ fn noop_command_completes_in_poll() {
     );
     h.run();
     assert!(h.with(|m, _| m.commands.contains(&23)), "No Op executed");
-    c.poll();
+    c.poll_settled();
     assert!(c.pending_command.is_none(), "completion consumed by poll");
     // the ring keeps working for real commands
     h.with(|m, mem| m.plug(mem, 2, FakeDevice::keyboard()));
-    assert_eq!(c.poll().attached, 1);
+    assert_eq!(c.poll_settled().attached, 1);
     assert_eq!(type_hi(&mut c, &h, 2), hi());
 }
 
 #[test]
 fn takeover_with_noop_command_in_flight() {
     let (mut c, h) = start(std::vec![(1, FakeDevice::keyboard())], Config::default());
-    c.poll();
+    c.poll_settled();
     // the controller never gets to it before the CPU is stopped
     h.with(|m, _| m.freeze_commands = true);
     c.submit_noop_command().expect("queued");
@@ -73,7 +73,7 @@ fn takeover_with_noop_command_in_flight() {
     assert_eq!(type_hi(&mut c, &h, 1), hi());
     // and without the freeze, a No Op in flight simply completes
     let (mut c, h) = start(std::vec![(1, FakeDevice::keyboard())], Config::default());
-    c.poll();
+    c.poll_settled();
     c.submit_noop_command().expect("queued");
     // SAFETY: single-threaded test.
     let report = unsafe { c.enter_polled_mode() };
@@ -85,7 +85,7 @@ fn takeover_with_noop_command_in_flight() {
     // and a No Op whose completion already waits on the event ring when the
     // CPU stops (QEMU completes a No Op at once) is reported completed too
     let (mut c, h) = start(std::vec![(1, FakeDevice::keyboard())], Config::default());
-    c.poll();
+    c.poll_settled();
     c.submit_noop_command().expect("queued");
     h.with(|m, mem| m.step(mem));
     // SAFETY: single-threaded test.
@@ -102,7 +102,7 @@ fn probe_sees_every_step() {
     let (mut c, _h) = start(std::vec![(1, FakeDevice::keyboard())], Config::default());
     SEEN.with(|s| s.borrow_mut().clear());
     c.set_enumeration_probe(Some(stopping_probe));
-    assert_eq!(c.poll().attached, 1);
+    assert_eq!(c.poll_settled().attached, 1);
     assert_eq!(
         SEEN.with(|s| s.borrow().clone()),
         [
@@ -131,7 +131,7 @@ fn cpu_stopped_at_addressed_is_recovered_by_takeover() {
     assert!(!report.full_reset, "{report}");
     assert!(c.enumeration_probe.is_none(), "takeover removes the hook");
     assert!(h.with(|m, _| m.commands.contains(&10)), "Disable Slot");
-    let s = c.poll();
+    let s = c.poll_settled();
     assert_eq!(s.attached, 1, "{s:?}");
     assert_eq!(h.with(|m, _| m.address_log.len()), 2, "addressed again");
     assert_eq!(c.devices().filter(|d| d.is_keyboard).count(), 1);
@@ -148,13 +148,13 @@ fn cpu_stopped_at_addressed_is_recovered_by_takeover() {
 fn takeover_restarts_ep0_caught_mid_control_transfer() {
     for point in [StopPoint::ControlSetupQueued, StopPoint::ControlDataQueued] {
         let (mut c, h) = start(std::vec![(1, FakeDevice::keyboard())], Config::default());
-        assert_eq!(c.poll().attached, 1);
+        assert_eq!(c.poll_settled().attached, 1);
         assert!(!c.devices[0].ep0_busy(), "enumeration left EP0 at rest");
         let leds = |h: &FakeHandle| h.with(|m, _| m.ports[0].as_ref().unwrap().leds.clone());
         let sent = leds(&h).len();
         press(&h, 1, [0, 0, 0x39, 0, 0, 0, 0, 0]); // Caps Lock
         stop_at(Some(point));
-        let stopped = catch_unwind(AssertUnwindSafe(|| c.poll()));
+        let stopped = catch_unwind(AssertUnwindSafe(|| c.poll_settled()));
         stop_at(None);
         assert!(
             stopped.is_err(),
@@ -178,7 +178,7 @@ fn takeover_restarts_ep0_caught_mid_control_transfer() {
         );
         for (report, byte) in [(0x00, 0b011), (0x39, 0b001), (0x00, 0b001)] {
             press(&h, 1, [0, 0, report, 0, 0, 0, 0, 0]); // release, Caps Lock again, release
-            let s = c.poll();
+            let s = c.poll_settled();
             assert_eq!(s.errors, 0, "{point:?}: {s:?}");
             assert_eq!(
                 leds(&h).last(),

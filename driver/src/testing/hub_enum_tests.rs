@@ -40,7 +40,7 @@ fn power_good_wait_us(pgood: u8) -> u64 {
     hub.hub.as_mut().expect("hub").descriptor[5] = pgood;
     hub.hub_plug(1, FakeDevice::keyboard());
     let (mut c, h) = start(std::vec![(1, hub)], Config::default());
-    let s = c.poll();
+    let s = c.poll_settled();
     assert_eq!((s.attached, s.errors), (2, 0), "{s:?}");
     let log = hub_log(&h, hub_slot(&c));
     let last_power = log
@@ -71,7 +71,7 @@ fn hub_stalling_port_power_still_works() {
     hub.hub.as_mut().expect("hub").stall_port_power = true;
     hub.hub_plug(2, FakeDevice::keyboard());
     let (mut c, h) = start(std::vec![(1, hub)], Config::default());
-    let s = c.poll();
+    let s = c.poll_settled();
     assert_eq!((s.attached, s.errors), (2, 0), "{s:?}");
     assert_eq!(type_hi_at(&mut c, &h, 1, 0x2), hi());
 }
@@ -89,7 +89,7 @@ fn clear_tt_buffer_after_aborted_control_behind_high_speed_hub() {
         kbd.stall_set_idle = true;
         hub.hub_plug(3, kbd);
         let (mut c, h) = start(std::vec![(1, hub)], Config::default());
-        let s = c.poll();
+        let s = c.poll_settled();
         assert_eq!(s.attached, 2, "{s:?}");
         let kbd_slot = c.devices().find(|d| d.is_keyboard).expect("keyboard").slot;
         let clears = h.with(|m, _| {
@@ -121,7 +121,7 @@ fn no_clear_tt_buffer_behind_full_speed_hub() {
     kbd.stall_set_idle = true;
     hub.hub_plug(3, kbd);
     let (mut c, h) = start(std::vec![(1, hub)], Config::default());
-    assert_eq!(c.poll().attached, 2);
+    assert_eq!(c.poll_settled().attached, 2);
     let log = hub_log(&h, hub_slot(&c));
     assert!(log.iter().all(|r| r.setup[..2] != [0x23, 8]), "{log:?}");
 }
@@ -132,7 +132,7 @@ fn no_clear_tt_buffer_behind_full_speed_hub() {
 #[test]
 fn hub_port_connection_is_debounced() {
     let (mut c, h) = start(std::vec![(1, FakeDevice::hub(4))], Config::default());
-    assert_eq!(c.poll().attached, 1);
+    assert_eq!(c.poll_settled().attached, 1);
     let hub = hub_slot(&c);
     let seen = h.0.borrow().now_us;
     h.with(|m, _| {
@@ -142,7 +142,7 @@ fn hub_port_connection_is_debounced() {
             .hub_plug(2, FakeDevice::keyboard())
     });
     h.run();
-    let s = c.poll();
+    let s = c.poll_settled();
     assert_eq!(s.attached, 1, "{s:?}");
     let log = hub_log(&h, hub);
     let reset = log
@@ -164,7 +164,7 @@ fn hub_port_disabled_while_connected_is_reenumerated() {
     let mut hub = FakeDevice::hub(4);
     hub.hub_plug(1, FakeDevice::keyboard());
     let (mut c, h) = start(std::vec![(1, hub)], Config::default());
-    assert_eq!(c.poll().attached, 2);
+    assert_eq!(c.poll_settled().attached, 2);
     h.with(|m, _| {
         let p = &mut m.ports[0]
             .as_mut()
@@ -177,13 +177,13 @@ fn hub_port_disabled_while_connected_is_reenumerated() {
         p.change |= 2;
     });
     h.run();
-    let mut s = c.poll();
+    let mut s = c.poll_settled();
     for _ in 0..4 {
         if s.attached > 0 {
             break;
         }
         h.run();
-        s = c.poll();
+        s = c.poll_settled();
     }
     assert_eq!((s.detached, s.attached), (1, 1), "{s:?}");
     assert_eq!(type_hi_at(&mut c, &h, 1, 0x1), hi());

@@ -32,7 +32,7 @@ fn type_hi_at(c: &mut Ctrl, h: &FakeHandle, root: usize, route: u32) -> Vec<Deco
         press_at(h, root, route, [0, 0, r, 0, 0, 0, 0, 0]);
     }
     for _ in 0..6 {
-        c.poll();
+        c.poll_settled();
         h.run();
     }
     keys(c)
@@ -46,7 +46,7 @@ fn hub_root(h: &FakeHandle, root: usize) -> std::cell::RefMut<'_, super::hal::Wo
 #[test]
 fn keyboard_behind_hub_enumerates_and_types() {
     let (mut c, h) = start(std::vec![(1, hub_with_keyboard(1))], Config::default());
-    let s = c.poll();
+    let s = c.poll_settled();
     assert_eq!((s.attached, s.errors), (2, 0), "{s:?}");
     let devices: Vec<_> = c.devices().collect();
     let hub = devices
@@ -95,7 +95,7 @@ fn keyboard_behind_hub_enumerates_and_types() {
 #[test]
 fn hot_plug_and_unplug_behind_hub_without_allocation() {
     let (mut c, h) = start(std::vec![(2, FakeDevice::hub(8))], Config::default());
-    assert_eq!(c.poll().attached, 1);
+    assert_eq!(c.poll_settled().attached, 1);
     let allocations = h.0.borrow().allocations.len();
     for (round, port) in [3usize, 5, 3].into_iter().enumerate() {
         hub_root(&h, 2).machine.ports[1]
@@ -103,22 +103,22 @@ fn hot_plug_and_unplug_behind_hub_without_allocation() {
             .unwrap()
             .hub_plug(port, FakeDevice::keyboard());
         h.run(); // the hub's status-change transfer completes
-        let s = c.poll();
+        let s = c.poll_settled();
         assert_eq!(s.attached, 1, "round {round}: {s:?}");
         assert_eq!(type_hi_at(&mut c, &h, 2, port as u32), hi());
         // hold a key, unplug: it is released and does not repeat
         press_at(&h, 2, port as u32, [0, 0, 0x04, 0, 0, 0, 0, 0]);
-        c.poll();
+        c.poll_settled();
         hub_root(&h, 2).machine.ports[1]
             .as_mut()
             .unwrap()
             .hub_unplug(port);
         h.run();
-        let s = c.poll();
+        let s = c.poll_settled();
         assert_eq!(s.detached, 1, "round {round}: {s:?}");
         assert_eq!(c.devices().count(), 1, "only the hub is left");
         h.advance_ms(2000);
-        c.poll();
+        c.poll_settled();
         assert_eq!(keys(&mut c), [DecodedKey::Unicode('a')]);
     }
     assert_eq!(h.0.borrow().allocations.len(), allocations);
@@ -128,10 +128,10 @@ fn hot_plug_and_unplug_behind_hub_without_allocation() {
         .unwrap()
         .hub_plug(1, FakeDevice::keyboard());
     h.run();
-    assert_eq!(c.poll().attached, 1);
+    assert_eq!(c.poll_settled().attached, 1);
     assert_eq!(c.devices().count(), 2);
     h.with(|m, mem| m.unplug(mem, 2));
-    let s = c.poll();
+    let s = c.poll_settled();
     assert_eq!(s.detached, 1, "{s:?}");
     assert_eq!(c.devices().count(), 0);
     assert!(
@@ -147,7 +147,7 @@ fn hub_behind_hub() {
     let mut outer = FakeDevice::hub(8);
     outer.hub_plug(2, inner);
     let (mut c, h) = start(std::vec![(1, outer)], Config::default());
-    let s = c.poll();
+    let s = c.poll_settled();
     assert_eq!((s.attached, s.errors), (3, 0), "{s:?}");
     let kbd = c.devices().find(|d| d.is_keyboard).expect("keyboard");
     assert_eq!(kbd.route, 0x12);
@@ -166,7 +166,7 @@ fn malformed_hub_descriptors_are_rejected() {
         let mut hub = hub_with_keyboard(1);
         hub.hub.as_mut().unwrap().descriptor = bad.clone();
         let (mut c, _h) = start(std::vec![(1, hub)], Config::default());
-        let s = c.poll();
+        let s = c.poll_settled();
         assert_eq!(s.attached, 0, "{bad:?}: {s:?}");
         assert!(s.errors >= 1, "{bad:?}: {s:?}");
         let devices: Vec<_> = c.devices().collect();
@@ -182,7 +182,7 @@ fn children_count_toward_max_devices() {
         hub.hub_plug(port, FakeDevice::keyboard());
     }
     let (mut c, h) = start(std::vec![(1, hub)], Config::default());
-    let s = c.poll();
+    let s = c.poll_settled();
     assert_eq!(s.attached as usize, MAX_DEVICES, "{s:?}");
     assert!(s.errors >= 1, "the ninth device gets no slot: {s:?}");
     assert_eq!(
@@ -195,7 +195,7 @@ fn children_count_toward_max_devices() {
 #[test]
 fn takeover_with_keyboard_behind_hub() {
     let (mut c, h) = start(std::vec![(1, hub_with_keyboard(2))], Config::default());
-    assert_eq!(c.poll().attached, 2);
+    assert_eq!(c.poll_settled().attached, 2);
     // torn transfer bookkeeping on both the hub and the keyboard
     for d in c.devices.iter_mut() {
         d.intr_outstanding = None;
@@ -208,7 +208,7 @@ fn takeover_with_keyboard_behind_hub() {
         (1, 1),
         "{report}"
     );
-    c.poll();
+    c.poll_settled();
     assert_eq!(type_hi_at(&mut c, &h, 1, 0x2), hi());
     // hot-plug behind the hub still works in polled mode
     h.with(|m, _| {
@@ -218,26 +218,26 @@ fn takeover_with_keyboard_behind_hub() {
             .hub_plug(4, FakeDevice::keyboard())
     });
     h.run();
-    assert_eq!(c.poll().attached, 1);
+    assert_eq!(c.poll_settled().attached, 1);
     assert_eq!(type_hi_at(&mut c, &h, 1, 0x4), hi());
 }
 
 #[test]
 fn takeover_full_reset_re_enumerates_hub_children() {
     let (mut c, h) = start(std::vec![(1, hub_with_keyboard(1))], Config::default());
-    assert_eq!(c.poll().attached, 2);
+    assert_eq!(c.poll_settled().attached, 2);
     h.with(|m, _| m.host_system_error());
     // SAFETY: single-threaded test.
     let report = unsafe { c.enter_polled_mode() };
     assert!(report.full_reset && !report.dead, "{report}");
-    assert_eq!(c.poll().attached, 2);
+    assert_eq!(c.poll_settled().attached, 2);
     assert_eq!(type_hi_at(&mut c, &h, 1, 0x1), hi());
 }
 
 #[test]
 fn cpu_stopped_enumerating_behind_hub_is_recovered() {
     let (mut c, h) = start(std::vec![(1, FakeDevice::hub(8))], Config::default());
-    assert_eq!(c.poll().attached, 1);
+    assert_eq!(c.poll_settled().attached, 1);
     h.with(|m, _| {
         m.ports[0]
             .as_mut()
@@ -258,7 +258,7 @@ fn cpu_stopped_enumerating_behind_hub_is_recovered() {
     let report = unsafe { c.enter_polled_mode() };
     assert_eq!(report.enumerations_restarted, 1, "{report}");
     assert!(!report.full_reset, "{report}");
-    let s = c.poll();
+    let s = c.poll_settled();
     assert_eq!(s.attached, 1, "{s:?}");
     assert_eq!(c.devices().filter(|d| d.is_keyboard).count(), 1);
     assert_eq!(type_hi_at(&mut c, &h, 1, 0x1), hi());
@@ -271,7 +271,7 @@ fn full_speed_device_behind_high_speed_hub_gets_tt_fields() {
     hub.hub.as_mut().unwrap().descriptor[3] |= 2 << 5;
     let (mut c, h) = start(std::vec![(1, hub)], Config::default());
     h.with(|m, _| m.set_port_speed(1, 3));
-    assert_eq!(c.poll().attached, 2);
+    assert_eq!(c.poll_settled().attached, 2);
     let hub = c.devices().find(|d| d.state == DeviceState::Hub).unwrap();
     let kbd = c.devices().find(|d| d.is_keyboard).unwrap();
     assert_eq!(
@@ -285,4 +285,53 @@ fn full_speed_device_behind_high_speed_hub_gets_tt_fields() {
     assert_eq!(kbd_out.read32(8) & 0xff, u32::from(hub.slot), "TT hub slot");
     assert_eq!((kbd_out.read32(8) >> 8) & 0xff, 3, "TT port");
     assert_eq!(type_hi_at(&mut c, &h, 1, 0x3), hi());
+}
+
+/// A USB 3 hub is two hubs (USB 3.2 §10.1): its SuperSpeed half on a USB 3
+/// root port (bDeviceClass 9, bDeviceProtocol 3, port speed Super) and its
+/// USB 2.0 half on a USB 2 port. The SS half is recognised and left alone:
+/// listed `ignored`, no error, its slot given back, no hub request sent;
+/// the USB 2.0 half is driven and the keyboard behind it types.
+#[test]
+fn usb3_hub_superspeed_half_is_left_alone_and_its_usb2_half_types() {
+    let mut ss_half = FakeDevice::hub(4);
+    ss_half.speed = 4; // SuperSpeed (PORTSC Port Speed 4)
+    ss_half.descriptor.usb_version = 0x0300;
+    ss_half.descriptor.protocol = 3;
+    // a real SS device says 9 (2^9 = 512 bytes); the fake sends packets of
+    // bMaxPacketSize0 bytes, so it gets 64, which the driver also reads as
+    // 512 at SuperSpeed (the exponent is capped at 9)
+    ss_half.descriptor.max_packet0 = 64;
+    let usb2_half = hub_with_keyboard(2);
+    // fake root ports 3 and 4 are the USB 3 ones
+    let (mut c, h) = start(std::vec![(3, ss_half), (1, usb2_half)], Config::default());
+    h.with(|m, _| m.set_port_speed(1, 3));
+    let s = c.poll_settled();
+    assert_eq!((s.attached, s.errors), (3, 0), "{s:?}");
+    let ss = c
+        .devices()
+        .find(|d| d.port == 3)
+        .expect("the SuperSpeed half is listed");
+    assert_eq!(
+        (ss.state, ss.class, ss.speed, ss.slot),
+        (DeviceState::Ignored, 9, crate::Speed::Super, 0),
+        "{ss}"
+    );
+    let powered = h.with(|m, _| {
+        m.ports[2]
+            .as_ref()
+            .expect("SS half")
+            .hub
+            .as_ref()
+            .expect("hub")
+            .powered
+            .iter()
+            .any(|&p| p)
+    });
+    assert!(!powered, "no hub request to the SuperSpeed half");
+    assert!(
+        c.devices()
+            .any(|d| d.port == 1 && d.state == DeviceState::Hub)
+    );
+    assert_eq!(type_hi_at(&mut c, &h, 1, 0x2), hi());
 }

@@ -13,7 +13,10 @@ mod commands;
 mod transfers;
 
 pub(crate) const PORTS: usize = 4;
-const SLOTS: usize = 16;
+/// Slot IDs the fake can hand out (HCSPARAMS1.MaxSlots is 8 bits) ...
+const SLOTS: usize = 255;
+/// ... and the MaxSlots it reports unless a test sets another.
+const DEFAULT_MAX_SLOTS: u32 = 16;
 const OP: usize = 0x40;
 const RT: usize = 0x1000;
 const DB: usize = 0x2000;
@@ -45,6 +48,9 @@ const CHANGE: u32 = 0x7f << 17;
 /// Ways a controller can stop responding or slow down, set by a test.
 #[derive(Clone, Copy, Default)]
 pub(crate) struct Faults {
+    /// Enable Slot hands out the lowest free slot ID from this one on (0
+    /// or 1: from 1), as a controller whose low IDs are in use would.
+    pub(crate) first_slot_id: usize,
     /// A command runs only after it has waited this long on the ring.
     pub(crate) command_latency_us: u64,
     /// Commands never run (an abort still stops the ring).
@@ -232,7 +238,7 @@ impl Machine {
             self.set_reg(off, 0);
         }
         self.set_reg(0x00, 0x40 | (0x0110 << 16));
-        self.set_reg(0x04, SLOTS as u32 | (1 << 8) | ((PORTS as u32) << 24));
+        self.set_reg(0x04, DEFAULT_MAX_SLOTS | (1 << 8) | ((PORTS as u32) << 24));
         self.set_reg(0x08, 2 << 27); // two scratchpad buffers
         let csz = if self.context_size == 64 { 1 << 2 } else { 0 };
         self.set_reg(0x10, ((XCAP as u32 / 4) << 16) | csz | 1); // AC64
@@ -250,7 +256,7 @@ impl Machine {
         self.reset_controller();
     }
 
-    /// HCSPARAMS1.MaxSlots (xHCI 1.2 §5.3.3), at most the fake's 16.
+    /// HCSPARAMS1.MaxSlots (xHCI 1.2 §5.3.3), at most 255.
     pub(crate) fn set_max_slots(&mut self, slots: u32) {
         let v = self.reg(0x04);
         self.set_reg(0x04, (v & !0xff) | slots.min(SLOTS as u32));
@@ -550,6 +556,9 @@ impl Machine {
             self.run_commands(mem);
         }
         for slot in 1..=SLOTS {
+            if !self.slots[slot].enabled {
+                continue;
+            }
             for dci in 2..32 {
                 if self.slots[slot].enabled && self.slots[slot].eps[dci].state == 1 {
                     self.run_interrupt(mem, slot, dci);

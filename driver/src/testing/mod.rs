@@ -23,6 +23,8 @@ pub(crate) use hal::{FakeHal, FakeHandle};
 pub(crate) use stop::{StopPoint, stop_at, stop_point};
 
 #[cfg(test)]
+mod attach_tests;
+#[cfg(test)]
 mod dma_tests;
 #[cfg(test)]
 mod enumeration_tests;
@@ -68,4 +70,37 @@ pub(crate) fn check<S: proptest::strategy::Strategy>(
     }
     extern crate std;
     std::println!("{name}: {cases} cases, 0 crashes");
+}
+
+/// `poll()` as a kernel's loop runs it: polled again, the fake clock moving
+/// 1 ms between polls (and the fake controller running), until no device is
+/// being attached or waits for its turn (`attach.rs`) and no hub waits for
+/// power-good, so a test can look at
+/// a finished enumeration after one call. The summaries are added up.
+/// Tests of the stages themselves call `poll()` directly.
+#[cfg(test)]
+pub(crate) trait PollSettled {
+    fn poll_settled(&mut self) -> crate::PollSummary;
+}
+
+#[cfg(test)]
+impl PollSettled for crate::Controller<FakeHal> {
+    fn poll_settled(&mut self) -> crate::PollSummary {
+        use crate::hal::Hal;
+        let mut total = crate::PollSummary::default();
+        for _ in 0..10_000 {
+            let s = self.poll();
+            total.events += s.events;
+            total.keys += s.keys;
+            total.attached += s.attached;
+            total.detached += s.detached;
+            total.errors += s.errors;
+            total.last_error = s.last_error.or(total.last_error);
+            if !self.enumeration_pending() {
+                return total;
+            }
+            self.hal.delay_us(1000);
+        }
+        panic!("an attach never finished (10 s of fake time)");
+    }
 }

@@ -114,7 +114,7 @@ fn composite_report_protocol_keyboard_on_interface_1_behind_a_mouse() {
         std::vec![(1, report_keyboard(1, 0x82, &REPORT_ID_KEYBOARD))],
         Config::default(),
     );
-    let s = c.poll();
+    let s = c.poll_settled();
     assert_eq!((s.attached, s.errors), (1, 0), "{s:?}");
     let d = keyboard(&c);
     let device = &c.devices[usize::from(d.slot) - 1];
@@ -149,7 +149,7 @@ fn boot_keyboard_stalling_set_protocol_types_report_protocol_reports() {
     kbd.report_descriptors
         .push((0, REPORT_ID_KEYBOARD.to_vec()));
     let (mut c, h) = start(std::vec![(1, kbd)], Config::default());
-    let s = c.poll();
+    let s = c.poll_settled();
     assert_eq!((s.attached, s.errors), (1, 1), "the stall is noted: {s:?}");
     let d = keyboard(&c);
     assert!(
@@ -169,7 +169,7 @@ fn boot_keyboard_ignoring_set_protocol_is_read_by_its_descriptor() {
     kbd.report_descriptors
         .push((0, REPORT_ID_KEYBOARD.to_vec()));
     let (mut c, h) = start(std::vec![(1, kbd)], Config::default());
-    let s = c.poll();
+    let s = c.poll_settled();
     assert_eq!((s.attached, s.errors), (1, 0), "{s:?}");
     h.with(|m, _| assert_eq!(m.ports[0].as_ref().unwrap().protocol, Some(0)));
     let d = keyboard(&c);
@@ -193,7 +193,7 @@ fn nkro_bitmap_keyboard_types() {
         std::vec![(1, report_keyboard(0, 0x81, &NKRO_KEYBOARD))],
         Config::default(),
     );
-    let s = c.poll();
+    let s = c.poll_settled();
     assert_eq!((s.attached, s.errors), (1, 0), "{s:?}");
     assert_eq!(keyboard(&c).state, DeviceState::Keyboard);
     assert_eq!(types(&mut c, &h, 1, 1, "bitmap", nkro_report), "bitmap");
@@ -217,7 +217,7 @@ fn truncated_report_descriptor_leaves_the_device_ignored() {
         std::vec![(1, report_keyboard(0, 0x81, cut))],
         Config::default(),
     );
-    let s = c.poll();
+    let s = c.poll_settled();
     assert_eq!((s.attached, s.errors), (1, 1), "{s:?}");
     assert!(
         matches!(
@@ -240,7 +240,7 @@ fn configuration_longer_than_1024_bytes_is_read_to_total_length() {
     let mut kbd = FakeDevice::keyboard();
     kbd.config_padding = 1600;
     let (mut c, h) = start(std::vec![(1, kbd)], Config::default());
-    let s = c.poll();
+    let s = c.poll_settled();
     assert_eq!((s.attached, s.errors), (1, 0), "{s:?}");
     let lengths: Vec<u16> = h.with(|m, _| {
         m.ports[0]
@@ -269,7 +269,7 @@ fn configuration_longer_than_1024_bytes_is_read_to_total_length() {
 fn low_speed_report_protocol_keyboard() {
     let kbd = report_keyboard(0, 0x81, &BOOT_KEYBOARD_REPORT).at_speed(LOW_SPEED);
     let (mut c, h) = start(std::vec![(1, kbd)], Config::default());
-    let s = c.poll();
+    let s = c.poll_settled();
     assert_eq!((s.attached, s.errors), (1, 0), "{s:?}");
     let d = keyboard(&c);
     assert_eq!(d.speed, crate::Speed::Low);

@@ -25,7 +25,7 @@ fn full_reset(c: &mut Ctrl, h: &FakeHandle, how: ResetBy) {
     h.with(|m, _| m.host_system_error());
     match how {
         ResetBy::Poll => {
-            let s = c.poll();
+            let s = c.poll_settled();
             assert_eq!(s.last_error, Some(Error::HostSystemError), "{s:?}");
         }
         ResetBy::Takeover => {
@@ -46,9 +46,9 @@ fn full_reset(c: &mut Ctrl, h: &FakeHandle, how: ResetBy) {
 /// Ctrl-C (U+0003).
 fn held_keys_are_released(how: ResetBy) {
     let (mut c, h) = start(std::vec![(1, FakeDevice::keyboard())], Config::default());
-    assert_eq!(c.poll().attached, 1);
+    assert_eq!(c.poll_settled().attached, 1);
     press(&h, 1, [0x01, 0, 0x04, 0, 0, 0, 0, 0]); // Left-Ctrl + a, held
-    c.poll();
+    c.poll_settled();
     assert_eq!(keys(&mut c), [DecodedKey::Unicode('\u{1}')]);
     assert!(c.repeat_pending());
     full_reset(&mut c, &h, how);
@@ -57,12 +57,12 @@ fn held_keys_are_released(how: ResetBy) {
         c.devices.iter().all(|d| d.previous_report == [0; 8]),
         "{how:?}: a previous report survived"
     );
-    assert_eq!(c.poll().attached, 1, "{how:?}: re-enumerated");
+    assert_eq!(c.poll_settled().attached, 1, "{how:?}: re-enumerated");
     h.advance_ms(2000);
-    c.poll();
+    c.poll_settled();
     assert_eq!(keys(&mut c), [], "{how:?}: the held key repeated");
     press(&h, 1, [0, 0, 0x06, 0, 0, 0, 0, 0]); // c alone
-    c.poll();
+    c.poll_settled();
     assert_eq!(
         keys(&mut c),
         [DecodedKey::Unicode('c')],
@@ -85,17 +85,17 @@ fn takeover_reset_releases_held_keys() {
 /// re-enumerated keyboard and in decoding).
 fn lock_keys_survive(how: ResetBy) {
     let (mut c, h) = start(std::vec![(1, FakeDevice::keyboard())], Config::default());
-    assert_eq!(c.poll().attached, 1);
+    assert_eq!(c.poll_settled().attached, 1);
     for report in [0x39, 0, 0x53, 0] {
         press(&h, 1, [0, 0, report, 0, 0, 0, 0, 0]); // Caps Lock, Num Lock
-        c.poll();
+        c.poll_settled();
     }
     press(&h, 1, [0x02, 0, 0, 0, 0, 0, 0, 0]); // Left-Shift, held
-    c.poll();
+    c.poll_settled();
     let leds = c.keyboard_stats().leds;
     assert!(leds.caps_lock && !leds.num_lock, "{leds:?}");
     full_reset(&mut c, &h, how);
-    assert_eq!(c.poll().attached, 1, "{how:?}: re-enumerated");
+    assert_eq!(c.poll_settled().attached, 1, "{how:?}: re-enumerated");
     assert_eq!(c.keyboard_stats().leds, leds, "{how:?}");
     h.with(|m, _| {
         let sent = m.ports[0].as_ref().expect("keyboard").leds.last().copied();
@@ -103,7 +103,7 @@ fn lock_keys_survive(how: ResetBy) {
     });
     for report in [0x06, 0, 0x59] {
         press(&h, 1, [0, 0, report, 0, 0, 0, 0, 0]); // c, keypad 1
-        c.poll();
+        c.poll_settled();
     }
     assert_eq!(
         keys(&mut c),
@@ -199,9 +199,9 @@ fn takeover_of_a_stuck_controller_keeps_to_its_budget() {
         let name = stuck.name;
         let keyboards = (1..=4).map(|port| (port, FakeDevice::keyboard())).collect();
         let (mut c, h) = start(keyboards, Config::default());
-        assert_eq!(c.poll().attached, 4, "{name}");
+        assert_eq!(c.poll_settled().attached, 4, "{name}");
         press(&h, 1, [0, 0, 0x04, 0, 0, 0, 0, 0]); // a, held
-        c.poll();
+        c.poll_settled();
         assert!(c.repeat_pending(), "{name}");
         c.submit_noop_command().expect("queued");
         h.with(|m, _| m.faults = stuck.faults);
@@ -224,7 +224,7 @@ fn takeover_of_a_stuck_controller_keeps_to_its_budget() {
         );
         if stuck.dead {
             assert!(text.starts_with("xhci takeover: controller DEAD"), "{text}");
-            assert_eq!(c.poll(), crate::PollSummary::default(), "{name}");
+            assert_eq!(c.poll_settled(), crate::PollSummary::default(), "{name}");
         }
         assert!(!c.repeat_pending(), "{name}: a key of the dead bus repeats");
         assert_eq!(
@@ -269,13 +269,13 @@ fn takeover_report_of_a_dead_controller_gives_a_reason() {
 #[test]
 fn takeover_restarts_a_wrapped_endpoint_that_is_read_after_stop() {
     let (mut c, h) = start(std::vec![(1, FakeDevice::keyboard())], Config::default());
-    assert_eq!(c.poll().attached, 1);
+    assert_eq!(c.poll_settled().attached, 1);
     // One report per interrupt TRB: 20 reports wrap the 16-TRB ring once.
     for i in 0..10 {
         press(&h, 1, [0, 0, 0x04 + i, 0, 0, 0, 0, 0]);
-        c.poll();
+        c.poll_settled();
         press(&h, 1, [0; 8]);
-        c.poll();
+        c.poll_settled();
     }
     assert_eq!(keys(&mut c).len(), 10);
     assert!(
@@ -289,6 +289,6 @@ fn takeover_restarts_a_wrapped_endpoint_that_is_read_after_stop() {
     let refusals = h.with(|m, _| m.refusals.clone());
     assert!(refusals.is_empty(), "{refusals:?}");
     press(&h, 1, [0, 0, 0x05, 0, 0, 0, 0, 0]);
-    c.poll();
+    c.poll_settled();
     assert_eq!(keys(&mut c), [DecodedKey::Unicode('b')]);
 }

@@ -97,7 +97,7 @@ fn composite_device_with_keyboard_on_interface_1() {
         FakeInterface::boot_keyboard(1, 0x82),
     ]);
     let (mut c, h) = start(std::vec![(1, kbd)], Config::default());
-    let s = c.poll();
+    let s = c.poll_settled();
     assert_eq!((s.attached, s.errors), (1, 0), "{s:?} {:?}", refusals(&h));
     let d = keyboard_at(&c, 1, 0);
     assert_eq!(d.state, DeviceState::Keyboard);
@@ -125,7 +125,7 @@ fn composite_device_with_keyboard_on_interface_1() {
 fn low_speed_keyboard_on_root_port() {
     let kbd = FakeDevice::keyboard().at_speed(LOW_SPEED);
     let (mut c, h) = start(std::vec![(2, kbd)], Config::default());
-    let s = c.poll();
+    let s = c.poll_settled();
     assert_eq!((s.attached, s.errors), (1, 0), "{s:?} {:?}", refusals(&h));
     let d = keyboard_at(&c, 2, 0);
     assert_eq!(d.speed, Speed::Low);
@@ -155,7 +155,7 @@ fn check_mixed_keyboards_behind_hub(multi_tt: bool) {
         std::vec![(1, hub_with_mixed_keyboards(multi_tt))],
         Config::default(),
     );
-    let s = c.poll();
+    let s = c.poll_settled();
     assert_eq!((s.attached, s.errors), (4, 0), "{s:?} {:?}", refusals(&h));
     let hub = c.devices().find(|d| d.state == DeviceState::Hub).unwrap();
     assert_eq!(hub.speed, Speed::High);
@@ -209,7 +209,7 @@ fn full_speed_ep0_max_packet_8_and_64() {
     for max_packet0 in [8u8, 16, 64] {
         let kbd = FakeDevice::keyboard().with_max_packet0(max_packet0);
         let (mut c, h) = start(std::vec![(1, kbd)], Config::default());
-        let s = c.poll();
+        let s = c.poll_settled();
         assert_eq!(
             (s.attached, s.errors),
             (1, 0),
@@ -252,7 +252,7 @@ fn boot_interface_is_chosen_beside_nkro_interface() {
     };
     let kbd = FakeDevice::keyboard_with(std::vec![nkro, FakeInterface::boot_keyboard(1, 0x82)]);
     let (mut c, h) = start(std::vec![(1, kbd)], Config::default());
-    let s = c.poll();
+    let s = c.poll_settled();
     assert_eq!((s.attached, s.errors), (1, 0), "{s:?} {:?}", refusals(&h));
     let d = keyboard_at(&c, 1, 0);
     let endpoint = c.devices[usize::from(d.slot) - 1]
@@ -274,7 +274,7 @@ fn keyboard_stalling_set_protocol_still_types() {
     let mut kbd = FakeDevice::keyboard();
     kbd.stall_set_protocol = true;
     let (mut c, h) = start(std::vec![(1, kbd)], Config::default());
-    let s = c.poll();
+    let s = c.poll_settled();
     assert_eq!(s.attached, 1, "{s:?}");
     assert_eq!(s.errors, 1, "the stall is reported: {s:?}");
     let d = keyboard_at(&c, 1, 0);
@@ -293,7 +293,7 @@ fn keyboard_stalling_set_protocol_still_types() {
 #[test]
 fn reports_keep_order_across_many_interrupt_ring_wraps() {
     let (mut c, h) = start(std::vec![(1, FakeDevice::keyboard())], Config::default());
-    assert_eq!(c.poll().attached, 1);
+    assert_eq!(c.poll_settled().attached, 1);
     let d = keyboard_at(&c, 1, 0);
     let dci = usize::from(c.devices[usize::from(d.slot) - 1].keyboard.unwrap().dci);
     let alphabet = "abcdefghijklmnopqrstuvwxyz";
@@ -345,7 +345,7 @@ fn configure_endpoint_carries_the_keyboard_poll_interval() {
             ..Config::default()
         };
         let (mut c, h) = start(std::vec![(1, kbd)], config);
-        let s = c.poll();
+        let s = c.poll_settled();
         let what = std::format!("speed {speed} bInterval {b_interval} kbpoll {kbpoll}");
         assert_eq!(
             (s.attached, s.errors),

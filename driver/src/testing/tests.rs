@@ -59,7 +59,7 @@ pub(super) fn type_hi(c: &mut Ctrl, h: &FakeHandle, port: usize) -> Vec<DecodedK
     press(h, port, [0, 0, 0x0c, 0, 0, 0, 0, 0]); // i
     press(h, port, [0, 0, 0, 0, 0, 0, 0, 0]);
     for _ in 0..6 {
-        c.poll();
+        c.poll_settled();
         h.run();
     }
     keys(c)
@@ -77,7 +77,7 @@ pub(super) fn type_hi_at(c: &mut Ctrl, h: &FakeHandle, root: usize, route: u32) 
         h.run();
     }
     for _ in 0..6 {
-        c.poll();
+        c.poll_settled();
         h.run();
     }
     keys(c)
@@ -93,7 +93,7 @@ pub(super) fn run_until_typed(
 ) -> std::string::String {
     let mut text = std::string::String::new();
     for _ in 0..4096 {
-        c.poll();
+        c.poll_settled();
         h.run();
         while let Some(key) = c.next_key() {
             match key {
@@ -102,7 +102,7 @@ pub(super) fn run_until_typed(
             }
         }
         if left(h) == 0 {
-            c.poll();
+            c.poll_settled();
             while let Some(DecodedKey::Unicode(ch)) = c.next_key() {
                 text.push(ch);
             }
@@ -119,7 +119,7 @@ pub(super) fn hi() -> Vec<DecodedKey> {
 #[test]
 fn enumerates_keyboard_and_types() {
     let (mut c, h) = start(std::vec![(1, FakeDevice::keyboard())], Config::default());
-    let s = c.poll();
+    let s = c.poll_settled();
     assert_eq!(s.attached, 1, "{s:?}");
     let devices: Vec<_> = c.devices().collect();
     assert_eq!(devices.len(), 1);
@@ -144,7 +144,7 @@ fn enumerates_keyboard_and_types() {
             info.context_size,
             info.scratchpad_buffers
         ),
-        (4, 8, 32, 2)
+        (4, 16, 32, 2)
     );
     assert_eq!(info.usb3_ports, 0b1100);
     assert!(info.interrupt_mode);
@@ -163,7 +163,7 @@ fn port_writes_leave_unhandled_changes_set() {
     const OVER_CURRENT_CHANGE: u32 = 1 << 20;
     let (mut c, h) = start(std::vec![(1, FakeDevice::keyboard())], Config::default());
     h.with(|m, _| m.faults.change_on_port_reset = OVER_CURRENT_CHANGE);
-    let s = c.poll();
+    let s = c.poll_settled();
     assert_eq!(s.attached, 1, "{s:?}");
     h.run();
     let portsc = h.with(|m, _| m.port_status(1));
@@ -172,7 +172,7 @@ fn port_writes_leave_unhandled_changes_set() {
         0,
         "a PORTSC write cleared OCC before the driver handled it: {portsc:#x}"
     );
-    c.poll();
+    c.poll_settled();
     h.run();
     let portsc = h.with(|m, _| m.port_status(1));
     assert_eq!(portsc & OVER_CURRENT_CHANGE, 0, "handled: {portsc:#x}");
@@ -187,7 +187,7 @@ fn sixty_four_byte_contexts() {
         Config::default(),
         64,
     );
-    assert_eq!(c.poll().attached, 1);
+    assert_eq!(c.poll_settled().attached, 1);
     assert_eq!(c.info().context_size, 64);
     assert_eq!(type_hi(&mut c, &h, 2), hi());
 }
@@ -198,7 +198,7 @@ fn tablet_is_listed_and_left_alone() {
         std::vec![(1, FakeDevice::tablet()), (2, FakeDevice::keyboard())],
         Config::default(),
     );
-    let s = c.poll();
+    let s = c.poll_settled();
     assert_eq!((s.attached, s.errors), (2, 0), "{s:?}");
     let mut devices: Vec<_> = c.devices().collect();
     devices.sort_by_key(|d| d.port);
@@ -213,22 +213,22 @@ fn tablet_is_listed_and_left_alone() {
 #[test]
 fn hotplug_unplug_replug_without_allocation() {
     let (mut c, h) = start(std::vec![], Config::default());
-    assert_eq!(c.poll().attached, 0);
+    assert_eq!(c.poll_settled().attached, 0);
     let allocations = h.0.borrow().allocations.len();
     for round in 0..3 {
         h.with(|m, mem| m.plug(mem, 1, FakeDevice::keyboard()));
-        let s = c.poll();
+        let s = c.poll_settled();
         assert_eq!(s.attached, 1, "round {round}: {s:?}");
         assert_eq!(type_hi(&mut c, &h, 1), hi());
         // hold a key, then unplug: the key is released, no repeat afterwards
         press(&h, 1, [0, 0, 0x04, 0, 0, 0, 0, 0]);
-        c.poll();
+        c.poll_settled();
         h.with(|m, mem| m.unplug(mem, 1));
-        let s = c.poll();
+        let s = c.poll_settled();
         assert_eq!(s.detached, 1, "round {round}: {s:?}");
         assert_eq!(c.devices().count(), 0);
         h.advance_ms(2000);
-        c.poll();
+        c.poll_settled();
         assert_eq!(keys(&mut c), [DecodedKey::Unicode('a')]);
         assert!(
             h.with(|m, _| m.commands.contains(&10)),
@@ -245,7 +245,7 @@ fn hotplug_unplug_replug_without_allocation() {
 #[test]
 fn hostile_events_are_rejected() {
     let (mut c, h) = start(std::vec![(1, FakeDevice::keyboard())], Config::default());
-    c.poll();
+    c.poll_settled();
     let before = c.info().rejected_events;
     let hostile: [[u32; 4]; 8] = [
         [
@@ -265,7 +265,7 @@ fn hostile_events_are_rejected() {
     for trb in hostile {
         h.with(|m, mem| m.post_raw(mem, trb, false));
     }
-    let s = c.poll();
+    let s = c.poll_settled();
     assert_eq!(s.events, 8);
     assert_eq!(c.info().rejected_events - before, 8);
     // a stuck cycle bit: an event written with the wrong cycle is never consumed
@@ -276,7 +276,7 @@ fn hostile_events_are_rejected() {
         m.post_raw(mem, bad, true);
         let _ = enq;
     });
-    assert_eq!(c.poll().events, 0);
+    assert_eq!(c.poll_settled().events, 0);
     assert_eq!(type_hi(&mut c, &h, 1), hi());
 }
 
@@ -285,7 +285,7 @@ fn stalled_set_idle_is_recovered() {
     let mut kbd = FakeDevice::keyboard();
     kbd.stall_set_idle = true;
     let (mut c, h) = start(std::vec![(1, kbd)], Config::default());
-    let s = c.poll();
+    let s = c.poll_settled();
     assert_eq!(s.attached, 1);
     assert_eq!(s.errors, 1, "the stall is reported: {s:?}");
     h.with(|m, _| {
@@ -298,33 +298,33 @@ fn stalled_set_idle_is_recovered() {
 #[test]
 fn caps_lock_led_and_repeat_through_controller() {
     let (mut c, h) = start(std::vec![(1, FakeDevice::keyboard())], Config::default());
-    c.poll();
+    c.poll_settled();
     press(&h, 1, [0, 0, 0x39, 0, 0, 0, 0, 0]);
-    c.poll();
+    c.poll_settled();
     press(&h, 1, [0, 0, 0, 0, 0, 0, 0, 0]);
-    c.poll();
+    c.poll_settled();
     h.with(|m, _| assert_eq!(m.ports[0].as_ref().unwrap().leds.last(), Some(&0b011)));
     assert!(c.keyboard_stats().leds.caps_lock);
     c.set_repeat(300, 10);
     press(&h, 1, [0, 0, 0x04, 0, 0, 0, 0, 0]);
-    c.poll();
+    c.poll_settled();
     assert_eq!(keys(&mut c), [DecodedKey::Unicode('A')]);
     h.advance_ms(299);
-    c.poll();
+    c.poll_settled();
     assert_eq!(keys(&mut c), []);
     h.advance_ms(1);
-    c.poll();
+    c.poll_settled();
     h.advance_ms(100);
-    c.poll();
+    c.poll_settled();
     assert_eq!(keys(&mut c), [DecodedKey::Unicode('A'); 2]);
     press(&h, 1, [0, 0, 0, 0, 0, 0, 0, 0]);
-    c.poll();
+    c.poll_settled();
     h.advance_ms(1000);
-    c.poll();
+    c.poll_settled();
     assert_eq!(keys(&mut c), []);
     c.set_layout(Layout::De105);
     press(&h, 1, [0, 0, 0x52, 0, 0, 0, 0, 0]);
-    c.poll();
+    c.poll_settled();
     assert_eq!(keys(&mut c), [DecodedKey::RawKey(KeyCode::ArrowUp)]);
 }
 
@@ -339,7 +339,7 @@ fn early_panic_polled_from_start() {
         assert_eq!(m.reg(0x1020) & 2, 0, "IMAN.IE clear");
         assert_eq!(m.reg(0x40) & 4, 0, "USBCMD.INTE clear");
     });
-    c.poll();
+    c.poll_settled();
     assert!(!c.info().interrupt_mode);
     assert_eq!(type_hi(&mut c, &h, 1), hi());
 }
@@ -347,21 +347,21 @@ fn early_panic_polled_from_start() {
 #[test]
 fn ack_interrupt_reports_and_clears() {
     let (mut c, h) = start(std::vec![(1, FakeDevice::keyboard())], Config::default());
-    c.poll();
+    c.poll_settled();
     c.ack_interrupt();
     h.run();
     press(&h, 1, [0, 0, 0x0b, 0, 0, 0, 0, 0]);
     assert!(c.ack_interrupt());
     h.run();
     h.with(|m, _| assert_eq!(m.reg(0x44) & (1 << 3), 0, "USBSTS.EINT cleared"));
-    c.poll();
+    c.poll_settled();
     assert_eq!(keys(&mut c), [DecodedKey::Unicode('h')]);
 }
 
 #[test]
 fn takeover_with_command_in_flight_and_torn_state() {
     let (mut c, h) = start(std::vec![(1, FakeDevice::keyboard())], Config::default());
-    c.poll();
+    c.poll_settled();
     let allocations = h.0.borrow().allocations.len();
     // A CPU stopped right after ringing the doorbell for a command that the
     // controller hasn't completed, with the event ring state torn and the
@@ -395,7 +395,7 @@ fn takeover_with_command_in_flight_and_torn_state() {
 #[test]
 fn takeover_mid_enumeration_restarts_it() {
     let (mut c, h) = start(std::vec![(1, FakeDevice::keyboard())], Config::default());
-    c.poll();
+    c.poll_settled();
     // pretend the CPU stopped while enumerating a second device on port 2
     h.with(|m, mem| m.plug(mem, 2, FakeDevice::keyboard()));
     let done = c.command(command::enable_slot(0), "Enable Slot").unwrap();
@@ -406,7 +406,7 @@ fn takeover_mid_enumeration_restarts_it() {
     // SAFETY: single-threaded test.
     let report = unsafe { c.enter_polled_mode() };
     assert_eq!(report.enumerations_restarted, 1, "{report}");
-    let s = c.poll();
+    let s = c.poll_settled();
     assert_eq!(s.attached, 1, "{s:?}");
     assert_eq!(c.devices().filter(|d| d.is_keyboard).count(), 2);
     assert_eq!(type_hi(&mut c, &h, 2), hi());
@@ -416,14 +416,14 @@ fn takeover_mid_enumeration_restarts_it() {
 #[test]
 fn takeover_after_host_system_error_resets_with_same_memory() {
     let (mut c, h) = start(std::vec![(1, FakeDevice::keyboard())], Config::default());
-    c.poll();
+    c.poll_settled();
     let allocations = h.0.borrow().allocations.len();
     h.with(|m, _| m.host_system_error());
     // SAFETY: single-threaded test.
     let report = unsafe { c.enter_polled_mode() };
     assert!(report.full_reset && !report.dead, "{report}");
     assert_eq!(report.reset_reason, Some(crate::Error::HostSystemError));
-    assert_eq!(c.poll().attached, 1);
+    assert_eq!(c.poll_settled().attached, 1);
     assert_eq!(type_hi(&mut c, &h, 1), hi());
     assert_eq!(h.0.borrow().allocations.len(), allocations);
 }
@@ -440,7 +440,7 @@ fn out_of_memory_at_attach_is_an_error() {
 #[test]
 fn event_ring_full_is_recovered() {
     let (mut c, h) = start(std::vec![(1, FakeDevice::keyboard())], Config::default());
-    c.poll();
+    c.poll_settled();
     // Nobody drains the ring: port events fill it until the controller posts
     // Event Ring Full and drops the rest, including the keyboard's report.
     h.with(|m, mem| {
@@ -450,12 +450,12 @@ fn event_ring_full_is_recovered() {
     });
     press(&h, 1, [0, 0, 0x04, 0, 0, 0, 0, 0]); // lost with its transfer event
     assert!(h.with(|m, _| m.dropped_events) > 0);
-    let s = c.poll();
+    let s = c.poll_settled();
     assert!(s.errors >= 1, "the loss is reported: {s:?}");
     assert_eq!(c.counters.event_ring_full, 1);
     h.with(|m, _| assert!(m.commands.contains(&15), "Stop Endpoint"));
     press(&h, 1, [0, 0, 0, 0, 0, 0, 0, 0]);
-    c.poll();
+    c.poll_settled();
     keys(&mut c);
     assert_eq!(type_hi(&mut c, &h, 1), hi(), "keys flow again");
 }
@@ -476,14 +476,14 @@ fn random_controller_events_are_survived() {
         proptest::collection::vec(any::<[u32; 4]>(), 1..24),
         |trbs| {
             let (mut c, h) = start(std::vec![(1, FakeDevice::keyboard())], Config::default());
-            c.poll();
+            c.poll_settled();
             let before = c.info().rejected_events;
             h.with(|m, mem| {
                 for t in &trbs {
                     m.post_raw(mem, *t, false);
                 }
             });
-            let s = c.poll();
+            let s = c.poll_settled();
             prop_assert!(
                 s.events as usize >= trbs.len(),
                 "{} posted, {s:?}",
@@ -541,13 +541,13 @@ fn plausible_controller_events_never_kill_the_driver() {
         proptest::collection::vec(event, 1..24),
         |trbs| {
             let (mut c, h) = start(std::vec![(1, FakeDevice::keyboard())], Config::default());
-            c.poll();
+            c.poll_settled();
             h.with(|m, mem| {
                 for t in &trbs {
                     m.post_raw(mem, *t, false);
                 }
             });
-            c.poll();
+            c.poll_settled();
             prop_assert!(!c.is_dead(), "the driver gave up on {trbs:x?}");
             keys(&mut c);
             prop_assert_eq!(type_hi(&mut c, &h, 1), hi());

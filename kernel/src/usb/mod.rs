@@ -348,7 +348,7 @@ pub fn tick(ticks: u64) {
         let mut repeat = false;
         for c in &CONTROLLERS {
             if let Some(g) = c.try_lock() {
-                repeat |= g.as_ref().is_some_and(|c| c.repeat_pending());
+                repeat |= g.as_ref().is_some_and(|c| c.timer_pending());
             }
         }
         REPEAT.store(repeat, Ordering::Relaxed);

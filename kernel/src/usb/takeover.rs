@@ -46,7 +46,6 @@ pub unsafe fn panic_takeover(w: &mut impl Write) {
         );
         return;
     }
-    let mut from_scratch = false;
     let mut pool_full = false;
     for (i, lock) in CONTROLLERS.iter().enumerate() {
         let Some(f) = found(i) else { continue };
@@ -62,7 +61,6 @@ pub unsafe fn panic_takeover(w: &mut impl Write) {
             let _ = writeln!(w, "usb {}: polled mode: {report} ({us} us)", PciName(f.dev));
             continue;
         }
-        from_scratch = true;
         if pool_full {
             let _ = writeln!(
                 w,
@@ -75,13 +73,8 @@ pub unsafe fn panic_takeover(w: &mut impl Write) {
         // SAFETY: forwarded.
         pool_full = !unsafe { bring_up(i, f, w) };
     }
-    let quiet_us = if from_scratch {
-        QUIET_FROM_SCRATCH_US
-    } else {
-        QUIET_AFTER_TAKEOVER_US
-    };
     // SAFETY: forwarded.
-    unsafe { settle(w, quiet_us) };
+    unsafe { settle(w) };
 }
 
 /// Early panic: brings controller `i` up from scratch, polled, on what
@@ -137,15 +130,25 @@ unsafe fn bring_up(i: usize, f: Found, w: &mut impl Write) -> bool {
 static ATTACHED_UNANNOUNCED: AtomicU32 = AtomicU32::new(0);
 
 /// Devices attached since the last call, and the keyboards ready now on
-/// every controller, for the panic console to announce (`None`: nothing new).
+/// every controller, for the panic console to announce (`None`: nothing
+/// new). Nothing is announced while a device is still being attached on
+/// some controller, so one announcement covers what arrived together (a
+/// hub and the keyboard behind it) and means the bus has settled.
 ///
 /// # Safety
 /// Only on the panic CPU after [`panic_takeover`].
 pub unsafe fn panic_take_attached() -> Option<(u32, usize)> {
-    let n = ATTACHED_UNANNOUNCED.swap(0, Ordering::Relaxed);
-    if n == 0 {
+    if ATTACHED_UNANNOUNCED.load(Ordering::Relaxed) == 0 {
         return None;
     }
+    let pending = (0..MAX_CONTROLLERS)
+        // SAFETY: forwarded.
+        .filter_map(|i| unsafe { panic_controller(i) })
+        .any(|c| c.attach_pending());
+    if pending {
+        return None;
+    }
+    let n = ATTACHED_UNANNOUNCED.swap(0, Ordering::Relaxed);
     // SAFETY: forwarded.
     Some((n, unsafe { keyboards() }))
 }
@@ -166,25 +169,29 @@ unsafe fn keyboards() -> usize {
         .sum()
 }
 
-/// How long the bus must stay quiet after the takeover before the prompt:
-/// the takeover's restarted endpoints and a hub's port re-checks post their
-/// events within a few milliseconds (a first key typed at once after the
-/// prompt was lost without this wait, seen in `tests/panic_usb.rs`).
-const QUIET_AFTER_TAKEOVER_US: u64 = 10_000;
-/// The same after an early panic's bring-up from scratch, where every device
-/// is reset and enumerated from nothing (measured apart, in the bench).
-const QUIET_FROM_SCRATCH_US: u64 = 100_000;
+/// How long the bus must stay quiet after the takeover before the prompt
+/// when a keyboard is armed: the takeover's restarted endpoints and a hub's
+/// port re-checks post their events within a few milliseconds (a first key
+/// typed at once after the prompt was lost without this wait, seen in
+/// `tests/panic_usb.rs`). With no keyboard armed yet (a panic at boot, an
+/// early panic's bring-up from scratch) there is no first key to protect:
+/// the prompt follows the first round of polls, and the keyboards being
+/// attached are announced by the console loop.
+const QUIET_US: u64 = 10_000;
 
 /// Polls every controller until the bus is quiet (no event on any of them
-/// for `quiet_us` and no device being enumerated; at most 2 s in all), so
-/// that the console prompt means "ready for USB input": a keyboard attached
-/// or restarted by the takeover is configured before the first key is
-/// expected. Devices attached later are announced by the console
-/// ([`panic_take_attached`]).
+/// for [`QUIET_US`] while a keyboard is armed; at most 2 s in all), so that
+/// the console prompt means "every keyboard attached is armed": one
+/// restarted by the takeover has its endpoint running before the first key
+/// is expected. A
+/// device still being attached (its debounce, reset or SET_ADDRESS
+/// recovery are stages of the driver's `poll()`, none waited out here) is
+/// not waited for: the console loop's polls finish it and the console
+/// announces it ([`panic_take_attached`]); the line printed here says so.
 ///
 /// # Safety
 /// As [`panic_take_attached`].
-unsafe fn settle(w: &mut impl Write, quiet_us: u64) {
+unsafe fn settle(w: &mut impl Write) {
     let start = crate::time::now_us();
     let mut quiet_since = start;
     loop {
@@ -194,11 +201,16 @@ unsafe fn settle(w: &mut impl Write, quiet_us: u64) {
             let Some(c) = (unsafe { panic_controller(i) }) else {
                 continue;
             };
-            let s = c.poll();
-            if s.events > 0 || c.devices().any(|d| d.state == DeviceState::Enumerating) {
+            if c.poll().events > 0 {
                 quiet_since = crate::time::now_us();
             }
         }
+        // SAFETY: forwarded.
+        let quiet_us = if unsafe { keyboards() } > 0 {
+            QUIET_US
+        } else {
+            0
+        };
         let now = crate::time::now_us();
         if now - quiet_since >= quiet_us {
             break;
@@ -208,13 +220,21 @@ unsafe fn settle(w: &mut impl Write, quiet_us: u64) {
             break;
         }
     }
-    let _ = writeln!(
+    let pending = (0..MAX_CONTROLLERS)
+        // SAFETY: forwarded.
+        .filter_map(|i| unsafe { panic_controller(i) })
+        .any(|c| c.attach_pending());
+    let _ = write!(
         w,
         "usb: {} keyboard(s) ready ({} ms)",
         // SAFETY: forwarded.
         unsafe { keyboards() },
         (crate::time::now_us() - start) / 1000
     );
+    if pending {
+        let _ = write!(w, "; a device is being attached, announced when ready");
+    }
+    let _ = writeln!(w);
 }
 
 /// The driver of controller `i` in panic mode, if any.

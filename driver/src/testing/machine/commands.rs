@@ -19,7 +19,8 @@ impl Machine {
         match kind {
             9 => {
                 let max = (self.reg(CONFIG) & 0xff) as usize;
-                match (1..=max.min(SLOTS)).find(|&s| !self.slots[s].enabled) {
+                let first = self.faults.first_slot_id.max(1);
+                match (first..=max.min(SLOTS)).find(|&s| !self.slots[s].enabled) {
                     Some(s) => {
                         self.slots[s] = Slot {
                             enabled: true,
