@@ -116,7 +116,11 @@ pub fn cli_spin(args: &Args<'_>, w: &mut dyn Write, _: Console) {
     while !SPINNING.load(Ordering::SeqCst) && !crate::time::passed(deadline) {
         crate::sched::yield_now();
     }
-    let _ = writeln!(w, "cpu {c} spins with interrupts off for {secs} s");
+    if SPINNING.load(Ordering::SeqCst) {
+        let _ = writeln!(w, "cpu {c} spins with interrupts off for {secs} s");
+    } else {
+        let _ = writeln!(w, "cli-spin: cpu {c} did not start spinning within 2 s");
+    }
 }
 
 /// `bench` (prints on the console itself: `test=bench` runs it too).
