@@ -108,6 +108,63 @@ pub fn send_ipi(index: usize, vec: u8) {
     cpu::this().with_lapic(|l| unsafe { l.send_ipi(vec, dest(id)) });
 }
 
+/// Set at boot when every local APIC of the machine is one of the CPUs the
+/// kernel lists (none skipped beyond `MAX_CPUS`): only then may an IPI go
+/// to "all excluding self", see [`send_ipi_all_others`].
+static ALL_APICS_LISTED: AtomicBool = AtomicBool::new(false);
+
+/// Records whether the CPU list holds every local APIC of the machine.
+pub fn set_all_apics_listed(listed: bool) {
+    ALL_APICS_LISTED.store(listed, Ordering::Relaxed);
+}
+
+/// Sends a fixed IPI with `vec` (or an NMI: `vec == None`) to every CPU but
+/// this one with one ICR write, the "All Excluding Self" destination
+/// shorthand (Intel SDM Vol. 3A §11.6.1), as Linux's
+/// `apic->send_IPI_allbutself` does for its stop and kgdb round-up. Returns
+/// false, sending nothing, unless the caller may address every APIC at
+/// once: all CPUs listed (see [`set_all_apics_listed`]) and, which the
+/// caller knows, each of them online with its IDT loaded (a CPU still in
+/// the trampoline has none, and an NMI there resets the machine). Under
+/// QEMU each ICR write is an exit into the emulator under its global lock:
+/// one write instead of one per CPU.
+pub fn send_ipi_all_others(vec: Option<u8>) -> bool {
+    if !ALL_APICS_LISTED.load(Ordering::Relaxed) {
+        return false;
+    }
+    if is_x2apic() {
+        let who = x2apic::lapic::IpiAllShorthand::AllExcludingSelf;
+        return cpu::this()
+            .with_lapic(|l| match vec {
+                // SAFETY: a fixed IPI to a vector every CPU has an IDT entry
+                // for (the caller checked they are all online).
+                Some(v) => unsafe { l.send_ipi_all(v, who) },
+                // SAFETY: NMIs are handled by the stop logic (`panic::stop::on_nmi`).
+                None => unsafe { l.send_nmi_all(who) },
+            })
+            .is_some();
+    }
+    // xAPIC: the low half of the ICR alone; a shorthand needs no
+    // destination, and each write is an emulator exit (the `x2apic` crate
+    // writes the high half first). SDM Vol. 3A §11.6.1: vector 7:0,
+    // delivery mode 10:8 (000 fixed, 100 NMI), level 14 (assert), shorthand
+    // 19:18 (11 all excluding self).
+    const ASSERT: u32 = 1 << 14;
+    const ALL_EXCLUDING_SELF: u32 = 0b11 << 18;
+    const NMI: u32 = 0b100 << 8;
+    let low = match vec {
+        Some(v) => u32::from(v),
+        None => NMI,
+    } | ASSERT
+        | ALL_EXCLUDING_SELF;
+    let icr_low = XAPIC_BASE.load(Ordering::Relaxed) + 0x300;
+    // SAFETY: the ICR of this CPU's xAPIC, mapped uncached at boot
+    // (`set_xapic_base`); a shorthand IPI to CPUs that are all online (the
+    // caller's check), with vectors they handle.
+    unsafe { (icr_low as *mut u32).write_volatile(low) };
+    true
+}
+
 /// Sends an NMI to CPU `index`.
 pub fn send_nmi(index: usize) {
     let id = cpu::cpu(index).apic_id.load(Ordering::Relaxed);

@@ -82,6 +82,9 @@ extern "C" fn kmain(info: u32, magic: u32) -> ! {
     framebuffer(bi, &opts);
     devices(&opts);
     start_cpus(&opts, &cpus);
+    if opts.bench_ipi {
+        crate::bench::print_halted_ipi();
+    }
     if let Some(kind) = opts.trigger {
         println!("trigger: panic {kind}");
         if let Err(e) = crate::panic::trigger::run(kind) {
@@ -252,6 +255,7 @@ fn interrupt_controllers(bi: &BootInfo) -> Cpus {
         ids = t.apic_ids;
         count = t.count;
         isa_gsi = t.isa_gsi;
+        apic::set_all_apics_listed(t.skipped == 0);
         if t.skipped > 0 {
             log::warn!(
                 "{} CPUs beyond the {} supported are skipped",
@@ -347,6 +351,7 @@ fn start_cpus(opts: &cmdline::Options<'_>, cpus: &Cpus) {
         apic::route_irq(gsi, v, low);
     }
     crate::usb::start_thread();
+    crate::panic::stop::rehearse();
     x86_64::instructions::interrupts::enable();
     BOOT_DEADLINE.store(0, Ordering::Relaxed);
 }
