@@ -4,7 +4,7 @@
 //! trip); (b) stop latency for `-smp 2/4/8` (`trigger=plain`) and with a
 //! CPU spinning with interrupts off (`trigger=cli`), each as a ratio to the
 //! IPI round trip to a halted CPU measured in the same boot
-//! (`bench.ipi=1`); (c) panic-to-prompt, in boots of their own; (d) key latency, QMP key event to the echoed character,
+//! (`bench.ipi=1`), the median over 5 boots; (c) panic-to-prompt, in boots of their own; (d) key latency, QMP key event to the echoed character,
 //! interrupt mode (`shell> `) vs polled mode (`db> `); (e) the kernel's
 //! `test=dump-bench` (polled dump vs normal-mode write throughput); (f)
 //! boot to `shell>` from QEMU's start, host-observed: PVH on qboot and
@@ -109,48 +109,70 @@ fn kernel_bench(rows: &mut Vec<Row>) {
     let _ = vm.try_wait_exit(STEP);
 }
 
-/// (b) stop latency, in a boot with `bench.ipi=1`: the kernel measures the
-/// IPI round trip cpu0->cpu1 to a halted CPU first, then the trigger
-/// fires, so that the figure and its reference come from the same boot.
-fn stop_latency(rows: &mut Vec<Row>, trigger: &str, smp: u32) {
-    let label = format!("stop latency, trigger={trigger}, smp {smp}");
-    let mut vm = match boot(
-        &format!("bench-stop-{trigger}-{smp}"),
+/// Boots per stop-latency row: the reference is a median (of 16 pings),
+/// so the stop latency is one too, over this many boots, each boot's
+/// stop latency divided by its own reference.
+const STOP_BOOTS: usize = 5;
+
+/// One boot with `bench.ipi=1`: the kernel measures the IPI round trip
+/// cpu0->cpu1 to a halted CPU first, then the trigger fires. Returns (stop
+/// latency cycles, reference cycles, CPUs stopped by NMI).
+fn stop_boot(trigger: &str, smp: u32, rep: usize) -> Result<(f64, f64, usize), String> {
+    let mut vm = boot(
+        &format!("bench-stop-{trigger}-{smp}-{rep}"),
         cfg(smp, &format!("trigger={trigger} bench.ipi=1")),
-    ) {
-        Ok(vm) => vm,
-        Err(e) => return rows.push(Row(label, "n/a".into(), e)),
-    };
-    let r = (|| -> Result<(Option<f64>, f64), String> {
+    )?;
+    let r = (|| -> Result<(f64, f64, usize), String> {
         let r = vm.try_expect(r"IPI round trip[^\n]*halted[^\n]*\n", BOOT)?;
         let l = vm.try_expect(r"stop latency: \d+ cycles", STEP)?;
-        Ok((
-            num(r"halted 20 ms: (\d+)", &r),
-            num(r"(\d+) cycles", &l).unwrap_or(0.0),
-        ))
+        let ipi =
+            num(r"halted 20 ms: (\d+)", &r).ok_or("no IPI figure: the target did not answer")?;
+        let cycles = num(r"(\d+) cycles", &l).unwrap_or(0.0);
+        Ok((cycles, ipi, vm.console().matches("stopped (nmi)").count()))
     })();
-    match r {
-        Ok((ipi, cycles)) => {
-            let text = vm.console();
-            let nmi = text.matches("stopped (nmi)").count();
-            rows.push(Row(
-                label,
-                format!("{cycles:.0} cycles"),
-                match ipi {
-                    Some(i) if i > 0.0 => format!(
-                        "{:.1} x IPI round trip to a halted CPU in the same boot ({i:.0} cycles); \
-                         {nmi} of {} CPUs stopped by NMI",
-                        cycles / i,
-                        smp - 1
-                    ),
-                    _ => "n/a (no IPI figure: the target did not answer)".into(),
-                },
-            ));
-        }
-        Err(e) => rows.push(Row(label, "n/a".into(), e)),
-    }
     vm.send_serial("poweroff\r");
     let _ = vm.try_wait_exit(STEP);
+    r
+}
+
+/// (b) stop latency: the median over [`STOP_BOOTS`] boots of the stop
+/// latency as a ratio to the IPI round trip to a halted CPU measured in
+/// the same boot.
+fn stop_latency(rows: &mut Vec<Row>, trigger: &str, smp: u32) {
+    let label = format!("stop latency, trigger={trigger}, smp {smp}");
+    let mut runs = Vec::new();
+    let mut last_err = String::new();
+    for rep in 0..STOP_BOOTS {
+        match stop_boot(trigger, smp, rep) {
+            Ok(r) => runs.push(r),
+            Err(e) => last_err = e,
+        }
+    }
+    if runs.is_empty() {
+        return rows.push(Row(label, "n/a".into(), last_err));
+    }
+    let mut ratios: Vec<f64> = runs.iter().map(|(c, i, _)| c / i).collect();
+    ratios.sort_by(f64::total_cmp);
+    let mut cycles: Vec<f64> = runs.iter().map(|r| r.0).collect();
+    cycles.sort_by(f64::total_cmp);
+    let mut refs: Vec<f64> = runs.iter().map(|r| r.1).collect();
+    refs.sort_by(f64::total_cmp);
+    let nmi = runs.iter().map(|r| r.2).min().unwrap_or(0);
+    let median = crate::report::median;
+    rows.push(Row(
+        label,
+        format!("{:.0} cycles", median(&cycles)),
+        format!(
+            "{:.1} x IPI round trip to a halted CPU in the same boot (median of {} boots, \
+             {:.1}-{:.1}; reference median {:.0} cycles); at least {nmi} of {} CPUs stopped by NMI",
+            median(&ratios),
+            runs.len(),
+            ratios[0],
+            ratios[ratios.len() - 1],
+            median(&refs),
+            smp - 1
+        ),
+    ));
 }
 
 /// (c) panic-to-prompt, the trigger firing as soon as the CPUs are up.
