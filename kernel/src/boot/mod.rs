@@ -409,7 +409,10 @@ fn start_cpus(opts: &cmdline::Options<'_>, cpus: &Cpus) {
         apic::route_irq(gsi, v, low);
     }
     crate::usb::start_thread();
-    crate::panic::stop::rehearse();
+    let rehearsed = crate::panic::stop::rehearse() as usize;
+    if rehearsed < started {
+        log::warn!("stop rehearsal: {rehearsed} of {started} CPUs took the NMI within 100 ms");
+    }
     x86_64::instructions::interrupts::enable();
     BOOT_DEADLINE.store(0, Ordering::Relaxed);
 }

@@ -162,7 +162,8 @@ static REHEARSE: AtomicU64 = AtomicU64::new(0);
 /// translation: without this the first CPU to take the panic's NMI spent
 /// about 1 ms (debug kernel) translating the way to `park`, more than the
 /// round trip of an IPI to a halted CPU; on hardware it only warms caches.
-/// Bounded (100 ms); returns how many CPUs ran it.
+/// Bounded (100 ms); returns how many CPUs ran it (a CPU still running it
+/// later swallows that one NMI).
 pub fn rehearse() -> u32 {
     let me = cpu::current_index();
     let mut mask = 0u64;
@@ -185,7 +186,9 @@ pub fn rehearse() -> u32 {
     while REHEARSE.load(Ordering::SeqCst) & mask != 0 && !crate::time::passed(deadline) {
         core::hint::spin_loop();
     }
-    let missed = REHEARSE.fetch_and(!mask, Ordering::SeqCst) & mask;
+    // A CPU that has not run it yet keeps its bit: its NMI may still
+    // arrive, and must not be taken for an unexpected one.
+    let missed = REHEARSE.load(Ordering::SeqCst) & mask;
     (mask & !missed).count_ones()
 }
 
