@@ -1,9 +1,10 @@
 //! `cargo run [--release] -- bench [--markdown] [--keys N]`: every benchmark
 //! in one go, one table with ratios. (a) the kernel's `test=bench` (lock fast
 //! path panic-aware vs plain and vs `spin::Mutex`, context switch, IPI round
-//! trip); (b) stop latency for `-smp 2/4/8` (IPI path, `trigger=plain`) and
-//! the NMI path (`trigger=cli`) as ratios to the IPI round trip; (c)
-//! panic-to-prompt; (d) key latency, QMP key event to the echoed character,
+//! trip); (b) stop latency for `-smp 2/4/8` (`trigger=plain`) and with a
+//! CPU spinning with interrupts off (`trigger=cli`), each as a ratio to the
+//! IPI round trip to a halted CPU measured in the same boot
+//! (`bench.ipi=1`), the median over 5 boots; (c) panic-to-prompt, in boots of their own; (d) key latency, QMP key event to the echoed character,
 //! interrupt mode (`shell> `) vs polled mode (`db> `); (e) the kernel's
 //! `test=dump-bench` (polled dump vs normal-mode write throughput); (f)
 //! boot to `shell>` from QEMU's start, host-observed: PVH on qboot and
@@ -48,12 +49,11 @@ fn num(re: &str, text: &str) -> Option<f64> {
 }
 
 /// (a) `test=bench`: the kernel's own table.
-fn kernel_bench(rows: &mut Vec<Row>) -> Option<f64> {
+fn kernel_bench(rows: &mut Vec<Row>) {
     let mut vm = match boot("bench-kernel", cfg(2, "test=bench")) {
         Ok(vm) => vm,
         Err(e) => {
-            rows.push(Row("kernel benchmark".into(), "n/a".into(), e));
-            return None;
+            return rows.push(Row("kernel benchmark".into(), "n/a".into(), e));
         }
     };
     let out = match vm.try_expect(
@@ -62,8 +62,7 @@ fn kernel_bench(rows: &mut Vec<Row>) -> Option<f64> {
     ) {
         Ok(o) => o,
         Err(e) => {
-            rows.push(Row("kernel benchmark".into(), "n/a".into(), e));
-            return None;
+            return rows.push(Row("kernel benchmark".into(), "n/a".into(), e));
         }
     };
     let mhz = num(r"(\d+) MHz TSC", &out).unwrap_or(0.0);
@@ -103,50 +102,100 @@ fn kernel_bench(rows: &mut Vec<Row>) -> Option<f64> {
         "IPI round trip cpu0->cpu1, target halted 20 ms".into(),
         f(halted),
         format!(
-            "{} x awake; the reference of the stop latencies below",
+            "{} x awake (the stop latencies below are ratios to this figure taken in their own boot)",
             ratio(halted, ipi)
         ),
     ));
     let _ = vm.try_wait_exit(STEP);
-    halted
 }
 
-/// (b)+(c) stop latency and panic-to-prompt for one boot.
-fn stop_latency(rows: &mut Vec<Row>, trigger: &str, smp: u32, ipi: Option<f64>) {
+/// Boots per stop-latency row: the reference is a median (of 16 pings),
+/// so the stop latency is one too, over this many boots, each boot's
+/// stop latency divided by its own reference.
+const STOP_BOOTS: usize = 5;
+
+/// One boot with `bench.ipi=1`: the kernel measures the IPI round trip
+/// cpu0->cpu1 to a halted CPU first, then the trigger fires. Returns (stop
+/// latency cycles, reference cycles, CPUs stopped by NMI).
+fn stop_boot(trigger: &str, smp: u32, rep: usize) -> Result<(f64, f64, usize), String> {
+    let mut vm = boot(
+        &format!("bench-stop-{trigger}-{smp}-{rep}"),
+        cfg(smp, &format!("trigger={trigger} bench.ipi=1")),
+    )?;
+    let r = (|| -> Result<(f64, f64, usize), String> {
+        let r = vm.try_expect(r"IPI round trip[^\n]*halted[^\n]*\n", BOOT)?;
+        let l = vm.try_expect(r"stop latency: \d+ cycles", STEP)?;
+        let ipi =
+            num(r"halted 20 ms: (\d+)", &r).ok_or("no IPI figure: the target did not answer")?;
+        let cycles = num(r"(\d+) cycles", &l).unwrap_or(0.0);
+        Ok((cycles, ipi, vm.console().matches("stopped (nmi)").count()))
+    })();
+    vm.send_serial("poweroff\r");
+    let _ = vm.try_wait_exit(STEP);
+    r
+}
+
+/// (b) stop latency: the median over [`STOP_BOOTS`] boots of the stop
+/// latency as a ratio to the IPI round trip to a halted CPU measured in
+/// the same boot.
+fn stop_latency(rows: &mut Vec<Row>, trigger: &str, smp: u32) {
     let label = format!("stop latency, trigger={trigger}, smp {smp}");
+    let mut runs = Vec::new();
+    let mut last_err = String::new();
+    for rep in 0..STOP_BOOTS {
+        match stop_boot(trigger, smp, rep) {
+            Ok(r) => runs.push(r),
+            Err(e) => last_err = e,
+        }
+    }
+    if runs.is_empty() {
+        return rows.push(Row(label, "n/a".into(), last_err));
+    }
+    let mut ratios: Vec<f64> = runs.iter().map(|(c, i, _)| c / i).collect();
+    ratios.sort_by(f64::total_cmp);
+    let mut cycles: Vec<f64> = runs.iter().map(|r| r.0).collect();
+    cycles.sort_by(f64::total_cmp);
+    let mut refs: Vec<f64> = runs.iter().map(|r| r.1).collect();
+    refs.sort_by(f64::total_cmp);
+    let nmi = runs.iter().map(|r| r.2).min().unwrap_or(0);
+    let median = crate::report::median;
+    rows.push(Row(
+        label,
+        format!("{:.0} cycles", median(&cycles)),
+        format!(
+            "{:.1} x IPI round trip to a halted CPU in the same boot (median of {} boots, \
+             {:.1}-{:.1}; reference median {:.0} cycles); at least {nmi} of {} CPUs stopped by NMI",
+            median(&ratios),
+            runs.len(),
+            ratios[0],
+            ratios[ratios.len() - 1],
+            median(&refs),
+            smp - 1
+        ),
+    ));
+}
+
+/// (c) panic-to-prompt, the trigger firing as soon as the CPUs are up.
+fn panic_to_prompt(rows: &mut Vec<Row>, trigger: &str, smp: u32) {
+    let label = format!("panic-to-prompt, trigger={trigger}, smp {smp}");
     let mut vm = match boot(
-        &format!("bench-stop-{trigger}-{smp}"),
+        &format!("bench-p2p-{trigger}-{smp}"),
         cfg(smp, &format!("trigger={trigger}")),
     ) {
         Ok(vm) => vm,
         Err(e) => return rows.push(Row(label, "n/a".into(), e)),
     };
-    let r = (|| -> Result<(f64, f64), String> {
+    let r = (|| -> Result<f64, String> {
         vm.try_expect("PANIC on cpu", BOOT)?;
         let seen = Instant::now();
-        let l = vm.try_expect(r"stop latency: \d+ cycles", STEP)?;
         vm.try_expect("db> ", STEP)?;
-        let p2p = seen.elapsed().as_secs_f64() * 1e3;
-        Ok((num(r"(\d+) cycles", &l).unwrap_or(0.0), p2p))
+        Ok(seen.elapsed().as_secs_f64() * 1e3)
     })();
     match r {
-        Ok((cycles, p2p)) => {
-            let nmi = vm.console().contains("stopped (nmi)");
-            rows.push(Row(
-                label,
-                format!("{cycles:.0} cycles"),
-                match ipi {
-                    Some(i) if i > 0.0 => format!(
-                        "{:.1} x IPI round trip to a halted CPU{}",
-                        cycles / i,
-                        if nmi { " (a CPU stopped by NMI)" } else { "" }
-                    ),
-                    _ => "n/a (no IPI figure)".into(),
-                },
-            ));
+        Ok(p2p) => {
             let kernel = num(r"panic-to-prompt:? (\d+) us", &vm.console());
             rows.push(Row(
-                format!("panic-to-prompt, trigger={trigger}, smp {smp}"),
+                label,
                 match kernel {
                     Some(us) => format!("{:.2} ms", us / 1e3),
                     None => format!("{p2p:.0} ms"),
@@ -154,7 +203,7 @@ fn stop_latency(rows: &mut Vec<Row>, trigger: &str, smp: u32, ipi: Option<f64>) 
                 if kernel.is_some() {
                     "kernel figure".into()
                 } else {
-                    "host wall time PANIC line -> `db> ` (10 ms polling)".into()
+                    "host wall time PANIC line -> `db> `".into()
                 },
             ));
         }
@@ -379,16 +428,16 @@ pub fn main(args: &[String]) -> i32 {
     let run = |section: &str| only.as_ref().is_none_or(|o| o.contains(&section));
     let start = Instant::now();
     let mut rows = Vec::new();
-    let ipi = if run("kernel") {
-        kernel_bench(&mut rows)
-    } else {
-        None
-    };
+    if run("kernel") {
+        kernel_bench(&mut rows);
+    }
     if run("stop") {
-        for smp in [2, 4, 8] {
-            stop_latency(&mut rows, "plain", smp, ipi);
+        for (trigger, smp) in [("plain", 2), ("plain", 4), ("plain", 8), ("cli", 4)] {
+            stop_latency(&mut rows, trigger, smp);
         }
-        stop_latency(&mut rows, "cli", 4, ipi);
+        for (trigger, smp) in [("plain", 2), ("plain", 4), ("plain", 8), ("cli", 4)] {
+            panic_to_prompt(&mut rows, trigger, smp);
+        }
     }
     if run("keys") {
         keys(&mut rows, n);

@@ -51,7 +51,7 @@ fn a_panic_while_formatting_the_message_finds_the_others_stopped() {
     let out = cpus(&mut vm);
     for c in 1..4 {
         assert!(
-            out.contains(&format!("cpu {c}: apic {c} stopped (ipi)")),
+            out.contains(&format!("cpu {c}: apic {c} stopped (nmi)")),
             "cpu {c} is not stopped after a panic in the message's formatting:\n{out}"
         );
     }

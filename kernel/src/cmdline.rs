@@ -1,5 +1,5 @@
 //! Kernel command line: `key=value` words (`test=`, `trigger=`, `panic=`, `dump.fault=`,
-//! `power.fault=`, `layout=`, `usb.kbpoll=`, `usb.dma32=`, `usb.dmahigh=`, `pci.scan=`, `fb=`, `quiet`). Garbage is reported and
+//! `power.fault=`, `layout=`, `usb.kbpoll=`, `usb.dma32=`, `usb.dmahigh=`, `pci.scan=`, `fb=`, `bench.ipi=`, `quiet`). Garbage is reported and
 //! ignored, never fatal.
 
 #![forbid(unsafe_code)]
@@ -36,6 +36,10 @@ pub struct Options<'a> {
     /// Framebuffer console to set up (`fb=bochs`: a 1024x768x32 mode
     /// through the Bochs / QEMU VBE registers).
     pub fb: Option<&'a str>,
+    /// `bench.ipi=1`: before the trigger fires, measure the IPI round trip
+    /// to a halted CPU (the reference of the bench's stop latency, taken in
+    /// the same boot).
+    pub bench_ipi: bool,
     /// Words that were not understood (first few).
     pub unknown: [Option<&'a str>; 4],
 }
@@ -113,6 +117,10 @@ impl<'a> Options<'a> {
                     o.fb = Some(v);
                     true
                 }
+                ("bench.ipi", Some(v @ ("0" | "1"))) => {
+                    o.bench_ipi = v == "1";
+                    true
+                }
                 ("quiet", None) => {
                     o.quiet = true;
                     true
@@ -159,6 +167,16 @@ mod tests {
                 Some("trigger=")
             ]
         );
+    }
+
+    #[test]
+    fn bench_ipi_takes_0_or_1() {
+        assert!(!Options::parse("").bench_ipi);
+        assert!(Options::parse("trigger=cli bench.ipi=1").bench_ipi);
+        assert!(!Options::parse("bench.ipi=1 bench.ipi=0").bench_ipi);
+        let o = Options::parse("bench.ipi bench.ipi=yes");
+        assert!(!o.bench_ipi);
+        assert_eq!(o.unknown[..2], [Some("bench.ipi"), Some("bench.ipi=yes")]);
     }
 
     #[test]

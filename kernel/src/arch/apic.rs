@@ -60,14 +60,15 @@ pub fn init_cpu() {
     }
     let mut initial = TIMER_INITIAL.load(Ordering::Relaxed);
     if initial == 0 {
-        // Calibrate against the TSC: count down for 10 ms.
+        // Calibrate against the TSC: count down for 2 ms (125,000 counts of
+        // a 1 GHz bus clock divided by 16 under QEMU: 0.1% resolution).
         // SAFETY: the timer is masked/one-shot while we measure.
         unsafe {
             lapic.set_timer_initial(u32::MAX);
-            crate::time::delay_us(10_000);
+            crate::time::delay_us(2_000);
             let elapsed = u32::MAX - lapic.timer_current();
             lapic.set_timer_initial(0);
-            initial = ((elapsed as u64 * 100) / TICK_HZ).max(1000) as u32;
+            initial = ((elapsed as u64 * 500) / TICK_HZ).max(1000) as u32;
         }
         TIMER_INITIAL.store(initial, Ordering::Relaxed);
     }
@@ -108,6 +109,63 @@ pub fn send_ipi(index: usize, vec: u8) {
     cpu::this().with_lapic(|l| unsafe { l.send_ipi(vec, dest(id)) });
 }
 
+/// Set at boot when every local APIC of the machine is one of the CPUs the
+/// kernel lists (none skipped beyond `MAX_CPUS`): only then may an IPI go
+/// to "all excluding self", see [`send_ipi_all_others`].
+static ALL_APICS_LISTED: AtomicBool = AtomicBool::new(false);
+
+/// Records whether the CPU list holds every local APIC of the machine.
+pub fn set_all_apics_listed(listed: bool) {
+    ALL_APICS_LISTED.store(listed, Ordering::Relaxed);
+}
+
+/// Sends a fixed IPI with `vec` (or an NMI: `vec == None`) to every CPU but
+/// this one with one ICR write, the "All Excluding Self" destination
+/// shorthand (Intel SDM Vol. 3A §11.6.1), as Linux's
+/// `apic->send_IPI_allbutself` does for its stop and kgdb round-up. Returns
+/// false, sending nothing, unless the caller may address every APIC at
+/// once: all CPUs listed (see [`set_all_apics_listed`]) and, which the
+/// caller knows, each of them online with its IDT loaded (a CPU still in
+/// the trampoline has none, and an NMI there resets the machine). Under
+/// QEMU each ICR write is an exit into the emulator under its global lock:
+/// one write instead of one per CPU.
+pub fn send_ipi_all_others(vec: Option<u8>) -> bool {
+    if !ALL_APICS_LISTED.load(Ordering::Relaxed) {
+        return false;
+    }
+    if is_x2apic() {
+        let who = x2apic::lapic::IpiAllShorthand::AllExcludingSelf;
+        return cpu::this()
+            .with_lapic(|l| match vec {
+                // SAFETY: a fixed IPI to a vector every CPU has an IDT entry
+                // for (the caller checked they are all online).
+                Some(v) => unsafe { l.send_ipi_all(v, who) },
+                // SAFETY: NMIs are handled by the stop logic (`panic::stop::on_nmi`).
+                None => unsafe { l.send_nmi_all(who) },
+            })
+            .is_some();
+    }
+    // xAPIC: the low half of the ICR alone; a shorthand needs no
+    // destination, and each write is an emulator exit (the `x2apic` crate
+    // writes the high half first). SDM Vol. 3A §11.6.1: vector 7:0,
+    // delivery mode 10:8 (000 fixed, 100 NMI), level 14 (assert), shorthand
+    // 19:18 (11 all excluding self).
+    const ASSERT: u32 = 1 << 14;
+    const ALL_EXCLUDING_SELF: u32 = 0b11 << 18;
+    const NMI: u32 = 0b100 << 8;
+    let low = match vec {
+        Some(v) => u32::from(v),
+        None => NMI,
+    } | ASSERT
+        | ALL_EXCLUDING_SELF;
+    let icr_low = XAPIC_BASE.load(Ordering::Relaxed) + 0x300;
+    // SAFETY: the ICR of this CPU's xAPIC, mapped uncached at boot
+    // (`set_xapic_base`); a shorthand IPI to CPUs that are all online (the
+    // caller's check), with vectors they handle.
+    unsafe { (icr_low as *mut u32).write_volatile(low) };
+    true
+}
+
 /// Sends an NMI to CPU `index`.
 pub fn send_nmi(index: usize) {
     let id = cpu::cpu(index).apic_id.load(Ordering::Relaxed);
@@ -115,13 +173,32 @@ pub fn send_nmi(index: usize) {
     cpu::this().with_lapic(|l| unsafe { l.send_nmi(dest(id)) });
 }
 
-/// Sends INIT, then two STARTUP IPIs for the trampoline page `page` (SDM Vol. 3A §8.4.4.1).
+/// The wait after INIT before the first STARTUP IPI, in microseconds: the
+/// 10 ms of the universal start-up algorithm, or none on the processors
+/// Linux exempts (`smp_quirk_init_udelay` in arch/x86/kernel/smpboot.c:
+/// Intel family 6, AMD family 0xF and later, Hygon 0x18 and later, whose
+/// APs take the STARTUP IPI at once; QEMU's CPU models are among them).
+fn init_wait_us() -> u64 {
+    let id = raw_cpuid::CpuId::new();
+    let family = id.get_feature_info().map_or(0, |f| f.family_id());
+    let modern = match id.get_vendor_info().as_ref().map(|v| v.as_str()) {
+        Some("GenuineIntel") => family == 6,
+        Some("AuthenticAMD") => family >= 0xF,
+        Some("HygonGenuine") => family >= 0x18,
+        _ => false,
+    };
+    if modern { 0 } else { 10_000 }
+}
+
+/// Sends INIT, then two STARTUP IPIs for the trampoline page `page` (SDM
+/// Vol. 3A §8.4.4.1; the wait after INIT as [`init_wait_us`] says).
 pub fn start_ap(apic_id: u32, page: u8) {
+    let init_wait = init_wait_us();
     cpu::this().with_lapic(|l| {
         // SAFETY: the universal start-up algorithm on an AP that is in wait-for-SIPI.
         unsafe {
             l.send_init_ipi(dest(apic_id));
-            crate::time::delay_us(10_000);
+            crate::time::delay_us(init_wait);
             l.send_sipi(page, dest(apic_id));
             crate::time::delay_us(200);
             l.send_sipi(page, dest(apic_id));

@@ -39,6 +39,7 @@ pub fn check_boot_progress() {
 /// `ebx` (`info`) and `eax` (`magic`) from the boot loader.
 #[unsafe(no_mangle)]
 extern "C" fn kmain(info: u32, magic: u32) -> ! {
+    let mut steps = Steps::new(time::rdtsc());
     cpu::install(0, 0);
     crate::vga::clear();
     console::init();
@@ -46,10 +47,13 @@ extern "C" fn kmain(info: u32, magic: u32) -> ! {
     if !crate::serial::present() {
         log::warn!("serial: no UART at COM1; the console is on the screen only");
     }
+    steps.mark("console");
     gdt::init(cpu::this());
     idt::init();
     install_hooks();
+    steps.mark("tables");
     crate::arch::tsc::calibrate();
+    steps.mark("calibration");
     println!();
     println!("panic-proof kernel booting");
 
@@ -75,13 +79,23 @@ extern "C" fn kmain(info: u32, magic: u32) -> ! {
         }
     );
     let opts = options(bi);
+    steps.mark("boot info");
     memory(bi);
+    steps.mark("memory");
     let cpus = interrupt_controllers(bi);
+    steps.mark("acpi+apic");
     crate::pci::set_scan_all(opts.pci_scan_all);
     crate::pci::init();
+    steps.mark("pci");
     framebuffer(bi, &opts);
     devices(&opts);
+    steps.mark("devices");
     start_cpus(&opts, &cpus);
+    steps.mark("cpus");
+    steps.print();
+    if opts.bench_ipi {
+        crate::bench::print_halted_ipi();
+    }
     if let Some(kind) = opts.trigger {
         println!("trigger: panic {kind}");
         if let Err(e) = crate::panic::trigger::run(kind) {
@@ -92,6 +106,51 @@ extern "C" fn kmain(info: u32, magic: u32) -> ! {
         crate::scenarios::run(name);
     }
     crate::shell::run()
+}
+
+/// The boot's time line, one TSC stamp per step, printed as one log line
+/// (`boot: ... ms`): where the time to `shell>` goes. Under QEMU the TSC
+/// counts from the start of the VM, so the first figure is the firmware
+/// and the loader.
+struct Steps {
+    entry: u64,
+    last: u64,
+    marks: [(&'static str, u64); 12],
+    count: usize,
+}
+
+impl Steps {
+    fn new(entry: u64) -> Self {
+        Self {
+            entry,
+            last: entry,
+            marks: [("", 0); 12],
+            count: 0,
+        }
+    }
+
+    /// Records the time since the previous mark as step `name`.
+    fn mark(&mut self, name: &'static str) {
+        let now = time::rdtsc();
+        if self.count < self.marks.len() {
+            self.marks[self.count] = (name, now - self.last);
+            self.count += 1;
+        }
+        self.last = now;
+    }
+
+    fn print(&self) {
+        let ms = |c: u64| time::cycles_to_us(c) as f64 / 1000.0;
+        let mut line = alloc::format!("boot: firmware+loader {:.1} ms", ms(self.entry));
+        for (name, c) in &self.marks[..self.count] {
+            line += &alloc::format!(", {name} {:.1}", ms(*c));
+        }
+        log::info!(
+            "{line}; kernel {:.1} ms, {:.1} ms since the VM started",
+            ms(self.last - self.entry),
+            ms(self.last)
+        );
+    }
 }
 
 /// Wires the layers together: whatever a lower layer calls up to, it calls
@@ -279,6 +338,7 @@ fn interrupt_controllers(bi: &BootInfo) -> Cpus {
         ids = t.apic_ids;
         count = t.count;
         isa_gsi = t.isa_gsi;
+        apic::set_all_apics_listed(t.skipped == 0);
         if t.skipped > 0 {
             log::warn!(
                 "{} CPUs beyond the {} supported are skipped",
@@ -361,12 +421,14 @@ fn start_cpus(opts: &cmdline::Options<'_>, cpus: &Cpus) {
     if opts.trigger == Some("ap-start") {
         smp::PANIC_WHILE_STARTING.store(true, Ordering::Relaxed);
     }
+    let t = time::rdtsc();
     let started = smp::start_aps(&ids[..count], &AP_HOOKS);
     log::info!(
-        "cpus: {} of {} online ({})",
+        "cpus: {} of {} online ({}) in {} us",
         started + 1,
         count,
-        if apic::is_x2apic() { "x2APIC" } else { "xAPIC" }
+        if apic::is_x2apic() { "x2APIC" } else { "xAPIC" },
+        time::cycles_to_us(time::rdtsc() - t)
     );
 
     if let Some(v) = crate::arch::trap::register_device_handler(console::serial_irq) {
@@ -376,6 +438,10 @@ fn start_cpus(opts: &cmdline::Options<'_>, cpus: &Cpus) {
     let (gsi, low) = isa_gsi[1];
     crate::panic::ps2::start_normal(gsi, low);
     crate::usb::start_thread();
+    let rehearsed = crate::panic::stop::rehearse() as usize;
+    if rehearsed < started {
+        log::warn!("stop rehearsal: {rehearsed} of {started} CPUs took the NMI within 100 ms");
+    }
     x86_64::instructions::interrupts::enable();
     BOOT_DEADLINE.store(0, Ordering::Relaxed);
 }

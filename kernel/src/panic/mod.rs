@@ -413,6 +413,7 @@ fn print_report(
             other => pprintln!("cpu {}: {}", c.index(), other.name()),
         }
     }
+    stop::print_times(&mut crate::console::PanicWriter);
     pprintln!(
         "stop latency: {} cycles ({} us)",
         cycles,

@@ -1,6 +1,6 @@
 //! Stopping the other CPUs on panic (FreeBSD's `stop_cpus_hard` on panic):
-//! a stop IPI first, an NMI for any CPU that did not answer (it runs with
-//! interrupts disabled), then carry on regardless and report.
+//! an NMI to every other CPU at once, a stop IPI and a second NMI for any
+//! that did not answer, then carry on regardless and report.
 //!
 //! A CPU that takes a stop request saves its registers into its
 //! [`PerCpu::saved`](crate::arch::cpu::PerCpu) and parks forever with
@@ -22,6 +22,17 @@ pub static STOP_PENDING: AtomicU64 = AtomicU64::new(0);
 /// `u32::MAX`: none.
 pub static DEAF_CPU: AtomicU32 = AtomicU32::new(u32::MAX);
 
+/// TSC at which each CPU entered its first stop handler (IPI or NMI), and
+/// at which it published itself parked; 0: not (yet). For the report's
+/// per-CPU stop times ([`print_times`]).
+pub static ENTERED_TSC: [AtomicU64; cpu::MAX_CPUS] = [const { AtomicU64::new(0) }; cpu::MAX_CPUS];
+/// See [`ENTERED_TSC`].
+pub static PARKED_TSC: [AtomicU64; cpu::MAX_CPUS] = [const { AtomicU64::new(0) }; cpu::MAX_CPUS];
+/// TSC at which the stop began and after the last IPI was sent.
+pub static STOP_START_TSC: AtomicU64 = AtomicU64::new(0);
+/// See [`STOP_START_TSC`].
+pub static SENT_TSC: AtomicU64 = AtomicU64::new(0);
+
 fn deaf(index: usize) -> bool {
     DEAF_CPU.load(Ordering::Relaxed) == index as u32
 }
@@ -41,34 +52,41 @@ pub struct StopReport {
     pub cycles: u64,
 }
 
-/// Stops every other online CPU. Bounded: at most 10 ms for the IPI (see
-/// [`wait_ipi`]), 200 ms after the NMI; a CPU that answers neither is left
-/// and reported.
+/// Stops every other online CPU with an NMI, to all of them at once (one
+/// ICR write where the APIC allows it), as FreeBSD's `stop_cpus_hard` and
+/// Linux kdb's round-up (`kgdb_roundup_cpus`, `apic->send_IPI_allbutself`
+/// with `NMI_VECTOR`) do: a CPU spinning with interrupts off stops as fast
+/// as an idle one. Each target takes one interrupt and sends no EOI. A
+/// target not parked after [`NMI_WAIT_US`] (its NMIs blocked, or a lost
+/// message) is sent the stop IPI and the NMI again, one by one, and gets
+/// 200 ms more; a CPU that answers neither is left and reported.
 pub fn stop_others(me: usize) -> StopReport {
     let start = crate::time::rdtsc();
+    STOP_START_TSC.store(start, Ordering::Relaxed);
     // Pairs with the fence in `ap_entry`: a CPU going online either is seen
     // `Online` here or sees the panic and parks itself.
     core::sync::atomic::fence(Ordering::SeqCst);
     let mut mask = 0u64;
+    let mut everyone = true;
     for c in cpu::all() {
-        if c.index() != me && c.state() == CpuState::Online {
-            mask |= 1 << c.index();
+        if c.index() != me {
+            if c.state() == CpuState::Online {
+                mask |= 1 << c.index();
+            } else {
+                everyone = false;
+            }
         }
     }
     STOP_PENDING.fetch_or(mask, Ordering::SeqCst);
-    for i in 0..cpu::all().len() {
-        if mask & (1 << i) != 0 {
-            crate::arch::apic::send_ipi(i, vector::STOP);
-        }
+    if mask != 0 {
+        send(mask, everyone, None);
     }
-    wait_ipi(mask, start);
+    SENT_TSC.store(crate::time::rdtsc(), Ordering::Relaxed);
+    wait_parked(mask, NMI_WAIT_US);
     let left = STOP_PENDING.load(Ordering::SeqCst) & mask;
     if left != 0 {
-        for i in 0..cpu::all().len() {
-            if left & (1 << i) != 0 {
-                crate::arch::apic::send_nmi(i);
-            }
-        }
+        send(left, false, Some(vector::STOP));
+        send(left, false, None);
         wait_parked(left, 200_000);
     }
     StopReport {
@@ -76,46 +94,102 @@ pub fn stop_others(me: usize) -> StopReport {
     }
 }
 
-/// Longest wait for the stop IPI before the NMI.
-const IPI_WAIT_MAX_US: u64 = 10_000;
-/// Once one CPU answered the IPI, the others get this many times its
-/// latency (at least [`IPI_WAIT_MIN_US`], at most up to
-/// [`IPI_WAIT_MAX_US`] in all) before the NMI: a CPU that is only slower
-/// (a vCPU the host has not run yet) answers in about the same time, a CPU
-/// spinning with interrupts off never does.
-const IPI_WAIT_FACTOR: u64 = 8;
-/// The least wait for the rest after the first answer.
-const IPI_WAIT_MIN_US: u64 = 1_000;
-
-/// Waits for the CPUs in `mask` to park after the stop IPI sent at TSC
-/// `start`, bounded as the constants above say (FreeBSD's `stop_cpus_hard`
-/// sends the NMI at once; a short IPI phase first lets every CPU that can
-/// take an interrupt stop outside its interrupt-disabled sections).
-fn wait_ipi(mask: u64, start: u64) {
-    let end = crate::time::deadline_after_us(IPI_WAIT_MAX_US);
-    let mut deadline = end;
-    let mut answered = false;
-    loop {
-        let pending = STOP_PENDING.load(Ordering::SeqCst) & mask;
-        let now = crate::time::rdtsc();
-        if pending == 0 || now >= deadline {
-            return;
+/// Sends the stop IPI (`vec`) or an NMI (`None`) to the CPUs in `mask`:
+/// with one broadcast when `everyone` (every other CPU is online) and the
+/// APIC layer allows it, else one by one.
+fn send(mask: u64, everyone: bool, vec: Option<u8>) {
+    if everyone && crate::arch::apic::send_ipi_all_others(vec) {
+        return;
+    }
+    for i in 0..cpu::all().len() {
+        if mask & (1 << i) != 0 {
+            match vec {
+                Some(v) => crate::arch::apic::send_ipi(i, v),
+                None => crate::arch::apic::send_nmi(i),
+            }
         }
-        if !answered && pending != mask {
-            answered = true;
-            let rest =
-                ((now - start) * IPI_WAIT_FACTOR).max(crate::time::us_to_cycles(IPI_WAIT_MIN_US));
-            deadline = end.min(now.saturating_add(rest));
-        }
-        core::hint::spin_loop();
     }
 }
+
+/// How long the targets have to park on the first NMI before the second
+/// round.
+const NMI_WAIT_US: u64 = 10_000;
 
 fn wait_parked(mask: u64, us: u64) {
     let deadline = crate::time::deadline_after_us(us);
     while STOP_PENDING.load(Ordering::SeqCst) & mask != 0 && !crate::time::passed(deadline) {
         core::hint::spin_loop();
     }
+}
+
+/// Prints when the stop was sent and when each CPU entered its handler and
+/// parked, in microseconds after the stop began (what the stop latency is
+/// made of).
+pub fn print_times(out: &mut dyn core::fmt::Write) {
+    let start = STOP_START_TSC.load(Ordering::Relaxed);
+    let us = |t: u64| crate::time::cycles_to_us(t.saturating_sub(start));
+    let _ = write!(
+        out,
+        "stop times (us): sent {}",
+        us(SENT_TSC.load(Ordering::Relaxed))
+    );
+    for c in cpu::all() {
+        let (entered, parked) = (
+            ENTERED_TSC[c.index()].load(Ordering::Relaxed),
+            PARKED_TSC[c.index()].load(Ordering::Relaxed),
+        );
+        if entered != 0 && parked != 0 {
+            let _ = write!(
+                out,
+                "; cpu {} entered {} parked {}",
+                c.index(),
+                us(entered),
+                us(parked)
+            );
+        }
+    }
+    let _ = writeln!(out);
+}
+
+/// Bit n set: CPU n is asked to run the stop path once without parking
+/// (see [`rehearse`]).
+static REHEARSE: AtomicU64 = AtomicU64::new(0);
+
+/// Runs the stop once at boot, without stopping anything: the NMI to every
+/// other online CPU through [`send`], and on each target the NMI entry and
+/// the saving of its registers, which it then throws away. Under an
+/// emulator (QEMU's TCG) the first run of any code pays for its
+/// translation: without this the first CPU to take the panic's NMI spent
+/// about 1 ms (debug kernel) translating the way to `park`, more than the
+/// round trip of an IPI to a halted CPU; on hardware it only warms caches.
+/// Bounded (100 ms); returns how many CPUs ran it (a CPU still running it
+/// later swallows that one NMI).
+pub fn rehearse() -> u32 {
+    let me = cpu::current_index();
+    let mut mask = 0u64;
+    let mut everyone = true;
+    for c in cpu::all() {
+        if c.index() != me {
+            if c.state() == CpuState::Online {
+                mask |= 1 << c.index();
+            } else {
+                everyone = false;
+            }
+        }
+    }
+    if mask == 0 {
+        return 0;
+    }
+    REHEARSE.fetch_or(mask, Ordering::SeqCst);
+    send(mask, everyone, None);
+    let deadline = crate::time::deadline_after_us(100_000);
+    while REHEARSE.load(Ordering::SeqCst) & mask != 0 && !crate::time::passed(deadline) {
+        core::hint::spin_loop();
+    }
+    // A CPU that has not run it yet keeps its bit: its NMI may still
+    // arrive, and must not be taken for an unexpected one.
+    let missed = REHEARSE.load(Ordering::SeqCst) & mask;
+    (mask & !missed).count_ones()
 }
 
 /// Saves this CPU's state, marks it stopped and parks it forever.
@@ -125,34 +199,43 @@ fn park(frame: &TrapFrame, how: CpuState) -> ! {
     // the release store of the state below.
     unsafe { *c.saved.get() = saved_from_frame(frame) };
     c.set_state(how);
+    PARKED_TSC[c.index()].store(crate::time::rdtsc(), Ordering::Relaxed);
     STOP_PENDING.fetch_and(!(1 << c.index()), Ordering::SeqCst);
     crate::arch::halt_forever();
 }
 
-/// Stop IPI handler.
+/// Stop IPI handler (the second round of [`stop_others`]). A CPU that
+/// parks sends no EOI: it halts for good with interrupts off.
 pub fn on_stop_ipi(frame: &mut TrapFrame) {
-    crate::arch::apic::eoi();
+    let t = crate::time::rdtsc();
     let me = cpu::current_index();
-    if deaf(me) {
-        return;
-    }
-    if STOP_PENDING.load(Ordering::SeqCst) & (1 << me) != 0 {
+    if !deaf(me) && STOP_PENDING.load(Ordering::SeqCst) & (1 << me) != 0 {
+        let _ = ENTERED_TSC[me].compare_exchange(0, t, Ordering::Relaxed, Ordering::Relaxed);
         park(frame, CpuState::StoppedIpi);
     }
+    crate::arch::apic::eoi();
 }
 
 /// NMI handler: a pending stop parks this CPU; a CPU already parked goes back
 /// to sleep; any other NMI is a hardware error and panics.
 pub fn on_nmi(frame: &mut TrapFrame) {
-    if crate::arch::trap::nmi_hook(frame) {
-        return;
-    }
+    let t = crate::time::rdtsc();
     let c = cpu::this();
     if deaf(c.index()) {
         return;
     }
     if STOP_PENDING.load(Ordering::SeqCst) & (1 << c.index()) != 0 {
+        let _ = ENTERED_TSC[c.index()].compare_exchange(0, t, Ordering::Relaxed, Ordering::Relaxed);
         park(frame, CpuState::StoppedNmi);
+    }
+    // A break-in's NMI (after the panic's own stop, which wins).
+    if crate::arch::trap::nmi_hook(frame) {
+        return;
+    }
+    if REHEARSE.load(Ordering::SeqCst) & (1 << c.index()) != 0 {
+        core::hint::black_box(saved_from_frame(frame));
+        REHEARSE.fetch_and(!(1 << c.index()), Ordering::SeqCst);
+        return;
     }
     match c.state() {
         CpuState::StoppedIpi
