@@ -75,6 +75,22 @@ impl SavedRegs {
     pub fn from_frame(f: &TrapFrame) -> Self {
         let thread = super::cpu::current_thread();
         Self {
+            cr2: x86_64::registers::control::Cr2::read_raw(),
+            cr3: x86_64::registers::control::Cr3::read()
+                .0
+                .start_address()
+                .as_u64(),
+            thread: thread as u64,
+            tsc: crate::time::rdtsc(),
+            ..Self::frame_registers(f)
+        }
+    }
+
+    /// Only the registers a trap frame holds (no control registers, thread
+    /// or time: those are the reading CPU's, not the frame's), as gdb
+    /// reads the live frame of another CPU held by a break-in.
+    pub fn frame_registers(f: &TrapFrame) -> Self {
+        Self {
             valid: true,
             rax: f.rax,
             rbx: f.rbx,
@@ -96,14 +112,7 @@ impl SavedRegs {
             rflags: f.rflags,
             cs: f.cs,
             ss: f.ss,
-            cr2: x86_64::registers::control::Cr2::read_raw(),
-            cr3: x86_64::registers::control::Cr3::read()
-                .0
-                .start_address()
-                .as_u64(),
-            thread: thread as u64,
-            thread_id: u64::MAX,
-            tsc: crate::time::rdtsc(),
+            ..Self::ZERO
         }
     }
 }

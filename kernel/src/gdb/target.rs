@@ -110,35 +110,6 @@ pub fn stop_thread() -> Tid {
     tid_of(cpu::current_index())
 }
 
-/// The saved registers of a trap frame (what gdb reads of a CPU stopped
-/// resumably).
-fn from_frame(f: &TrapFrame) -> SavedRegs {
-    SavedRegs {
-        valid: true,
-        rax: f.rax,
-        rbx: f.rbx,
-        rcx: f.rcx,
-        rdx: f.rdx,
-        rsi: f.rsi,
-        rdi: f.rdi,
-        rbp: f.rbp,
-        rsp: f.rsp,
-        r8: f.r8,
-        r9: f.r9,
-        r10: f.r10,
-        r11: f.r11,
-        r12: f.r12,
-        r13: f.r13,
-        r14: f.r14,
-        r15: f.r15,
-        rip: f.rip,
-        rflags: f.rflags,
-        cs: f.cs,
-        ss: f.ss,
-        ..SavedRegs::ZERO
-    }
-}
-
 /// Writes gdb's register set into a live trap frame: the general
 /// registers, RIP and the arithmetic flags; CS, SS and the system flags
 /// (TF, IF, IOPL and above) stay as they are, so a write cannot wreck the
@@ -234,7 +205,7 @@ impl MultiThreadBase for Machine {
     fn read_registers(&mut self, regs: &mut X86_64CoreRegs, tid: Tid) -> TargetResult<(), Self> {
         let index = cpu_of(tid).ok_or(TargetError::Errno(ESRCH))?;
         let saved = match live_frame(index) {
-            Some(f) => Some(from_frame(f)),
+            Some(f) => Some(SavedRegs::frame_registers(f)),
             None => crate::command::debug::saved_regs(index),
         };
         let r = saved.ok_or(TargetError::Errno(ESRCH))?;

@@ -66,17 +66,7 @@ pub fn stop_others(me: usize) -> StopReport {
     // Pairs with the fence in `ap_entry`: a CPU going online either is seen
     // `Online` here or sees the panic and parks itself.
     core::sync::atomic::fence(Ordering::SeqCst);
-    let mut mask = 0u64;
-    let mut everyone = true;
-    for c in cpu::all() {
-        if c.index() != me {
-            if c.state() == CpuState::Online {
-                mask |= 1 << c.index();
-            } else {
-                everyone = false;
-            }
-        }
-    }
+    let (mask, everyone) = others_online(me);
     STOP_PENDING.fetch_or(mask, Ordering::SeqCst);
     if mask != 0 {
         send(mask, everyone, None);
@@ -92,6 +82,23 @@ pub fn stop_others(me: usize) -> StopReport {
     StopReport {
         cycles: crate::time::rdtsc() - start,
     }
+}
+
+/// The online CPUs other than `me`, as a mask, and whether that is every
+/// other CPU (so one broadcast reaches exactly them).
+fn others_online(me: usize) -> (u64, bool) {
+    let mut mask = 0u64;
+    let mut everyone = true;
+    for c in cpu::all() {
+        if c.index() != me {
+            if c.state() == CpuState::Online {
+                mask |= 1 << c.index();
+            } else {
+                everyone = false;
+            }
+        }
+    }
+    (mask, everyone)
 }
 
 /// Sends the stop IPI (`vec`) or an NMI (`None`) to the CPUs in `mask`:
@@ -166,17 +173,7 @@ static REHEARSE: AtomicU64 = AtomicU64::new(0);
 /// later swallows that one NMI).
 pub fn rehearse() -> u32 {
     let me = cpu::current_index();
-    let mut mask = 0u64;
-    let mut everyone = true;
-    for c in cpu::all() {
-        if c.index() != me {
-            if c.state() == CpuState::Online {
-                mask |= 1 << c.index();
-            } else {
-                everyone = false;
-            }
-        }
-    }
+    let (mask, everyone) = others_online(me);
     if mask == 0 {
         return 0;
     }
