@@ -405,6 +405,9 @@ fn gdb_after_a_break_in_breaks_on_a_shell_command_steps_and_continues() {
         "continue".into(),
         "bt".into(),
         "info registers rip".into(),
+        // Scheduler locking: the step is the hit CPU's alone (vCont;s:N),
+        // and the other CPUs stay held through it.
+        "set scheduler-locking step".into(),
         "stepi".into(),
         "info registers rip".into(),
         "delete".into(),
@@ -423,10 +426,14 @@ fn gdb_after_a_break_in_breaks_on_a_shell_command_steps_and_continues() {
         .next()
         .and_then(|n| n.trim().parse().ok())
         .expect("the cpu that hit");
-    expect_with_gdb(
+    let stepped = expect_with_gdb(
         &mut vm,
-        &format!("break-in: single step on cpu {hit}"),
+        &format!("break-in: single step on cpu {hit}; the other cpus stayed held"),
         &out,
+    );
+    assert!(
+        !stepped.contains("continuing after"),
+        "the world was resumed for a lone step:\n{stepped}"
     );
     wait_for_file(&mut vm, &deleted, "gdb to step and delete the breakpoint");
     expect_with_gdb(&mut vm, "\nhi\n", &out);

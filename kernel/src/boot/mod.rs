@@ -203,6 +203,7 @@ static GDB_DEBUGGER: crate::gdb::Debugger = crate::gdb::Debugger {
     },
     break_in: |_| crate::arch::trap::request_break(crate::arch::trap::BREAK_GDB),
     resume: crate::debugger::resume_or_reason,
+    resume_alone: crate::debugger::resume_alone,
     active: crate::debugger::active,
     join: crate::debugger::answer_stop_in_trap,
     frame: |cpu| Some(crate::debugger::frame_of(cpu)).filter(|f| !f.is_null()),

@@ -23,7 +23,7 @@
 //! [`vector::BREAK`]: crate::arch::idt::vector::BREAK
 
 use core::fmt;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use crate::arch::cpu;
 use crate::arch::trap::{self, TrapFrame};
@@ -106,24 +106,55 @@ pub fn on_break_vector(frame: &mut TrapFrame) {
 /// THE entry of every break-in, on the CPU that breaks in, interrupts off,
 /// `frame` its interrupted context (it resumes from it, as changed by the
 /// debugger or gdb). Returns after `continue`; returns at once if a
-/// break-in is already active or a panic began.
+/// break-in is already active or a panic began. The one exception: the
+/// `#DB` of a lone step ([`resume_alone`]) of the debugger's own CPU comes
+/// back here with the world still held, and goes straight to the loop.
 pub fn enter(frame: &mut TrapFrame, why: Why) {
-    if crate::panic::panicking() || ACTIVE.swap(true, Ordering::AcqRel) {
+    if crate::panic::panicking() {
         return;
     }
     let c = cpu::this();
     let me = c.index();
+    let lone_step_done = why == Why::SingleStep
+        && HELD_FOR_STEP.load(Ordering::Acquire) == me as u32
+        && ACTIVE.load(Ordering::Acquire);
+    if !lone_step_done && ACTIVE.swap(true, Ordering::AcqRel) {
+        return;
+    }
     // SAFETY: only this CPU writes its `saved`; readers run after this, on
     // this CPU (the debugger loop below).
     unsafe { *c.saved.get() = crate::panic::stop::saved_from_frame(frame) };
     c.break_frame.store(frame, Ordering::Release);
-    freeze::freeze();
-    let stopped = super::world::stop_others(me);
-    report_stop(me, why, &stopped);
-    crate::gdb::entered(why.gdb_cause());
-    let controllers = crate::usb::breakin::pause(&mut PanicWriter);
-    pprintln!("usb: {controllers} controller(s) polled; type `continue` to resume");
+    if lone_step_done {
+        HELD_FOR_STEP.store(NOBODY, Ordering::Release);
+        pprintln!("\nbreak-in: {why} on cpu {me}; the other cpus stayed held");
+        crate::gdb::entered(why.gdb_cause());
+    } else {
+        freeze::freeze();
+        let stopped = super::world::stop_others(me);
+        report_stop(me, why, &stopped);
+        crate::gdb::entered(why.gdb_cause());
+        let controllers = crate::usb::breakin::pause(&mut PanicWriter);
+        pprintln!("usb: {controllers} controller(s) polled; type `continue` to resume");
+    }
     let step = super::session(true);
+    let alone = ALONE_REQUESTED.swap(false, Ordering::AcqRel);
+    if let Some(s) = step
+        && alone
+        && s == me
+    {
+        // One instruction of this CPU with everything else as it is: the
+        // others held, the scheduler frozen, USB polled (Linux kgdb keeps
+        // its other CPUs in `kgdb_wait` while `kgdb_single_step`).
+        set_trap_flag(me, s, frame);
+        crate::gdb::resuming(step);
+        c.break_frame
+            .store(core::ptr::null_mut(), Ordering::Release);
+        // SAFETY: as above.
+        unsafe { (*c.saved.get()).valid = false };
+        HELD_FOR_STEP.store(me as u32, Ordering::Release);
+        return;
+    }
     let dropped = crate::usb::breakin::resume();
     crate::panic::ps2::reset_normal();
     if let Some(s) = step {
@@ -147,6 +178,28 @@ pub fn enter(frame: &mut TrapFrame, why: Why) {
         pprintln!("WARNING: cpus {still:#x} did not leave the break-in within 1 s");
     }
     ACTIVE.store(false, Ordering::Release);
+}
+
+/// No CPU is stepping with the world held.
+const NOBODY: u32 = u32::MAX;
+/// The CPU that left the loop for a lone step with the world held; its
+/// `#DB` re-enters [`enter`] without stopping anything again.
+static HELD_FOR_STEP: AtomicU32 = AtomicU32::new(NOBODY);
+/// The pending resume request is a lone step ([`resume_alone`]).
+static ALONE_REQUESTED: AtomicBool = AtomicBool::new(false);
+
+/// As [`resume_or_reason`] for a step of CPU `step_cpu` alone (gdb's
+/// `vCont;s:N` with no action for the other threads, as it steps off a
+/// breakpoint, or under `set scheduler-locking on`): when `step_cpu` is
+/// the debugger's own CPU the other CPUs stay held for that instruction.
+/// A lone step of another CPU resumes every CPU (a partial release is not
+/// done).
+pub fn resume_alone(step_cpu: usize) -> Result<(), freeze::Refusal> {
+    resume_or_reason(Some(step_cpu))?;
+    if step_cpu == cpu::current_index() {
+        ALONE_REQUESTED.store(true, Ordering::Release);
+    }
+    Ok(())
 }
 
 fn report_stop(me: usize, why: Why, s: &super::world::Stopped) {

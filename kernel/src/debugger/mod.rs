@@ -13,7 +13,9 @@
 pub mod breakin;
 mod world;
 
-pub use breakin::{Why, active, enter, install_trap_handlers, request_resume, resume_or_reason};
+pub use breakin::{
+    Why, active, enter, install_trap_handlers, request_resume, resume_alone, resume_or_reason,
+};
 pub use world::{answer_stop_in_trap, frame_of};
 
 use core::sync::atomic::Ordering;

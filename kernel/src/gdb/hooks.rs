@@ -35,6 +35,9 @@ pub struct Debugger {
     /// (`Some(cpu)`: that CPU single-steps, its step armed by the stub). `Err(reason)` if the world cannot resume (a CPU was
     /// stopped by NMI): it stays stopped.
     pub resume: fn(step_cpu: Option<usize>) -> Result<(), Refusal>,
+    /// As `resume` for a step of CPU `cpu` alone (no action for the other
+    /// threads): if it is the debugger's own CPU the others stay stopped.
+    pub resume_alone: fn(cpu: usize) -> Result<(), Refusal>,
     /// A break-in is active (on some CPU).
     pub active: fn() -> bool,
     /// For a CPU in a trap handler, interrupts off, while a break-in is

@@ -54,6 +54,8 @@ const ESRCH: u8 = 3;
 pub struct Machine {
     /// The thread gdb asked to single-step in its current resume request.
     step: Option<Tid>,
+    /// gdb gave no action for the other threads (scheduler locking).
+    alone: bool,
 }
 
 impl Default for Machine {
@@ -65,7 +67,10 @@ impl Default for Machine {
 impl Machine {
     /// No resume request pending.
     pub const fn new() -> Self {
-        Self { step: None }
+        Self {
+            step: None,
+            alone: false,
+        }
     }
 
     /// gdb detached: after a break-in the world resumes (gdb's meaning
@@ -269,7 +274,12 @@ impl MultiThreadResume for Machine {
             };
             step::arm(index, frame, Purpose::Report);
         }
-        if let Err(why) = (d.resume)(step_cpu) {
+        let alone = core::mem::take(&mut self.alone);
+        let resumed = match step_cpu {
+            Some(index) if alone => (d.resume_alone)(index),
+            _ => (d.resume)(step_cpu),
+        };
+        if let Err(why) = resumed {
             pprintln!("gdb: cannot resume: {why}");
             if let Some(index) = step_cpu
                 && let Some(frame) = live_frame(index)
@@ -283,6 +293,7 @@ impl MultiThreadResume for Machine {
 
     fn clear_resume_actions(&mut self) -> Result<(), ()> {
         self.step = None;
+        self.alone = false;
         Ok(())
     }
 
@@ -301,11 +312,11 @@ impl MultiThreadResume for Machine {
 
 impl MultiThreadSchedulerLocking for Machine {
     /// gdb steps one thread alone (`vCont;s:N` with no `c`: how it steps
-    /// off a breakpoint). Accepted, but not enforced: the debugger resumes
-    /// every CPU, so the others run during that one instruction (and may
-    /// pass the breakpoint gdb left out meanwhile). Documented in
-    /// docs/design.md; holding them would need a partial release.
+    /// off a breakpoint). For the debugger's own CPU the others stay held
+    /// for that instruction ([`crate::debugger::resume_alone`]); a lone
+    /// step of another CPU resumes them all (no partial release).
     fn set_resume_action_scheduler_lock(&mut self) -> Result<(), ()> {
+        self.alone = true;
         Ok(())
     }
 }
