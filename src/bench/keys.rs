@@ -1,0 +1,272 @@
+//! (d) Key latency: from a QMP key-down to its echo on the serial console,
+//! for the USB and the PS/2 keyboard, in interrupt mode (`shell> `) and in
+//! polled mode (`db> `), all four in one boot, each USB figure as a ratio
+//! to PS/2 in the same mode.
+//!
+//! QMP `input-send-event` cannot name the PS/2 keyboard under
+//! `-display none` (it has no console to bind to) and without a `device`
+//! QEMU hands the key to the first keyboard handler of its list
+//! (`qemu_input_find_handler`, `ui/input.c`), and a `usb-kbd` moves itself
+//! to the front when it is created (`hid_init` calls
+//! `qemu_input_handler_activate`, `hw/input/hid.c`): the `usb-kbd` gets
+//! every key while one exists. So the boot measures USB at `shell> `, unplugs the
+//! `usb-kbd` ([`aim_at_ps2`]) and measures PS/2 at `shell> ` and, after
+//! `panic`, at `db> `, then plugs a `usb-kbd` back ([`aim_at_usb`]), which
+//! the panic console enumerates polled, and measures USB at `db> `.
+//!
+//! Each key is timed in stages on the host clock: `send` (before the QMP
+//! command is written), `reply` (its reply read: QEMU has injected the key
+//! by then, `qmp_input_send_event` queues and syncs before it returns),
+//! `arrival` (the serial reader thread got the echo's bytes) and `seen`
+//! (the waiting harness woke up on it). The figure is send to arrival:
+//! key-down to echo plus the one-way QMP request, at most the QMP round
+//! trip more than the true key-down to echo.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::{BOOT, Row, STEP};
+use crate::harness::Vm;
+
+/// The `usb-kbd` id the runner's command line gives the keyboard.
+const USB_KBD: &str = "kbd0";
+/// The id of the keyboard plugged back for the polled USB figure.
+const USB_KBD_BACK: &str = "kbd-bench";
+
+/// One key's stages, in milliseconds.
+#[derive(Clone, Copy, Debug)]
+pub struct Sample {
+    /// QMP `input-send-event` round trip (send to reply).
+    pub round_trip: f64,
+    /// Send to the echo's arrival at the host: the figure.
+    pub echo: f64,
+    /// Reply to the echo's arrival (negative when the echo came first).
+    pub after_reply: f64,
+    /// Arrival to the waiting harness noticing it.
+    pub wake: f64,
+}
+
+/// Medians and spread over a run of keys.
+#[derive(Clone, Copy, Debug)]
+pub struct Summary {
+    /// Number of keys.
+    pub keys: usize,
+    /// Median of send to echo arrival (ms).
+    pub echo: f64,
+    /// 10th and 90th percentile of send to echo arrival (ms).
+    pub echo_p10: f64,
+    /// See [`Summary::echo_p10`].
+    pub echo_p90: f64,
+    /// Median QMP round trip (ms).
+    pub round_trip: f64,
+    /// Median reply to echo arrival (ms).
+    pub after_reply: f64,
+    /// Median arrival to harness wake-up (ms).
+    pub wake: f64,
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    sorted
+        .get(((sorted.len().saturating_sub(1)) as f64 * q).round() as usize)
+        .copied()
+        .unwrap_or(f64::NAN)
+}
+
+impl Summary {
+    /// Summarises `samples` (at least one).
+    pub fn of(samples: &[Sample]) -> Self {
+        let sorted = |f: fn(&Sample) -> f64| {
+            let mut v: Vec<f64> = samples.iter().map(f).collect();
+            v.sort_by(f64::total_cmp);
+            v
+        };
+        let echo = sorted(|s| s.echo);
+        Self {
+            keys: samples.len(),
+            echo: percentile(&echo, 0.5),
+            echo_p10: percentile(&echo, 0.1),
+            echo_p90: percentile(&echo, 0.9),
+            round_trip: percentile(&sorted(|s| s.round_trip), 0.5),
+            after_reply: percentile(&sorted(|s| s.after_reply), 0.5),
+            wake: percentile(&sorted(|s| s.wake), 0.5),
+        }
+    }
+}
+
+fn key(vm: &mut Vm, qcode: &str, down: bool) -> Result<(), String> {
+    vm.qmp(
+        "input-send-event",
+        json!({"events": [{"type": "key", "data": {"down": down, "key": {"type": "qcode", "data": qcode}}}]}),
+    )
+    .map(|_| ())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// Times `n` presses of `a` (each released and erased with Backspace) on
+/// whichever keyboard QMP keys reach now; the console must be at a prompt
+/// with an empty line.
+pub fn measure(vm: &mut Vm, n: usize) -> Result<Vec<Sample>, String> {
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..n {
+        let mark = vm.raw_len();
+        let send = Instant::now();
+        key(vm, "a", true)?;
+        let reply = Instant::now();
+        vm.try_expect_at_once(r"a", Duration::from_secs(5))
+            .map_err(|e| format!("key {i}: no echo: {e}"))?;
+        let seen = Instant::now();
+        let arrival = vm
+            .arrival_of(mark, b'a')
+            .ok_or_else(|| format!("key {i}: the echo matched but has no arrival stamp"))?;
+        let signed = |a: Instant, b: Instant| {
+            if a >= b { ms(a - b) } else { -ms(b - a) }
+        };
+        samples.push(Sample {
+            round_trip: ms(reply - send),
+            echo: ms(arrival.saturating_duration_since(send)),
+            after_reply: signed(arrival, reply),
+            wake: ms(seen.saturating_duration_since(arrival)),
+        });
+        key(vm, "a", false)?;
+        std::thread::sleep(Duration::from_millis(15));
+        key(vm, "backspace", true)?;
+        std::thread::sleep(Duration::from_millis(15));
+        key(vm, "backspace", false)?;
+        std::thread::sleep(Duration::from_millis(30));
+        let _ = vm.try_expect(r"\A[\x08\x7f \x1b\[0-9;A-Za-z]*", Duration::from_millis(1));
+    }
+    Ok(samples)
+}
+
+/// Unplugs the `usb-kbd` (QMP `device_del`) and waits for QEMU's
+/// `DEVICE_DELETED`: from then on QMP keys go to the PS/2 keyboard.
+pub fn aim_at_ps2(vm: &mut Vm) -> Result<(), String> {
+    vm.qmp("device_del", json!({"id": USB_KBD}))?;
+    let end = Instant::now() + STEP;
+    loop {
+        let gone = vm
+            .qmp_events()
+            .iter()
+            .any(|e| e["event"] == "DEVICE_DELETED" && e["data"]["device"] == USB_KBD);
+        if gone {
+            return Ok(());
+        }
+        if Instant::now() > end {
+            return Err(format!("HANG: no DEVICE_DELETED for {USB_KBD}"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        vm.qmp("query-status", json!({}))?;
+    }
+}
+
+/// Plugs a `usb-kbd` back in at `db> ` and waits until the panic console
+/// announces it ready: QMP keys go to it from then on.
+pub fn aim_at_usb(vm: &mut Vm) -> Result<(), String> {
+    vm.qmp(
+        "device_add",
+        json!({"driver": "usb-kbd", "bus": "xhci.0", "id": USB_KBD_BACK}),
+    )?;
+    vm.try_expect(r"keyboard\(s\) ready\r?\ndb> ", STEP)?;
+    Ok(())
+}
+
+/// Boots to `shell> ` and waits until the USB keyboard is enumerated.
+fn shell_with_usb(vm: &mut Vm) -> Result<(), String> {
+    vm.try_expect("shell> ", BOOT)?;
+    for _ in 0..100 {
+        vm.send_serial("lsusb\r");
+        if vm
+            .try_expect(r"(?s)xHCI .*?shell> ", STEP)?
+            .contains(", keyboard (")
+        {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err("the USB keyboard never enumerated at shell>".into())
+}
+
+/// The four runs of one boot, in the order they are measured.
+struct Runs {
+    usb_irq: Result<Summary, String>,
+    ps2_irq: Result<Summary, String>,
+    ps2_polled: Result<Summary, String>,
+    usb_polled: Result<Summary, String>,
+}
+
+fn run_all(vm: &mut Vm, n: usize) -> Runs {
+    let sum = |r: Result<Vec<Sample>, String>| r.map(|s| Summary::of(&s));
+    let usb_irq = sum(shell_with_usb(vm).and_then(|_| measure(vm, n)));
+    let ps2_irq = sum(aim_at_ps2(vm).and_then(|_| measure(vm, n)));
+    let ps2_polled = sum((|| {
+        vm.send_serial("\x15panic\r");
+        vm.try_expect("db> ", STEP)?;
+        measure(vm, n)
+    })());
+    let usb_polled = sum(aim_at_usb(vm).and_then(|_| measure(vm, n)));
+    Runs {
+        usb_irq,
+        ps2_irq,
+        ps2_polled,
+        usb_polled,
+    }
+}
+
+fn value(r: &Result<Summary, String>) -> String {
+    match r {
+        Ok(s) => format!("{:.2} ms", s.echo),
+        Err(_) => "n/a".into(),
+    }
+}
+
+fn note(r: &Result<Summary, String>, reference: Option<&Result<Summary, String>>) -> String {
+    let s = match r {
+        Ok(s) => s,
+        Err(e) => return e.clone(),
+    };
+    let ratio = match reference {
+        Some(Ok(p)) if p.echo > 0.0 => format!("{:.2} x PS/2 in the same mode; ", s.echo / p.echo),
+        Some(_) => "n/a x PS/2; ".into(),
+        None => "reference; ".into(),
+    };
+    format!(
+        "{ratio}p10-p90 {:.2}-{:.2} ms; QMP round trip {:.2} ms, echo {:+.2} ms after the reply, harness wake {:.3} ms",
+        s.echo_p10, s.echo_p90, s.round_trip, s.after_reply, s.wake
+    )
+}
+
+/// (d) key latency: USB and PS/2, interrupt and polled mode, one boot.
+pub(super) fn keys(rows: &mut Vec<Row>, n: usize) {
+    let mut vm = match super::boot("bench-keys", super::cfg(2, "")) {
+        Ok(vm) => vm,
+        Err(e) => return rows.push(Row("key latency".into(), "n/a".into(), e)),
+    };
+    let r = run_all(&mut vm, n);
+    let label = |what: &str| format!("key latency {what} (QMP key-down to echo, median of {n})");
+    rows.push(Row(
+        label("USB, interrupt mode"),
+        value(&r.usb_irq),
+        note(&r.usb_irq, Some(&r.ps2_irq)),
+    ));
+    rows.push(Row(
+        label("PS/2, interrupt mode"),
+        value(&r.ps2_irq),
+        note(&r.ps2_irq, None),
+    ));
+    rows.push(Row(
+        label("USB, polled mode"),
+        value(&r.usb_polled),
+        note(&r.usb_polled, Some(&r.ps2_polled)),
+    ));
+    rows.push(Row(
+        label("PS/2, polled mode"),
+        value(&r.ps2_polled),
+        note(&r.ps2_polled, None),
+    ));
+    vm.send_serial("\x15poweroff\r");
+    let _ = vm.try_wait_exit(STEP);
+}
