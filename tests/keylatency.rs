@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use panicbench::KERNEL_ELF;
-use panicbench::bench::keys::{aim_at_ps2, aim_at_usb, measure};
+use panicbench::bench::keys::{Source, aim_at_ps2, aim_at_usb, measure};
 use panicbench::harness::Vm;
 use panicbench::qemu::{Config, Firmware};
 
@@ -35,7 +35,7 @@ fn usb_counters(vm: &mut Vm, prompt: &str) -> (u32, u32) {
 }
 
 fn timed(vm: &mut Vm, what: &str) {
-    match measure(vm, KEYS) {
+    match measure(vm, KEYS, Source::Qmp) {
         Ok(s) if s.len() == KEYS => {}
         Ok(s) => vm.fail(&format!("{what}: {} samples of {KEYS}", s.len())),
         Err(e) => vm.fail(&format!("{what}: {e}")),

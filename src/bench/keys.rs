@@ -24,7 +24,7 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{BOOT, Row, STEP};
 use crate::harness::Vm;
@@ -106,15 +106,27 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// Times `n` presses of `a` (each released and erased with Backspace) on
-/// whichever keyboard QMP keys reach now; the console must be at a prompt
-/// with an empty line.
-pub fn measure(vm: &mut Vm, n: usize) -> Result<Vec<Sample>, String> {
+/// Where a timed key comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// QMP `input-send-event`: whichever keyboard QEMU hands keys to.
+    Qmp,
+    /// The byte written to the serial port's stdin (the control: no QMP, the
+    /// same way out).
+    Serial,
+}
+
+/// Times `n` presses of `a` (each released and erased with Backspace) from
+/// `source`; the console must be at a prompt with an empty line.
+pub fn measure(vm: &mut Vm, n: usize, source: Source) -> Result<Vec<Sample>, String> {
     let mut samples = Vec::with_capacity(n);
     for i in 0..n {
         let mark = vm.raw_len();
         let send = Instant::now();
-        key(vm, "a", true)?;
+        match source {
+            Source::Qmp => key(vm, "a", true)?,
+            Source::Serial => vm.send_serial("a"),
+        }
         let reply = Instant::now();
         vm.try_expect_at_once(r"a", Duration::from_secs(5))
             .map_err(|e| format!("key {i}: no echo: {e}"))?;
@@ -131,15 +143,42 @@ pub fn measure(vm: &mut Vm, n: usize) -> Result<Vec<Sample>, String> {
             after_reply: signed(arrival, reply),
             wake: ms(seen.saturating_duration_since(arrival)),
         });
-        key(vm, "a", false)?;
-        std::thread::sleep(Duration::from_millis(15));
-        key(vm, "backspace", true)?;
-        std::thread::sleep(Duration::from_millis(15));
-        key(vm, "backspace", false)?;
+        match source {
+            Source::Qmp => {
+                key(vm, "a", false)?;
+                std::thread::sleep(Duration::from_millis(15));
+                key(vm, "backspace", true)?;
+                std::thread::sleep(Duration::from_millis(15));
+                key(vm, "backspace", false)?;
+            }
+            Source::Serial => vm.send_serial("\x08"),
+        }
         std::thread::sleep(Duration::from_millis(30));
         let _ = vm.try_expect(r"\A[\x08\x7f \x1b\[0-9;A-Za-z]*", Duration::from_millis(1));
     }
     Ok(samples)
+}
+
+/// Median QMP round trip (ms) of `n` commands `cmd`: the controls, what a
+/// QMP command costs with no key in it.
+fn qmp_round_trip(vm: &mut Vm, n: usize, cmd: &str, args: &Value) -> Result<f64, String> {
+    let mut v = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        vm.qmp(cmd, args.clone())?;
+        v.push(ms(t.elapsed()));
+    }
+    v.sort_by(f64::total_cmp);
+    Ok(percentile(&v, 0.5))
+}
+
+/// The two QMP controls, (`query-status`, `input-send-event` of a mouse
+/// move) in ms: socket and dispatch alone, and the input path with nothing
+/// for the guest to do (the PS/2 mouse is not enabled).
+fn qmp_controls(vm: &mut Vm, n: usize) -> Result<(f64, f64), String> {
+    let status = qmp_round_trip(vm, n, "query-status", &json!({}))?;
+    let mouse = json!({"events": [{"type": "rel", "data": {"axis": "x", "value": 1}}]});
+    Ok((status, qmp_round_trip(vm, n, "input-send-event", &mouse)?))
 }
 
 /// Unplugs the `usb-kbd` (QMP `device_del`) and waits for QEMU's
@@ -190,53 +229,73 @@ fn shell_with_usb(vm: &mut Vm) -> Result<(), String> {
     Err("the USB keyboard never enumerated at shell>".into())
 }
 
-/// The four runs of one boot, in the order they are measured.
-struct Runs {
-    usb_irq: Result<Summary, String>,
-    ps2_irq: Result<Summary, String>,
-    ps2_polled: Result<Summary, String>,
-    usb_polled: Result<Summary, String>,
+type Run = Result<Summary, String>;
+
+/// One mode's runs: USB, PS/2, the serial control, and a QMP command with
+/// no key (`query-status`).
+struct Mode {
+    usb: Run,
+    ps2: Run,
+    serial: Run,
+    qmp_only: Result<(f64, f64), String>,
 }
 
-fn run_all(vm: &mut Vm, n: usize) -> Runs {
+/// All of one boot, measured in this order: USB, PS/2 and serial at
+/// `shell> `, then `panic`, PS/2 and serial at `db> `, then USB at `db> `.
+fn run_all(vm: &mut Vm, n: usize) -> [Mode; 2] {
     let sum = |r: Result<Vec<Sample>, String>| r.map(|s| Summary::of(&s));
-    let usb_irq = sum(shell_with_usb(vm).and_then(|_| measure(vm, n)));
-    let ps2_irq = sum(aim_at_ps2(vm).and_then(|_| measure(vm, n)));
-    let ps2_polled = sum((|| {
-        vm.send_serial("\x15panic\r");
-        vm.try_expect("db> ", STEP)?;
-        measure(vm, n)
-    })());
-    let usb_polled = sum(aim_at_usb(vm).and_then(|_| measure(vm, n)));
-    Runs {
-        usb_irq,
-        ps2_irq,
-        ps2_polled,
-        usb_polled,
-    }
+    let usb = sum(shell_with_usb(vm).and_then(|_| measure(vm, n, Source::Qmp)));
+    let ps2 = sum(aim_at_ps2(vm).and_then(|_| measure(vm, n, Source::Qmp)));
+    let serial = sum(measure(vm, n, Source::Serial));
+    let qmp_only = qmp_controls(vm, n);
+    let interrupt = Mode {
+        usb,
+        ps2,
+        serial,
+        qmp_only,
+    };
+    vm.send_serial("\x15panic\r");
+    let at_db = vm.try_expect("db> ", STEP).map(|_| ());
+    let ps2 = sum(at_db.clone().and_then(|_| measure(vm, n, Source::Qmp)));
+    let serial = sum(at_db.clone().and_then(|_| measure(vm, n, Source::Serial)));
+    let qmp_only = qmp_controls(vm, n);
+    let usb = sum(at_db
+        .and_then(|_| aim_at_usb(vm))
+        .and_then(|_| measure(vm, n, Source::Qmp)));
+    let polled = Mode {
+        usb,
+        ps2,
+        serial,
+        qmp_only,
+    };
+    [interrupt, polled]
 }
 
-fn value(r: &Result<Summary, String>) -> String {
+fn value(r: &Run) -> String {
     match r {
         Ok(s) => format!("{:.2} ms", s.echo),
         Err(_) => "n/a".into(),
     }
 }
 
-fn note(r: &Result<Summary, String>, reference: Option<&Result<Summary, String>>) -> String {
+fn spread(s: &Summary) -> String {
+    format!(
+        "p10-p90 {:.2}-{:.2} ms; send->reply {:.2} ms, reply->echo {:+.2} ms, echo->harness {:.3} ms",
+        s.echo_p10, s.echo_p90, s.round_trip, s.after_reply, s.wake
+    )
+}
+
+fn note(r: &Run, ps2: Option<&Run>) -> String {
     let s = match r {
         Ok(s) => s,
         Err(e) => return e.clone(),
     };
-    let ratio = match reference {
+    let ratio = match ps2 {
         Some(Ok(p)) if p.echo > 0.0 => format!("{:.2} x PS/2 in the same mode; ", s.echo / p.echo),
         Some(_) => "n/a x PS/2; ".into(),
-        None => "reference; ".into(),
+        None => String::new(),
     };
-    format!(
-        "{ratio}p10-p90 {:.2}-{:.2} ms; QMP round trip {:.2} ms, echo {:+.2} ms after the reply, harness wake {:.3} ms",
-        s.echo_p10, s.echo_p90, s.round_trip, s.after_reply, s.wake
-    )
+    format!("{ratio}{}", spread(s))
 }
 
 /// (d) key latency: USB and PS/2, interrupt and polled mode, one boot.
@@ -245,28 +304,39 @@ pub(super) fn keys(rows: &mut Vec<Row>, n: usize) {
         Ok(vm) => vm,
         Err(e) => return rows.push(Row("key latency".into(), "n/a".into(), e)),
     };
-    let r = run_all(&mut vm, n);
-    let label = |what: &str| format!("key latency {what} (QMP key-down to echo, median of {n})");
-    rows.push(Row(
-        label("USB, interrupt mode"),
-        value(&r.usb_irq),
-        note(&r.usb_irq, Some(&r.ps2_irq)),
-    ));
-    rows.push(Row(
-        label("PS/2, interrupt mode"),
-        value(&r.ps2_irq),
-        note(&r.ps2_irq, None),
-    ));
-    rows.push(Row(
-        label("USB, polled mode"),
-        value(&r.usb_polled),
-        note(&r.usb_polled, Some(&r.ps2_polled)),
-    ));
-    rows.push(Row(
-        label("PS/2, polled mode"),
-        value(&r.ps2_polled),
-        note(&r.ps2_polled, None),
-    ));
+    let modes = run_all(&mut vm, n);
+    for (m, mode) in modes
+        .iter()
+        .zip(["interrupt mode (shell>)", "polled mode (db>)"])
+    {
+        let label = |what: &str| format!("key latency, {what}, {mode}, median of {n}");
+        rows.push(Row(
+            label("USB, QMP key-down to echo"),
+            value(&m.usb),
+            note(&m.usb, Some(&m.ps2)),
+        ));
+        rows.push(Row(
+            label("PS/2, QMP key-down to echo"),
+            value(&m.ps2),
+            note(&m.ps2, None),
+        ));
+        rows.push(Row(
+            label("serial byte to echo (control)"),
+            value(&m.serial),
+            note(&m.serial, None),
+        ));
+        rows.push(Row(
+            label("QMP round trip of query-status, no key (control)"),
+            match &m.qmp_only {
+                Ok((status, _)) => format!("{status:.2} ms"),
+                Err(_) => "n/a".into(),
+            },
+            match &m.qmp_only {
+                Ok((_, mouse)) => format!("input-send-event of a mouse move: {mouse:.2} ms"),
+                Err(e) => e.clone(),
+            },
+        ));
+    }
     vm.send_serial("\x15poweroff\r");
     let _ = vm.try_wait_exit(STEP);
 }
