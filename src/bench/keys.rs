@@ -34,35 +34,52 @@ const USB_KBD: &str = "kbd0";
 /// The id of the keyboard plugged back for the polled USB figure.
 const USB_KBD_BACK: &str = "kbd-bench";
 
-/// One key's stages, in milliseconds.
+/// One key's host timestamps.
 #[derive(Clone, Copy, Debug)]
 pub struct Sample {
-    /// QMP `input-send-event` round trip (send to reply).
-    pub round_trip: f64,
-    /// Send to the echo's arrival at the host: the figure.
-    pub echo: f64,
-    /// Reply to the echo's arrival (negative when the echo came first).
-    pub after_reply: f64,
-    /// Arrival to the waiting harness noticing it.
-    pub wake: f64,
+    /// Before the QMP command (or the serial byte) was written.
+    pub send: Instant,
+    /// The QMP reply read (for serial: the byte written).
+    pub reply: Instant,
+    /// QEMU injected the key-down (its `input_event_key_qcode` trace
+    /// stamp, see [`Trace`]); `None` without a trace.
+    pub injected: Option<Instant>,
+    /// The serial reader thread got the echo.
+    pub arrival: Instant,
+    /// The waiting harness noticed it.
+    pub seen: Instant,
 }
 
-/// Medians and spread over a run of keys.
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// `a - b` in ms, negative when `a` came first.
+fn signed_ms(a: Instant, b: Instant) -> f64 {
+    if a >= b { ms(a - b) } else { -ms(b - a) }
+}
+
+/// Medians and spread over a run of keys, in ms.
 #[derive(Clone, Copy, Debug)]
 pub struct Summary {
     /// Number of keys.
     pub keys: usize,
-    /// Median of send to echo arrival (ms).
-    pub echo: f64,
-    /// 10th and 90th percentile of send to echo arrival (ms).
-    pub echo_p10: f64,
-    /// See [`Summary::echo_p10`].
-    pub echo_p90: f64,
-    /// Median QMP round trip (ms).
+    /// Whether [`Summary::figure`] is key-down (QEMU's trace stamp) to
+    /// echo; otherwise it is send to echo.
+    pub from_key_down: bool,
+    /// Median of the figure: key-down (or send) to the echo's arrival.
+    pub figure: f64,
+    /// 10th percentile of the figure.
+    pub p10: f64,
+    /// 90th percentile of the figure.
+    pub p90: f64,
+    /// Median of send to the echo's arrival.
+    pub send_to_echo: f64,
+    /// Median send to key-down (QMP request and dispatch), if traced.
+    pub send_to_key_down: Option<f64>,
+    /// Median send to reply.
     pub round_trip: f64,
-    /// Median reply to echo arrival (ms).
-    pub after_reply: f64,
-    /// Median arrival to harness wake-up (ms).
+    /// Median arrival to harness wake-up.
     pub wake: f64,
 }
 
@@ -73,23 +90,118 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+fn sorted(v: impl Iterator<Item = f64>) -> Vec<f64> {
+    let mut v: Vec<f64> = v.collect();
+    v.sort_by(f64::total_cmp);
+    v
+}
+
 impl Summary {
-    /// Summarises `samples` (at least one).
-    pub fn of(samples: &[Sample]) -> Self {
-        let sorted = |f: fn(&Sample) -> f64| {
-            let mut v: Vec<f64> = samples.iter().map(f).collect();
-            v.sort_by(f64::total_cmp);
-            v
-        };
-        let echo = sorted(|s| s.echo);
-        Self {
+    /// Summarises `samples`; `None` for none.
+    pub fn of(samples: &[Sample]) -> Option<Self> {
+        if samples.is_empty() {
+            return None;
+        }
+        let down: Option<Vec<f64>> = samples
+            .iter()
+            .map(|s| Some(signed_ms(s.arrival, s.injected?)))
+            .collect();
+        let echo = sorted(samples.iter().map(|s| ms(s.arrival - s.send)));
+        let figure = down
+            .as_ref()
+            .map_or(echo.clone(), |d| sorted(d.iter().copied()));
+        Some(Self {
             keys: samples.len(),
-            echo: percentile(&echo, 0.5),
-            echo_p10: percentile(&echo, 0.1),
-            echo_p90: percentile(&echo, 0.9),
-            round_trip: percentile(&sorted(|s| s.round_trip), 0.5),
-            after_reply: percentile(&sorted(|s| s.after_reply), 0.5),
-            wake: percentile(&sorted(|s| s.wake), 0.5),
+            from_key_down: down.is_some(),
+            figure: percentile(&figure, 0.5),
+            p10: percentile(&figure, 0.1),
+            p90: percentile(&figure, 0.9),
+            send_to_echo: percentile(&echo, 0.5),
+            send_to_key_down: down.is_some().then(|| {
+                let v = samples
+                    .iter()
+                    .filter_map(|s| Some(signed_ms(s.injected?, s.send)));
+                percentile(&sorted(v), 0.5)
+            }),
+            round_trip: percentile(&sorted(samples.iter().map(|s| ms(s.reply - s.send))), 0.5),
+            wake: percentile(&sorted(samples.iter().map(|s| ms(s.seen - s.arrival))), 0.5),
+        })
+    }
+}
+
+/// QEMU's own stamp of each key-down: the runner starts QEMU with its
+/// `input_event_key_qcode` trace event logged to a file with wall-clock
+/// timestamps (`-trace`, `-msg timestamp=on`, `-D`; lines read
+/// `PID@SECONDS.MICROS:input_event_key_qcode con -1, key qcode a, down 1`),
+/// and [`Trace::key_downs`] maps them onto the host's monotonic clock.
+pub struct Trace {
+    path: std::path::PathBuf,
+    /// A wall-clock time and the monotonic time taken with it.
+    base: (std::time::SystemTime, Instant),
+}
+
+impl Drop for Trace {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl Trace {
+    /// Adds the trace arguments to `cfg`, logging to `path`.
+    pub fn enable(cfg: &mut crate::qemu::Config, path: std::path::PathBuf) -> Self {
+        let _ = std::fs::remove_file(&path);
+        cfg.extra.extend(
+            [
+                "-trace",
+                "input_event_key_qcode",
+                "-msg",
+                "timestamp=on",
+                "-D",
+            ]
+            .map(String::from),
+        );
+        cfg.extra.push(path.display().to_string());
+        Self {
+            path,
+            base: (std::time::SystemTime::now(), Instant::now()),
+        }
+    }
+
+    /// Every key-down of `qcode` QEMU logged, on the monotonic clock.
+    pub fn key_downs(&self, qcode: &str) -> Vec<Instant> {
+        let text = std::fs::read_to_string(&self.path).unwrap_or_default();
+        let tail = format!(":input_event_key_qcode con -1, key qcode {qcode}, down 1");
+        let base_wall = self
+            .base
+            .0
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        text.lines()
+            .filter(|l| l.ends_with(&tail))
+            .filter_map(|l| {
+                let stamp: f64 = l.split_once('@')?.1.split_once(':')?.0.parse().ok()?;
+                let d = stamp - base_wall;
+                if d >= 0.0 {
+                    Some(self.base.1 + Duration::from_secs_f64(d))
+                } else {
+                    self.base.1.checked_sub(Duration::from_secs_f64(-d))
+                }
+            })
+            .collect()
+    }
+
+    /// Gives each QMP sample the key-down stamped between its send and its
+    /// reply (with 1 ms of slack for the two clocks' reading); samples
+    /// without one keep `None`.
+    pub fn attach(&self, samples: &mut [Sample]) {
+        let downs = self.key_downs("a");
+        let slack = Duration::from_millis(1);
+        for s in samples {
+            s.injected = downs
+                .iter()
+                .find(|&&d| d + slack >= s.send && d <= s.reply + slack)
+                .copied();
         }
     }
 }
@@ -100,10 +212,6 @@ fn key(vm: &mut Vm, qcode: &str, down: bool) -> Result<(), String> {
         json!({"events": [{"type": "key", "data": {"down": down, "key": {"type": "qcode", "data": qcode}}}]}),
     )
     .map(|_| ())
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
 }
 
 /// Where a timed key comes from.
@@ -134,14 +242,12 @@ pub fn measure(vm: &mut Vm, n: usize, source: Source) -> Result<Vec<Sample>, Str
         let arrival = vm
             .arrival_of(mark, b'a')
             .ok_or_else(|| format!("key {i}: the echo matched but has no arrival stamp"))?;
-        let signed = |a: Instant, b: Instant| {
-            if a >= b { ms(a - b) } else { -ms(b - a) }
-        };
         samples.push(Sample {
-            round_trip: ms(reply - send),
-            echo: ms(arrival.saturating_duration_since(send)),
-            after_reply: signed(arrival, reply),
-            wake: ms(seen.saturating_duration_since(arrival)),
+            send,
+            reply,
+            injected: None,
+            arrival,
+            seen,
         });
         match source {
             Source::Qmp => {
@@ -229,10 +335,9 @@ fn shell_with_usb(vm: &mut Vm) -> Result<(), String> {
     Err("the USB keyboard never enumerated at shell>".into())
 }
 
-type Run = Result<Summary, String>;
+type Run = Result<Vec<Sample>, String>;
 
-/// One mode's runs: USB, PS/2, the serial control, and a QMP command with
-/// no key (`query-status`).
+/// One mode's runs: USB, PS/2, the serial control, and the QMP controls.
 struct Mode {
     usb: Run,
     ps2: Run,
@@ -243,10 +348,9 @@ struct Mode {
 /// All of one boot, measured in this order: USB, PS/2 and serial at
 /// `shell> `, then `panic`, PS/2 and serial at `db> `, then USB at `db> `.
 fn run_all(vm: &mut Vm, n: usize) -> [Mode; 2] {
-    let sum = |r: Result<Vec<Sample>, String>| r.map(|s| Summary::of(&s));
-    let usb = sum(shell_with_usb(vm).and_then(|_| measure(vm, n, Source::Qmp)));
-    let ps2 = sum(aim_at_ps2(vm).and_then(|_| measure(vm, n, Source::Qmp)));
-    let serial = sum(measure(vm, n, Source::Serial));
+    let usb = shell_with_usb(vm).and_then(|_| measure(vm, n, Source::Qmp));
+    let ps2 = aim_at_ps2(vm).and_then(|_| measure(vm, n, Source::Qmp));
+    let serial = measure(vm, n, Source::Serial);
     let qmp_only = qmp_controls(vm, n);
     let interrupt = Mode {
         usb,
@@ -256,12 +360,12 @@ fn run_all(vm: &mut Vm, n: usize) -> [Mode; 2] {
     };
     vm.send_serial("\x15panic\r");
     let at_db = vm.try_expect("db> ", STEP).map(|_| ());
-    let ps2 = sum(at_db.clone().and_then(|_| measure(vm, n, Source::Qmp)));
-    let serial = sum(at_db.clone().and_then(|_| measure(vm, n, Source::Serial)));
+    let ps2 = at_db.clone().and_then(|_| measure(vm, n, Source::Qmp));
+    let serial = at_db.clone().and_then(|_| measure(vm, n, Source::Serial));
     let qmp_only = qmp_controls(vm, n);
-    let usb = sum(at_db
+    let usb = at_db
         .and_then(|_| aim_at_usb(vm))
-        .and_then(|_| measure(vm, n, Source::Qmp)));
+        .and_then(|_| measure(vm, n, Source::Qmp));
     let polled = Mode {
         usb,
         ps2,
@@ -271,59 +375,85 @@ fn run_all(vm: &mut Vm, n: usize) -> [Mode; 2] {
     [interrupt, polled]
 }
 
-fn value(r: &Run) -> String {
+fn summary(r: &Run) -> Result<Summary, String> {
     match r {
-        Ok(s) => format!("{:.2} ms", s.echo),
+        Ok(v) => Summary::of(v).ok_or_else(|| "no samples".to_string()),
+        Err(e) => Err(e.clone()),
+    }
+}
+
+fn value(r: &Result<Summary, String>) -> String {
+    match r {
+        Ok(s) => format!("{:.2} ms", s.figure),
         Err(_) => "n/a".into(),
     }
 }
 
-fn spread(s: &Summary) -> String {
-    format!(
-        "p10-p90 {:.2}-{:.2} ms; send->reply {:.2} ms, reply->echo {:+.2} ms, echo->harness {:.3} ms",
-        s.echo_p10, s.echo_p90, s.round_trip, s.after_reply, s.wake
-    )
-}
-
-fn note(r: &Run, ps2: Option<&Run>) -> String {
+fn note(r: &Result<Summary, String>, ps2: Option<&Result<Summary, String>>) -> String {
     let s = match r {
         Ok(s) => s,
         Err(e) => return e.clone(),
     };
     let ratio = match ps2 {
-        Some(Ok(p)) if p.echo > 0.0 => format!("{:.2} x PS/2 in the same mode; ", s.echo / p.echo),
+        Some(Ok(p)) if p.figure > 0.0 => {
+            format!("{:.2} x PS/2 in the same mode; ", s.figure / p.figure)
+        }
         Some(_) => "n/a x PS/2; ".into(),
         None => String::new(),
     };
-    format!("{ratio}{}", spread(s))
+    let from = if s.from_key_down {
+        "from QEMU's key-down stamp"
+    } else {
+        "from the write (no trace stamp)"
+    };
+    let key_down = s
+        .send_to_key_down
+        .map_or(String::new(), |d| format!("send->key-down {d:.2} ms, "));
+    format!(
+        "{ratio}{from}; p10-p90 {:.2}-{:.2} ms; send->echo {:.2} ms, {key_down}send->reply {:.2} ms, echo->harness {:.3} ms",
+        s.p10, s.p90, s.send_to_echo, s.round_trip, s.wake
+    )
 }
 
 /// (d) key latency: USB and PS/2, interrupt and polled mode, one boot.
 pub(super) fn keys(rows: &mut Vec<Row>, n: usize) {
-    let mut vm = match super::boot("bench-keys", super::cfg(2, "")) {
+    let mut cfg = super::cfg(2, "");
+    let trace = Trace::enable(
+        &mut cfg,
+        crate::qemu::scratch_dir().join(format!("bench-keys-{}.trace", std::process::id())),
+    );
+    let mut vm = match super::boot("bench-keys", cfg) {
         Ok(vm) => vm,
         Err(e) => return rows.push(Row("key latency".into(), "n/a".into(), e)),
     };
-    let modes = run_all(&mut vm, n);
+    let mut modes = run_all(&mut vm, n);
+    vm.send_serial("\x15poweroff\r");
+    let _ = vm.try_wait_exit(STEP);
+    for m in &mut modes {
+        for r in [&mut m.usb, &mut m.ps2].into_iter().flatten() {
+            trace.attach(r);
+        }
+    }
     for (m, mode) in modes
         .iter()
         .zip(["interrupt mode (shell>)", "polled mode (db>)"])
     {
         let label = |what: &str| format!("key latency, {what}, {mode}, median of {n}");
+        let (usb, ps2, serial) = (summary(&m.usb), summary(&m.ps2), summary(&m.serial));
         rows.push(Row(
-            label("USB, QMP key-down to echo"),
-            value(&m.usb),
-            note(&m.usb, Some(&m.ps2)),
+            label("USB, key-down to echo"),
+            value(&usb),
+            note(&usb, Some(&ps2)),
         ));
         rows.push(Row(
-            label("PS/2, QMP key-down to echo"),
-            value(&m.ps2),
-            note(&m.ps2, None),
+            label("PS/2, key-down to echo"),
+            value(&ps2),
+            note(&ps2, None),
         ));
         rows.push(Row(
             label("serial byte to echo (control)"),
-            value(&m.serial),
-            note(&m.serial, None),
+            value(&serial),
+            note(&serial, None),
         ));
         rows.push(Row(
             label("QMP round trip of query-status, no key (control)"),
@@ -337,6 +467,4 @@ pub(super) fn keys(rows: &mut Vec<Row>, n: usize) {
             },
         ));
     }
-    vm.send_serial("\x15poweroff\r");
-    let _ = vm.try_wait_exit(STEP);
 }
