@@ -1,10 +1,10 @@
-//! (d) Key latency: from a QMP key-down to its echo on the serial console,
+//! (d) Key latency: from a key-down to its echo on the serial console,
 //! for the USB and the PS/2 keyboard, in interrupt mode (`shell> `) and in
 //! polled mode (`db> `), all four in one boot, each USB figure as a ratio
 //! to PS/2 in the same mode.
 //!
 //! QMP `input-send-event` cannot name the PS/2 keyboard under
-//! `-display none` (it has no console to bind to) and without a `device`
+//! `-display none` (it has no console to bind to), and without a `device`
 //! QEMU hands the key to the first keyboard handler of its list
 //! (`qemu_input_find_handler`, `ui/input.c`), and a `usb-kbd` moves itself
 //! to the front when it is created (`hid_init` calls
@@ -15,12 +15,14 @@
 //! the panic console enumerates polled, and measures USB at `db> `.
 //!
 //! Each key is timed in stages on the host clock: `send` (before the QMP
-//! command is written), `reply` (its reply read: QEMU has injected the key
-//! by then, `qmp_input_send_event` queues and syncs before it returns),
-//! `arrival` (the serial reader thread got the echo's bytes) and `seen`
-//! (the waiting harness woke up on it). The figure is send to arrival:
-//! key-down to echo plus the one-way QMP request, at most the QMP round
-//! trip more than the true key-down to echo.
+//! command is written), `injected` (QEMU's own stamp of the key-down, from
+//! its `input_event_key_qcode` trace event, see [`Trace`]), `reply` (the
+//! QMP reply read), `arrival` (the serial reader thread got the echo's
+//! bytes) and `seen` (the waiting harness woke up on it). The figure is
+//! key-down to arrival; without a trace stamp it falls back to send to
+//! arrival and says so. Controls in each mode: a byte written to the
+//! serial port to its echo (no QMP, the same way out), and the QMP round
+//! trips of `query-status` and of a mouse move.
 
 use std::time::{Duration, Instant};
 
