@@ -173,21 +173,22 @@ impl Trace {
     pub fn key_downs(&self, qcode: &str) -> Vec<Instant> {
         let text = std::fs::read_to_string(&self.path).unwrap_or_default();
         let tail = format!(":input_event_key_qcode con -1, key qcode {qcode}, down 1");
-        let base_wall = self
+        let base = self
             .base
             .0
             .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs_f64();
+            .unwrap_or_default();
         text.lines()
             .filter(|l| l.ends_with(&tail))
             .filter_map(|l| {
-                let stamp: f64 = l.split_once('@')?.1.split_once(':')?.0.parse().ok()?;
-                let d = stamp - base_wall;
-                if d >= 0.0 {
-                    Some(self.base.1 + Duration::from_secs_f64(d))
-                } else {
-                    self.base.1.checked_sub(Duration::from_secs_f64(-d))
+                // `SECONDS.MICROS`, kept in integers: an f64 of seconds
+                // since 1970 is only good to about 0.2 us.
+                let (secs, micros) = l.split_once('@')?.1.split_once(':')?.0.split_once('.')?;
+                let stamp = Duration::from_secs(secs.parse().ok()?)
+                    + Duration::from_micros(micros.parse().ok()?);
+                match stamp.checked_sub(base) {
+                    Some(after) => self.base.1.checked_add(after),
+                    None => self.base.1.checked_sub(base - stamp),
                 }
             })
             .collect()
@@ -468,5 +469,62 @@ pub(super) fn keys(rows: &mut Vec<Row>, n: usize) {
                 Err(e) => e.clone(),
             },
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::UNIX_EPOCH;
+
+    /// A trace written by hand, read back onto the monotonic clock: only
+    /// key-downs of the asked qcode count, each at its wall-clock offset
+    /// from the base, and each sample gets the one inside its command.
+    #[test]
+    fn trace_stamps_map_onto_the_samples_they_fall_in() {
+        let path = crate::qemu::scratch_dir().join(format!("unit-{}.trace", std::process::id()));
+        let wall = UNIX_EPOCH + Duration::from_secs(1_796_000_000);
+        let now = Instant::now() + Duration::from_secs(10);
+        let trace = Trace {
+            path: path.clone(),
+            base: (wall, now),
+        };
+        std::fs::write(
+            &path,
+            "1@1796000000.005000:input_event_key_qcode con -1, key qcode a, down 1\n\
+             1@1796000000.005100:input_event_sync \n\
+             1@1796000000.006000:input_event_key_qcode con -1, key qcode a, down 0\n\
+             1@1796000000.007000:input_event_key_qcode con -1, key qcode b, down 1\n\
+             1@1796000000.020000:input_event_key_qcode con -1, key qcode a, down 1\n",
+        )
+        .unwrap();
+        let downs = trace.key_downs("a");
+        assert_eq!(
+            downs,
+            [
+                now + Duration::from_millis(5),
+                now + Duration::from_millis(20)
+            ]
+        );
+        let at = |ms: u64| now + Duration::from_millis(ms);
+        let sample = |send, reply| Sample {
+            send: at(send),
+            reply: at(reply),
+            injected: None,
+            arrival: at(reply + 1),
+            seen: at(reply + 2),
+        };
+        let mut samples = [sample(4, 6), sample(18, 21), sample(40, 42)];
+        trace.attach(&mut samples);
+        assert_eq!(samples[0].injected, Some(at(5)));
+        assert_eq!(samples[1].injected, Some(at(20)));
+        assert_eq!(samples[2].injected, None, "no key-down in [40, 42] ms");
+        let s = Summary::of(&samples[..2]).unwrap();
+        assert!(s.from_key_down);
+        assert!((s.figure - 2.0).abs() < 1e-6, "{s:?}");
+        let s = Summary::of(&samples).unwrap();
+        assert!(!s.from_key_down, "one sample without a stamp: send-based");
+        drop(trace);
+        assert!(!path.exists(), "the trace file outlived its Trace");
     }
 }
