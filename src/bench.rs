@@ -3,8 +3,8 @@
 //! path panic-aware vs plain and vs `spin::Mutex`, context switch, IPI round
 //! trip); (b) stop latency for `-smp 2/4/8` (IPI path, `trigger=plain`) and
 //! the NMI path (`trigger=cli`) as ratios to the IPI round trip; (c)
-//! panic-to-prompt; (d) key latency, QMP key-down to the echo, USB vs PS/2
-//! in interrupt (`shell> `) and polled (`db> `) mode ([`keys`]); (e) the kernel's
+//! panic-to-prompt; (d) key latency, QMP key event to the echoed character,
+//! interrupt mode (`shell> `) vs polled mode (`db> `); (e) the kernel's
 //! `test=dump-bench` (polled dump vs normal-mode write throughput); (f)
 //! boot to `shell>` from QEMU's start, host-observed: PVH on qboot and
 //! SeaBIOS, the GRUB image on SeaBIOS and OVMF (UEFI), as ratios to PVH on
