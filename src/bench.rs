@@ -15,10 +15,11 @@
 use std::time::{Duration, Instant};
 
 use regex::Regex;
-use serde_json::json;
 
 use crate::harness::Vm;
 use crate::qemu::{Config, Firmware};
+
+pub mod keys;
 
 const BOOT: Duration = Duration::from_secs(180);
 const STEP: Duration = Duration::from_secs(60);
@@ -213,80 +214,6 @@ fn panic_to_prompt(rows: &mut Vec<Row>, trigger: &str, smp: u32) {
     let _ = vm.try_wait_exit(STEP);
 }
 
-/// Median ms from a QMP key press to its echo, over `n` keys (each erased).
-fn key_latency(vm: &mut Vm, n: usize) -> Result<f64, String> {
-    let mut samples = Vec::new();
-    let key = |vm: &mut Vm, k: &str, down: bool| {
-        vm.qmp(
-            "input-send-event",
-            json!({"events": [{"type": "key", "data": {"down": down, "key": {"type": "qcode", "data": k}}}]}),
-        )
-        .map(|_| ())
-    };
-    for i in 0..n {
-        let t = Instant::now();
-        key(vm, "a", true)?;
-        vm.try_expect_at_once(r"a", Duration::from_secs(5))
-            .map_err(|e| format!("key {i}: {e}"))?;
-        samples.push(t.elapsed().as_secs_f64() * 1e3);
-        key(vm, "a", false)?;
-        std::thread::sleep(Duration::from_millis(15));
-        key(vm, "backspace", true)?;
-        std::thread::sleep(Duration::from_millis(15));
-        key(vm, "backspace", false)?;
-        std::thread::sleep(Duration::from_millis(30));
-        let _ = vm.try_expect(r"\A[\x08\x7f \x1b\[0-9;A-Za-z]*", Duration::from_millis(1));
-    }
-    samples.sort_by(f64::total_cmp);
-    Ok(crate::report::median(&samples))
-}
-
-/// (d) key latency in interrupt mode then polled mode, one boot.
-fn keys(rows: &mut Vec<Row>, n: usize) {
-    let mut vm = match boot("bench-keys", cfg(2, "")) {
-        Ok(vm) => vm,
-        Err(e) => return rows.push(Row("key latency".into(), "n/a".into(), e)),
-    };
-    let irq = (|| {
-        vm.try_expect("shell> ", BOOT)?;
-        for _ in 0..100 {
-            vm.send_serial("lsusb\r");
-            if vm
-                .try_expect(r"(?s)xHCI .*?shell> ", STEP)?
-                .contains(", keyboard (")
-            {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        key_latency(&mut vm, n)
-    })();
-    let polled = (|| {
-        vm.send_serial("\x15panic\r");
-        vm.try_expect("db> ", STEP)?;
-        key_latency(&mut vm, n)
-    })();
-    let show = |r: &Result<f64, String>| match r {
-        Ok(v) => format!("{v:.1} ms"),
-        Err(e) => format!("n/a ({e})"),
-    };
-    rows.push(Row(
-        format!("key latency, interrupt mode (median of {n})"),
-        show(&irq),
-        String::new(),
-    ));
-    rows.push(Row(
-        format!("key latency, polled mode (median of {n})"),
-        show(&polled),
-        match (&polled, &irq) {
-            (Ok(p), Ok(i)) if *i > 0.0 => format!("{:.2} x interrupt mode", p / i),
-            _ => "n/a".into(),
-        },
-    ));
-    vm.send_serial("\x15poweroff\r");
-    let _ = vm.try_wait_exit(STEP);
-}
-
 /// (e) `test=dump-bench`.
 fn dump_bench(rows: &mut Vec<Row>) {
     let label = "dump throughput (polled dump)".to_string();
@@ -440,7 +367,7 @@ pub fn main(args: &[String]) -> i32 {
         }
     }
     if run("keys") {
-        keys(&mut rows, n);
+        keys::keys(&mut rows, n);
     }
     if run("dump") {
         dump_bench(&mut rows);

@@ -33,6 +33,10 @@ pub struct Vm {
     /// [`Vm::try_expect_at_once`] ends as soon as the text is there (key
     /// latency is measured through it: not a polling interval).
     arrived: Arc<Condvar>,
+    /// When each chunk of console output arrived: (raw length of the output
+    /// after the chunk, host time the reader thread got it), for
+    /// [`Vm::arrival_of`].
+    arrivals: Arc<Mutex<Vec<(usize, Instant)>>>,
     /// Byte offset in the console output after the last match.
     cursor: usize,
     qmp: Option<Qmp>,
@@ -94,6 +98,7 @@ impl Vm {
         };
         let console = Arc::new(Mutex::new(Vec::new()));
         let arrived = Arc::new(Condvar::new());
+        let arrivals = Arc::new(Mutex::new(Vec::new()));
         for stream in [
             child
                 .stdout
@@ -109,6 +114,7 @@ impl Vm {
         {
             let console = console.clone();
             let arrived = arrived.clone();
+            let arrivals = arrivals.clone();
             std::thread::spawn(move || {
                 let mut stream = stream;
                 let mut buf = [0u8; 4096];
@@ -116,7 +122,11 @@ impl Vm {
                     if n == 0 {
                         break;
                     }
-                    console.lock().unwrap().extend_from_slice(&buf[..n]);
+                    let at = Instant::now();
+                    let mut c = console.lock().unwrap();
+                    c.extend_from_slice(&buf[..n]);
+                    arrivals.lock().unwrap().push((c.len(), at));
+                    drop(c);
                     arrived.notify_all();
                 }
             });
@@ -128,6 +138,7 @@ impl Vm {
             stdin,
             console,
             arrived,
+            arrivals,
             cursor: 0,
             qmp: None,
             qmp_socket,
@@ -267,6 +278,22 @@ impl Vm {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// Length of the raw console output so far (bytes, CRs included): a
+    /// mark for [`Vm::arrival_of`].
+    pub fn raw_len(&self) -> usize {
+        self.console.lock().unwrap().len()
+    }
+
+    /// When the first `byte` after raw offset `from` (a [`Vm::raw_len`]
+    /// mark) reached the host: the time its reader thread got the chunk,
+    /// before any waiter woke up. `None` while it has not arrived.
+    pub fn arrival_of(&self, from: usize, byte: u8) -> Option<Instant> {
+        let c = self.console.lock().unwrap();
+        let at = from + c.get(from..)?.iter().position(|&b| b == byte)?;
+        let arrivals = self.arrivals.lock().unwrap();
+        arrivals.iter().find(|(end, _)| *end > at).map(|(_, t)| *t)
     }
 
     /// Output after the last match (for negative checks).
