@@ -4,8 +4,10 @@
 //! trip); (b) stop latency for `-smp 2/4/8` (`trigger=plain`) and with a
 //! CPU spinning with interrupts off (`trigger=cli`), each as a ratio to the
 //! IPI round trip to a halted CPU measured in the same boot
-//! (`bench.ipi=1`), the median over 5 boots; (c) panic-to-prompt, in boots of their own; (d) key latency, QMP key event to the echoed character,
-//! interrupt mode (`shell> `) vs polled mode (`db> `); (e) the kernel's
+//! (`bench.ipi=1`), the median over 5 boots; (c) panic-to-prompt, in boots
+//! of their own; (d) key latency, QEMU's key-down to the echo, USB vs PS/2
+//! in interrupt (`shell> `) and polled (`db> `) mode, one boot
+//! ([`keys`]); (e) the kernel's
 //! `test=dump-bench` (polled dump vs normal-mode write throughput); (f)
 //! boot to `shell>` from QEMU's start, host-observed: PVH on qboot and
 //! SeaBIOS, the GRUB image on SeaBIOS and OVMF (UEFI), as ratios to PVH on
