@@ -89,7 +89,12 @@ fn dump_and_debug(trigger: &str, smp: u32, usb: bool) {
     let mut vm = Vm::start(&format!("dump-{name}"), cfg);
     vm.expect("dump: virtio-blk .* reserved for crash dumps", BOOT);
     vm.expect("PANIC on cpu", BOOT);
-    vm.expect("db> ", STEP);
+    if usb {
+        // The panic came at boot, maybe before the keyboard was attached.
+        vm.expect_usb_keyboard_ready(STEP);
+    } else {
+        vm.expect("db> ", STEP);
+    }
     type_line(&mut vm, "dump", usb);
     vm.expect(r"dump: minimal core, \d+ MiB", STEP);
     vm.expect(

@@ -64,7 +64,7 @@ fn shell_and_panic_console_on_the_screen_with_the_usb_keyboard() {
     // `db>` is typed at with no echo unless the USB keyboard works (there is
     // no serial port; PS/2 gets no keys while a usb-kbd exists).
     vm.type_text("cpus\n");
-    vm.expect_screen(r"(?m)^cpu 1: apic \d+ stopped \(ipi\)", STEP);
+    vm.expect_screen(r"(?m)^cpu 1: apic \d+ stopped \(nmi\)", STEP);
     vm.type_text("poweroff\n");
     vm.expect_success_exit(STEP);
 }
