@@ -30,7 +30,7 @@ fn clear_ip(h: &FakeHandle) {
 /// An interrupt-driven controller with a keyboard on port 1, enumerated.
 fn armed_keyboard() -> (Ctrl, FakeHandle) {
     let (mut c, h) = start(std::vec![(1, FakeDevice::keyboard())], Config::default());
-    assert_eq!(c.poll().attached, 1);
+    assert_eq!(c.poll_settled().attached, 1);
     assert!(c.interrupt_mode());
     assert_eq!(iman(&h) & IE, IE, "armed at start");
     assert_eq!(usbcmd(&h) & INTE, INTE, "INTE at start");
@@ -96,11 +96,7 @@ fn a_keyboard_plugged_while_polled_types_after_resume() {
     let (mut c, h) = armed_keyboard();
     assert!(c.pause_interrupts());
     h.with(|m, mem| m.plug(mem, 2, FakeDevice::keyboard()));
-    let mut attached = 0;
-    for _ in 0..8 {
-        attached += c.poll().attached;
-        h.run();
-    }
+    let attached = c.poll_settled().attached;
     assert_eq!(attached, 1, "enumerated by polled poll()s");
     assert_eq!(type_hi(&mut c, &h, 2), hi(), "types at db>");
     c.resume_interrupt_mode();
