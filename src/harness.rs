@@ -296,6 +296,20 @@ impl Vm {
         arrivals.iter().find(|(end, _)| *end > at).map(|(_, t)| *t)
     }
 
+    /// Where `needle` first ends in the raw console after raw offset `from`
+    /// (a [`Vm::raw_len`] mark), and when the chunk holding its last byte
+    /// reached the host (as [`Vm::arrival_of`]). `None` while it has not
+    /// arrived.
+    pub fn arrival_of_str(&self, from: usize, needle: &str) -> Option<(usize, Instant)> {
+        let c = self.console.lock().unwrap();
+        let rest = c.get(from..)?;
+        let n = needle.as_bytes();
+        let end = from + rest.windows(n.len()).position(|w| w == n)? + n.len();
+        let arrivals = self.arrivals.lock().unwrap();
+        let at = arrivals.iter().find(|(e, _)| *e >= end).map(|(_, t)| *t)?;
+        Some((end, at))
+    }
+
     /// Output after the last match (for negative checks).
     pub fn unread(&self) -> String {
         let t = self.console();

@@ -7,7 +7,7 @@
 //! One boot, slow (Bochs interprets every instruction): boot to `shell>`
 //! with both CPUs online, type at `shell>` (echo, and the driver's key
 //! counter rising, so the keys came over USB; `lsusb` lists the low-speed
-//! keyboard on port 3), `panic cli`, and at `db>`
+//! keyboard on port 3), `panic usb-lock`, and at `db>`
 //! `cpus` lists both CPUs, the other one stopped. `PANICBENCH_BOCHS_DEBUG=
 //! usb_xhci,ioapic` puts those modules' debug messages in Bochs' log.
 
@@ -164,7 +164,10 @@ fn bochs_xhci_two_cpus_types_at_shell_and_db() {
     );
     eprintln!("bochs: {}", interrupts.trim_end());
 
-    run.type_line("panic cli at shell>", "panic cli");
+    // `usb-lock`: cpu 1 holds the USB driver's lock (interrupts off) when
+    // the panic stops it, so the NMI stops it and the takeover repairs the
+    // driver (`Left::Torn`) instead of keeping its state.
+    run.type_line("panic usb-lock at shell>", "panic usb-lock");
     run.expect("panic report", r"PANIC on cpu 0", STEP);
     run.expect("cpu 1 stopped by NMI", r"cpu 1: stopped \(nmi\)", STEP);
     let takeover = run.expect(

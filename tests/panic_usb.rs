@@ -173,7 +173,7 @@ fn check_takeover(vm: &mut Vm, kind: &str) {
     for bad in [
         "FULL RESET",
         "DEAD",
-        "bus still busy",
+        "still not armed",
         "polled bring-up failed",
         "not driven",
     ] {

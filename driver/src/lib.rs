@@ -43,6 +43,7 @@ pub use hid::{Layout, Leds, Repeat};
 pub use interrupt::InterruptAck;
 pub use pc_keyboard::{DecodedKey, KeyCode};
 pub use resume::ResumeReport;
+pub use takeover::Left;
 pub use trb::{CompletionCode, Event, TrbParseError, TrbType};
 pub use types::{
     Config, ControllerInfo, DeviceInfo, DeviceState, DmaLimitReason, ETRON_QUIRKS, EnumerationStep,

@@ -97,6 +97,19 @@ impl<H: Hal> Controller<H> {
         self.enumeration_pending()
     }
 
+    /// Is every configured keyboard armed: its interrupt IN transfer queued
+    /// on its ring (the doorbell rung), no endpoint waiting for a restart?
+    /// A key pressed now completes that transfer (USB 2.0 §5.7.4: the
+    /// device answers the host's next poll of the endpoint) and the next
+    /// [`poll`](Self::poll) reads it: the panic console's prompt waits for
+    /// this, not for the bus to be quiet for a while.
+    pub fn keyboards_armed(&self) -> bool {
+        self.devices.iter().all(|d| {
+            d.state != Some(DeviceState::Keyboard)
+                || (d.intr_outstanding.is_some() && !d.intr_needs_restart)
+        })
+    }
+
     /// Does something wait on the clock rather than on the controller: a
     /// key that will repeat, a device being attached between the stages of
     /// `attach.rs` (debounce, reset recovery, SET_ADDRESS recovery: no

@@ -11,6 +11,22 @@ use crate::regs::EventRingDequeuePointer;
 use crate::ring::EventRing;
 use crate::types::{DeviceState, MAX_PORTS, TakeoverReport};
 
+/// How the other CPUs left a controller when they were stopped, as its
+/// owner knows it: the caller of [`Controller::enter_polled_mode`] (the
+/// kernel tells by its lock around the driver).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Left {
+    /// No CPU was inside a method of this controller (its lock was free
+    /// when the others stopped, and the panic did not begin inside the
+    /// driver): every ring, slot and device record is whole, as at a
+    /// break-in. Only the interrupter is masked; nothing is repaired, no
+    /// command is issued, and an attach between its stages carries on.
+    Whole,
+    /// A CPU may have stopped half way through a method (its lock was held,
+    /// or the panic began inside the driver): everything is re-derived.
+    Torn,
+}
+
 /// Bounded wait for a command that was in flight when the CPU stopped.
 const PENDING_COMMAND_GRACE_US: u64 = 100_000;
 
@@ -32,8 +48,12 @@ const _: () = assert!(REPAIR_BUDGET_US < TAKEOVER_BUDGET_US);
 
 impl<H: Hal> Controller<H> {
     /// Switches to polled mode for good: masks the interrupter (IMAN.IE,
-    /// USBCMD.INTE), then repairs whatever a stopped CPU may have left half
-    /// done — event ring dequeue/cycle state re-derived from memory and ERDP,
+    /// USBCMD.INTE). With [`Left::Whole`] (no CPU was inside the driver)
+    /// that is all: the rings, slots and devices are kept as they are, as
+    /// at a break-in (`resume.rs`), so every armed keyboard stays armed and
+    /// no command is issued; a command still pending or a failed controller
+    /// is repaired all the same. With [`Left::Torn`] it then repairs
+    /// whatever a stopped CPU may have left half done — event ring dequeue/cycle state re-derived from memory and ERDP,
     /// an outstanding command waited for (bounded) or aborted and the command
     /// ring reset, every keyboard's interrupt endpoint stopped, its ring
     /// re-initialised (Set TR Dequeue Pointer) and re-armed, every hub's
@@ -61,17 +81,17 @@ impl<H: Hal> Controller<H> {
         unsafe_code,
         reason = "the unsafety is the caller's contract; the body is safe code"
     )]
-    pub unsafe fn enter_polled_mode(&mut self) -> TakeoverReport {
+    pub unsafe fn enter_polled_mode(&mut self, left: Left) -> TakeoverReport {
         let start = self.hal.now_us();
         self.deadline_us = Some(start.saturating_add(REPAIR_BUDGET_US));
-        let report = self.take_over(start);
+        let report = self.take_over(start, left);
         self.deadline_us = None;
         report
     }
 
     /// The body of [`enter_polled_mode`](Self::enter_polled_mode), run
     /// under the repair's deadline; `start` is when the takeover began.
-    fn take_over(&mut self, start: u64) -> TakeoverReport {
+    fn take_over(&mut self, start: u64, left: Left) -> TakeoverReport {
         let mut report = TakeoverReport::default();
         self.interrupts = false;
         self.in_wait = false;
@@ -88,6 +108,17 @@ impl<H: Hal> Controller<H> {
             self.set_interrupter(false);
             let cmd = self.regs.usbcmd();
             self.regs.write_usbcmd(cmd.set_interrupter_enable(false));
+        }
+        // Whole: nothing to repair, as at a break-in (`resume.rs`); a
+        // command still pending (it timed out earlier) or a controller
+        // found failed takes the repair below all the same.
+        if left == Left::Whole
+            && self.pending_command.is_none()
+            && self.health().is_ok_and(|s| !s.hc_halted())
+        {
+            report.kept_whole = true;
+            report.events_drained += self.process_events();
+            return report;
         }
         if let Err(reason) = self.repair(&mut report) {
             report.reset_reason = Some(reason);

@@ -449,6 +449,9 @@ impl fmt::Display for KeyboardStats {
 /// What `enter_polled_mode` found and repaired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TakeoverReport {
+    /// No CPU was inside the driver ([`Left::Whole`](crate::Left::Whole)):
+    /// the state was kept as it was, nothing repaired.
+    pub kept_whole: bool,
     /// The event ring dequeue state was re-derived and differed from software state.
     pub event_ring_repaired: bool,
     /// Events drained during the takeover.
@@ -489,6 +492,9 @@ impl fmt::Display for TakeoverReport {
             };
         }
         write!(f, "xhci takeover: {} events drained", self.events_drained)?;
+        if self.kept_whole {
+            write!(f, ", state kept (no CPU was inside the driver)")?;
+        }
         if self.event_ring_repaired {
             write!(f, ", event ring state repaired")?;
         }

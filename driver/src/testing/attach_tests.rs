@@ -109,7 +109,7 @@ fn a_device_mid_debounce_at_takeover_finishes_in_later_polls() {
     }
     let before = h.0.borrow().now_us;
     // SAFETY: single-threaded test; nothing else drives the controller.
-    let report = unsafe { c.enter_polled_mode() };
+    let report = unsafe { c.enter_polled_mode(crate::Left::Torn) };
     let took = h.0.borrow().now_us - before;
     assert!(!report.full_reset && !report.dead, "{report}");
     assert!(took < 5_000, "the takeover took {took} us");

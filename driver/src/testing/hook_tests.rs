@@ -64,7 +64,7 @@ fn takeover_with_noop_command_in_flight() {
     h.with(|m, _| m.freeze_commands = true);
     c.submit_noop_command().expect("queued");
     // SAFETY: single-threaded test.
-    let report = unsafe { c.enter_polled_mode() };
+    let report = unsafe { c.enter_polled_mode(crate::Left::Torn) };
     assert!(
         report.command_aborted && report.command_ring_reset,
         "{report}"
@@ -76,7 +76,7 @@ fn takeover_with_noop_command_in_flight() {
     c.poll_settled();
     c.submit_noop_command().expect("queued");
     // SAFETY: single-threaded test.
-    let report = unsafe { c.enter_polled_mode() };
+    let report = unsafe { c.enter_polled_mode(crate::Left::Torn) };
     assert!(
         report.command_completed && !report.command_aborted,
         "{report}"
@@ -89,7 +89,7 @@ fn takeover_with_noop_command_in_flight() {
     c.submit_noop_command().expect("queued");
     h.with(|m, mem| m.step(mem));
     // SAFETY: single-threaded test.
-    let report = unsafe { c.enter_polled_mode() };
+    let report = unsafe { c.enter_polled_mode(crate::Left::Torn) };
     assert!(
         report.command_completed && !report.command_aborted,
         "a completion already on the event ring: {report}"
@@ -126,7 +126,7 @@ fn cpu_stopped_at_addressed_is_recovered_by_takeover() {
     assert_eq!(h.with(|m, _| m.address_log.len()), 1, "addressed once");
     let allocations = h.0.borrow().allocations.len();
     // SAFETY: single-threaded test; the "stopped CPU" unwound out of poll().
-    let report = unsafe { c.enter_polled_mode() };
+    let report = unsafe { c.enter_polled_mode(crate::Left::Torn) };
     assert_eq!(report.enumerations_restarted, 1, "{report}");
     assert!(!report.full_reset, "{report}");
     assert!(c.enumeration_probe.is_none(), "takeover removes the hook");
@@ -169,7 +169,7 @@ fn takeover_restarts_ep0_caught_mid_control_transfer() {
             |h: &FakeHandle| h.with(|m, _| m.commands.iter().filter(|&&k| k == 16).count());
         let before = set_dequeue(&h);
         // SAFETY: single-threaded test; the "stopped CPU" unwound out of poll().
-        let report = unsafe { c.enter_polled_mode() };
+        let report = unsafe { c.enter_polled_mode(crate::Left::Torn) };
         assert!(!report.full_reset && !report.dead, "{point:?}: {report}");
         assert_eq!(
             set_dequeue(&h) - before,

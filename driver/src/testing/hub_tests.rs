@@ -201,7 +201,7 @@ fn takeover_with_keyboard_behind_hub() {
         d.intr_outstanding = None;
     }
     // SAFETY: single-threaded test.
-    let report = unsafe { c.enter_polled_mode() };
+    let report = unsafe { c.enter_polled_mode(crate::Left::Torn) };
     assert!(!report.full_reset, "{report}");
     assert_eq!(
         (report.endpoints_restarted, report.hubs_restarted),
@@ -228,7 +228,7 @@ fn takeover_full_reset_re_enumerates_hub_children() {
     assert_eq!(c.poll_settled().attached, 2);
     h.with(|m, _| m.host_system_error());
     // SAFETY: single-threaded test.
-    let report = unsafe { c.enter_polled_mode() };
+    let report = unsafe { c.enter_polled_mode(crate::Left::Torn) };
     assert!(report.full_reset && !report.dead, "{report}");
     assert_eq!(c.poll_settled().attached, 2);
     assert_eq!(type_hi_at(&mut c, &h, 1, 0x1), hi());
@@ -255,7 +255,7 @@ fn cpu_stopped_enumerating_behind_hub_is_recovered() {
         1
     );
     // SAFETY: single-threaded test; the "stopped CPU" unwound out of poll().
-    let report = unsafe { c.enter_polled_mode() };
+    let report = unsafe { c.enter_polled_mode(crate::Left::Torn) };
     assert_eq!(report.enumerations_restarted, 1, "{report}");
     assert!(!report.full_reset, "{report}");
     let s = c.poll_settled();

@@ -48,6 +48,7 @@ mod shape_tests;
 mod slot_tests;
 #[cfg(test)]
 mod tests;
+mod whole_tests;
 
 /// Runs property `test` on `cases` random inputs from `strategy` (proptest,
 /// no failure files) and prints the case count: every hostile-input suite

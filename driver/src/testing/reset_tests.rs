@@ -30,7 +30,7 @@ fn full_reset(c: &mut Ctrl, h: &FakeHandle, how: ResetBy) {
         }
         ResetBy::Takeover => {
             // SAFETY: single-threaded test; nothing else uses the controller.
-            let report = unsafe { c.enter_polled_mode() };
+            let report = unsafe { c.enter_polled_mode(crate::Left::Torn) };
             assert!(report.full_reset && !report.dead, "{report}");
         }
     }
@@ -207,7 +207,7 @@ fn takeover_of_a_stuck_controller_keeps_to_its_budget() {
         h.with(|m, _| m.faults = stuck.faults);
         let before = h.0.borrow().now_us;
         // SAFETY: single-threaded test; nothing else uses the controller.
-        let report = unsafe { c.enter_polled_mode() };
+        let report = unsafe { c.enter_polled_mode(crate::Left::Torn) };
         let took = h.0.borrow().now_us - before;
         let text = std::format!("{report}");
         std::println!("{name}: {took} us: {text}");
@@ -284,7 +284,7 @@ fn takeover_restarts_a_wrapped_endpoint_that_is_read_after_stop() {
     );
     h.with(|m, _| m.faults.reads_stopped_ring = true);
     // SAFETY: single-threaded test; nothing else uses the controller.
-    let report = unsafe { c.enter_polled_mode() };
+    let report = unsafe { c.enter_polled_mode(crate::Left::Torn) };
     assert!(!report.full_reset && !report.dead, "{report}");
     let refusals = h.with(|m, _| m.refusals.clone());
     assert!(refusals.is_empty(), "{refusals:?}");

@@ -379,7 +379,7 @@ fn takeover_with_command_in_flight_and_torn_state() {
     c.event_ring = EventRing::new(crate::controller::EVENT_RING_TRBS); // torn: back to index 0
     c.devices[0].intr_outstanding = None;
     // SAFETY: single-threaded test; nothing else uses the controller.
-    let report = unsafe { c.enter_polled_mode() };
+    let report = unsafe { c.enter_polled_mode(crate::Left::Torn) };
     std::println!("{report}");
     assert!(!report.full_reset, "{report}");
     assert!(report.command_aborted, "{report}");
@@ -404,7 +404,7 @@ fn takeover_mid_enumeration_restarts_it() {
     c.devices[index].port = 2;
     c.ports[1].slot = done.slot;
     // SAFETY: single-threaded test.
-    let report = unsafe { c.enter_polled_mode() };
+    let report = unsafe { c.enter_polled_mode(crate::Left::Torn) };
     assert_eq!(report.enumerations_restarted, 1, "{report}");
     let s = c.poll_settled();
     assert_eq!(s.attached, 1, "{s:?}");
@@ -420,7 +420,7 @@ fn takeover_after_host_system_error_resets_with_same_memory() {
     let allocations = h.0.borrow().allocations.len();
     h.with(|m, _| m.host_system_error());
     // SAFETY: single-threaded test.
-    let report = unsafe { c.enter_polled_mode() };
+    let report = unsafe { c.enter_polled_mode(crate::Left::Torn) };
     assert!(report.full_reset && !report.dead, "{report}");
     assert_eq!(report.reset_reason, Some(crate::Error::HostSystemError));
     assert_eq!(c.poll_settled().attached, 1);

@@ -15,7 +15,7 @@ use core::cell::UnsafeCell;
 use core::fmt::Write;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
-use xhci_kbd::{Controller, DecodedKey, DeviceState};
+use xhci_kbd::{Controller, DecodedKey, DeviceState, Left};
 
 use super::hal::{self, DmaSource, KernelHal};
 use super::{CONTROLLERS, Found, MAX_CONTROLLERS, PciName, config, found};
@@ -54,9 +54,17 @@ pub unsafe fn panic_takeover(w: &mut impl Write) {
         // the lock may be held by a parked CPU (it will never release it).
         if let Some(c) = unsafe { (*lock.data_ptr()).as_mut() } {
             pci::disable_msi(&f.dev);
+            // The lock is free only if no CPU was inside the driver when
+            // the others stopped (the panic CPU itself included: a panic
+            // inside the driver leaves its own token, or POISONED, there).
+            let left = if lock.is_locked() {
+                Left::Torn
+            } else {
+                Left::Whole
+            };
             let start = crate::time::now_us();
             // SAFETY: one-way switch, from the panic CPU, others parked.
-            let report = unsafe { c.enter_polled_mode() };
+            let report = unsafe { c.enter_polled_mode(left) };
             let us = crate::time::now_us() - start;
             let _ = writeln!(w, "usb {}: polled mode: {report} ({us} us)", PciName(f.dev));
             continue;
@@ -169,54 +177,48 @@ unsafe fn keyboards() -> usize {
         .sum()
 }
 
-/// How long the bus must stay quiet after the takeover before the prompt
-/// when a keyboard is armed: the takeover's restarted endpoints and a hub's
-/// port re-checks post their events within a few milliseconds (a first key
-/// typed at once after the prompt was lost without this wait, seen in
-/// `tests/panic_usb.rs`). With no keyboard armed yet (a panic at boot, an
-/// early panic's bring-up from scratch) there is no first key to protect:
-/// the prompt follows the first round of polls, and the keyboards being
-/// attached are announced by the console loop.
-const QUIET_US: u64 = 10_000;
+/// Bound of [`settle`]: a controller whose keyboards are still not armed
+/// after this long is left to the console loop's polls.
+const SETTLE_MAX_US: u64 = 2_000_000;
 
-/// Polls every controller until the bus is quiet (no event on any of them
-/// for [`QUIET_US`] while a keyboard is armed; at most 2 s in all), so that
-/// the console prompt means "every keyboard attached is armed": one
-/// restarted by the takeover has its endpoint running before the first key
-/// is expected. A
-/// device still being attached (its debounce, reset or SET_ADDRESS
-/// recovery are stages of the driver's `poll()`, none waited out here) is
-/// not waited for: the console loop's polls finish it and the console
-/// announces it ([`panic_take_attached`]); the line printed here says so.
+/// Polls every controller until each keyboard attached is armed (its
+/// interrupt transfer queued: [`Controller::keyboards_armed`]), at most
+/// [`SETTLE_MAX_US`], so that the prompt means "every attached keyboard is
+/// armed and its first key echoes". After a takeover that kept the state
+/// whole, or one that restarted the endpoints (each restart queues the
+/// transfer again before it returns), that holds after the first round of
+/// polls: the prompt does not wait for the bus to be quiet. A device still
+/// being attached (its debounce, reset or SET_ADDRESS recovery are stages
+/// of the driver's `poll()`, none waited out here) is not waited for: the
+/// console loop's polls finish it and the console announces it
+/// ([`panic_take_attached`]); the line printed here says so.
 ///
 /// # Safety
 /// As [`panic_take_attached`].
 unsafe fn settle(w: &mut impl Write) {
     let start = crate::time::now_us();
-    let mut quiet_since = start;
     loop {
         crate::watchdog::pet();
+        let mut armed = true;
         for i in 0..MAX_CONTROLLERS {
             // SAFETY: forwarded.
             let Some(c) = (unsafe { panic_controller(i) }) else {
                 continue;
             };
-            if c.poll().events > 0 {
-                quiet_since = crate::time::now_us();
+            if !c.is_dead() {
+                // (a device attached here is counted in the ready line)
+                c.poll();
+                armed &= c.keyboards_armed();
             }
         }
-        // SAFETY: forwarded.
-        let quiet_us = if unsafe { keyboards() } > 0 {
-            QUIET_US
-        } else {
-            0
-        };
-        let now = crate::time::now_us();
-        if now - quiet_since >= quiet_us {
+        if armed {
             break;
         }
-        if now - start >= 2_000_000 {
-            let _ = writeln!(w, "usb: bus still busy after 2 s; continuing");
+        if crate::time::now_us() - start >= SETTLE_MAX_US {
+            let _ = writeln!(
+                w,
+                "usb: a keyboard is still not armed after 2 s; continuing"
+            );
             break;
         }
     }
