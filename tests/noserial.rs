@@ -50,6 +50,23 @@ fn wait_typing_works(vm: &mut Vm, what: &str) {
     }
 }
 
+/// `mem` at `db>` dumps 4096 bytes: 256 lines of 85 characters, two rows
+/// each, so the VGA console scrolls 512 rows and its start address goes
+/// round the 204-row text window more than twice. The screen must then
+/// show exactly the dump's last 12 lines (the rows the start address points
+/// at, not what lies at the window's top) and the prompt on the last row.
+fn screen_after_the_window_wrapped(vm: &mut Vm) {
+    const FROM: u64 = 0x10_0000;
+    vm.type_text(&format!("mem {FROM:#x} 4096\n"));
+    let mut whole = String::from(r"\A");
+    for line in 0..12 {
+        let at = FROM + 4096 - 16 * (12 - line);
+        whole += &format!(r"{at:#018x}:(?: [0-9a-f]{{2}}){{16}}  [^\n]*\n[^\n]*\n");
+    }
+    whole += r"db>\z";
+    vm.expect_screen(&whole, STEP);
+}
+
 #[test]
 fn shell_and_panic_console_on_the_screen_with_the_usb_keyboard() {
     let mut vm = Vm::start("noserial-console", no_serial(""));
@@ -65,6 +82,7 @@ fn shell_and_panic_console_on_the_screen_with_the_usb_keyboard() {
     // no serial port; PS/2 gets no keys while a usb-kbd exists).
     vm.type_text("cpus\n");
     vm.expect_screen(r"(?m)^cpu 1: apic \d+ stopped \(nmi\)", STEP);
+    screen_after_the_window_wrapped(&mut vm);
     vm.type_text("poweroff\n");
     vm.expect_success_exit(STEP);
 }
