@@ -19,14 +19,6 @@ use super::text::{TextConsole, TextDevice, WINDOW_CELLS};
 const WINDOW: usize = 0xB8000;
 /// The CRTC index register; the data register follows it.
 const CRTC_INDEX: u16 = 0x3D4;
-#[doc(alias = "CRTC 0Ch")]
-const START_ADDRESS_HIGH: u8 = 0x0C;
-#[doc(alias = "CRTC 0Dh")]
-const START_ADDRESS_LOW: u8 = 0x0D;
-#[doc(alias = "CRTC 0Eh")]
-const CURSOR_LOCATION_HIGH: u8 = 0x0E;
-#[doc(alias = "CRTC 0Fh")]
-const CURSOR_LOCATION_LOW: u8 = 0x0F;
 
 /// The window and the CRTC.
 struct Vga;
@@ -41,23 +33,12 @@ impl TextDevice for Vga {
         unsafe { ((WINDOW + cell * 2) as *mut u16).write_volatile(value) };
     }
 
-    fn set_start(&mut self, cell: u16) {
-        crtc(START_ADDRESS_HIGH, (cell >> 8) as u8);
-        crtc(START_ADDRESS_LOW, cell as u8);
+    fn write_crtc(&mut self, index: u8, value: u8) {
+        // SAFETY: the CRTC's display registers have no memory-safety effect;
+        // on a machine without a VGA the ports are unused and the write is
+        // dropped.
+        unsafe { crate::arch::port::outw(CRTC_INDEX, u16::from(value) << 8 | u16::from(index)) };
     }
-
-    fn set_cursor(&mut self, cell: u16) {
-        crtc(CURSOR_LOCATION_HIGH, (cell >> 8) as u8);
-        crtc(CURSOR_LOCATION_LOW, cell as u8);
-    }
-}
-
-/// Writes CRTC register `index`.
-fn crtc(index: u8, value: u8) {
-    // SAFETY: the CRTC's display registers have no memory-safety effect;
-    // on a machine without a VGA the ports are unused and the write is
-    // dropped.
-    unsafe { crate::arch::port::outw(CRTC_INDEX, u16::from(value) << 8 | u16::from(index)) };
 }
 
 struct Slot(UnsafeCell<TextConsole>);
