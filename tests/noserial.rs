@@ -1,12 +1,14 @@
 //! A PC without a serial port (`-serial none`: port 0x3F8 reads 0xFF, as on
 //! most PCs and laptops today). The console lives on the screen alone: the
 //! tests type only on the USB keyboard and read the VGA text screen back
-//! through QMP `pmemsave`.
+//! (`Vm::screen`: the rows at the CRTC start address) and, once, as QEMU
+//! draws it (a screendump read by OCR).
 
 use std::time::{Duration, Instant};
 
 use panicbench::KERNEL_ELF;
 use panicbench::harness::Vm;
+use panicbench::ocr::{check_tools, expect_display};
 use panicbench::qemu::{Config, scratch_dir};
 use panicbench::savecore;
 
@@ -65,10 +67,31 @@ fn screen_after_the_window_wrapped(vm: &mut Vm) {
     }
     whole += r"db>\z";
     vm.expect_screen(&whole, STEP);
+    // What QEMU draws (`vga_draw_text`, from the CRTC start address), read
+    // by OCR (which reads VGA's 0 as O, G or 9 and d as i: only the shape
+    // is checked): dump lines, their ASCII column of dots, down to the
+    // prompt on the last row.
+    let stem = scratch_dir().join("noserial-wrapped");
+    let text = expect_display(
+        vm,
+        &stem,
+        "the dump's last lines and db> on the VGA display",
+        |t| {
+            let rows: Vec<&str> = t.lines().filter(|l| !l.trim().is_empty()).collect();
+            rows.iter().filter(|l| l.contains("...........")).count() >= 10
+                && rows.last().is_some_and(|l| l.trim().ends_with("b>"))
+        },
+        STEP,
+    );
+    eprintln!("--- OCR of the VGA display after the wrap ---\n{text}");
+    for ext in ["ppm", "pgm"] {
+        let _ = std::fs::remove_file(stem.with_extension(ext));
+    }
 }
 
 #[test]
 fn shell_and_panic_console_on_the_screen_with_the_usb_keyboard() {
+    check_tools();
     let mut vm = Vm::start("noserial-console", no_serial(""));
     vm.expect_screen("serial: no UART at COM1", BOOT);
     vm.expect_screen(r"(?m)^shell>", BOOT);
