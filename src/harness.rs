@@ -23,6 +23,39 @@ pub const EXIT_FAILURE: i32 = 35;
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
+/// The colour VGA text window: physical 0xB8000-0xBFFFF, two bytes a cell.
+const TEXT_WINDOW: u64 = 0xb8000;
+const TEXT_WINDOW_BYTES: usize = 0x8000;
+/// VGA mode 3: 80x25 cells.
+const TEXT_COLUMNS: usize = 80;
+const TEXT_ROWS: usize = 25;
+/// The colour CRTC's index port (data at the next port) and its Start
+/// Address registers (high, low; in cells).
+const CRTC_INDEX: u16 = 0x3d4;
+const CRTC_START_HIGH: u8 = 0x0c;
+const CRTC_START_LOW: u8 = 0x0d;
+
+/// The 25 rows of 80 cells of `window` (the text window's bytes) from cell
+/// `start` on, one line per row, trailing blanks removed; cells past the
+/// window's end show blank. Non-printable characters show as spaces.
+fn visible_text(window: &[u8], start: usize) -> String {
+    (0..TEXT_ROWS)
+        .map(|row| {
+            let line: String = (0..TEXT_COLUMNS)
+                .map(|col| {
+                    let at = (start + row * TEXT_COLUMNS + col) * 2;
+                    match window.get(at) {
+                        Some(&b) if (0x20..0x7f).contains(&b) => b as char,
+                        _ => ' ',
+                    }
+                })
+                .collect();
+            line.trim_end().to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// A running QEMU with its console and QMP.
 pub struct Vm {
     name: String,
@@ -473,37 +506,82 @@ impl Vm {
         Ok(())
     }
 
-    /// The VGA text screen (80x25 at physical 0xB8000, two bytes per cell)
-    /// read back through QMP `pmemsave`: one line per row, trailing blanks
-    /// removed. For machines without a serial port, whose console is the
-    /// screen alone.
+    /// The VGA text screen as the display shows it: the 25 rows of 80 cells
+    /// from the CRTC start address on (the kernel scrolls by moving it
+    /// through the 32 KiB window at physical 0xB8000, as Linux's vgacon),
+    /// one line per row, trailing blanks removed. For machines without a
+    /// serial port, whose console is the screen alone.
+    ///
+    /// Race-free: the VM is paused (QMP `stop`, then `cont`) while the
+    /// start address is read through the CRTC ports and the window through
+    /// `pmemsave`, so the rows and the start belong together and the
+    /// guest never sees the CRTC index changed (it is restored). QEMU 7.2's
+    /// `vga_draw_text` draws from `vram + start * 4` in the same cells.
     pub fn screen(&mut self) -> Result<String, String> {
+        let status = self.qmp("query-status", serde_json::json!({}))?;
+        let running = status["running"].as_bool().unwrap_or(false);
+        if running {
+            self.qmp("stop", serde_json::json!({}))?;
+        }
+        let window = self.text_window();
+        if running {
+            self.qmp("cont", serde_json::json!({}))?;
+        }
+        let (start, bytes) = window?;
+        Ok(visible_text(&bytes, start))
+    }
+
+    /// The CRTC start address (in cells) and the bytes of the text window,
+    /// read with the VM paused. The CRTC index register is restored.
+    fn text_window(&mut self) -> Result<(usize, Vec<u8>), String> {
+        let index = self.port_in(CRTC_INDEX)?;
+        let start = (|| {
+            let mut start = 0;
+            for register in [CRTC_START_HIGH, CRTC_START_LOW] {
+                self.port_out(CRTC_INDEX, register)?;
+                start = start << 8 | usize::from(self.port_in(CRTC_INDEX + 1)?);
+            }
+            Ok::<_, String>(start)
+        })();
+        self.port_out(CRTC_INDEX, index)?;
+        let start = start?;
         let file = self.qmp_socket.path().with_extension("screen");
         let _ = std::fs::remove_file(&file);
         self.qmp(
             "pmemsave",
-            serde_json::json!({"val": 0xb8000, "size": 80 * 25 * 2, "filename": file.display().to_string()}),
+            serde_json::json!({"val": TEXT_WINDOW, "size": TEXT_WINDOW_BYTES, "filename": file.display().to_string()}),
         )?;
         let bytes = std::fs::read(&file).map_err(|e| format!("reading the screen dump: {e}"))?;
         let _ = std::fs::remove_file(&file);
-        Ok(bytes
-            .chunks(160)
-            .map(|row| {
-                let line: String = row
-                    .iter()
-                    .step_by(2)
-                    .map(|&b| {
-                        if (0x20..0x7f).contains(&b) {
-                            b as char
-                        } else {
-                            ' '
-                        }
-                    })
-                    .collect();
-                line.trim_end().to_string()
-            })
-            .collect::<Vec<_>>()
-            .join("\n"))
+        Ok((start, bytes))
+    }
+
+    /// An HMP command through QMP `human-monitor-command`; its output.
+    fn hmp(&mut self, command: &str) -> Result<String, String> {
+        let out = self.qmp(
+            "human-monitor-command",
+            serde_json::json!({ "command-line": command }),
+        )?;
+        Ok(out.as_str().unwrap_or_default().to_string())
+    }
+
+    /// Reads an I/O port (HMP `i /b`, whose answer reads
+    /// `portb[0x03d4] = 0x0e`).
+    fn port_in(&mut self, port: u16) -> Result<u8, String> {
+        let out = self.hmp(&format!("i /b {port:#x}"))?;
+        out.rsplit_once("= 0x")
+            .and_then(|(_, v)| u8::from_str_radix(v.trim(), 16).ok())
+            .ok_or_else(|| format!("HMP i /b {port:#x}: unexpected answer {out:?}"))
+    }
+
+    /// Writes an I/O port (HMP `o /b`).
+    fn port_out(&mut self, port: u16, value: u8) -> Result<(), String> {
+        let out = self.hmp(&format!("o /b {port:#x} {value:#x}"))?;
+        if out.trim().is_empty() {
+            Ok(())
+        } else {
+            Err(format!("HMP o /b {port:#x}: {out:?}"))
+        }
     }
 
     /// The display as QEMU draws it (whatever mode the adapter is in: VGA
@@ -659,4 +737,27 @@ pub fn panic_reps() -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_visible_rows_start_at_the_start_address() {
+        let mut window = vec![0u8; TEXT_WINDOW_BYTES];
+        for (cell, pair) in window.chunks_mut(2).enumerate() {
+            pair[0] = b'a' + (cell / TEXT_COLUMNS % 26) as u8;
+            pair[1] = 0x07;
+        }
+        let text = visible_text(&window, 3 * TEXT_COLUMNS);
+        let rows: Vec<&str> = text.lines().collect();
+        assert_eq!(rows.len(), TEXT_ROWS);
+        assert_eq!(rows[0], "d".repeat(TEXT_COLUMNS));
+        assert_eq!(rows[24], "b".repeat(TEXT_COLUMNS));
+        // A start too close to the end: the rows past the window are blank.
+        let last = TEXT_WINDOW_BYTES / 2 - 2 * TEXT_COLUMNS;
+        let text = visible_text(&window, last);
+        assert_eq!(text.lines().filter(|l| !l.is_empty()).count(), 2);
+    }
 }

@@ -1,12 +1,14 @@
 //! A PC without a serial port (`-serial none`: port 0x3F8 reads 0xFF, as on
 //! most PCs and laptops today). The console lives on the screen alone: the
 //! tests type only on the USB keyboard and read the VGA text screen back
-//! through QMP `pmemsave`.
+//! (`Vm::screen`: the rows at the CRTC start address) and, once, as QEMU
+//! draws it (a screendump read by OCR).
 
 use std::time::{Duration, Instant};
 
 use panicbench::KERNEL_ELF;
 use panicbench::harness::Vm;
+use panicbench::ocr::{check_tools, expect_display};
 use panicbench::qemu::{Config, scratch_dir};
 use panicbench::savecore;
 
@@ -50,8 +52,46 @@ fn wait_typing_works(vm: &mut Vm, what: &str) {
     }
 }
 
+/// `mem` at `db>` dumps 4096 bytes: 256 lines of 85 characters, two rows
+/// each, so the VGA console scrolls 512 rows and its start address goes
+/// round the 204-row text window more than twice. The screen must then
+/// show exactly the dump's last 12 lines (the rows the start address points
+/// at, not what lies at the window's top) and the prompt on the last row.
+fn screen_after_the_window_wrapped(vm: &mut Vm) {
+    const FROM: u64 = 0x10_0000;
+    vm.type_text(&format!("mem {FROM:#x} 4096\n"));
+    let mut whole = String::from(r"\A");
+    for line in 0..12 {
+        let at = FROM + 4096 - 16 * (12 - line);
+        whole += &format!(r"{at:#018x}:(?: [0-9a-f]{{2}}){{16}}  [^\n]*\n[^\n]*\n");
+    }
+    whole += r"db>\z";
+    vm.expect_screen(&whole, STEP);
+    // What QEMU draws (`vga_draw_text`, from the CRTC start address), read
+    // by OCR (which reads VGA's 0 as O, G or 9 and d as i: only the shape
+    // is checked): dump lines, their ASCII column of dots, down to the
+    // prompt on the last row.
+    let stem = scratch_dir().join("noserial-wrapped");
+    let text = expect_display(
+        vm,
+        &stem,
+        "the dump's last lines and db> on the VGA display",
+        |t| {
+            let rows: Vec<&str> = t.lines().filter(|l| !l.trim().is_empty()).collect();
+            rows.iter().filter(|l| l.contains("...........")).count() >= 10
+                && rows.last().is_some_and(|l| l.trim().ends_with("b>"))
+        },
+        STEP,
+    );
+    eprintln!("--- OCR of the VGA display after the wrap ---\n{text}");
+    for ext in ["ppm", "pgm"] {
+        let _ = std::fs::remove_file(stem.with_extension(ext));
+    }
+}
+
 #[test]
 fn shell_and_panic_console_on_the_screen_with_the_usb_keyboard() {
+    check_tools();
     let mut vm = Vm::start("noserial-console", no_serial(""));
     vm.expect_screen("serial: no UART at COM1", BOOT);
     vm.expect_screen(r"(?m)^shell>", BOOT);
@@ -65,6 +105,7 @@ fn shell_and_panic_console_on_the_screen_with_the_usb_keyboard() {
     // no serial port; PS/2 gets no keys while a usb-kbd exists).
     vm.type_text("cpus\n");
     vm.expect_screen(r"(?m)^cpu 1: apic \d+ stopped \(nmi\)", STEP);
+    screen_after_the_window_wrapped(&mut vm);
     vm.type_text("poweroff\n");
     vm.expect_success_exit(STEP);
 }

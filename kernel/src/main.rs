@@ -29,6 +29,7 @@ pub mod lineedit;
 pub mod pci;
 pub mod sched;
 pub mod sync;
+pub mod vga;
 
 #[cfg(target_os = "none")]
 pub mod acpi;
@@ -62,8 +63,6 @@ pub mod shell;
 pub mod time;
 #[cfg(target_os = "none")]
 pub mod usb;
-#[cfg(target_os = "none")]
-pub mod vga;
 #[cfg(target_os = "none")]
 pub mod watchdog;
 
