@@ -2,7 +2,8 @@
 //! controller's lock may be held by a CPU that will never release it. Each
 //! driver is taken out from under its lock without acquiring it (sound only
 //! because nothing else runs), its MSI is masked, and `enter_polled_mode`
-//! re-derives its state; the console then calls the same `poll()` on each
+//! keeps its state when the lock was free (no CPU was inside the driver) or
+//! re-derives it when it was held; the console then calls the same `poll()` on each
 //! controller in turn ([`panic_poll_key`]). A controller whose driver was
 //! never started (early panic) is brought up from scratch in polled mode
 //! with memory from the pool reserved at boot; when the pool is used up,
