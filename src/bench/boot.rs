@@ -1,11 +1,11 @@
 //! (f) Boot to `shell>` from QEMU's start, host-observed: PVH on qboot and
-//! SeaBIOS (the median of [`REPS`] boots each), the GRUB image on SeaBIOS
+//! SeaBIOS (the median of five boots each), the GRUB image on SeaBIOS
 //! and OVMF (UEFI) (one boot each), as ratios to PVH on qboot.
 //!
 //! Part of every figure is not the kernel's: QEMU's own start-up, the
 //! firmware, and loading the ELF. The floor rows measure that part with the
 //! same command line and a PVH kernel that writes one byte to COM1 at its
-//! first instruction ([`exit_kernel`]), in boots alternated with the
+//! first instruction (`exit_kernel`), in boots alternated with the
 //! kernel's, so that both see the same host load; each kernel row also
 //! gives the median of (boot minus the floor boot run just before it) and
 //! the kernel's own time line (`boot: ...; ... ms since the VM started`,
