@@ -191,24 +191,16 @@ fn init_wait_us() -> u64 {
 }
 
 /// Sends INIT, then two STARTUP IPIs for the trampoline page `page` (SDM
-/// Vol. 3A §8.4.4.1; the wait after INIT as [`init_wait_us`] says, the
-/// wait between the STARTUP IPIs shorter on the same CPUs).
+/// Vol. 3A §8.4.4.1; the wait after INIT as [`init_wait_us`] says).
 pub fn start_ap(apic_id: u32, page: u8) {
     let init_wait = init_wait_us();
-    // Between the two STARTUP IPIs: 200 us, or 20 us where the INIT wait
-    // is skipped too (Linux `wakeup_secondary_cpu_via_init`: 10 us before
-    // and 10 us after waiting for the ICR to go idle when `init_udelay` is
-    // 0, 300 + 200 us otherwise). A STARTUP IPI to a CPU already running
-    // is ignored (SDM Vol. 3A, the ICR's Start-Up delivery mode: a CPU
-    // not in the wait-for-SIPI state ignores it).
-    let sipi_wait = if init_wait == 0 { 20 } else { 200 };
     cpu::this().with_lapic(|l| {
         // SAFETY: the universal start-up algorithm on an AP that is in wait-for-SIPI.
         unsafe {
             l.send_init_ipi(dest(apic_id));
             crate::time::delay_us(init_wait);
             l.send_sipi(page, dest(apic_id));
-            crate::time::delay_us(sipi_wait);
+            crate::time::delay_us(200);
             l.send_sipi(page, dest(apic_id));
         }
     });
