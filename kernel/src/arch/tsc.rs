@@ -20,9 +20,11 @@ const MAX_WINDOWS: usize = 6;
 /// fixed windows of 5 ms took 15 ms of every boot. Six boots under TCG
 /// gave 2445.7-2446.9 MHz on a 2445.4 MHz host (within 0.06%).
 ///
-/// No CPUID shortcut: leaf 0x15 (TSC/crystal ratio) and 0x16 are absent on
-/// QEMU's TCG CPUs and on the older CPUs this kernel supports, and the
-/// hypervisor leaf 0x40000010 needs KVM; the PIT is on every PC.
+/// No CPUID shortcut (Linux's `native_calibrate_tsc` reads leaf 0x15, the
+/// TSC/crystal ratio, or 0x16): QEMU's default TCG CPU (`qemu64`, basic
+/// leaves up to 0xd) has neither, nor have CPUs before Skylake, so that
+/// path could not be tested here; the hypervisor leaf 0x40000010 needs
+/// KVM. The PIT is on every PC.
 ///
 /// The TSC is read before the count's high byte is written (the count
 /// starts then: Intel 8254 datasheet, mode 0), so anything that delays this
