@@ -12,8 +12,8 @@
 //! ([`keys`]); (e) the kernel's
 //! `test=dump-bench` (polled dump vs normal-mode write throughput); (f)
 //! boot to `shell>` from QEMU's start, host-observed: PVH on qboot and
-//! SeaBIOS, the GRUB image on SeaBIOS and OVMF (UEFI), as ratios to PVH on
-//! qboot.
+//! SeaBIOS against the floor of QEMU and the firmware alone, the GRUB image
+//! on SeaBIOS and OVMF (UEFI), as ratios to PVH on qboot ([`boot`]).
 //! Benchmarks that cannot run are reported as `n/a` with the reason.
 
 use std::time::{Duration, Instant};
@@ -23,6 +23,7 @@ use regex::Regex;
 use crate::harness::Vm;
 use crate::qemu::{Config, Firmware};
 
+pub mod boot;
 pub mod keys;
 
 const BOOT: Duration = Duration::from_secs(180);
@@ -342,54 +343,6 @@ fn dump_bench(rows: &mut Vec<Row>) {
     }
 }
 
-/// Milliseconds from QEMU's start to the `shell> ` prompt on serial.
-fn boot_ms(name: &str, c: Config) -> Result<f64, String> {
-    let mut vm = boot(name, c)?;
-    vm.try_expect(r"(?m)^shell> ", BOOT)?;
-    let ms = vm.elapsed().as_secs_f64() * 1000.0;
-    vm.send_serial("poweroff\r");
-    let _ = vm.try_wait_exit(STEP);
-    Ok(ms)
-}
-
-/// (f) boot to `shell>`: the kernel ELF through PVH and the GRUB image.
-fn boot_times(rows: &mut Vec<Row>) {
-    let image = crate::qemu::scratch_dir().join("bench.iso");
-    let image_ok = crate::image::build(crate::KERNEL_ELF.as_ref(), "", &image);
-    let mut base = None;
-    for (label, firmware, use_image) in [
-        ("PVH, qboot", Firmware::Qboot, false),
-        ("PVH, SeaBIOS", Firmware::SeaBios, false),
-        ("GRUB image, SeaBIOS", Firmware::SeaBios, true),
-        ("GRUB image, OVMF (UEFI)", Firmware::Ovmf, true),
-    ] {
-        let label = format!("boot to shell>, {label}");
-        let mut c = cfg(2, "");
-        c.firmware = firmware;
-        c.dump_disk = None;
-        if use_image {
-            if let Err(e) = &image_ok {
-                rows.push(Row(label, "n/a".into(), e.clone()));
-                continue;
-            }
-            c.image = Some(image.clone());
-        }
-        match boot_ms("bench-boot", c) {
-            Ok(ms) => {
-                let note = match base {
-                    None => {
-                        base = Some(ms);
-                        "host-observed, from QEMU's start".to_string()
-                    }
-                    Some(b) => format!("{:.2} x PVH on qboot", ms / b),
-                };
-                rows.push(Row(label, format!("{ms:.0} ms"), note));
-            }
-            Err(e) => rows.push(Row(label, "n/a".into(), e)),
-        }
-    }
-}
-
 /// Entry point; returns the exit status.
 pub fn main(args: &[String]) -> i32 {
     let markdown = args.iter().any(|a| a == "--markdown");
@@ -439,7 +392,7 @@ pub fn main(args: &[String]) -> i32 {
         dump_bench(&mut rows);
     }
     if run("boot") {
-        boot_times(&mut rows);
+        boot::boot_times(&mut rows);
     }
     let profile = if crate::KERNEL_ELF.contains("/release/") {
         "release"

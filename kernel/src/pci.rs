@@ -283,6 +283,15 @@ mod hw {
                 if let Some(ep) = EndpointHeader::from_header(PciHeader::new(d.address), PortAccess)
                 {
                     for slot in 0..6u8 {
+                        // Only a BAR that already points into the window
+                        // is sized: sizing writes all-ones to a BAR and
+                        // back (two changes of the memory map each, under
+                        // a hypervisor, for a device that decodes) and
+                        // qboot leaves the window empty.
+                        let raw = read_config(d.address, 0x10 + 4 * u16::from(slot));
+                        if !(START..END).contains(&u64::from(raw & !0xf)) {
+                            continue;
+                        }
                         if let Some(Bar::Memory32 { address, size, .. }) = ep.bar(slot, PortAccess)
                         {
                             let (a, s) = (address as u64, size as u64);

@@ -79,6 +79,37 @@ pub fn passed(deadline: u64) -> bool {
     rdtsc() >= deadline
 }
 
+/// Windows of a TSC calibration that must agree before it stops early:
+/// the two shortest within 1/1024 (about 0.1%) of each other.
+pub const CALIBRATION_AGREEMENT_SHIFT: u32 = 10;
+
+/// The TSC count to calibrate with, from the windows measured so far (TSC
+/// cycles per equal PIT window), once it is settled: the shortest window,
+/// when the second shortest is within 1/1024 of it. `None`: measure
+/// another window.
+///
+/// A delay of the measuring CPU (an emulator thread descheduled by the
+/// host, an SMI) can only lengthen a window, never shorten it, so the
+/// shortest is the best estimate; a second one close to it shows that the
+/// shortest was not itself disturbed. The same idea as Linux's
+/// `quick_pit_calibrate` (arch/x86/kernel/tsc.c), which stops as soon as
+/// its bound on the error is below 1/2048, instead of always measuring
+/// for a fixed time.
+pub fn calibration_settled(windows: &[u64]) -> Option<u64> {
+    let mut shortest = u64::MAX;
+    let mut second = u64::MAX;
+    for &w in windows.iter().filter(|&&w| w > 0) {
+        if w < shortest {
+            second = shortest;
+            shortest = w;
+        } else if w < second {
+            second = w;
+        }
+    }
+    (second != u64::MAX && second - shortest <= shortest >> CALIBRATION_AGREEMENT_SHIFT)
+        .then_some(shortest)
+}
+
 #[cfg(target_os = "none")]
 /// Busy-waits `us` microseconds. Needs no interrupts and no locks.
 pub fn delay_us(us: u64) {
@@ -107,5 +138,30 @@ mod tests {
         }
         assert!(tsc_hz() >= 5_000_000_000);
         assert_eq!(cycles_to_us(us_to_cycles(1_000_000)), 1_000_000);
+    }
+
+    /// Calibration stops once two windows agree, takes the shortest, and
+    /// never settles on one window alone or on two that disagree.
+    #[test]
+    fn calibration_settles_on_the_shortest_of_two_that_agree() {
+        assert_eq!(calibration_settled(&[]), None);
+        assert_eq!(calibration_settled(&[4_000_000]), None);
+        // 0.05% apart: settled, on the shorter.
+        assert_eq!(
+            calibration_settled(&[4_002_000, 4_000_000]),
+            Some(4_000_000)
+        );
+        // 1% apart (one window delayed): measure again.
+        assert_eq!(calibration_settled(&[4_040_000, 4_000_000]), None);
+        // A delayed window does not hide two that agree.
+        assert_eq!(
+            calibration_settled(&[4_000_000, 9_000_000, 4_001_000]),
+            Some(4_000_000)
+        );
+        // Exactly at the bound (1/1024) settles; just past it does not.
+        assert_eq!(calibration_settled(&[1024, 1025]), Some(1024));
+        assert_eq!(calibration_settled(&[1024, 1026]), None);
+        // A window that timed out (0 cycles recorded) never counts.
+        assert_eq!(calibration_settled(&[0, 0]), None);
     }
 }

@@ -27,11 +27,19 @@ static HOOKS: AtomicPtr<ApHooks> = AtomicPtr::new(core::ptr::null_mut());
 /// Physical page the trampoline is copied to (below 1 MiB, 4 KiB aligned).
 const TRAMPOLINE: u64 = 0x8000;
 
-/// Test switch (`trigger=ap-start`): panic right after the first AP was
-/// sent its SIPI, while it is still starting; that AP holds back in
-/// [`ap_entry`] until the panic has begun.
+/// Test switch (`trigger=ap-start`): panic while the first AP is still
+/// starting, once it has reached [`ap_entry`] (see [`AP_HELD_BACK`]); that
+/// AP holds back there until the panic has begun.
 pub static PANIC_WHILE_STARTING: core::sync::atomic::AtomicBool =
     core::sync::atomic::AtomicBool::new(false);
+
+/// Set by the AP that [`PANIC_WHILE_STARTING`] holds back once it waits in
+/// [`ap_entry`]: the bootstrap CPU panics only then (1 s at most), so the
+/// AP sees the panic within microseconds and parks before the report lists
+/// the CPUs. Panicking right after the SIPIs raced the AP's way through the
+/// trampoline against the report (seen with the debug kernel at
+/// `opt-level = 1`: "cpu 1: starting" in 2 of 2 runs of tests/panic.rs).
+static AP_HELD_BACK: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
 core::arch::global_asm!(
     r#"
@@ -146,6 +154,10 @@ pub fn start_aps(apic_ids: &[u32], hooks: &'static ApHooks) -> usize {
         }
         super::apic::start_ap(apic_id, (TRAMPOLINE >> 12) as u8);
         if PANIC_WHILE_STARTING.load(Ordering::Relaxed) {
+            let held = crate::time::deadline_after_us(1_000_000);
+            while !AP_HELD_BACK.load(Ordering::SeqCst) && !crate::time::passed(held) {
+                core::hint::spin_loop();
+            }
             panic!("test: panic while cpu {index} is starting");
         }
         let deadline = crate::time::deadline_after_us(1_000_000);
@@ -178,6 +190,7 @@ extern "C" fn ap_entry(index: u64) -> ! {
         // The test makes this CPU arrive after the panic began (the real
         // race goes either way: an AP fast enough to be online is stopped by
         // IPI like any other).
+        AP_HELD_BACK.store(true, Ordering::SeqCst);
         let d = crate::time::deadline_after_us(2_000_000);
         while !(hooks.stopping)() && !crate::time::passed(d) {
             core::hint::spin_loop();

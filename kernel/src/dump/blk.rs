@@ -307,13 +307,14 @@ impl DumpDisk {
         let d =
             crate::pci::find(|d| d.vendor == 0x1af4 && (d.device == 0x1001 || d.device == 0x1042))
                 .ok_or(ProbeError::NotFound)?;
-        crate::pci::enable(&d);
         let function = DeviceFunction {
             bus: d.address.bus(),
             device: d.address.device(),
             function: d.address.function(),
         };
         let mut root = PciRoot::new(PortCam);
+        // The BARs are sized (and assigned where the firmware did not)
+        // before memory decoding is on, as Linux's `__pci_read_base` does.
         assign_bars(&mut root, function);
         crate::pci::enable(&d);
         let mut transport =

@@ -145,6 +145,29 @@ impl FrameAllocator {
         }
     }
 
+    /// The first used frame of `f..f + count`, if any: a bitmap word at a
+    /// time where it can (a frame at a time, the 8,192 frames of a 32 MiB
+    /// heap took 6-9 ms of a debug boot under TCG).
+    fn first_used(&self, f: usize, count: usize) -> Option<usize> {
+        let end = f + count;
+        let mut i = f;
+        while i < end {
+            if i.is_multiple_of(64) && i + 64 <= end {
+                let word = self.bitmap[i / 64];
+                if word != !0 {
+                    return Some(i + (!word).trailing_zeros() as usize);
+                }
+                i += 64;
+            } else {
+                if !self.is_free(i) {
+                    return Some(i);
+                }
+                i += 1;
+            }
+        }
+        None
+    }
+
     fn is_free(&self, f: usize) -> bool {
         self.bitmap[f / 64] & (1 << (f % 64)) != 0
     }
@@ -193,10 +216,12 @@ impl FrameAllocator {
             if wrapped && f >= start {
                 return None;
             }
-            if (f..f + count).all(|i| self.is_free(i)) {
-                return Some(self.take_run(f, count));
+            match self.first_used(f, count) {
+                None => return Some(self.take_run(f, count)),
+                // No run that starts at or before the used frame fits: go
+                // on from the first aligned start after it.
+                Some(used) => f = (used + 1).div_ceil(step) * step,
             }
-            f += step;
         }
     }
 
@@ -229,10 +254,19 @@ impl FrameAllocator {
     /// Takes frames `f..f + count` (all free) and moves the next-fit
     /// cursor past them.
     fn take_run(&mut self, f: usize, count: usize) -> u64 {
-        for i in f..f + count {
-            self.take(i);
+        let mut i = f;
+        let end = f + count;
+        while i < end {
+            if i.is_multiple_of(64) && i + 64 <= end {
+                self.bitmap[i / 64] = 0;
+                self.used += 64;
+                i += 64;
+            } else {
+                self.take(i);
+                i += 1;
+            }
         }
-        self.next = f + count;
+        self.next = end;
         f as u64 * PAGE_SIZE
     }
 

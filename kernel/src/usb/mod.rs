@@ -139,8 +139,9 @@ pub fn prepare() {
             skipped += 1;
             continue;
         }
-        pci::enable(&dev);
-        pci::switch_intel_ports(&dev);
+        // BAR 0 is sized (and assigned, if the firmware did not) before
+        // memory decoding is on, as `pci::mem_bar` requires and Linux's
+        // `__pci_read_base` does: sizing writes all-ones to the BAR.
         let Some((bar, size)) = pci::mem_bar(&dev, 0) else {
             log::error!(
                 "usb {}: xHCI controller without a memory BAR 0",
@@ -148,6 +149,8 @@ pub fn prepare() {
             );
             continue;
         };
+        pci::enable(&dev);
+        pci::switch_intel_ports(&dev);
         crate::mm::paging::map_mmio(bar, size);
         table[n] = Some(Found { dev, bar, size });
         n += 1;
