@@ -72,12 +72,12 @@ pub fn stop_others(me: usize) -> StopReport {
         send(mask, everyone, None);
     }
     SENT_TSC.store(crate::time::rdtsc(), Ordering::Relaxed);
-    wait_parked(mask, NMI_WAIT_US);
+    wait_clear(&STOP_PENDING, mask, NMI_WAIT_US);
     let left = STOP_PENDING.load(Ordering::SeqCst) & mask;
     if left != 0 {
         send(left, false, Some(vector::STOP));
         send(left, false, None);
-        wait_parked(left, 200_000);
+        wait_clear(&STOP_PENDING, left, 200_000);
     }
     StopReport {
         cycles: crate::time::rdtsc() - start,
@@ -122,9 +122,11 @@ fn send(mask: u64, everyone: bool, vec: Option<u8>) {
 /// round.
 const NMI_WAIT_US: u64 = 10_000;
 
-fn wait_parked(mask: u64, us: u64) {
+/// Waits until the bits of `mask` are clear in `bits` (the CPUs parked, or
+/// through their rehearsal), at most `us`.
+fn wait_clear(bits: &AtomicU64, mask: u64, us: u64) {
     let deadline = crate::time::deadline_after_us(us);
-    while STOP_PENDING.load(Ordering::SeqCst) & mask != 0 && !crate::time::passed(deadline) {
+    while bits.load(Ordering::SeqCst) & mask != 0 && !crate::time::passed(deadline) {
         core::hint::spin_loop();
     }
 }
@@ -163,12 +165,14 @@ pub fn print_times(out: &mut dyn core::fmt::Write) {
 static REHEARSE: AtomicU64 = AtomicU64::new(0);
 
 /// Runs the stop once at boot, without stopping anything: the NMI to every
-/// other online CPU through [`send`], and on each target the NMI entry and
-/// the saving of its registers, which it then throws away. Under an
-/// emulator (QEMU's TCG) the first run of any code pays for its
-/// translation: without this the first CPU to take the panic's NMI spent
-/// about 1 ms (debug kernel) translating the way to `park`, more than the
-/// round trip of an IPI to a halted CPU; on hardware it only warms caches.
+/// other online CPU through [`send`], the wait for them ([`wait_clear`]),
+/// and on each target the very code of its stop ([`stop_here`]) up to the
+/// park itself, whose effects it then undoes. Under an emulator (QEMU's
+/// TCG) the first run of any code pays for its translation: the first CPU
+/// to take the panic's NMI spent 350-450 us (debug kernel at opt-level 1)
+/// between entering the handler and parking while the CPUs after it took
+/// 5 us, with a rehearsal that ran only a copy of the register saving (the
+/// compiler had inlined it in two places); on hardware it only warms caches.
 /// Bounded (100 ms); returns how many CPUs ran it (a CPU still running it
 /// later swallows that one NMI).
 pub fn rehearse() -> u32 {
@@ -179,25 +183,43 @@ pub fn rehearse() -> u32 {
     }
     REHEARSE.fetch_or(mask, Ordering::SeqCst);
     send(mask, everyone, None);
-    let deadline = crate::time::deadline_after_us(100_000);
-    while REHEARSE.load(Ordering::SeqCst) & mask != 0 && !crate::time::passed(deadline) {
-        core::hint::spin_loop();
-    }
+    wait_clear(&REHEARSE, mask, 100_000);
     // A CPU that has not run it yet keeps its bit: its NMI may still
     // arrive, and must not be taken for an unexpected one.
     let missed = REHEARSE.load(Ordering::SeqCst) & mask;
     (mask & !missed).count_ones()
 }
 
-/// Saves this CPU's state, marks it stopped and parks it forever.
-fn park(frame: &TrapFrame, how: CpuState) -> ! {
+/// Stops this CPU: saves its registers, marks it stopped and parks it for
+/// good. With no stop pending (the boot's [`rehearse`]) it runs the same
+/// code up to the park, then undoes it and returns: a real stop that comes
+/// meanwhile finds `STOP_PENDING` set at the check, or its NMI waits until
+/// this handler returns. Never inlined: one copy of the code, which the
+/// rehearsal translates.
+#[inline(never)]
+fn stop_here(frame: &TrapFrame, how: CpuState, entered: u64) {
     let c = cpu::this();
+    let bit = 1 << c.index();
+    let _ =
+        ENTERED_TSC[c.index()].compare_exchange(0, entered, Ordering::Relaxed, Ordering::Relaxed);
     // SAFETY: only this CPU writes its `saved`; the panic CPU reads it after
-    // the release store of the state below.
+    // the release store of the state below, other readers only where
+    // `valid` (cleared again by a rehearsal).
     unsafe { *c.saved.get() = saved_from_frame(frame) };
-    c.set_state(how);
+    let stop = STOP_PENDING.load(Ordering::SeqCst) & bit != 0;
+    // A rehearsal stores the state the CPU has (at boot, every CPU is
+    // online and only it changes its own state).
+    c.set_state(if stop { how } else { c.state() });
     PARKED_TSC[c.index()].store(crate::time::rdtsc(), Ordering::Relaxed);
-    STOP_PENDING.fetch_and(!(1 << c.index()), Ordering::SeqCst);
+    if !stop {
+        // SAFETY: as above.
+        unsafe { (*c.saved.get()).valid = false };
+        ENTERED_TSC[c.index()].store(0, Ordering::Relaxed);
+        PARKED_TSC[c.index()].store(0, Ordering::Relaxed);
+        REHEARSE.fetch_and(!bit, Ordering::SeqCst);
+        return;
+    }
+    STOP_PENDING.fetch_and(!bit, Ordering::SeqCst);
     crate::arch::halt_forever();
 }
 
@@ -207,8 +229,7 @@ pub fn on_stop_ipi(frame: &mut TrapFrame) {
     let t = crate::time::rdtsc();
     let me = cpu::current_index();
     if !deaf(me) && STOP_PENDING.load(Ordering::SeqCst) & (1 << me) != 0 {
-        let _ = ENTERED_TSC[me].compare_exchange(0, t, Ordering::Relaxed, Ordering::Relaxed);
-        park(frame, CpuState::StoppedIpi);
+        stop_here(frame, CpuState::StoppedIpi, t);
     }
     crate::arch::apic::eoi();
 }
@@ -221,17 +242,16 @@ pub fn on_nmi(frame: &mut TrapFrame) {
     if deaf(c.index()) {
         return;
     }
-    if STOP_PENDING.load(Ordering::SeqCst) & (1 << c.index()) != 0 {
-        let _ = ENTERED_TSC[c.index()].compare_exchange(0, t, Ordering::Relaxed, Ordering::Relaxed);
-        park(frame, CpuState::StoppedNmi);
-    }
+    let bit = 1 << c.index();
+    let stopping = STOP_PENDING.load(Ordering::SeqCst) & bit != 0;
     // A break-in's NMI (after the panic's own stop, which wins).
-    if crate::arch::trap::nmi_hook(frame) {
+    if !stopping && crate::arch::trap::nmi_hook(frame) {
         return;
     }
-    if REHEARSE.load(Ordering::SeqCst) & (1 << c.index()) != 0 {
-        core::hint::black_box(saved_from_frame(frame));
-        REHEARSE.fetch_and(!(1 << c.index()), Ordering::SeqCst);
+    // One call for the stop and its rehearsal, so the rehearsal runs the
+    // stop's own code (returns only for a rehearsal).
+    if stopping || REHEARSE.load(Ordering::SeqCst) & bit != 0 {
+        stop_here(frame, CpuState::StoppedNmi, t);
         return;
     }
     match c.state() {
