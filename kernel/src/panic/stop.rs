@@ -67,12 +67,16 @@ pub fn stop_others(me: usize) -> StopReport {
     // `Online` here or sees the panic and parks itself.
     core::sync::atomic::fence(Ordering::SeqCst);
     let (mask, everyone) = others_online(me);
-    STOP_PENDING.fetch_or(mask, Ordering::SeqCst);
+    // A CPU still starting is sent nothing (it may still be in the
+    // real-mode trampoline, with no IDT): it parks itself on arrival
+    // (`park_on_arrival` clears its bit), and is waited for with the rest.
+    let starting = others_in(me, CpuState::Starting);
+    STOP_PENDING.fetch_or(mask | starting, Ordering::SeqCst);
     if mask != 0 {
         send(mask, everyone, None);
     }
     SENT_TSC.store(crate::time::rdtsc(), Ordering::Relaxed);
-    wait_clear(&STOP_PENDING, mask, NMI_WAIT_US);
+    wait_clear(&STOP_PENDING, mask | starting, NMI_WAIT_US);
     let left = STOP_PENDING.load(Ordering::SeqCst) & mask;
     if left != 0 {
         send(left, false, Some(vector::STOP));
@@ -82,6 +86,14 @@ pub fn stop_others(me: usize) -> StopReport {
     StopReport {
         cycles: crate::time::rdtsc() - start,
     }
+}
+
+/// The CPUs other than `me` in state `state`, as a mask.
+fn others_in(me: usize, state: CpuState) -> u64 {
+    cpu::all()
+        .iter()
+        .filter(|c| c.index() != me && c.state() == state)
+        .fold(0, |m, c| m | 1 << c.index())
 }
 
 /// The online CPUs other than `me`, as a mask, and whether that is every
