@@ -34,6 +34,22 @@ pub(super) fn start_with(
     (ctrl, handle)
 }
 
+/// A command on the ring, its doorbell rung, that the fake controller
+/// never completes (as a CPU stopped waiting for it, or one that timed out,
+/// leaves it).
+pub(super) fn leave_a_command_in_flight(c: &mut Ctrl, h: &FakeHandle) {
+    h.with(|m, _| m.freeze_commands = true);
+    let trb = c
+        .command_ring
+        .push(&mut c.mem.command_ring, command::enable_slot(0));
+    c.pending_command = Some(PendingCommand {
+        trb,
+        name: "Enable Slot",
+    });
+    c.regs.ring_doorbell(0, 0);
+    h.run();
+}
+
 pub(super) fn press(h: &FakeHandle, port: usize, report: [u8; 8]) {
     h.with(|m, _| {
         m.ports[port - 1]
@@ -366,16 +382,7 @@ fn takeover_with_command_in_flight_and_torn_state() {
     // A CPU stopped right after ringing the doorbell for a command that the
     // controller hasn't completed, with the event ring state torn and the
     // keyboard's transfer bookkeeping lost.
-    h.with(|m, _| m.freeze_commands = true);
-    let trb = c
-        .command_ring
-        .push(&mut c.mem.command_ring, command::enable_slot(0));
-    c.pending_command = Some(PendingCommand {
-        trb,
-        name: "Enable Slot",
-    });
-    c.regs.ring_doorbell(0, 0);
-    h.run();
+    leave_a_command_in_flight(&mut c, &h);
     c.event_ring = EventRing::new(crate::controller::EVENT_RING_TRBS); // torn: back to index 0
     c.devices[0].intr_outstanding = None;
     // SAFETY: single-threaded test; nothing else uses the controller.

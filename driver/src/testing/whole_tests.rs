@@ -3,10 +3,8 @@
 //! when it returns (the panic console's prompt waits for no quiet bus).
 extern crate std;
 
-use super::tests::{Ctrl, hi, keys, press, start, type_hi};
+use super::tests::{Ctrl, hi, keys, leave_a_command_in_flight, press, start, type_hi};
 use super::*;
-use crate::controller::PendingCommand;
-use crate::trb::command;
 use crate::types::Config;
 use crate::{DecodedKey, Left};
 
@@ -62,16 +60,7 @@ fn whole_takeover_keeps_the_state_and_the_first_key_arrives_at_the_first_poll() 
 fn whole_takeover_with_a_command_left_pending_repairs_all_the_same() {
     let (mut c, h) = typing_keyboard();
     // A command that timed out earlier is still on the ring.
-    h.with(|m, _| m.freeze_commands = true);
-    let trb = c
-        .command_ring
-        .push(&mut c.mem.command_ring, command::enable_slot(0));
-    c.pending_command = Some(PendingCommand {
-        trb,
-        name: "Enable Slot",
-    });
-    c.regs.ring_doorbell(0, 0);
-    h.run();
+    leave_a_command_in_flight(&mut c, &h);
     // SAFETY: single-threaded test.
     let report = unsafe { c.enter_polled_mode(Left::Whole) };
     assert!(!report.kept_whole, "{report}");
