@@ -7,7 +7,8 @@
 //! (`bench.ipi=1`), the median over 5 boots; (c) panic-to-prompt, in boots
 //! of their own: `panic` typed at `shell>` with the USB keyboard attached,
 //! host-observed from the `PANIC` line to `db> ` against Linux kdb's
-//! figure, and the early panic (controller brought up from scratch) apart; (d) key latency, QEMU's key-down to the echo, USB vs PS/2
+//! figure, and the early panic (controller brought up from scratch) apart;
+//! (d) key latency, QEMU's key-down to the echo, USB vs PS/2
 //! in interrupt (`shell> `) and polled (`db> `) mode, one boot
 //! ([`keys`]); (e) the kernel's
 //! `test=dump-bench` (polled dump vs normal-mode write throughput); (f)

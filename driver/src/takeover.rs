@@ -53,7 +53,8 @@ impl<H: Hal> Controller<H> {
     /// at a break-in (`resume.rs`), so every armed keyboard stays armed and
     /// no command is issued; a command still pending or a failed controller
     /// is repaired all the same. With [`Left::Torn`] it then repairs
-    /// whatever a stopped CPU may have left half done — event ring dequeue/cycle state re-derived from memory and ERDP,
+    /// whatever a stopped CPU may have left half done — event ring
+    /// dequeue/cycle state re-derived from memory and ERDP,
     /// an outstanding command waited for (bounded) or aborted and the command
     /// ring reset, every keyboard's interrupt endpoint stopped, its ring
     /// re-initialised (Set TR Dequeue Pointer) and re-armed, every hub's

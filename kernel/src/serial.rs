@@ -161,11 +161,11 @@ impl Uart {
     }
 
     /// Sends one byte; waits a bounded time for the transmitter. Lock-free:
-    /// the caller serialises. When LSR says the transmitter is empty (THRE:
-    /// on a 16550A, its whole FIFO, PC16550D §8.6.3), the FIFO's size in
-    /// bytes is written before LSR is read again, as Linux 8250's
-    /// `serial8250_tx_chars` loads `tx_loadsz` bytes: under an emulator every
-    /// port access is an exit, and this halves them.
+    /// the caller serialises. When LSR says the transmitter is empty (THRE,
+    /// LSR bit 5: in FIFO mode the whole transmit FIFO is, PC16550D
+    /// datasheet), the FIFO's size in bytes is written before LSR is read
+    /// again, as Linux 8250's `serial8250_tx_chars` loads `tx_loadsz` bytes:
+    /// under an emulator every port access is an exit, and this halves them.
     pub fn put(&self, b: u8) {
         if !self.present() {
             return;

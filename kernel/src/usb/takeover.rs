@@ -3,11 +3,11 @@
 //! driver is taken out from under its lock without acquiring it (sound only
 //! because nothing else runs), its MSI is masked, and `enter_polled_mode`
 //! keeps its state when the lock was free (no CPU was inside the driver) or
-//! re-derives it when it was held; the console then calls the same `poll()` on each
-//! controller in turn ([`panic_poll_key`]). A controller whose driver was
-//! never started (early panic) is brought up from scratch in polled mode
-//! with memory from the pool reserved at boot; when the pool is used up,
-//! the controllers after it are left alone, and the report says so.
+//! re-derives it when it was held; the console then calls the same `poll()`
+//! on each controller in turn ([`panic_poll_key`]). A controller whose
+//! driver was never started (early panic) is brought up from scratch in
+//! polled mode with memory from the pool reserved at boot; when the pool is
+//! used up, the controllers after it are left alone, and the report says so.
 //!
 //! Everything here is bounded and lock-free: a fixed table of
 //! [`MAX_CONTROLLERS`] slots, no allocation.
