@@ -30,9 +30,10 @@ static PANIC_CONTROLLERS: PanicSlots =
     PanicSlots([const { UnsafeCell::new(None) }; MAX_CONTROLLERS]);
 static TAKEN: AtomicBool = AtomicBool::new(false);
 
-/// Takes every controller over for the panic console (once), then polls the
-/// bus until quiet. Prints one line per controller, naming its PCI
-/// function, and one line for the keyboards ready.
+/// Takes every controller over for the panic console (once), then polls
+/// until every keyboard is armed ([`settle`]). Prints one line per
+/// controller, naming its PCI function, and one line for the keyboards
+/// ready.
 ///
 /// # Safety
 /// Only on the panic CPU after the other CPUs are parked.
