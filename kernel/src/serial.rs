@@ -30,8 +30,6 @@ const DATA: u16 = 0;
 const MCR: u16 = 4;
 const LSR: u16 = 5;
 const MSR: u16 = 6;
-/// Interrupt identification (read); FIFO control on write.
-const IIR: u16 = 2;
 const SCRATCH: u16 = 7;
 /// LSR bit 0: a received byte is waiting.
 const LSR_DATA_READY: u8 = 1 << 0;
@@ -65,12 +63,6 @@ pub struct Uart {
     /// Answered the probe and not given up on since.
     present: AtomicBool,
     timeouts: AtomicU32,
-    /// Bytes of transmit FIFO the probe found (16 on a 16550A, 1 without a
-    /// FIFO).
-    fifo: AtomicU32,
-    /// Bytes that may still be written without looking at LSR: the FIFO's
-    /// size when LSR last said it was empty, less what was written since.
-    credit: AtomicU32,
 }
 
 /// The console's UART.
@@ -85,8 +77,6 @@ impl Uart {
             probed: AtomicBool::new(false),
             present: AtomicBool::new(false),
             timeouts: AtomicU32::new(0),
-            fifo: AtomicU32::new(1),
-            credit: AtomicU32::new(0),
         }
     }
 
@@ -112,13 +102,7 @@ impl Uart {
             // console for COM1, the debugger for COM2).
             let mut port = unsafe { uart_16550::SerialPort::new(self.base) };
             port.init();
-            // `init` enabled the FIFOs (FCR 0xC7); IIR bits 7:6 read 11 only
-            // on a UART that has them (PC16550D Table II; Linux 8250
-            // `autoconfig` tells a 16550A from a 16450 the same way).
-            let fifo = if self.read(IIR) & 0xC0 == 0xC0 { 16 } else { 1 };
-            self.fifo.store(fifo, Ordering::Relaxed);
         }
-        self.credit.store(0, Ordering::Relaxed);
         self.timeouts.store(0, Ordering::Relaxed);
         self.probed.store(present, Ordering::Relaxed);
         self.present.store(present, Ordering::Relaxed);
@@ -161,19 +145,9 @@ impl Uart {
     }
 
     /// Sends one byte; waits a bounded time for the transmitter. Lock-free:
-    /// the caller serialises. When LSR says the transmitter is empty (THRE,
-    /// LSR bit 5: in FIFO mode the whole transmit FIFO is, PC16550D
-    /// datasheet), the FIFO's size in bytes is written before LSR is read
-    /// again, as Linux 8250's `serial8250_tx_chars` loads `tx_loadsz` bytes:
-    /// under an emulator every port access is an exit, and this halves them.
+    /// the caller serialises.
     pub fn put(&self, b: u8) {
         if !self.present() {
-            return;
-        }
-        let credit = self.credit.load(Ordering::Relaxed);
-        if credit > 0 {
-            self.credit.store(credit - 1, Ordering::Relaxed);
-            self.write(DATA, b);
             return;
         }
         let mut polls = 0;
@@ -188,16 +162,7 @@ impl Uart {
             core::hint::spin_loop();
         }
         self.timeouts.store(0, Ordering::Relaxed);
-        self.credit
-            .store(self.fifo.load(Ordering::Relaxed) - 1, Ordering::Relaxed);
         self.write(DATA, b);
-    }
-
-    /// Forgets the transmit credit: the next byte waits for LSR's THRE
-    /// again. For the panic path, which may follow a CPU stopped half way
-    /// through [`put`](Self::put).
-    pub fn forget_credit(&self) {
-        self.credit.store(0, Ordering::Relaxed);
     }
 
     /// One received byte, if the UART is present and one is waiting.

@@ -273,8 +273,6 @@ fn stop_world(me: usize) -> u64 {
     WORLD_STOPPED.store(true, Ordering::SeqCst);
     crate::sync::raw::SCHEDULER_STOPPED.store(true, Ordering::SeqCst);
     crate::watchdog::arm();
-    // A CPU stopped inside `Uart::put` may have left the credit stale.
-    crate::serial::COM1_UART.forget_credit();
     report.cycles
 }
 
