@@ -78,13 +78,15 @@ fn panic_once(kind: &str, smp: u32, rep: usize) {
     finish(vm, smp);
 }
 
-/// The prompt answers `cpus` (a line per CPU) over serial; power off.
+/// The prompt answers `cpus` (a line per CPU, then the stop's times, which
+/// the report leaves out) over serial; power off.
 fn finish(mut vm: Vm, smp: u32) {
     vm.expect("db> ", STEP);
     vm.send_serial("cpus\r");
     for c in 0..smp {
         vm.expect(&format!("cpu {c}: apic"), STEP);
     }
+    vm.expect(r"stop times \(us\): sent \d+", STEP);
     vm.expect("db> ", STEP);
     vm.send_serial("poweroff\r");
     vm.expect_success_exit(STEP);

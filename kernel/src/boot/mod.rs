@@ -445,4 +445,13 @@ fn start_cpus(opts: &cmdline::Options<'_>, cpus: &Cpus) {
     }
     x86_64::instructions::interrupts::enable();
     BOOT_DEADLINE.store(0, Ordering::Relaxed);
+    // Off the path to `shell>`: on the last CPU, as a thread of its own.
+    let last = cpu::all()
+        .iter()
+        .rev()
+        .find(|c| c.state() == CpuState::Online)
+        .map(|c| c.index());
+    sched::spawn_on("panic-rehearsal", last, || {
+        crate::panic::rehearse_report();
+    });
 }

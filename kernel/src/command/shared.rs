@@ -16,7 +16,9 @@ use crate::usb::hal::KernelHal;
 use xhci_kbd::Controller;
 
 /// `cpus`. The shell shows each CPU's thread and run queue; the panic
-/// console how each CPU was stopped and where (RIP and symbol).
+/// console how each CPU was stopped and where (RIP and symbol), and after
+/// a panic when the stop was sent and each CPU entered its handler and
+/// parked.
 pub fn cpus(_: &Args<'_>, w: &mut dyn Write, console: Console) {
     let me = cpu::current_index();
     for c in cpu::all() {
@@ -57,6 +59,9 @@ pub fn cpus(_: &Args<'_>, w: &mut dyn Write, console: Console) {
                 let _ = writeln!(w, " ticks {ticks}");
             }
         }
+    }
+    if console == Console::Panic && crate::panic::panicking() {
+        crate::panic::stop::print_times(w);
     }
 }
 

@@ -92,7 +92,7 @@ pub fn walk(rip: u64, mut rbp: u64, out: &mut [u64]) -> (usize, Option<BadFrame>
 }
 
 /// Prints a backtrace with symbol names.
-pub fn print(rip: u64, rbp: u64, w: &mut impl Write) {
+pub fn print(rip: u64, rbp: u64, w: &mut dyn Write) {
     let mut frames = [0u64; MAX_FRAMES];
     let (n, end) = walk(rip, rbp, &mut frames);
     for (i, &pc) in frames[..n].iter().enumerate() {

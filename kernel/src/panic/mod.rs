@@ -323,7 +323,14 @@ extern "C" fn report_and_continue(entry: *const Entry) -> ! {
     // From here on exactly one CPU runs, and every lock fakes its acquisition.
     // The log ring is written through its (possibly held) lock on purpose.
     let _ = writeln!(crate::console::LOG.lock(), "PANIC: {text}");
-    print_report(me, text, entry.loc, &regs, entry.cycles);
+    let _ = print_report(
+        me,
+        text,
+        entry.loc,
+        &regs,
+        entry.cycles,
+        &mut crate::console::PanicWriter,
+    );
     if NESTED_TRIGGER.swap(false, Ordering::Relaxed) {
         panic!("test: nested panic inside the panic path");
     }
@@ -356,71 +363,112 @@ fn after_report() -> ! {
     }
 }
 
+/// The report: the message, the backtrace, how each other CPU stopped and
+/// how long the stop took (each CPU's own stop times are in the panic
+/// console's `cpus`: every byte before the prompt costs its time on a
+/// serial line, 3-5 us under QEMU). One copy of the code for the panic (`out` is the
+/// panic writer) and its boot rehearsal ([`rehearse_report`], `out`
+/// discards).
 fn print_report(
     me: usize,
     msg: &str,
     loc: Option<&core::panic::Location>,
     regs: &SavedRegs,
     cycles: u64,
-) {
-    pprintln!();
-    pprintln!("================================================================");
+    out: &mut dyn fmt::Write,
+) -> fmt::Result {
+    writeln!(out)?;
+    writeln!(out, "{RULE}")?;
     let t = regs.thread as *const crate::sched::thread::Thread;
-    pprint!("PANIC on cpu {me}");
+    write!(out, "PANIC on cpu {me}")?;
     if !t.is_null() {
         // SAFETY: a live thread (the other CPUs are parked; threads are only
-        // freed by them or by us).
+        // freed by them or by us; a rehearsal names its own thread).
         let name = unsafe { (*t).name.as_str() };
-        pprint!(" (thread {} \"{}\")", regs.thread_id, name);
+        write!(out, " (thread {} \"{}\")", regs.thread_id, name)?;
     }
-    pprintln!(": {msg}");
+    writeln!(out, ": {msg}")?;
     if let Some(l) = loc {
-        pprintln!("  at {}:{}:{}", l.file(), l.line(), l.column());
+        writeln!(out, "  at {}:{}:{}", l.file(), l.line(), l.column())?;
     }
-    pprintln!("backtrace:");
-    backtrace::print(regs.rip, regs.rbp, &mut crate::console::PanicWriter);
+    writeln!(out, "backtrace:")?;
+    backtrace::print(regs.rip, regs.rbp, out);
     for c in cpu::all() {
         if c.index() == me {
             continue;
         }
-        let s = c.state();
-        // SAFETY: published with release before the state we acquired.
-        let saved = unsafe { &*c.saved.get() };
-        match s {
-            CpuState::StoppedIpi => pprintln!(
-                "cpu {}: stopped (ipi) at RIP {:#018x}",
-                c.index(),
-                saved.rip
+        let i = c.index();
+        // SAFETY: read only for a stopped CPU, which published it with
+        // release before the state we acquired and never writes it again.
+        let rip = || unsafe { (*c.saved.get()).rip };
+        match c.state() {
+            CpuState::StoppedIpi => writeln!(out, "cpu {i}: stopped (ipi) at RIP {:#018x}", rip()),
+            CpuState::StoppedNmi => writeln!(out, "cpu {i}: stopped (nmi) at RIP {:#018x}", rip()),
+            CpuState::ParkedPanic => {
+                writeln!(
+                    out,
+                    "cpu {i}: stopped (panicked too) at RIP {:#018x}",
+                    rip()
+                )
+            }
+            CpuState::Online => writeln!(
+                out,
+                "cpu {i}: did not stop (no answer to the stop IPI or the NMI)"
             ),
-            CpuState::StoppedNmi => pprintln!(
-                "cpu {}: stopped (nmi) at RIP {:#018x}",
-                c.index(),
-                saved.rip
+            CpuState::StoppedOnArrival => writeln!(
+                out,
+                "cpu {i}: stopped on arrival (it was starting when the panic began)"
             ),
-            CpuState::ParkedPanic => pprintln!(
-                "cpu {}: stopped (panicked too) at RIP {:#018x}",
-                c.index(),
-                saved.rip
-            ),
-            CpuState::Online => pprintln!(
-                "cpu {}: did not stop (no answer to the stop IPI or the NMI)",
-                c.index()
-            ),
-            CpuState::StoppedOnArrival => pprintln!(
-                "cpu {}: stopped on arrival (it was starting when the panic began)",
-                c.index()
-            ),
-            other => pprintln!("cpu {}: {}", c.index(), other.name()),
-        }
+            other => writeln!(out, "cpu {i}: {}", other.name()),
+        }?;
     }
-    stop::print_times(&mut crate::console::PanicWriter);
-    pprintln!(
+    writeln!(
+        out,
         "stop latency: {} cycles ({} us)",
         cycles,
         crate::time::cycles_to_us(cycles)
+    )?;
+    writeln!(out, "scheduler stopped; locks are bypassed from now on")?;
+    writeln!(out, "{RULE}")
+}
+
+/// The rule above and below the report.
+const RULE: &str = "================================================================";
+
+/// Runs the report's code once, on this CPU's own registers and stack,
+/// with the output discarded (the boot's `panic-rehearsal` thread). Under
+/// an emulator (QEMU's TCG) the first run of any code pays for its
+/// translation, and the report is most of what runs between a panic and
+/// the prompt (after the stop, which has its own rehearsal,
+/// [`stop::rehearse`]): the message and backtrace formatting, the symbol
+/// lookups, the per-CPU lines. On hardware it only warms caches. It takes
+/// no lock and changes nothing: a panic meanwhile stops this CPU as any
+/// other. Returns how many bytes the report would have printed.
+pub fn rehearse_report() -> usize {
+    /// Counts and drops what is written.
+    struct Discard(usize);
+    impl fmt::Write for Discard {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            self.0 += s.len();
+            Ok(())
+        }
+    }
+    let regs = here();
+    let mut msg = Message {
+        buf: [0; 256],
+        len: 0,
+    };
+    let _ = write!(msg, "rehearsal on cpu {}", cpu::current_index());
+    let mut out = Discard(0);
+    let _ = print_report(
+        cpu::current_index(),
+        msg.as_str(),
+        Some(core::panic::Location::caller()),
+        &regs,
+        0,
+        &mut out,
     );
-    pprintln!("scheduler stopped; locks are bypassed from now on");
-    pprintln!("================================================================");
+    out.0
 }
 
 /// A panic on the panic CPU while handling the panic.
