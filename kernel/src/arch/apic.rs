@@ -60,15 +60,26 @@ pub fn init_cpu() {
     }
     let mut initial = TIMER_INITIAL.load(Ordering::Relaxed);
     if initial == 0 {
-        // Calibrate against the TSC: count down for 2 ms (125,000 counts of
-        // a 1 GHz bus clock divided by 16 under QEMU: 0.1% resolution).
+        // Calibrate against the TSC over 500 us (31,250 counts of a 1 GHz
+        // bus clock divided by 16 under QEMU), both ends bracketed by TSC
+        // reads: the rate is counts over the TSC cycles between the start
+        // and the read, so time spent around them (an emulator translating
+        // this code on its first run) cannot skew it. Only the scheduler
+        // tick's period rests on it; time itself is the TSC.
         // SAFETY: the timer is masked/one-shot while we measure.
         unsafe {
+            let start = crate::time::rdtsc();
             lapic.set_timer_initial(u32::MAX);
-            crate::time::delay_us(2_000);
-            let elapsed = u32::MAX - lapic.timer_current();
+            let wait = crate::time::us_to_cycles(500);
+            while crate::time::rdtsc() - start < wait {
+                core::hint::spin_loop();
+            }
+            let elapsed = u64::from(u32::MAX - lapic.timer_current());
+            let cycles = (crate::time::rdtsc() - start).max(1);
             lapic.set_timer_initial(0);
-            initial = ((elapsed as u64 * 500) / TICK_HZ).max(1000) as u32;
+            let per_second =
+                u128::from(elapsed) * u128::from(crate::time::tsc_hz()) / u128::from(cycles);
+            initial = (per_second / u128::from(TICK_HZ)).clamp(1000, u128::from(u32::MAX)) as u32;
         }
         TIMER_INITIAL.store(initial, Ordering::Relaxed);
     }

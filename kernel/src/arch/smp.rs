@@ -126,8 +126,13 @@ fn tramp_var(sym: *const u8) -> *mut u64 {
 }
 
 /// Starts every CPU in `apic_ids[1..]`, each running `hooks` around its
-/// bring-up; returns how many came online.
-pub fn start_aps(apic_ids: &[u32], hooks: &'static ApHooks) -> usize {
+/// bring-up; returns how many came online. `meanwhile` runs once on this
+/// CPU while the first of them comes up (right after its STARTUP IPIs; at
+/// once if there is none): boot work that must be done before the others
+/// run but does not need them, overlapped with the 3-7 ms an AP takes to
+/// arrive under QEMU's TCG.
+pub fn start_aps(apic_ids: &[u32], hooks: &'static ApHooks, meanwhile: impl FnOnce()) -> usize {
+    let mut meanwhile = Some(meanwhile);
     HOOKS.store(core::ptr::from_ref(hooks).cast_mut(), Ordering::Release);
     let (start, end) = (&raw const ap_trampoline_start, &raw const ap_trampoline_end);
     let len = end as usize - start as usize;
@@ -153,6 +158,9 @@ pub fn start_aps(apic_ids: &[u32], hooks: &'static ApHooks) -> usize {
             tramp_var(&raw const tramp_arg).write_volatile(index as u64);
         }
         super::apic::start_ap(apic_id, (TRAMPOLINE >> 12) as u8);
+        if let Some(f) = meanwhile.take() {
+            f();
+        }
         if PANIC_WHILE_STARTING.load(Ordering::Relaxed) {
             let held = crate::time::deadline_after_us(1_000_000);
             while !AP_HELD_BACK.load(Ordering::SeqCst) && !crate::time::passed(held) {
@@ -175,6 +183,9 @@ pub fn start_aps(apic_ids: &[u32], hooks: &'static ApHooks) -> usize {
             break;
         }
         online += 1;
+    }
+    if let Some(f) = meanwhile.take() {
+        f();
     }
     online
 }

@@ -406,11 +406,13 @@ fn devices(opts: &cmdline::Options<'_>) {
     // QEMU 7.2's TCG races a memory-map update against MMIO on another vCPU
     // (seen as a SIGSEGV in `memory_region_dispatch_write` or a stall, about
     // 1 boot in 600, when the dump disk was probed while the `usb` thread and
-    // the LAPIC timers ran).
-    crate::usb::init();
+    // the LAPIC timers ran). The controllers' own start (`usb::init`: their
+    // registers and DMA memory only) overlaps the first AP's (`start_cpus`).
+    crate::usb::route_interrupts();
 }
 
-/// The other CPUs, the serial interrupt, the USB thread; interrupts on.
+/// The other CPUs (and meanwhile the USB controllers), the serial
+/// interrupt, the USB thread; interrupts on.
 fn start_cpus(opts: &cmdline::Options<'_>, cpus: &Cpus) {
     let Cpus {
         ids,
@@ -423,9 +425,9 @@ fn start_cpus(opts: &cmdline::Options<'_>, cpus: &Cpus) {
         smp::PANIC_WHILE_STARTING.store(true, Ordering::Relaxed);
     }
     let t = time::rdtsc();
-    let started = smp::start_aps(&ids[..count], &AP_HOOKS);
+    let started = smp::start_aps(&ids[..count], &AP_HOOKS, crate::usb::init);
     log::info!(
-        "cpus: {} of {} online ({}) in {} us",
+        "cpus: {} of {} online ({}) in {} us (the USB controllers' start overlapped)",
         started + 1,
         count,
         if apic::is_x2apic() { "x2APIC" } else { "xAPIC" },

@@ -164,18 +164,44 @@ pub fn prepare() {
     *FOUND.lock() = table;
 }
 
-/// Starts a driver on each controller [`prepare`] found (boot, before the
-/// other CPUs start). Failures are reported; the kernel runs on without
-/// that controller.
-pub fn init() {
+/// Sets up each controller's interrupt (vector; MSI-X, MSI or INTx): PCI
+/// configuration writes, so at boot before the other CPUs start (see
+/// `boot::devices`).
+pub fn route_interrupts() {
     for i in 0..MAX_CONTROLLERS {
         if let Some(f) = found(i) {
-            start(i, f);
+            route(i, f);
         }
     }
 }
 
-fn start(i: usize, f: Found) {
+/// Starts a driver on each controller [`prepare`] found, on the interrupt
+/// [`route_interrupts`] set up (boot, interrupts off). Only the
+/// controllers' registers and DMA memory are touched, so it may overlap the
+/// other CPUs' start-up. Failures are reported; the kernel runs on without
+/// that controller.
+pub fn init() {
+    let mut failed = [false; MAX_CONTROLLERS];
+    for (i, failed) in failed.iter_mut().enumerate() {
+        if let Some(f) = found(i) {
+            *failed = !start(i, f);
+        }
+    }
+    // Nothing acknowledges a failed controller's interrupt: a
+    // level-triggered line left asserted would fire for good, unless a
+    // running controller shares it.
+    for (i, _) in failed.iter().enumerate().filter(|(_, f)| **f) {
+        let Some(r) = ROUTE[i].get() else { continue };
+        let shared = (0..MAX_CONTROLLERS).any(|j| {
+            CONTROLLERS[j].lock().is_some() && ROUTE[j].get().is_some_and(|o| o.gsi == r.gsi)
+        });
+        if !shared {
+            crate::arch::apic::mask_gsi(r.gsi);
+        }
+    }
+}
+
+fn route(i: usize, f: Found) {
     let msi = !pci::quirks::msi_broken(f.dev.vendor, f.dev.device);
     if !msi {
         log::info!(
@@ -193,11 +219,15 @@ fn start(i: usize, f: Found) {
             route: None,
         },
     };
-    let kind = irq.kind;
-    IRQ_KIND[i].store(kind as u8, Ordering::Relaxed);
+    IRQ_KIND[i].store(irq.kind as u8, Ordering::Relaxed);
     if let Some(r) = irq.route {
         ROUTE[i].call_once(|| r);
     }
+}
+
+/// Starts controller `i`; false if it failed (reported).
+fn start(i: usize, f: Found) -> bool {
+    let kind = irq_kind(IRQ_KIND[i].load(Ordering::Relaxed));
     let hal = KernelHal {
         source: DmaSource::Frames,
     };
@@ -213,24 +243,18 @@ fn start(i: usize, f: Found) {
                 f.dev.vendor,
                 f.dev.device,
                 f.bar,
-                IrqName(kind, irq.route),
+                IrqName(kind, ROUTE[i].get().copied()),
                 PciName(f.dev)
             );
             *CONTROLLERS[i].lock() = Some(c);
+            true
         }
         Err(e) => {
             log::error!(
                 "usb {}: controller start failed: {e}; running without it",
                 PciName(f.dev)
             );
-            // Nothing acknowledges it now: a level-triggered line left
-            // asserted would fire for good (unless a controller started
-            // earlier shares it; a later one unmasks it again).
-            if let Some(r) = irq.route
-                && !(0..i).any(|j| ROUTE[j].get().is_some_and(|o| o.gsi == r.gsi))
-            {
-                crate::arch::apic::mask_gsi(r.gsi);
-            }
+            false
         }
     }
 }
