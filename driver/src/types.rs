@@ -479,11 +479,14 @@ pub struct TakeoverReport {
     pub dead: bool,
 }
 
+/// One line, shortest first: the whole report of a takeover of an
+/// untouched driver is `state kept (no CPU was inside the driver)`; every
+/// byte of it is printed before the panic prompt.
 impl fmt::Display for TakeoverReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.dead {
             // one line, with the reason
-            write!(f, "xhci takeover: controller DEAD")?;
+            write!(f, "controller DEAD")?;
             return match (self.full_reset, self.reset_reason) {
                 (true, Some(e)) => write!(f, ", full reset failed ({e})"),
                 (false, Some(e)) => write!(f, " ({e})"),
@@ -491,47 +494,60 @@ impl fmt::Display for TakeoverReport {
                 (false, None) => write!(f, " (already dead before the takeover)"),
             };
         }
-        write!(f, "xhci takeover: {} events drained", self.events_drained)?;
+        let mut first = true;
+        let mut item = |f: &mut fmt::Formatter<'_>, what: fmt::Arguments<'_>| {
+            if !core::mem::take(&mut first) {
+                f.write_str(", ")?;
+            }
+            f.write_fmt(what)
+        };
         if self.kept_whole {
-            write!(f, ", state kept (no CPU was inside the driver)")?;
+            item(f, format_args!("state kept (no CPU was inside the driver)"))?;
+        }
+        if self.events_drained > 0 {
+            item(f, format_args!("{} events drained", self.events_drained))?;
         }
         if self.event_ring_repaired {
-            write!(f, ", event ring state repaired")?;
+            item(f, format_args!("event ring state repaired"))?;
         }
         if self.command_completed {
-            write!(f, ", pending command completed")?;
+            item(f, format_args!("pending command completed"))?;
         }
         if self.command_aborted {
-            write!(f, ", command aborted")?;
+            item(f, format_args!("command aborted"))?;
         }
         if self.command_ring_reset {
-            write!(f, ", command ring reset")?;
+            item(f, format_args!("command ring reset"))?;
         }
         if self.endpoints_restarted > 0 {
-            write!(
+            item(
                 f,
-                ", {} keyboard endpoint(s) restarted",
-                self.endpoints_restarted
+                format_args!(
+                    "{} keyboard endpoint(s) restarted",
+                    self.endpoints_restarted
+                ),
             )?;
         }
         if self.enumerations_restarted > 0 {
-            write!(
+            item(
                 f,
-                ", {} enumeration(s) restarted",
-                self.enumerations_restarted
+                format_args!("{} enumeration(s) restarted", self.enumerations_restarted),
             )?;
         }
         if self.hubs_restarted > 0 {
-            write!(f, ", {} hub(s) rescanned", self.hubs_restarted)?;
+            item(f, format_args!("{} hub(s) rescanned", self.hubs_restarted))?;
         }
         if self.key_queue_reset {
-            write!(f, ", key queue reset")?;
+            item(f, format_args!("key queue reset"))?;
         }
         if self.full_reset {
-            write!(f, ", FULL RESET")?;
-            if let Some(e) = self.reset_reason {
-                write!(f, " ({e})")?;
+            match self.reset_reason {
+                Some(e) => item(f, format_args!("FULL RESET ({e})"))?,
+                None => item(f, format_args!("FULL RESET"))?,
             }
+        }
+        if first {
+            f.write_str("nothing to repair")?;
         }
         Ok(())
     }

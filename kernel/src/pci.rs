@@ -609,14 +609,20 @@ mod hw {
         }
     }
 
-    /// Masks the device's MSI-X (function mask) and disables its MSI (panic
-    /// mode: polled, no interrupts). The capability walk is bounded
-    /// ([`caps::find_caps`]), so a looped list cannot hang the panic takeover.
-    pub fn disable_msi(d: &Device) {
+    /// Where the device's MSI and MSI-X capabilities are (none for a
+    /// function without a type 0 header). The walk is bounded
+    /// ([`caps::find_caps`]): a looped list cannot hang it.
+    pub fn irq_caps(d: &Device) -> caps::IrqCaps {
         if EndpointHeader::from_header(PciHeader::new(d.address), PortAccess).is_none() {
-            return;
+            return caps::IrqCaps::default();
         }
-        let found = caps::irq_caps(|offset| read_config(d.address, offset));
+        caps::irq_caps(|offset| read_config(d.address, offset))
+    }
+
+    /// Masks the device's MSI-X (function mask) and disables its MSI (panic
+    /// mode: polled, no interrupts), at the capabilities [`irq_caps`] found
+    /// at boot: the panic takeover walks no list.
+    pub fn disable_msi(d: &Device, found: caps::IrqCaps) {
         if let Some(at) = found.msix {
             update_config(d.address, u16::from(at), |c| c | caps::MSIX_FUNCTION_MASK);
         }

@@ -223,7 +223,7 @@ fn takeover_of_a_stuck_controller_keeps_to_its_budget() {
             "{name}: {text}"
         );
         if stuck.dead {
-            assert!(text.starts_with("xhci takeover: controller DEAD"), "{text}");
+            assert!(text.starts_with("controller DEAD"), "{text}");
             assert_eq!(c.poll_settled(), crate::PollSummary::default(), "{name}");
         }
         assert!(!c.repeat_pending(), "{name}: a key of the dead bus repeats");
@@ -241,10 +241,7 @@ fn takeover_report_of_a_dead_controller_gives_a_reason() {
         ..crate::TakeoverReport::default()
     };
     let text = std::format!("{dead}");
-    assert_eq!(
-        text,
-        "xhci takeover: controller DEAD (already dead before the takeover)"
-    );
+    assert_eq!(text, "controller DEAD (already dead before the takeover)");
     let failed = crate::TakeoverReport {
         dead: true,
         full_reset: true,
@@ -254,7 +251,7 @@ fn takeover_report_of_a_dead_controller_gives_a_reason() {
     let text = std::format!("{failed}");
     assert_eq!(
         text,
-        "xhci takeover: controller DEAD, full reset failed (controller not ready (USBSTS.CNR stuck))"
+        "controller DEAD, full reset failed (controller not ready (USBSTS.CNR stuck))"
     );
 }
 

@@ -51,7 +51,7 @@ pub fn cpus(_: &Args<'_>, w: &mut dyn Write, console: Console) {
                 let _ = write!(w, "cpu {i}: apic {apic} {state}");
                 let rip = super::debug::saved_regs(i).map_or(0, |r| r.rip);
                 if rip != 0 {
-                    let _ = write!(w, " at RIP {rip:#018x}");
+                    let _ = write!(w, " at RIP {rip:#x}");
                     if let Some((n, off)) = crate::panic::symbols::lookup(rip) {
                         let _ = write!(w, " {n}+{off:#x}");
                     }

@@ -100,10 +100,10 @@ pub fn print(rip: u64, rbp: u64, w: &mut dyn Write) {
         let lookup = if i == 0 { pc } else { pc.wrapping_sub(1) };
         match symbols::lookup(lookup) {
             Some((name, off)) => {
-                let _ = writeln!(w, "  #{i:<2} {pc:#018x} {name}+{:#x}", off + (pc - lookup));
+                let _ = writeln!(w, "  #{i:<2} {pc:#x} {name}+{:#x}", off + (pc - lookup));
             }
             None => {
-                let _ = writeln!(w, "  #{i:<2} {pc:#018x} ?");
+                let _ = writeln!(w, "  #{i:<2} {pc:#x} ?");
             }
         }
     }

@@ -402,14 +402,10 @@ fn print_report(
         // release before the state we acquired and never writes it again.
         let rip = || unsafe { (*c.saved.get()).rip };
         match c.state() {
-            CpuState::StoppedIpi => writeln!(out, "cpu {i}: stopped (ipi) at RIP {:#018x}", rip()),
-            CpuState::StoppedNmi => writeln!(out, "cpu {i}: stopped (nmi) at RIP {:#018x}", rip()),
+            CpuState::StoppedIpi => writeln!(out, "cpu {i}: stopped (ipi) at RIP {:#x}", rip()),
+            CpuState::StoppedNmi => writeln!(out, "cpu {i}: stopped (nmi) at RIP {:#x}", rip()),
             CpuState::ParkedPanic => {
-                writeln!(
-                    out,
-                    "cpu {i}: stopped (panicked too) at RIP {:#018x}",
-                    rip()
-                )
+                writeln!(out, "cpu {i}: stopped (panicked too) at RIP {:#x}", rip())
             }
             CpuState::Online => writeln!(
                 out,

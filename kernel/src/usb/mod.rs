@@ -40,6 +40,8 @@ struct Found {
     dev: pci::Device,
     bar: u64,
     size: u64,
+    /// Its MSI and MSI-X capabilities, for the panic's masking.
+    irq_caps: pci::caps::IrqCaps,
 }
 
 /// Written once by [`prepare`] while only the boot CPU runs, before anything
@@ -152,7 +154,13 @@ pub fn prepare() {
         pci::enable(&dev);
         pci::switch_intel_ports(&dev);
         crate::mm::paging::map_mmio(bar, size);
-        table[n] = Some(Found { dev, bar, size });
+        let irq_caps = pci::irq_caps(&dev);
+        table[n] = Some(Found {
+            dev,
+            bar,
+            size,
+            irq_caps,
+        });
         n += 1;
     }
     if n == 0 {

@@ -55,7 +55,7 @@ pub unsafe fn panic_takeover(w: &mut impl Write) {
         // nothing else can touch this driver or its device, even though
         // the lock may be held by a parked CPU (it will never release it).
         if let Some(c) = unsafe { (*lock.data_ptr()).as_mut() } {
-            pci::disable_msi(&f.dev);
+            pci::disable_msi(&f.dev, f.irq_caps);
             // The lock is free only if no CPU was inside the driver when
             // the others stopped (the panic CPU itself included: a panic
             // inside the driver leaves its own token, or POISONED, there).
@@ -103,7 +103,7 @@ unsafe fn bring_up(i: usize, f: Found, w: &mut impl Write) -> bool {
         );
         return true;
     }
-    pci::disable_msi(&f.dev);
+    pci::disable_msi(&f.dev, f.irq_caps);
     let hal = KernelHal {
         source: DmaSource::PanicPool,
     };
