@@ -66,11 +66,14 @@ pub fn stop_others(me: usize) -> StopReport {
     // Pairs with the fence in `ap_entry`: a CPU going online either is seen
     // `Online` here or sees the panic and parks itself.
     core::sync::atomic::fence(Ordering::SeqCst);
-    let (mask, everyone) = others_online(me);
     // A CPU still starting is sent nothing (it may still be in the
     // real-mode trampoline, with no IDT): it parks itself on arrival
     // (`park_on_arrival` clears its bit), and is waited for with the rest.
-    let starting = others_in(me, CpuState::Starting);
+    let Targets {
+        online: mask,
+        everyone,
+        starting,
+    } = targets(me);
     STOP_PENDING.fetch_or(mask | starting, Ordering::SeqCst);
     if mask != 0 {
         send(mask, everyone, None);
@@ -88,34 +91,47 @@ pub fn stop_others(me: usize) -> StopReport {
     }
 }
 
-/// The CPUs other than `me` in state `state`, as a mask.
-fn others_in(me: usize, state: CpuState) -> u64 {
-    cpu::all()
-        .iter()
-        .filter(|c| c.index() != me && c.state() == state)
-        .fold(0, |m, c| m | 1 << c.index())
+/// The CPUs a stop from `me` concerns, as masks.
+struct Targets {
+    /// The online CPUs other than `me`: sent the stop.
+    online: u64,
+    /// `online` is every other CPU (so one broadcast reaches exactly them).
+    everyone: bool,
+    /// The CPUs still starting: sent nothing, waited for.
+    starting: u64,
 }
 
-/// The online CPUs other than `me`, as a mask, and whether that is every
-/// other CPU (so one broadcast reaches exactly them).
-fn others_online(me: usize) -> (u64, bool) {
-    let mut mask = 0u64;
-    let mut everyone = true;
+/// The [`Targets`] of a stop from `me`. Never inlined, as [`send`] and
+/// [`wait_clear`]: the stop and its boot rehearsal ([`rehearse`]) run one
+/// copy of the code, which under TCG is translated at the rehearsal (an
+/// inlined copy in the stop cost the panic CPU 120-180 us between the
+/// stop's start and its NMI, most of a stop at `-smp 4`).
+#[inline(never)]
+fn targets(me: usize) -> Targets {
+    let mut t = Targets {
+        online: 0,
+        everyone: true,
+        starting: 0,
+    };
     for c in cpu::all() {
         if c.index() != me {
-            if c.state() == CpuState::Online {
-                mask |= 1 << c.index();
-            } else {
-                everyone = false;
+            match c.state() {
+                CpuState::Online => t.online |= 1 << c.index(),
+                CpuState::Starting => {
+                    t.starting |= 1 << c.index();
+                    t.everyone = false;
+                }
+                _ => t.everyone = false,
             }
         }
     }
-    (mask, everyone)
+    t
 }
 
 /// Sends the stop IPI (`vec`) or an NMI (`None`) to the CPUs in `mask`:
 /// with one broadcast when `everyone` (every other CPU is online) and the
-/// APIC layer allows it, else one by one.
+/// APIC layer allows it, else one by one. Never inlined (see [`targets`]).
+#[inline(never)]
 fn send(mask: u64, everyone: bool, vec: Option<u8>) {
     if everyone && crate::arch::apic::send_ipi_all_others(vec) {
         return;
@@ -135,7 +151,8 @@ fn send(mask: u64, everyone: bool, vec: Option<u8>) {
 const NMI_WAIT_US: u64 = 10_000;
 
 /// Waits until the bits of `mask` are clear in `bits` (the CPUs parked, or
-/// through their rehearsal), at most `us`.
+/// through their rehearsal), at most `us`. Never inlined (see [`targets`]).
+#[inline(never)]
 fn wait_clear(bits: &AtomicU64, mask: u64, us: u64) {
     let deadline = crate::time::deadline_after_us(us);
     while bits.load(Ordering::SeqCst) & mask != 0 && !crate::time::passed(deadline) {
@@ -189,7 +206,11 @@ static REHEARSE: AtomicU64 = AtomicU64::new(0);
 /// later swallows that one NMI).
 pub fn rehearse() -> u32 {
     let me = cpu::current_index();
-    let (mask, everyone) = others_online(me);
+    let Targets {
+        online: mask,
+        everyone,
+        ..
+    } = targets(me);
     if mask == 0 {
         return 0;
     }
