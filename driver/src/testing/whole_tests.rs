@@ -90,3 +90,32 @@ fn keyboards_armed_waits_for_the_transfer_to_be_queued_again() {
     assert!(c.keyboards_armed(), "the poll restarted and re-armed it");
     assert_eq!(type_hi(&mut c, &h, 1), hi());
 }
+
+/// The takeover's report is printed before the panic prompt, where every
+/// byte costs time on a serial line: it names only what happened, and the
+/// report of a driver left whole is one short phrase.
+#[test]
+fn the_report_names_only_what_happened() {
+    use crate::TakeoverReport;
+    let whole = TakeoverReport {
+        kept_whole: true,
+        ..TakeoverReport::default()
+    };
+    assert_eq!(
+        std::format!("{whole}"),
+        "state kept (no CPU was inside the driver)"
+    );
+    let repaired = TakeoverReport {
+        events_drained: 2,
+        command_completed: true,
+        ..TakeoverReport::default()
+    };
+    assert_eq!(
+        std::format!("{repaired}"),
+        "2 events drained, pending command completed"
+    );
+    assert_eq!(
+        std::format!("{}", TakeoverReport::default()),
+        "nothing to repair"
+    );
+}
