@@ -366,9 +366,9 @@ fn after_report() -> ! {
 /// The report: the message, the backtrace, how each other CPU stopped and
 /// how long the stop took (each CPU's own stop times are in the panic
 /// console's `cpus`: every byte before the prompt costs its time on a
-/// serial line, 3-5 us under QEMU). One copy of the code for the panic (`out` is the
-/// panic writer) and its boot rehearsal ([`rehearse_report`], `out`
-/// discards).
+/// serial line, 3-5 us under QEMU). One copy of the code for the panic
+/// (`out` is the panic writer) and its boot rehearsal
+/// ([`rehearse_report`], `out` discards).
 fn print_report(
     me: usize,
     msg: &str,
