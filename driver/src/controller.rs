@@ -492,7 +492,8 @@ impl<H: Hal> Controller<H> {
     /// clear before the first operational register write (§4.2: a controller
     /// just out of a chip hardware reset, or one reset by firmware, is not
     /// ready yet), clears R/S and waits for HCH, sets HCRST and waits for
-    /// HCRST and CNR to clear (Linux `xhci_reset`).
+    /// HCRST and CNR to clear (Linux `xhci_reset`, with its 1 ms after
+    /// HCRST on Intel hosts: `Quirks::wait_after_reset`).
     fn halt_and_reset(&mut self) -> Result<(), Error> {
         let reset_timeout = self.reset_timeout_us();
         self.wait_for(reset_timeout, "controller ready (USBSTS.CNR)", |c| {
@@ -509,7 +510,9 @@ impl<H: Hal> Controller<H> {
         // Reset (§4.2: HCRST, then wait for HCRST and CNR to clear).
         self.regs
             .write_usbcmd(UsbCommand::default().set_host_controller_reset(true));
-        self.hal.delay_us(1000);
+        if self.caps.quirks.wait_after_reset {
+            self.hal.delay_us(1000);
+        }
         self.wait_for(reset_timeout, "controller reset (USBCMD.HCRST)", |c| {
             Ok(!c.regs.usbcmd().host_controller_reset())
         })?;

@@ -81,7 +81,16 @@ pub(crate) struct Quirks {
     pub(crate) control_td_before_link: bool,
     /// No soft retry after a transaction error ([`ETRON_QUIRKS`]).
     pub(crate) no_soft_retry: bool,
+    /// 1 ms before any register access after setting USBCMD.HCRST: Linux
+    /// `xhci_reset` waits so on `XHCI_INTEL_HOST` (every Intel xHCI,
+    /// [`VENDOR_INTEL`]: "without this delay, the subsequent HC register
+    /// access may result in a system hang very rarely"); kept for a
+    /// controller whose PCI ID is not known.
+    pub(crate) wait_after_reset: bool,
 }
+
+/// Intel's PCI vendor ID.
+pub(crate) const VENDOR_INTEL: u16 = 0x8086;
 
 impl Quirks {
     /// The quirks of the controller with PCI ID `pci_id`.
@@ -90,6 +99,7 @@ impl Quirks {
         Self {
             control_td_before_link: etron,
             no_soft_retry: etron,
+            wait_after_reset: pci_id.is_none_or(|(vendor, _)| vendor == VENDOR_INTEL),
         }
     }
 }

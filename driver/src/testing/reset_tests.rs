@@ -289,3 +289,29 @@ fn takeover_restarts_a_wrapped_endpoint_that_is_read_after_stop() {
     c.poll_settled();
     assert_eq!(keys(&mut c), [DecodedKey::Unicode('b')]);
 }
+
+/// The 1 ms after USBCMD.HCRST is Linux's `XHCI_INTEL_HOST` delay: Intel
+/// hosts and controllers of unknown PCI ID wait it, others (QEMU's
+/// 1b36:000d) go on to poll HCRST and CNR at once.
+#[test]
+fn only_intel_and_unknown_hosts_wait_after_hcrst() {
+    let start_time = |pci_id| {
+        let (hal, h) = FakeHandle::new();
+        let before = h.0.borrow().now_us;
+        let config = Config {
+            pci_id,
+            ..Config::default()
+        };
+        // SAFETY: the fake BAR belongs to this controller alone.
+        let c = unsafe { crate::Controller::new(hal, super::hal::MMIO_PHYS, config) };
+        assert!(c.is_ok(), "controller start failed");
+        h.0.borrow().now_us - before
+    };
+    let qemu = start_time(Some((0x1b36, 0x000d)));
+    let intel = start_time(Some((0x8086, 0x1e31)));
+    let unknown = start_time(None);
+    assert!(
+        qemu < 1000 && intel >= 1000 && unknown >= 1000,
+        "controller start took {qemu} us (QEMU), {intel} us (Intel), {unknown} us (unknown)"
+    );
+}
