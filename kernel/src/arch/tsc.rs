@@ -5,20 +5,22 @@ use crate::time::{self, rdtsc};
 
 /// The PIT's input clock (Hz).
 const PIT_HZ: u64 = 1_193_182;
-/// One calibration window: 2,386 PIT ticks, 2 ms.
-const WINDOW_TICKS: u16 = 2_386;
+/// One calibration window: 1,193 PIT ticks, 1 ms.
+const WINDOW_TICKS: u16 = 1_193;
 /// Most windows measured when they keep disagreeing (12 ms in all).
-const MAX_WINDOWS: usize = 6;
+const MAX_WINDOWS: usize = 12;
 
-/// Calibrates the TSC against windows of 2 ms of PIT channel 2 (mode 0:
+/// Calibrates the TSC against windows of 1 ms of PIT channel 2 (mode 0:
 /// OUT goes high when the count written last runs out): the shortest
 /// window, as soon as a second one agrees with it within 0.1%
 /// ([`time::calibration_settled`], after Linux's `quick_pit_calibrate`:
 /// stop once the error bound is small, not after a fixed time), else the
-/// shortest of [`MAX_WINDOWS`]. Two or three windows, 4-6 ms (under TCG
-/// the first comes out about 1.4% long, every boot: three), where three
-/// fixed windows of 5 ms took 15 ms of every boot. Six boots under TCG
-/// gave 2445.7-2446.9 MHz on a 2445.4 MHz host (within 0.06%).
+/// shortest of [`MAX_WINDOWS`]. Two or three windows, 2-3 ms: under TCG
+/// the first comes out 1-2% long every boot (also after a discarded short
+/// window first, so not the code's first run) and the next two agree.
+/// Windows of 2 ms took 6 ms of every boot (their second and third agreed
+/// within 0.02%), three fixed ones of 5 ms 15 ms. Six boots under TCG with
+/// 1 ms windows gave 2446-2447 MHz on a 2445.4 MHz host (within 0.07%).
 ///
 /// No CPUID shortcut (Linux's `native_calibrate_tsc` reads leaf 0x15, the
 /// TSC/crystal ratio, or 0x16): QEMU's default TCG CPU (`qemu64`, basic
