@@ -108,6 +108,19 @@ extern "C" fn kmain(info: u32, magic: u32) -> ! {
     crate::shell::run()
 }
 
+/// Microseconds shown as milliseconds with one decimal (`12.3`), in
+/// integer arithmetic: the float formatting this replaced was the only one
+/// of a boot, and under TCG translating it cost about 1 ms of the path to
+/// `shell>` (the line took 4.0-4.9 ms, now 2.8-3.8).
+struct Ms(u64);
+
+impl core::fmt::Display for Ms {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let tenths = (self.0 + 50) / 100;
+        write!(f, "{}.{}", tenths / 10, tenths % 10)
+    }
+}
+
 /// The boot's time line, one TSC stamp per step, printed as one log line
 /// (`boot: ... ms`): where the time to `shell>` goes. Under QEMU the TSC
 /// counts from the start of the VM, so the first figure is the firmware
@@ -140,13 +153,13 @@ impl Steps {
     }
 
     fn print(&self) {
-        let ms = |c: u64| time::cycles_to_us(c) as f64 / 1000.0;
-        let mut line = alloc::format!("boot: firmware+loader {:.1} ms", ms(self.entry));
+        let ms = |c: u64| Ms(time::cycles_to_us(c));
+        let mut line = alloc::format!("boot: firmware+loader {} ms", ms(self.entry));
         for (name, c) in &self.marks[..self.count] {
-            line += &alloc::format!(", {name} {:.1}", ms(*c));
+            line += &alloc::format!(", {name} {}", ms(*c));
         }
         log::info!(
-            "{line}; kernel {:.1} ms, {:.1} ms since the VM started",
+            "{line}; kernel {} ms, {} ms since the VM started",
             ms(self.last - self.entry),
             ms(self.last)
         );
