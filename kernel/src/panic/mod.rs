@@ -368,7 +368,9 @@ fn after_report() -> ! {
 /// console's `cpus`: every byte before the prompt costs its time on a
 /// serial line, 3-5 us under QEMU). One copy of the code for the panic
 /// (`out` is the panic writer) and its boot rehearsal
-/// ([`rehearse_report`], `out` discards).
+/// ([`rehearse_report`], `out` discards): never inlined, so both callers
+/// run the same machine code.
+#[inline(never)]
 fn print_report(
     me: usize,
     msg: &str,
