@@ -313,15 +313,19 @@ impl DumpDisk {
             function: d.address.function(),
         };
         let mut root = PciRoot::new(PortCam);
-        // The BARs are sized (and assigned where the firmware did not)
-        // before memory decoding is on, as Linux's `__pci_read_base` does.
-        assign_bars(&mut root, function);
+        // The BARs are sized (and assigned where the firmware did not) with
+        // decoding off, as Linux's `__pci_read_base` does: here and in
+        // `PciTransport::new`, which sizes the capabilities' BAR once per
+        // capability (it only computes their addresses).
+        let transport = crate::pci::with_decoding_off(&d, || {
+            assign_bars(&mut root, function);
+            PciTransport::new::<VirtioHal, _>(&mut root, function)
+        });
         crate::pci::enable(&d);
-        let mut transport =
-            PciTransport::new::<VirtioHal, _>(&mut root, function).map_err(|e| {
-                log::warn!("dump: virtio PCI transport at {function}: {e}");
-                ProbeError::Init("virtio PCI transport")
-            })?;
+        let mut transport = transport.map_err(|e| {
+            log::warn!("dump: virtio PCI transport at {function}: {e}");
+            ProbeError::Init("virtio PCI transport")
+        })?;
         let features = transport.begin_init(Features::all());
         if !features.contains(Features::VERSION_1) {
             return Err(ProbeError::Init("not a virtio 1.0 device"));
