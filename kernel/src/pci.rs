@@ -406,7 +406,7 @@ mod hw {
         if EndpointHeader::from_header(PciHeader::new(d.address), PortAccess).is_none() {
             return none;
         }
-        let found = caps::irq_caps(|offset| read_config(d.address, offset));
+        let found = irq_caps(d);
         if msi && let Some(at) = found.msix {
             match setup_msix(d, at, vector) {
                 Ok(()) => {
