@@ -220,6 +220,7 @@ static GDB_DEBUGGER: crate::gdb::Debugger = crate::gdb::Debugger {
     active: crate::debugger::active,
     join: crate::debugger::answer_stop_in_trap,
     frame: |cpu| Some(crate::debugger::frame_of(cpu)).filter(|f| !f.is_null()),
+    step_held: crate::debugger::step_held,
 };
 
 /// What an application processor runs around its bring-up.

@@ -16,7 +16,7 @@ mod world;
 pub use breakin::{
     Why, active, enter, install_trap_handlers, request_resume, resume_alone, resume_or_reason,
 };
-pub use world::{answer_stop_in_trap, frame_of};
+pub use world::{answer_stop_in_trap, frame_of, step_held};
 
 use core::sync::atomic::Ordering;
 

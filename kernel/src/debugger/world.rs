@@ -11,7 +11,9 @@
 //! A held CPU publishes its live trap frame ([`PerCpu::break_frame`]) and
 //! its registers (`saved`), then spins with interrupts off until
 //! [`release`] bumps the generation; it returns from its trap through the
-//! frame, as the debugger or gdb may have changed it.
+//! frame, as the debugger or gdb may have changed it. [`step_held`] lets
+//! one held CPU out for a single armed step while the others stay held
+//! (a CPU stopped on a breakpoint steps off it before anything runs).
 //!
 //! [`PerCpu::break_frame`]: crate::arch::cpu::PerCpu::break_frame
 
@@ -27,6 +29,9 @@ static PENDING: AtomicU64 = AtomicU64::new(0);
 static HELD: AtomicU64 = AtomicU64::new(0);
 /// Bumped by [`release`]: a held CPU goes on when it changes.
 static GENERATION: AtomicU64 = AtomicU64::new(0);
+/// Bit n: held CPU n leaves its hold for one armed step and is held again
+/// at that step's `#DB` ([`step_held`]).
+static STEP_ONE: AtomicU64 = AtomicU64::new(0);
 /// TSC cycles the last break-in lasted, for each CPU's accounting.
 static LAST_STOP_CYCLES: AtomicU64 = AtomicU64::new(0);
 
@@ -39,6 +44,9 @@ pub const IPI_BOUND_US: u64 = 500_000;
 const NMI_BOUND_US: u64 = 500_000;
 /// How long [`release`] waits for every held CPU to leave.
 const LEAVE_BOUND_US: u64 = 1_000_000;
+/// How long [`step_held`] waits for its CPU to be held again after one
+/// instruction (generous for a vCPU the host does not run at once).
+const STEP_BOUND_US: u64 = 200_000;
 
 /// How the other CPUs stopped.
 #[derive(Clone, Copy, Debug, Default)]
@@ -104,12 +112,15 @@ fn wait(mask: u64, us: u64) {
     }
 }
 
-/// Holds this CPU until [`release`]: publishes `frame` and the registers,
-/// spins with interrupts off, then returns (through `frame`) as it was.
-fn hold(frame: &mut TrapFrame, how: CpuState) {
+/// Holds this CPU until [`release`] (the generation, read by the caller
+/// before it saw its `PENDING` bit, changes): publishes `frame` and the
+/// registers, spins with interrupts off, then returns (through `frame`)
+/// as it was. Also returns, still counted as stopped, when [`step_held`]
+/// lets it out for one step: its `PENDING` bit is set again, so the
+/// step's `#DB` holds it again ([`answer_stop_in_trap`]).
+fn hold(frame: &mut TrapFrame, how: CpuState, generation: u64) {
     let c = cpu::this();
     let bit = 1u64 << c.index();
-    let generation = GENERATION.load(Ordering::Acquire);
     // SAFETY: only this CPU writes its `saved`; the debugger reads it after
     // the release store of the state below.
     unsafe { *c.saved.get() = crate::panic::stop::saved_from_frame(frame) };
@@ -117,18 +128,57 @@ fn hold(frame: &mut TrapFrame, how: CpuState) {
     c.set_state(how);
     HELD.fetch_or(bit, Ordering::SeqCst);
     PENDING.fetch_and(!bit, Ordering::SeqCst);
-    while GENERATION.load(Ordering::Acquire) == generation {
+    let stepping = loop {
+        if GENERATION.load(Ordering::Acquire) != generation {
+            break false;
+        }
+        if STEP_ONE.load(Ordering::Acquire) & bit != 0 {
+            break true;
+        }
         core::hint::spin_loop();
-    }
+    };
     c.break_frame
         .store(core::ptr::null_mut(), Ordering::Release);
     // SAFETY: as above; the debugger no longer reads it.
     unsafe { (*c.saved.get()).valid = false };
+    if stepping {
+        // Asked to stop again before the bit that lets it out is cleared:
+        // `step_held` waits for both bits to clear.
+        PENDING.fetch_or(bit, Ordering::SeqCst);
+        HELD.fetch_and(!bit, Ordering::SeqCst);
+        STEP_ONE.fetch_and(!bit, Ordering::SeqCst);
+        return;
+    }
     // The thread this CPU runs is not charged the stop.
     c.last_switch_tsc
         .fetch_add(LAST_STOP_CYCLES.load(Ordering::Relaxed), Ordering::Relaxed);
     c.set_state(CpuState::Online);
     HELD.fetch_and(!bit, Ordering::SeqCst);
+}
+
+/// Lets held CPU `c` out for the one instruction its frame has armed
+/// (RFLAGS.TF, `gdb::step`) while every other CPU stays held, and waits,
+/// bounded by [`STEP_BOUND_US`], until that step's `#DB` holds it again.
+/// So a CPU stopped on a breakpoint steps off it with the world still
+/// stopped, and the breakpoint is patched back with nothing running (a
+/// patch while another CPU runs can be missed by that CPU: seen under TCG,
+/// a breakpoint patched back in memory and never hit again). True once it
+/// is held again; false if it was not held, or did not come back in time
+/// (it is then in its step or past it; the world's release lets it go).
+pub fn step_held(c: usize) -> bool {
+    let bit = 1u64 << c;
+    if HELD.load(Ordering::SeqCst) & bit == 0 {
+        return false;
+    }
+    STEP_ONE.fetch_or(bit, Ordering::SeqCst);
+    let deadline = crate::time::deadline_after_us(STEP_BOUND_US);
+    let back =
+        || STEP_ONE.load(Ordering::SeqCst) & bit == 0 && PENDING.load(Ordering::SeqCst) & bit == 0;
+    while !back() && !crate::time::passed(deadline) {
+        crate::watchdog::pet();
+        core::hint::spin_loop();
+    }
+    back()
 }
 
 /// For a CPU inside a trap handler with interrupts off (gdb's `#BP`) that
@@ -137,18 +187,20 @@ fn hold(frame: &mut TrapFrame, how: CpuState) {
 /// IPI (the IPI, still pending, finds nothing to do later). False at once
 /// if this CPU was not asked to stop.
 pub fn answer_stop_in_trap(frame: &mut TrapFrame) -> bool {
+    let generation = GENERATION.load(Ordering::SeqCst);
     if PENDING.load(Ordering::SeqCst) & (1 << cpu::current_index()) == 0 {
         return false;
     }
-    hold(frame, CpuState::StoppedIpi);
+    hold(frame, CpuState::StoppedIpi, generation);
     true
 }
 
 /// The break-in stop IPI's handler.
 pub fn on_stop_ipi(frame: &mut TrapFrame) {
     crate::arch::apic::eoi();
+    let generation = GENERATION.load(Ordering::SeqCst);
     if PENDING.load(Ordering::SeqCst) & (1 << cpu::current_index()) != 0 {
-        hold(frame, CpuState::StoppedIpi);
+        hold(frame, CpuState::StoppedIpi, generation);
     }
 }
 
@@ -163,6 +215,7 @@ pub fn on_stop_ipi(frame: &mut TrapFrame) {
 /// after the release.
 pub fn on_nmi(frame: &mut TrapFrame) -> bool {
     const IF: u64 = 1 << 9;
+    let generation = GENERATION.load(Ordering::SeqCst);
     if PENDING.load(Ordering::SeqCst) & (1 << cpu::current_index()) == 0 {
         return false;
     }
@@ -171,7 +224,7 @@ pub fn on_nmi(frame: &mut TrapFrame) -> bool {
     } else {
         CpuState::StoppedNmi
     };
-    hold(frame, how);
+    hold(frame, how, generation);
     true
 }
 
@@ -179,6 +232,7 @@ pub fn on_nmi(frame: &mut TrapFrame) -> bool {
 /// bounded, until each has left its hold; returns those still held.
 pub fn release(stop_cycles: u64) -> u64 {
     PENDING.store(0, Ordering::SeqCst);
+    STEP_ONE.store(0, Ordering::SeqCst);
     LAST_STOP_CYCLES.store(stop_cycles, Ordering::Relaxed);
     GENERATION.fetch_add(1, Ordering::AcqRel);
     let deadline = crate::time::deadline_after_us(LEAVE_BOUND_US);

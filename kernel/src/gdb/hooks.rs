@@ -48,6 +48,13 @@ pub struct Debugger {
     /// From inside the debugger's loop: the live trap frame of CPU `cpu`
     /// (the one the world resumes with), if it stopped resumably.
     pub frame: fn(cpu: usize) -> Option<*mut TrapFrame>,
+    /// From inside the debugger's loop: lets stopped CPU `cpu` run the one
+    /// step armed in its frame while every other CPU stays stopped, and
+    /// waits (bounded) until its `#DB` stops it again ([`join`] there).
+    /// False if it did not come back in time.
+    ///
+    /// [`join`]: Self::join
+    pub step_held: fn(cpu: usize) -> bool,
 }
 
 static DEBUGGER: AtomicPtr<Debugger> = AtomicPtr::new(core::ptr::null_mut());

@@ -103,11 +103,19 @@ pub fn hit_on_the_way_out() -> bool {
 /// The debugger is about to resume the world (`Some(cpu)`: that CPU
 /// steps, its step armed by gdb's target). Every other CPU stopped right
 /// on a breakpoint first steps off it with that breakpoint lifted (else it
-/// would hit it again at once; gdb does this itself, a `db> continue`
-/// does not); then every breakpoint is patched in. Call with every other
-/// CPU stopped.
+/// would hit it again at once; gdb does this only for the thread it
+/// reported, a `db> continue` not at all), one at a time with the rest of
+/// the world still stopped ([`Debugger::step_held`]); then every
+/// breakpoint is patched in, with nothing running: Intel SDM Vol. 3A
+/// §8.1.3 asks cross-modified code to be serialised on the CPUs that run
+/// it, and under TCG a breakpoint patched back by the stepping CPU while
+/// another CPU ran it was seen to stay missed for good. Call with every
+/// other CPU stopped.
+///
+/// [`Debugger::step_held`]: super::hooks::Debugger::step_held
 pub fn resuming(step_cpu: Option<usize>) {
-    RESUMER.store(cpu::current_index() as u32, Ordering::Relaxed);
+    let me = cpu::current_index();
+    RESUMER.store(me as u32, Ordering::Relaxed);
     if let Some(d) = hooks::debugger() {
         for c in cpu::all() {
             let index = c.index();
@@ -120,6 +128,13 @@ pub fn resuming(step_cpu: Option<usize>) {
             let f = unsafe { &mut *f };
             if TABLE.contains(f.rip) {
                 step::arm(index, f, Purpose::Continue);
+                // This CPU's own step off waits for the release (it runs
+                // the debugger): it patches its breakpoint back running.
+                if index != me && !(d.step_held)(index) {
+                    pprintln!(
+                        "gdb: cpu {index} did not step off its breakpoint with the world stopped; it does so running"
+                    );
+                }
             }
         }
     }

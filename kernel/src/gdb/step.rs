@@ -8,7 +8,8 @@
 //! debugger again, reported as a step), or stepping off a breakpoint the
 //! CPU stopped on before it runs on (the breakpoint stays lifted for that
 //! one instruction, [`super::breakpoints::Table::hold`], then is patched
-//! again).
+//! again; a CPU other than the debugger's takes that step while the world
+//! is still stopped and is held again at its `#DB`).
 //!
 //! Interrupts are masked in the stepped frame (an interrupt taken between
 //! would run its handler, and maybe the scheduler, inside the step) and

@@ -5,9 +5,12 @@
 //! boot stub (`boot/entry.rs`; CR0.WP is set, but the pages are writable),
 //! so code is patched in place. Cross-modifying code (Intel SDM Vol. 3A
 //! §8.1.3): only one byte is written, and only while every other CPU is
-//! stopped (they resume through `iretq`, which serialises), except the
-//! re-patch after a step-over ([`super::step`]), which writes the single
-//! `int3` byte the way Linux's `text_poke_bp` does its first step.
+//! stopped (they resume through `iretq`, which serialises). Two cases
+//! write with other CPUs running, one byte as Linux's `text_poke_bp` does
+//! its first step: the debugger's own CPU patching back the breakpoint it
+//! stepped off on its way out ([`super::step`]; a stopped CPU steps off
+//! with the world held, [`super::lifecycle::resuming`]), and the lift
+//! when that CPU hits one on its way out.
 
 use super::breakpoints::{MAX_BREAKPOINTS, Table, Text};
 

@@ -73,7 +73,14 @@ fn join_the_stop(d: &Debugger, frame: &mut TrapFrame) -> bool {
 
 fn on_debug(frame: &mut TrapFrame) {
     match step::finish(frame) {
-        Some(Purpose::Continue) => {}
+        // Stepped off a breakpoint with the world held (`lifecycle::
+        // resuming`): held again here until the world resumes. After the
+        // release (a step that came back late) this returns at once.
+        Some(Purpose::Continue) => {
+            if let Some(d) = debugger() {
+                (d.join)(frame);
+            }
+        }
         Some(Purpose::Report) => match debugger() {
             Some(d) if !crate::panic::panicking() => report_step(d, frame),
             _ => crate::panic::exception(frame),
