@@ -121,21 +121,54 @@ fn kernel_bench(rows: &mut Vec<Row>) {
 /// stop latency divided by its own reference.
 const STOP_BOOTS: usize = 5;
 
+/// One stop-latency boot's figures.
+struct StopRun {
+    /// The kernel's stop latency (every other CPU parked, or halted in
+    /// its idle loop and claimed), TSC cycles.
+    cycles: f64,
+    /// The halted-IPI round trip of the same boot, TSC cycles.
+    reference: f64,
+    /// CPUs the report names stopped by NMI.
+    nmi: usize,
+    /// CPUs claimed while halted in their idle loop.
+    claimed: usize,
+    /// When the last CPU parked, TSC cycles after the stop began (`cpus`'
+    /// stop times at `db> `).
+    last_parked: f64,
+}
+
 /// One boot with `bench.ipi=1`: the kernel measures the IPI round trip
-/// cpu0->cpu1 to a halted CPU first, then the trigger fires. Returns (stop
-/// latency cycles, reference cycles, CPUs stopped by NMI).
-fn stop_boot(trigger: &str, smp: u32, rep: usize) -> Result<(f64, f64, usize), String> {
+/// cpu0->cpu1 to a halted CPU first, then the trigger fires.
+fn stop_boot(trigger: &str, smp: u32, rep: usize) -> Result<StopRun, String> {
     let mut vm = boot(
         &format!("bench-stop-{trigger}-{smp}-{rep}"),
         cfg(smp, &format!("trigger={trigger} bench.ipi=1")),
     )?;
-    let r = (|| -> Result<(f64, f64, usize), String> {
+    let r = (|| -> Result<StopRun, String> {
         let r = vm.try_expect(r"IPI round trip[^\n]*halted[^\n]*\n", BOOT)?;
-        let l = vm.try_expect(r"stop latency: \d+ cycles", STEP)?;
+        let l = vm.try_expect(r"stop latency: \d+ cycles \(\d+ us\)[^\n]*\n", STEP)?;
         let ipi =
             num(r"halted 20 ms: (\d+)", &r).ok_or("no IPI figure: the target did not answer")?;
         let cycles = num(r"(\d+) cycles", &l).unwrap_or(0.0);
-        Ok((cycles, ipi, vm.console().matches("stopped (nmi)").count()))
+        let per_us = cycles / num(r"\((\d+) us\)", &l).unwrap_or(0.0).max(1.0);
+        let claimed = num(r"; (\d+) idle in hlt", &l).unwrap_or(0.0) as usize;
+        // The report's lines only (`cpus` below names them again).
+        let nmi = vm.console().matches("stopped (nmi)").count();
+        vm.try_expect("db> ", STEP)?;
+        vm.send_serial("cpus\r");
+        let times = vm.try_expect(r"stop times \(us\): sent[^\n]*\n", STEP)?;
+        let last_us = regex::Regex::new(r"parked (\d+)")
+            .unwrap()
+            .captures_iter(&times)
+            .filter_map(|c| c[1].parse::<f64>().ok())
+            .fold(0.0, f64::max);
+        Ok(StopRun {
+            cycles,
+            reference: ipi,
+            nmi,
+            claimed,
+            last_parked: last_us * per_us,
+        })
     })();
     vm.send_serial("poweroff\r");
     let _ = vm.try_wait_exit(STEP);
@@ -158,25 +191,36 @@ fn stop_latency(rows: &mut Vec<Row>, trigger: &str, smp: u32) {
     if runs.is_empty() {
         return rows.push(Row(label, "n/a".into(), last_err));
     }
-    let mut ratios: Vec<f64> = runs.iter().map(|(c, i, _)| c / i).collect();
-    ratios.sort_by(f64::total_cmp);
-    let mut cycles: Vec<f64> = runs.iter().map(|r| r.0).collect();
-    cycles.sort_by(f64::total_cmp);
-    let mut refs: Vec<f64> = runs.iter().map(|r| r.1).collect();
-    refs.sort_by(f64::total_cmp);
-    let nmi = runs.iter().map(|r| r.2).min().unwrap_or(0);
+    let sorted = |f: &dyn Fn(&StopRun) -> f64| {
+        let mut v: Vec<f64> = runs.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v
+    };
+    let ratios = sorted(&|r| r.cycles / r.reference);
+    let parked = sorted(&|r| r.last_parked / r.reference);
+    let cycles = sorted(&|r| r.cycles);
+    let refs = sorted(&|r| r.reference);
+    let claimed = sorted(&|r| r.claimed as f64);
+    let nmi = runs.iter().map(|r| r.nmi).min().unwrap_or(0);
     let median = crate::report::median;
     rows.push(Row(
         label,
         format!("{:.0} cycles", median(&cycles)),
         format!(
             "{:.1} x IPI round trip to a halted CPU in the same boot (median of {} boots, \
-             {:.1}-{:.1}; reference median {:.0} cycles); at least {nmi} of {} CPUs stopped by NMI",
+             {:.1}-{:.1}; reference median {:.0} cycles); {:.0} of {} CPUs (median) were halted \
+             idle and counted stopped at once; the last CPU parked at {:.1} x ({:.1}-{:.1}); \
+             at least {nmi} of {} CPUs stopped by NMI",
             median(&ratios),
             runs.len(),
             ratios[0],
             ratios[ratios.len() - 1],
             median(&refs),
+            median(&claimed),
+            smp - 1,
+            median(&parked),
+            parked[0],
+            parked[parked.len() - 1],
             smp - 1
         ),
     ));

@@ -72,6 +72,20 @@ fn panic_once(kind: &str, smp: u32, rep: usize) {
             "the CPU spinning with interrupts off must be stopped by NMI:\n{report}"
         );
     }
+    if kind == "plain" {
+        // At boot the other CPUs are idle, halted, as a rule (one may run
+        // the report's rehearsal): they are counted stopped at once, and
+        // still parked through the stop's code before the report names them
+        // (`stopped` above, with a RIP).
+        // The rest of the `stop latency` line `report` ends in.
+        let line = vm.expect(r"^ \(\d+ us\)[^\n]*\n", STEP);
+        assert!(
+            regex::Regex::new(r"; [1-9]\d* idle in hlt counted stopped at once")
+                .unwrap()
+                .is_match(&line),
+            "no idle CPU was counted stopped at once:\n{report}{line}"
+        );
+    }
     if kind == "nested" {
         vm.expect("NESTED PANIC", STEP);
     }

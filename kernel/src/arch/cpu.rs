@@ -73,6 +73,15 @@ impl CpuState {
     }
 }
 
+/// [`PerCpu::idle`]: running (or halted somewhere else than the idle loop).
+const RUNNING: u8 = 0;
+/// [`PerCpu::idle`]: halted in the idle loop.
+const HALTED: u8 = 1;
+/// [`PerCpu::idle`]: halted in the idle loop and claimed by a panic.
+const CLAIMED: u8 = 2;
+/// A [`PerCpu::idle`] value never stored (the rehearsal's compare).
+const NEVER: u8 = 0xFF;
+
 /// One CPU's private data. `#[repr(C)]` so the entry code can rely on the
 /// first two fields' offsets.
 #[repr(C, align(64))]
@@ -108,6 +117,10 @@ pub struct PerCpu {
     /// own stack; the debugger and gdb read and may modify it, and the CPU
     /// resumes from it). Null otherwise.
     pub break_frame: AtomicPtr<super::trap::TrapFrame>,
+    /// Halted in the idle loop, and claimed as stopped by a panic meanwhile
+    /// ([`PerCpu::mark_halted`], [`PerCpu::claim_if_halted`],
+    /// [`PerCpu::wake`]).
+    idle: AtomicU8,
     /// The CPU's GDT (with its TSS descriptor).
     pub gdt: UnsafeCell<GlobalDescriptorTable>,
     /// The CPU's TSS (IST stacks).
@@ -140,6 +153,7 @@ impl PerCpu {
             idle_cycles: AtomicU64::new(0),
             saved: UnsafeCell::new(SavedRegs::ZERO),
             break_frame: AtomicPtr::new(core::ptr::null_mut()),
+            idle: AtomicU8::new(RUNNING),
             gdt: UnsafeCell::new(GlobalDescriptorTable::new()),
             tss: UnsafeCell::new(TaskStateSegment::new()),
             lapic: UnsafeCell::new(None),
@@ -159,6 +173,34 @@ impl PerCpu {
     /// Publishes a new lifecycle state (release: `saved` is written before).
     pub fn set_state(&self, s: CpuState) {
         self.state.store(s as u8, Ordering::Release);
+    }
+
+    /// This CPU's idle thread halts next (`sti; hlt`, with nothing touched
+    /// in between): until the next trap wakes it, it runs nothing, so a
+    /// panic may count it stopped at once ([`PerCpu::claim_if_halted`]).
+    /// Linux's RCU reasons the same way about a CPU idle in `dynticks`
+    /// mode: it needs no IPI to be known quiescent.
+    pub fn mark_halted(&self) {
+        self.idle.store(HALTED, Ordering::SeqCst);
+    }
+
+    /// For the panic CPU: claims this CPU as stopped if it is halted in its
+    /// idle loop; it then parks on its next trap, before running anything
+    /// ([`PerCpu::wake`]). False if it runs. `rehearsal`: the same code,
+    /// with a compare that never matches (the boot's rehearsal of the stop
+    /// runs it so that TCG has translated it before a panic).
+    pub fn claim_if_halted(&self, rehearsal: bool) -> bool {
+        let from = if rehearsal { NEVER } else { HALTED };
+        self.idle
+            .compare_exchange(from, CLAIMED, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    }
+
+    /// First thing of every trap on this CPU: it runs again. True if a
+    /// panic claimed it while it was halted: it must park now.
+    pub fn wake(&self) -> bool {
+        self.idle.load(Ordering::Relaxed) != RUNNING
+            && self.idle.swap(RUNNING, Ordering::SeqCst) == CLAIMED
     }
 
     /// Atomically moves from `from` to `to`; false if the state was different.

@@ -154,6 +154,16 @@ static HANDLERS: [AtomicUsize; 256] = [const { AtomicUsize::new(0) }; 256];
 /// back down (the scheduler's preemption point); 0 = none.
 static IRQ_EXIT: AtomicUsize = AtomicUsize::new(0);
 
+/// Run first by every trap on a CPU that a panic claimed while it was
+/// halted in its idle loop ([`cpu::PerCpu::wake`]): the panic path's, which
+/// parks it; 0 = none.
+static CLAIMED_HOOK: AtomicUsize = AtomicUsize::new(0);
+
+/// Installs the hook a claimed CPU's first trap runs (it does not return).
+pub fn set_claimed_hook(hook: TrapHandler) {
+    CLAIMED_HOOK.store(hook as usize, Ordering::Release);
+}
+
 /// Installs `handler` for `vector` (replacing any before it).
 pub fn set_handler(vector: u8, handler: TrapHandler) {
     HANDLERS[vector as usize].store(handler as usize, Ordering::Release);
@@ -230,6 +240,13 @@ fn handler(v: u8) -> Option<TrapHandler> {
 #[unsafe(no_mangle)]
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     let this = cpu::this();
+    if this.wake() {
+        let hook = CLAIMED_HOOK.load(Ordering::Acquire);
+        if hook != 0 {
+            // SAFETY: only `set_claimed_hook` stores here, a `TrapHandler`.
+            unsafe { core::mem::transmute::<usize, TrapHandler>(hook)(frame) };
+        }
+    }
     this.irq_depth.fetch_add(1, Ordering::Relaxed);
     let v = frame.vector as u8;
     match v {

@@ -197,12 +197,14 @@ fn panic_handler(info: &core::panic::PanicInfo) -> ! {
 }
 
 /// Installs the panic path's trap handlers in `arch`'s table: every CPU
-/// exception, the NMI and the stop IPI.
+/// exception, the NMI, the stop IPI, and what parks a CPU claimed while
+/// idle.
 pub fn install_trap_handlers() {
     use crate::arch::{idt::vector, trap};
     trap::set_exception_handler(|frame| exception(frame));
     trap::set_handler(vector::NMI, stop::on_nmi);
     trap::set_handler(vector::STOP, stop::on_stop_ipi);
+    trap::set_claimed_hook(stop::park_claimed);
 }
 
 /// CPU exception: report it and enter the panic path.
@@ -395,6 +397,8 @@ fn print_report(
     }
     writeln!(out, "backtrace:")?;
     backtrace::print(regs.rip, regs.rbp, out);
+    // The CPUs claimed while idle have parked meanwhile, as a rule.
+    stop::wait_claimed();
     for c in cpu::all() {
         if c.index() == me {
             continue;
@@ -420,12 +424,16 @@ fn print_report(
             other => writeln!(out, "cpu {i}: {}", other.name()),
         }?;
     }
-    writeln!(
+    write!(
         out,
         "stop latency: {} cycles ({} us)",
         cycles,
         crate::time::cycles_to_us(cycles)
     )?;
+    match stop::CLAIMED.load(Ordering::SeqCst).count_ones() {
+        0 => writeln!(out)?,
+        n => writeln!(out, "; {n} idle in hlt counted stopped at once")?,
+    }
     writeln!(out, "scheduler stopped; locks are bypassed from now on")?;
     writeln!(out, "{RULE}")
 }

@@ -172,6 +172,9 @@ mod kernel_sched {
         loop {
             x86_64::instructions::interrupts::disable();
             schedule();
+            // Nothing runs from here to the next trap: a panic meanwhile
+            // counts this CPU stopped without waiting for it.
+            cpu::this().mark_halted();
             x86_64::instructions::interrupts::enable_and_hlt();
         }
     }
