@@ -39,6 +39,10 @@ struct Machine {
     route: &'static str,
     /// A boot log line that must appear (why `_PRT` was not used).
     log: Option<&'static str>,
+    /// The controller's PCI slot, given (`addr=`): the route depends on it,
+    /// and QEMU's own placement moves with the other devices (it moved
+    /// when the runner dropped the default NIC).
+    slot: u8,
 }
 
 /// q35: `_PRT`'s APIC-mode package names `\_SB.GSIH` for 00:03.0 INTA#,
@@ -47,12 +51,13 @@ const Q35: Machine = Machine {
     machine: None,
     route: r"pin 23, level, active-high, _PRT \_SB.GSIH",
     log: None,
+    slot: 3,
 };
 
 fn intx(firmware: Firmware, machine: &Machine) -> Config {
     let mut cfg = Config::new(KERNEL_ELF);
     cfg.firmware = firmware;
-    cfg.controller = "nec-usb-xhci".into();
+    cfg.controller = format!("nec-usb-xhci,addr={}", machine.slot);
     cfg.extra = [
         "-global",
         "nec-usb-xhci.msi=off",
@@ -184,6 +189,7 @@ fn intx_on_pc_falls_back_to_the_piix_wiring() {
         machine: Some("pc"),
         route: "pin 11, level, active-high, PIIX PIRQD -> IRQ 11",
         log: Some("pci 00:04.0: _PRT not used: opcode 0xa2 at "),
+        slot: 4,
     };
     intx_works("irq-intx-pc", Firmware::SeaBios, &pc);
 }
@@ -220,7 +226,7 @@ fn intx_behind_a_root_port() {
     cfg.extra.extend(
         [
             "-device",
-            "pcie-root-port,id=rp1,chassis=1",
+            "pcie-root-port,id=rp1,chassis=1,addr=6",
             "-device",
             "nec-usb-xhci,id=x2,bus=rp1",
             "-device",
@@ -229,7 +235,8 @@ fn intx_behind_a_root_port() {
         .map(String::from),
     );
     let mut vm = Vm::start("irq-intx-bridge", cfg);
-    // The root port is 00:02.0: INTA# there is ICH9 PIRQ G, link GSIG.
+    // The root port is 00:06.0 (given: QEMU places the rest): INTA# there
+    // is ICH9 PIRQ G, link GSIG.
     let route = r"INTx pin 22, level, active-high, _PRT \_SB.GSIG";
     let line = vm.expect(r"usb: xHCI 1033:0194 at [^\n]*PCI 01:00\.0\n", BOOT);
     assert!(
