@@ -77,7 +77,9 @@ impl<H: Hal> Controller<H> {
     /// No other CPU may run any method of this controller during or after the
     /// call (they are stopped); `self` may have been left mid-update by one.
     /// After this call only [`poll`](Self::poll), [`next_key`](Self::next_key)
-    /// and the introspection methods should be used.
+    /// and the introspection methods should be used. Keys decoded before it
+    /// returns (still queued, or drained from the event ring) are dropped;
+    /// a report the device had not yet sent comes at a later `poll()`.
     #[allow(
         unsafe_code,
         reason = "the unsafety is the caller's contract; the body is safe code"
@@ -85,8 +87,13 @@ impl<H: Hal> Controller<H> {
     pub unsafe fn enter_polled_mode(&mut self, left: Left) -> TakeoverReport {
         let start = self.hal.now_us();
         self.deadline_us = Some(start.saturating_add(REPAIR_BUDGET_US));
-        let report = self.take_over(start, left);
+        let mut report = self.take_over(start, left);
         self.deadline_us = None;
+        // What the keyboards sent before the takeover was typed for the
+        // world that panicked (with `trigger=usb-irq`, the key whose
+        // interrupt panicked, which the drain above decoded): not for the
+        // panic console. The key repeat goes with it.
+        report.keys_dropped = self.keyboard.discard_pending();
         report
     }
 

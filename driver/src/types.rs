@@ -480,6 +480,9 @@ pub struct TakeoverReport {
     pub hubs_restarted: u8,
     /// The key queue indices were torn and were reset.
     pub key_queue_reset: bool,
+    /// Keys typed before the takeover (still queued, or drained from the
+    /// event ring), dropped.
+    pub keys_dropped: usize,
     /// A full controller reset and re-initialisation was needed.
     pub full_reset: bool,
     /// Why the full reset was needed or, when `dead`, why the controller
@@ -549,6 +552,12 @@ impl fmt::Display for TakeoverReport {
         }
         if self.key_queue_reset {
             item(f, format_args!("key queue reset"))?;
+        }
+        if self.keys_dropped > 0 {
+            item(
+                f,
+                format_args!("{} earlier key(s) dropped", self.keys_dropped),
+            )?;
         }
         if self.full_reset {
             match self.reset_reason {

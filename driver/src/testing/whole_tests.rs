@@ -56,6 +56,28 @@ fn whole_takeover_keeps_the_state_and_the_first_key_arrives_at_the_first_poll() 
     assert_eq!(type_hi(&mut c, &h, 1), hi());
 }
 
+/// A key whose report came in before the takeover (its interrupt taken by
+/// no one: `trigger=usb-irq` panics in that very interrupt) is decoded by
+/// the takeover's drain and dropped: it was typed for the world that
+/// panicked; the first key after the takeover is the first one out.
+#[test]
+fn keys_typed_before_the_takeover_are_dropped() {
+    let (mut c, h) = typing_keyboard();
+    press(&h, 1, [0, 0, 0x04, 0, 0, 0, 0, 0]); // a
+    // SAFETY: single-threaded test.
+    let report = unsafe { c.enter_polled_mode(Left::Whole) };
+    assert_eq!(report.keys_dropped, 1, "{report}");
+    assert!(
+        std::format!("{report}").contains("1 earlier key(s) dropped"),
+        "{report}"
+    );
+    assert_eq!(c.next_key(), None, "the key typed before came out");
+    press(&h, 1, [0; 8]);
+    c.poll();
+    assert_eq!(keys(&mut c), []);
+    assert_eq!(type_hi(&mut c, &h, 1), hi());
+}
+
 #[test]
 fn whole_takeover_with_a_command_left_pending_repairs_all_the_same() {
     let (mut c, h) = typing_keyboard();

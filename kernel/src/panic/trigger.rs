@@ -264,7 +264,13 @@ fn usb_enum() -> ! {
 }
 
 /// `usb-irq`: panic inside the xHCI interrupt handler (on the next key).
+/// Armed once the USB keyboards have been quiet for 100 ms: typed at the
+/// shell, the Enter of `panic usb-irq` is still down, and the interrupt of
+/// its release was the one that panicked, while the key pressed next
+/// waited in QEMU's usb-kbd queue and came out as the first key at `db>`
+/// (the hang matrix's `usb-irq/breakin` cells, every one of them).
 fn usb_irq() -> ! {
+    crate::usb::wait_quiet(100_000, 2_000_000);
     crate::usb::PANIC_IN_IRQ.store(true, Ordering::SeqCst);
     crate::println!("usb-irq: press a key on the USB keyboard");
     loop {

@@ -298,6 +298,23 @@ pub fn start_thread() {
 
 /// Test switch (`panic usb-irq`): panic inside the next xHCI interrupt.
 pub static PANIC_IN_IRQ: AtomicBool = AtomicBool::new(false);
+
+/// Sleeps until no controller has raised an interrupt for `quiet_us`
+/// (the keyboards' keys all up and reported), at most `bound_us`.
+pub fn wait_quiet(quiet_us: u64, bound_us: u64) {
+    let total = || IRQS.iter().map(|n| n.load(Ordering::Relaxed)).sum::<u32>();
+    let end = crate::time::deadline_after_us(bound_us);
+    let mut last = total();
+    let mut since = crate::time::deadline_after_us(quiet_us);
+    while !crate::time::passed(end) && !crate::time::passed(since) {
+        crate::sched::sleep_us(10_000);
+        let now = total();
+        if now != last {
+            last = now;
+            since = crate::time::deadline_after_us(quiet_us);
+        }
+    }
+}
 static STALL_ENUM: AtomicBool = AtomicBool::new(false);
 static ENUM_STALLED: AtomicBool = AtomicBool::new(false);
 
