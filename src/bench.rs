@@ -4,7 +4,9 @@
 //! trip); (b) stop latency for `-smp 2/4/8` (`trigger=plain`) and with a
 //! CPU spinning with interrupts off (`trigger=cli`), each as a ratio to the
 //! IPI round trip to a halted CPU measured in the same boot
-//! (`bench.ipi=1`), the median over 5 boots; (c) panic-to-prompt, in boots
+//! (`bench.ipi=1`), the median over 5 boots: to the world stopped (every
+//! other CPU parked, or claimed halted in its idle loop), with when the last
+//! CPU parked beside it; (c) panic-to-prompt, in boots
 //! of their own: `panic` typed at `shell>` with the USB keyboard attached,
 //! host-observed from the `PANIC` line to `db> ` against Linux kdb's
 //! figure, and the early panic (controller brought up from scratch) apart;
@@ -14,7 +16,8 @@
 //! `test=dump-bench` (polled dump vs normal-mode write throughput); (f)
 //! boot to `shell>` from QEMU's start, host-observed: PVH on qboot and
 //! SeaBIOS against the floor of QEMU and the firmware alone, the GRUB image
-//! on SeaBIOS and OVMF (UEFI), as ratios to PVH on qboot ([`boot`]).
+//! on SeaBIOS and OVMF (UEFI), as ratios to PVH on qboot ([`boot`]);
+//! measured first, printed last.
 //! Benchmarks that cannot run are reported as `n/a` with the reason.
 
 use std::time::{Duration, Instant};
