@@ -56,8 +56,6 @@ pub struct StopReport {
     /// other CPU parked, or claimed while halted in its idle loop (when
     /// all were claimed, that is before the NMI that parks them is sent).
     pub cycles: u64,
-    /// How many were claimed (they park as the NMI wakes them).
-    pub claimed: u32,
 }
 
 /// Stops every other online CPU with an NMI, to all of them at once (one
@@ -119,7 +117,6 @@ pub fn stop_others(me: usize) -> StopReport {
         } else {
             cycles
         },
-        claimed: claimed.count_ones(),
     }
 }
 
